@@ -1,0 +1,47 @@
+"""The ``console`` channel: the embedded default for development and demos (SPEC §4).
+
+It prints the masked recipient and the exact text it would send, marks the invitation delivered, and its
+invitations are test data, never counted in reports. No provider account is needed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, ClassVar, TextIO
+
+from flask import Blueprint
+
+from engine.channels import Outcome, Outgoing, SendResult
+from engine.crypto import mask_email, mask_phone
+from engine.messages import invitation_text
+from engine.models.enums import ContactKind
+
+
+class ConsoleChannel:
+    name: ClassVar[str] = "console"
+    contact_kinds: ClassVar[tuple[ContactKind, ...]] = (ContactKind.EMAIL, ContactKind.PHONE)
+    consent: ClassVar[str | None] = None
+    quiet_hours: ClassVar[bool] = False
+    suppressed_by: ClassVar[tuple[str, ...] | None] = None
+    test_only: ClassVar[bool] = True
+    batch_size: ClassVar[int] = 100
+
+    def __init__(self, settings: Any, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def send(self, batch: Sequence[Outgoing]) -> list[SendResult]:
+        stream = self._stream or sys.stdout
+        results = []
+        for item in batch:
+            masked = mask_email(item.address) if item.contact_kind is ContactKind.EMAIL else mask_phone(item.address)
+            text = invitation_text(item)
+            stream.write(f"[console] to {masked} ({item.service.slug}, invitation {item.invitation_id}):\n{text}\n\n")
+            results.append(
+                SendResult(item.invitation_id, Outcome.DELIVERED, provider_id=f"console-{item.invitation_id}")
+            )
+        stream.flush()
+        return results
+
+    def blueprint(self) -> Blueprint | None:
+        return None

@@ -1,0 +1,51 @@
+"""Operations: ``/healthz`` (the process is up), ``/readyz`` (database reachable, migrations current), OpenAPI."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+
+from engine import migrate
+from engine.api.problems import problem_response
+from engine.web import public, runtime
+
+bp = Blueprint("ops", __name__)
+OPENAPI = Path(__file__).resolve().parent / "openapi.yaml"
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    with OPENAPI.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)  # type: ignore[no-any-return]
+
+
+@bp.get("/healthz")
+@public("liveness probe for load balancers; says nothing about data")
+def healthz() -> Any:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+@public("readiness probe for load balancers; says only whether the database is usable")
+def readyz() -> Any:
+    rt = runtime()
+    try:
+        with rt.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        return problem_response(503, "The database cannot be reached.", kind="database-unreachable")
+    if not migrate.is_current(rt.engine):
+        return problem_response(503, "The database schema is not current: run `survey-engine db upgrade`.",
+                                kind="migrations-pending")  # fmt: skip
+    return jsonify({"status": "ready", "database": "ok", "migrations": "current"})
+
+
+@bp.get("/api/v1/openapi.json")
+@public("the published API contract")
+def openapi() -> Any:
+    return jsonify(openapi_document())

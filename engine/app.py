@@ -1,0 +1,75 @@
+"""The Flask application factory: wires the runtime, the API blueprints, the channels' blueprints and errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+
+from engine import migrate
+from engine.api import ops, opt_outs, transactions
+from engine.api.problems import Problem, problem_response
+from engine.logs import configure_logging, log
+from engine.runtime import Runtime, build_runtime
+from engine.settings import Settings, load_settings
+
+logger = logging.getLogger("survey_engine")
+
+
+def create_app(
+    settings: Settings | None = None, *, migrate_database: bool = False, runtime: Runtime | None = None
+) -> Flask:
+    settings = settings or (runtime.settings if runtime else load_settings())
+    configure_logging(settings.log_level)
+    rt = runtime or build_runtime(settings, migrate_database=migrate_database)
+    if migrate.is_current(rt.engine):
+        rt.sync_catalog()
+        report_expired_flows(rt)
+    else:
+        log(logger, "database schema is not current: run `survey-engine db upgrade`", logging.WARNING)
+
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=8 * 1024 * 1024)
+    app.extensions["survey_engine"] = rt
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    for blueprint in (ops.bp, transactions.bp, opt_outs.bp):
+        app.register_blueprint(blueprint)
+    for channel in rt.channels.channels.values():
+        bp = channel.blueprint()
+        if bp is not None:
+            app.register_blueprint(bp)
+
+    @app.errorhandler(Problem)
+    def on_problem(problem: Problem) -> Any:
+        return problem.response()
+
+    @app.errorhandler(HTTPException)
+    def on_http_error(exc: HTTPException) -> Any:
+        if request.path.startswith("/api/") or request.path.startswith("/channels/"):
+            return problem_response(exc.code or 500, exc.description or exc.name)
+        return exc
+
+    @app.errorhandler(Exception)
+    def on_error(exc: Exception) -> Any:
+        logger.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return problem_response(500, "Something went wrong on our side; nothing was stored. Try again later.")
+
+    return app
+
+
+def report_expired_flows(rt: Runtime) -> None:
+    """SPEC §2 rule 9: an expired PRA approval is said loudly at start-up; the service keeps running."""
+    from engine.db import utcnow
+
+    today = utcnow().date()
+    for flow in rt.catalog.flows.values():
+        if flow.pra.expired(today):
+            log(logger, "PRA APPROVAL EXPIRED: nothing is sent with this flow; transactions are decided pra_expired",
+                logging.ERROR, flow=flow.id, omb_control_number=flow.pra.omb_control_number,
+                expiration_date=flow.pra.expiration_date.isoformat())  # fmt: skip
+        elif (flow.pra.expiration_date - today).days <= 30:
+            log(logger, "PRA approval expires within 30 days", logging.WARNING, flow=flow.id,
+                expiration_date=flow.pra.expiration_date.isoformat())  # fmt: skip

@@ -1,0 +1,137 @@
+"""The channel contract and registry: how the engine knows channels without importing any of them.
+
+A channel is a class that satisfies :class:`Channel`; it declares itself in ``pyproject.toml`` under the
+``survey_engine.channels`` entry-point group and the application factory fills the :class:`ChannelRegistry` from
+that group. The engine then asks the registry by name; it never names Twilio, SendGrid or a channel module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from engine.models.enums import ContactKind, SuppressionReason
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+    from engine.catalog import ServiceConfig
+    from engine.flows import Flow
+
+ENTRY_POINT_GROUP = "survey_engine.channels"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One invitation, decrypted and ready for its channel to send."""
+
+    invitation_id: uuid.UUID
+    service: ServiceConfig
+    flow: Flow
+    language: str
+    contact_kind: ContactKind
+    address: str
+    expires_at: datetime
+    test: bool
+    # The web survey link of this invitation (``/s/<token>``), made fresh at send time.
+    survey_url: str | None = None
+
+
+class Outcome(StrEnum):
+    """What became of one hand-over to a provider (SPEC §2 rule 10)."""
+
+    SENT = "sent"  # the provider accepted it
+    DELIVERED = "delivered"  # the provider confirmed delivery at once (the console channel)
+    RETRY = "retry"  # surely nothing went out (refused connection, 429, 5xx): retry with backoff
+    FAILED = "failed"  # permanent: never retried
+    UNKNOWN = "unknown"  # the request may have gone out (a timeout after sending): never resent blind
+
+
+@dataclass(frozen=True)
+class SendResult:
+    invitation_id: uuid.UUID
+    outcome: Outcome
+    provider_id: str | None = None
+    detail: str | None = None
+    # For a permanent failure that says the address must not be used again (invalid number, opted out at carrier).
+    suppress: SuppressionReason | None = None
+    retry_after_seconds: float | None = None
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """What every channel gives the engine. Class attributes describe it; ``send`` hands invitations over."""
+
+    name: ClassVar[str]
+    # The contact kinds it can use, the preferred first (console takes an email or a phone).
+    contact_kinds: ClassVar[tuple[ContactKind, ...]]
+    # The consent flag the transaction must carry (``sms``, ``voice``), or None.
+    consent: ClassVar[str | None]
+    # Whether the customer's quiet hours apply (texts and outbound calls).
+    quiet_hours: ClassVar[bool]
+    # Suppressions on these channels block it (an SMS opt-out also stops outbound calls); None: any channel's.
+    suppressed_by: ClassVar[tuple[str, ...] | None]
+    # Its invitations are test data, never counted in reports.
+    test_only: ClassVar[bool]
+    # How many invitations one ``send`` call may take (email batches up to 1,000 personalizations).
+    batch_size: ClassVar[int]
+
+    def send(self, batch: Sequence[Outgoing]) -> list[SendResult]: ...
+
+    def blueprint(self) -> Blueprint | None: ...
+
+
+@dataclass
+class ChannelRegistry:
+    """The channels this process knows, by name."""
+
+    channels: dict[str, Channel] = field(default_factory=dict)
+
+    def register(self, channel: Channel) -> None:
+        if not isinstance(channel, Channel):
+            raise TypeError(f"{channel!r} does not satisfy the Channel contract")
+        if channel.name in self.channels:
+            raise ValueError(f"channel {channel.name!r} is registered twice")
+        self.channels[channel.name] = channel
+
+    def get(self, name: str) -> Channel:
+        try:
+            return self.channels[name]
+        except KeyError:
+            raise KeyError(f"no channel named {name!r} is registered") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.channels
+
+    def names(self) -> set[str]:
+        return set(self.channels)
+
+    def __iter__(self) -> Iterable[Channel]:  # type: ignore[override]
+        return iter(self.channels.values())
+
+    def for_contact_kind(self, kind: ContactKind) -> list[str]:
+        return [c.name for c in self.channels.values() if kind in c.contact_kinds]
+
+    def blocks(self, channel: str, suppressed_channels: set[str]) -> bool:
+        """Whether suppressions on ``suppressed_channels`` (for one address) stop ``channel``."""
+        blocked_by = self.get(channel).suppressed_by
+        if blocked_by is None:
+            return bool(suppressed_channels)
+        return bool(suppressed_channels.intersection(blocked_by))
+
+
+def load_channels(settings: Any, entry_point_names: Iterable[str] | None = None) -> ChannelRegistry:
+    """Instantiate every channel declared under the entry-point group, each given the settings."""
+    registry = ChannelRegistry()
+    wanted = set(entry_point_names) if entry_point_names is not None else None
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if wanted is not None and ep.name not in wanted:
+            continue
+        factory = ep.load()
+        registry.register(factory(settings))
+    return registry

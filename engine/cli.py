@@ -1,0 +1,182 @@
+"""The ``survey-engine`` command line (Flask's click): serve, web, worker, db, api-key, flows, demo."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+from flask.cli import FlaskGroup
+
+from engine import migrate
+from engine.errors import ConfigError
+from engine.settings import Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _app_factory() -> Any:
+    from engine.app import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _runtime(migrate_database: bool = False) -> Any:
+    from engine.runtime import build_runtime
+
+    try:
+        rt = build_runtime(_settings(), migrate_database=migrate_database)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not migrate.is_current(rt.engine):
+        raise click.ClickException("the database schema is not current: run `survey-engine db upgrade`")
+    rt.sync_catalog()
+    return rt
+
+
+@click.group(cls=FlaskGroup, create_app=_app_factory, add_default_commands=False, add_version_option=False,
+             load_dotenv=False)  # fmt: skip
+def main() -> None:
+    """Survey delivery engine: A-11 CX feedback for public services."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Web and scheduler in one process (the embedded default); creates or upgrades the database."""
+    from werkzeug.serving import run_simple
+
+    from engine.app import create_app
+    from engine.scheduler import start_background
+
+    rt = _runtime(migrate_database=True)
+    app = create_app(runtime=rt)
+    scheduler = start_background(rt)
+    click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=int)
+def web(bind: str, workers: int) -> None:
+    """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
+    _settings()
+    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
+            "engine.app:create_app()"]  # fmt: skip
+    os.execv(sys.executable, args)
+
+
+@main.command()
+def worker() -> None:
+    """Scheduled jobs only (dispatch, expiry, recovery, retention); run as many as you like on PostgreSQL."""
+    settings = _settings()
+    if settings.is_sqlite:
+        raise click.ClickException(
+            "`worker` needs PostgreSQL (SURVEY_ENGINE_DATABASE_URL): SQLite cannot claim rows across processes. "
+            "On the embedded default, `survey-engine serve` runs the jobs itself."
+        )
+    from engine.logs import configure_logging
+    from engine.scheduler import run_blocking
+
+    configure_logging(settings.log_level)
+    rt = _runtime()
+    click.echo("survey-engine worker started", err=True)
+    run_blocking(rt)
+
+
+@main.group()
+def db() -> None:
+    """The database schema (Alembic)."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from engine.db import make_engine
+
+    settings = _settings()
+    if settings.is_sqlite:
+        settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    click.echo(f"database at revision {migrate.current(engine)}")
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """API keys for systems of record, report readers and administrators."""
+
+
+@api_key.command("create")
+@click.option("--name", required=True, help="Who uses the key (shown in audits).")
+@click.option("--service", "services", multiple=True, required=True, help="A service slug; repeat for more.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(["intake", "reports", "admin"]),
+              help="Repeat for more; default intake and reports.")  # fmt: skip
+def api_key_create(name: str, services: tuple[str, ...], scopes: tuple[str, ...]) -> None:
+    """Create a key; it is printed once, alone on the last line."""
+    from engine.api.auth import create_api_key
+    from engine.db import unit_of_work
+
+    rt = _runtime()
+    try:
+        with unit_of_work(rt.sessions) as session:
+            key = create_api_key(session, name, services, scopes or ("intake", "reports"))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"API key for {name} ({', '.join(sorted(set(services)))}; {', '.join(scopes or ('intake', 'reports'))}):"
+    )
+    click.echo(key)
+
+
+@main.group()
+def flows() -> None:
+    """Survey flows."""
+
+
+@flows.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+def flows_validate(paths: tuple[str, ...]) -> None:
+    """Check flows (default: every flow in the flows directory); exit non-zero on any broken rule."""
+    from engine.flow_rules import validate_paths
+
+    settings = _settings()
+    problems, warnings, checked = validate_paths([*paths] or [str(settings.flows_dir)])
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
+    for line in problems:
+        click.echo(f"error: {line}", err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"{checked} flow(s) valid")
+
+
+@main.command()
+@click.option("--count", default=20, show_default=True, help="How many synthetic transactions to feed.")
+@click.option("--service", "services", multiple=True, help="Services to feed (default: every configured one).")
+def demo(count: int, services: tuple[str, ...]) -> None:
+    """Feed synthetic transactions through the real intake so the console shows invitations going out."""
+    from engine.demo import feed
+
+    rt = _runtime(migrate_database=True)
+    summary = feed(rt, count, list(services) or None)
+    for line in summary:
+        click.echo(line)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

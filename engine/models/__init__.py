@@ -1,0 +1,47 @@
+"""The normalized store: one module per aggregate, all on :class:`engine.db.Base`."""
+
+from engine.models.api_keys import ApiKey, ApiKeyService
+from engine.models.catalog import FlowVersion, Office, Service
+from engine.models.enums import (
+    ANSWERABLE_STATES,
+    COOLDOWN_STATES,
+    ContactKind,
+    Decision,
+    InvitationState,
+    Scope,
+    SuppressionReason,
+)
+from engine.models.invitations import DeliveryEvent, Invitation
+from engine.models.kiosk import KioskDevice
+from engine.models.responses import Answer, AnswerChoice, Response
+from engine.models.suppressions import AuditEntry, Suppression
+from engine.models.transactions import Contact, ServiceLevel, Transaction
+
+COOLDOWN_STATES_VALUES = [s.value for s in COOLDOWN_STATES]
+
+__all__ = [
+    "ANSWERABLE_STATES",
+    "COOLDOWN_STATES",
+    "COOLDOWN_STATES_VALUES",
+    "Answer",
+    "AnswerChoice",
+    "ApiKey",
+    "ApiKeyService",
+    "AuditEntry",
+    "Contact",
+    "ContactKind",
+    "Decision",
+    "DeliveryEvent",
+    "FlowVersion",
+    "Invitation",
+    "InvitationState",
+    "KioskDevice",
+    "Office",
+    "Response",
+    "Scope",
+    "Service",
+    "ServiceLevel",
+    "Suppression",
+    "SuppressionReason",
+    "Transaction",
+]

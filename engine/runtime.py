@@ -1,0 +1,117 @@
+"""The process's wiring: settings, database, catalogue, channels and cipher, built once and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine import migrate
+from engine.catalog import Catalog, load_catalog
+from engine.channels import ChannelRegistry, load_channels
+from engine.crypto import ContactCipher
+from engine.db import make_engine, make_sessionmaker, unit_of_work, utcnow
+from engine.models import FlowVersion, Office, Service
+from engine.rules import ChannelOption
+from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.catalog import ServiceConfig
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    catalog: Catalog
+    channels: ChannelRegistry
+    cipher: ContactCipher
+    service_ids: dict[str, int] = field(default_factory=dict)
+    service_salts: dict[str, str] = field(default_factory=dict)
+    office_ids: dict[str, int] = field(default_factory=dict)
+    flow_version_ids: dict[str, int] = field(default_factory=dict)
+
+    def channel_options(self, service: ServiceConfig) -> list[ChannelOption]:
+        options = []
+        for name in service.channels:
+            channel = self.channels.get(name)
+            options.append(ChannelOption(name, channel.contact_kinds, channel.consent, channel.suppressed_by))
+        return options
+
+    @property
+    def synced(self) -> bool:
+        return bool(self.service_ids) or not self.catalog.services
+
+    def sync_catalog(self) -> None:
+        """Mirror services, offices and flow versions into the store (safe in many processes at once)."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        import secrets
+
+        now = utcnow()
+        with unit_of_work(self.sessions) as session:
+            for slug, svc in self.catalog.services.items():
+                values = {
+                    "name": svc.name,
+                    "agency": svc.agency,
+                    "service_type": svc.service_type,
+                    "service_stage": svc.service_stage,
+                    "flow_id": svc.flow,
+                    "timezone": svc.timezone.key,
+                    "active": True,
+                    "synced_at": now,
+                }
+                session.execute(
+                    upsert(Service)
+                    .values(slug=slug, sampling_salt=secrets.token_hex(16), **values)
+                    .on_conflict_do_nothing(index_elements=["slug"])
+                )
+                session.execute(update(Service).where(Service.slug == slug).values(**values))
+            session.execute(
+                update(Service).where(Service.slug.not_in(list(self.catalog.services) or [""])).values(active=False)
+            )
+            for code, office in self.catalog.offices.items():
+                values = {"name": office.name, "timezone": office.timezone.key if office.timezone else None}
+                session.execute(
+                    upsert(Office).values(code=code, **values).on_conflict_do_nothing(index_elements=["code"])
+                )
+                session.execute(update(Office).where(Office.code == code).values(active=True, **values))
+            for flow in self.catalog.flows.values():
+                session.execute(
+                    upsert(FlowVersion)
+                    .values(flow_id=flow.id, version=flow.version, content_hash=flow.content_hash, title=flow.title)
+                    .on_conflict_do_nothing(index_elements=["flow_id", "version"])
+                )
+            rows = session.execute(select(Service.slug, Service.id, Service.sampling_salt)).all()
+            self.service_ids = {slug: id_ for slug, id_, _ in rows}
+            self.service_salts = {slug: salt for slug, _, salt in rows}
+            self.office_ids = dict(session.execute(select(Office.code, Office.id)).tuples().all())
+            versions = session.execute(select(FlowVersion.flow_id, FlowVersion.version, FlowVersion.id)).all()
+            current = {f.id: f.version for f in self.catalog.flows.values()}
+            self.flow_version_ids = {fid: vid for fid, ver, vid in versions if current.get(fid) == ver}
+
+
+def build_runtime(settings: Settings, *, migrate_database: bool = False) -> Runtime:
+    engine = make_engine(settings.database_url)
+    if migrate_database:
+        if settings.is_sqlite:
+            settings.instance_dir.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(engine)
+    channels = load_channels(settings)
+    catalog = load_catalog(settings.config_dir, settings.flows_dir, channels.names())
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        catalog=catalog,
+        channels=channels,
+        cipher=ContactCipher(settings.encryption_key),
+    )
+    return runtime

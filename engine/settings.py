@@ -1,0 +1,119 @@
+"""Runtime settings: the environment variables of SPEC §8, resolved once at start-up.
+
+Secrets are never written in the code. On the embedded default (SQLite) a missing secret is generated on first
+start and kept in the instance folder, readable by its owner alone; with any other database a missing secret stops
+the start with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import ConfigError
+
+MIN_SECRET_LENGTH = 32
+SECRET_NAMES = ("SURVEY_ENGINE_SECRET_KEY", "SURVEY_ENGINE_ENCRYPTION_KEY")
+PROVIDER_SETTINGS = (
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_API_BASE_URL",
+    "SENDGRID_API_KEY",
+    "SENDGRID_API_HOST",
+    "SENDGRID_FROM_EMAIL",
+    "SENDGRID_WEBHOOK_PUBLIC_KEY",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine reads from its environment."""
+
+    database_url: str
+    instance_dir: Path
+    config_dir: Path
+    flows_dir: Path
+    public_url: str
+    secret_key: str
+    encryption_key: str
+    providers: dict[str, str] = field(default_factory=dict)
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _load_or_create_secrets(instance_dir: Path, missing: list[str]) -> dict[str, str]:
+    """Read generated secrets from the instance folder, creating the ones still missing (owner-only file)."""
+    path = instance_dir / "secrets.json"
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    changed = False
+    for name in missing:
+        if name not in stored:
+            stored[name] = secrets.token_urlsafe(48)
+            changed = True
+    if changed:
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(stored, handle)
+        os.replace(tmp, path)
+    os.chmod(path, 0o600)
+    return stored
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settings:
+    """Resolve settings from ``env`` (default: the process environment) and explicit overrides."""
+    values = dict(os.environ if env is None else env)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    root = _project_root()
+    instance_dir = Path(values.get("SURVEY_ENGINE_INSTANCE_DIR") or root / "instance").resolve()
+    database_url = values.get("SURVEY_ENGINE_DATABASE_URL") or f"sqlite:///{instance_dir / 'survey-engine.db'}"
+    if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+        # psycopg 3 is the driver we ship; accept the plain URL people copy from their provider.
+        database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    embedded = database_url.startswith("sqlite")
+
+    found: dict[str, str] = {}
+    missing = []
+    for name in SECRET_NAMES:
+        value = values.get(name, "")
+        if value:
+            if len(value) < MIN_SECRET_LENGTH:
+                raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long")
+            found[name] = value
+        else:
+            missing.append(name)
+    if missing:
+        if not embedded:
+            raise ConfigError(
+                f"{', '.join(missing)} must be set when the database is not the embedded SQLite "
+                f"(each any string of at least {MIN_SECRET_LENGTH} characters, kept secret and stable: "
+                "the encryption key protects the contact data already stored)"
+            )
+        found.update({k: v for k, v in _load_or_create_secrets(instance_dir, missing).items() if k in missing})
+
+    return Settings(
+        database_url=database_url,
+        instance_dir=instance_dir,
+        config_dir=Path(values.get("SURVEY_ENGINE_CONFIG_DIR") or root / "config").resolve(),
+        flows_dir=Path(values.get("SURVEY_ENGINE_FLOWS_DIR") or root / "flows").resolve(),
+        public_url=(values.get("SURVEY_ENGINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        secret_key=found["SURVEY_ENGINE_SECRET_KEY"],
+        encryption_key=found["SURVEY_ENGINE_ENCRYPTION_KEY"],
+        providers={name: values[name] for name in PROVIDER_SETTINGS if values.get(name)},
+        log_level=values.get("SURVEY_ENGINE_LOG_LEVEL", "INFO").upper(),
+    )
