@@ -69,12 +69,12 @@ class Dispatcher:
         self,
         runtime: Runtime,
         worker: str | None = None,
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta | None = None,
         batch: int = 500,
     ) -> None:
         self.rt = runtime
         self.worker = worker or worker_name()
-        self.lease = lease
+        self.lease = lease or timedelta(seconds=runtime.settings.dispatch_lease_seconds)
         self.batch = batch
 
     # -- 1. claim -------------------------------------------------------------------------------------------

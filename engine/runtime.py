@@ -98,13 +98,16 @@ class Runtime:
             self.flow_version_ids = {fid: vid for fid, ver, vid in versions if current.get(fid) == ver}
 
 
-def build_runtime(settings: Settings, *, migrate_database: bool = False) -> Runtime:
+def build_runtime(
+    settings: Settings, *, migrate_database: bool = False, channels: ChannelRegistry | None = None
+) -> Runtime:
+    """Wire a runtime; ``channels`` defaults to every channel declared under the entry-point group."""
     engine = make_engine(settings.database_url)
     if migrate_database:
         if settings.is_sqlite:
             settings.instance_dir.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(engine)
-    channels = load_channels(settings)
+    channels = channels or load_channels(settings)
     catalog = load_catalog(settings.config_dir, settings.flows_dir, channels.names())
     runtime = Runtime(
         settings=settings,

@@ -43,6 +43,9 @@ class Settings:
     encryption_key: str
     providers: dict[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
+    # How long a worker holds claimed invitations before they return to the queue (or, if ``sending``, are
+    # declared ``unknown``); longer than the slowest provider call.
+    dispatch_lease_seconds: float = 300.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -73,6 +76,19 @@ def _load_or_create_secrets(instance_dir: Path, missing: list[str]) -> dict[str,
         os.replace(tmp, path)
     os.chmod(path, 0o600)
     return stored
+
+
+def _positive(values: dict[str, str], name: str, default: float) -> float:
+    raw = values.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
 
 
 def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settings:
@@ -116,4 +132,5 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
         encryption_key=found["SURVEY_ENGINE_ENCRYPTION_KEY"],
         providers={name: values[name] for name in PROVIDER_SETTINGS if values.get(name)},
         log_level=values.get("SURVEY_ENGINE_LOG_LEVEL", "INFO").upper(),
+        dispatch_lease_seconds=_positive(values, "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS", 300.0),
     )

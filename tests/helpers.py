@@ -1,0 +1,34 @@
+"""Small builders shared by the tests: transactions as an integrator would send them, row counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.db import Base
+from engine.runtime import Runtime
+
+
+def ago(**delta: float) -> str:
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat()
+
+
+def tx(external_id: str, service: str = "passport-renewal", **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": external_id, "service": service, "completed_at": ago(minutes=5)}
+    body.update(fields)
+    return body
+
+
+def counts(rt: Runtime) -> dict[str, int]:
+    """Rows in every table: 'nothing half-written' is checked by comparing these before and after."""
+    with rt.sessions() as session:
+        return {
+            t.name: session.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in Base.metadata.sorted_tables
+        }
+
+
+def post(client: Any, body: Any, auth: dict[str, str]) -> Any:
+    return client.post("/api/v1/transactions", json=body, headers=auth)
