@@ -74,7 +74,8 @@ class Channel(Protocol):
     consent: ClassVar[str | None]
     # Whether the customer's quiet hours apply (texts and outbound calls).
     quiet_hours: ClassVar[bool]
-    # Suppressions on these channels block it (an SMS opt-out also stops outbound calls); None: any channel's.
+    # Suppressions on these channels block it besides its own (an SMS opt-out also stops outbound calls);
+    # None: a suppression on any channel does.
     suppressed_by: ClassVar[tuple[str, ...] | None]
     # Its invitations are test data, never counted in reports.
     test_only: ClassVar[bool]
@@ -122,7 +123,7 @@ class ChannelRegistry:
         blocked_by = self.get(channel).suppressed_by
         if blocked_by is None:
             return bool(suppressed_channels)
-        return bool(suppressed_channels.intersection(blocked_by))
+        return bool(suppressed_channels.intersection({channel, *blocked_by}))
 
 
 def load_channels(settings: Any, entry_point_names: Iterable[str] | None = None) -> ChannelRegistry:

@@ -33,6 +33,7 @@ from engine.channels import Outcome, Outgoing, SendResult
 from engine.db import unit_of_work, utcnow
 from engine.logs import log
 from engine.models import (
+    ANSWERABLE_STATES,
     Contact,
     ContactKind,
     DeliveryEvent,
@@ -47,6 +48,7 @@ from engine.runtime import Runtime
 from engine.suppressions import suppress_hash
 
 logger = logging.getLogger("survey_engine.dispatch")
+ANSWERABLE_OR_UNSETTLED = (*ANSWERABLE_STATES, InvitationState.UNKNOWN)
 MAX_ATTEMPTS = 8
 
 
@@ -206,7 +208,7 @@ class Dispatcher:
 
     # -- 3. send and record ---------------------------------------------------------------------------------
 
-    def send(self, ready: Sequence[tuple[str, Outgoing]], stats: DispatchStats) -> None:
+    def send(self, ready: Sequence[tuple[str, Outgoing]], stats: DispatchStats, now: datetime | None = None) -> None:
         by_channel: dict[str, list[Outgoing]] = defaultdict(list)
         for name, item in ready:
             by_channel[name].append(item)
@@ -224,7 +226,7 @@ class Dispatcher:
                 results += [SendResult(i.invitation_id, Outcome.UNKNOWN, detail="channel gave no result")
                             for i in chunk if i.invitation_id not in answered]  # fmt: skip
                 stats.handed += len(chunk)
-                self.record(results, name)
+                self.record(results, name, now)
                 for r in results:
                     stats.count(r.outcome.value)
 
@@ -318,12 +320,13 @@ class Dispatcher:
     def run_once(self, now: datetime | None = None) -> DispatchStats:
         """Claim, prepare and send one batch of due invitations."""
         stats = DispatchStats()
-        now = now or utcnow()
-        ids = self.claim(now)
+        at = now or utcnow()
+        ids = self.claim(at)
         stats.claimed = len(ids)
         if ids:
-            ready = self.prepare(ids, now, stats)
-            self.send(ready, stats)
+            ready = self.prepare(ids, at, stats)
+            # Outcomes are stamped when they happen (``now`` only pins the clock in tests and replays).
+            self.send(ready, stats, now)
             log(logger, "dispatched", claimed=stats.claimed, handed=stats.handed, outcomes=dict(stats.outcomes))
         return stats
 
@@ -392,7 +395,8 @@ def erase_unneeded_contacts(rt: Runtime, now: datetime | None = None) -> int:
             Invitation.transaction_id == Contact.transaction_id,
             or_(
                 Invitation.state.in_([InvitationState.SCHEDULED.value, InvitationState.SENDING.value]),
-                and_(Invitation.expires_at > now, Invitation.state != InvitationState.CANCELLED),
+                # Sent (or perhaps sent) and still open for answers.
+                and_(Invitation.expires_at > now, Invitation.state.in_([s.value for s in ANSWERABLE_OR_UNSETTLED])),
             ),
         )
         .exists()

@@ -96,6 +96,11 @@ class ChannelOption:
     consent: str | None
     suppressed_by: tuple[str, ...] | None
 
+    @property
+    def blocking(self) -> set[str]:
+        """The suppression channels that stop this one: its own name and those it names."""
+        return {self.name, *(self.suppressed_by or ())}
+
 
 @dataclass(frozen=True)
 class ChannelChoice:
@@ -129,7 +134,7 @@ def choose_channel(
             if contact_hash is None:
                 continue
             blocked_on = suppressed.get(contact_hash, set())
-            blocked = bool(blocked_on) if option.suppressed_by is None else bool(blocked_on & set(option.suppressed_by))
+            blocked = bool(blocked_on) if option.suppressed_by is None else bool(blocked_on & option.blocking)
             if blocked:
                 skipped_for_opt_out = True
                 continue
