@@ -82,6 +82,11 @@ _migrated: set[str] = set()
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("pg_database" if request.param == "postgresql" else "sqlite_database")
+    return prepared_database(url)
+
+
+def prepared_database(url: str) -> str:
+    """Migrate the database once per session and empty it before each test."""
     engine = make_engine(url)
     try:
         if url not in _migrated:

@@ -37,10 +37,10 @@ class ConsoleChannel:
             masked = mask_email(item.address) if item.contact_kind is ContactKind.EMAIL else mask_phone(item.address)
             text = invitation_text(item)
             stream.write(f"[console] to {masked} ({item.service.slug}, invitation {item.invitation_id}):\n{text}\n\n")
+            stream.flush()  # each hand-over is on the console before the engine records it
             results.append(
                 SendResult(item.invitation_id, Outcome.DELIVERED, provider_id=f"console-{item.invitation_id}")
             )
-        stream.flush()
         return results
 
     def blueprint(self) -> Blueprint | None:

@@ -1,0 +1,289 @@
+"""Shared plumbing of the benchmark scripts: databases, settings, synthetic transactions, results, machine facts.
+
+Not a benchmark itself. The scripts in this folder import it as ``common`` (``bench/`` is ``sys.path[0]`` when a
+script is run as ``.venv/bin/python bench/<name>.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+
+RESULTS = BENCH / "results"
+CONFIG = BENCH / "config"
+FLOWS = ROOT / "flows"
+SERVICE = "bench"
+OFFICE = "BENCH-01"
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+# Fixed, benchmark-only secrets (never used by a real deployment): 32+ characters as SPEC §8 asks.
+SECRET = "bench-secret-key-not-for-production-0123456789"
+ENCRYPTION = "bench-encryption-key-not-for-production-9876543210"
+ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Pacific/Honolulu")
+
+
+# -- databases --------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def database(backend: str, label: str, keep: bool = False) -> Iterator[str]:
+    """A fresh, empty, migrated database for one benchmark; dropped (or deleted) at the end."""
+    from engine import migrate
+    from engine.db import make_engine
+
+    name = f"bench_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    if backend == "postgresql":
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        cleanup = lambda: _drop_pg(admin, name)  # noqa: E731
+    elif backend == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}_"))
+        url = f"sqlite:///{folder / 'bench.db'}"
+        cleanup = lambda: _rm_tree(folder)  # noqa: E731
+    else:
+        raise SystemExit(f"unknown backend {backend!r}")
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    try:
+        yield url
+    finally:
+        if keep:
+            print(f"(kept database {url})", file=sys.stderr)
+        else:
+            cleanup()
+
+
+def _drop_pg(admin: Any, name: str) -> None:
+    from sqlalchemy import text
+
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _rm_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    folder.rmdir()
+
+
+def env_for(url: str, instance_dir: str | None = None) -> dict[str, str]:
+    """The environment a benchmark process of the engine runs with (SPEC §8 variables)."""
+    return {
+        "SURVEY_ENGINE_DATABASE_URL": url,
+        "SURVEY_ENGINE_INSTANCE_DIR": instance_dir or tempfile.mkdtemp(prefix="bench_instance_"),
+        "SURVEY_ENGINE_CONFIG_DIR": str(CONFIG),
+        "SURVEY_ENGINE_FLOWS_DIR": str(FLOWS),
+        "SURVEY_ENGINE_SECRET_KEY": SECRET,
+        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
+        "SURVEY_ENGINE_PUBLIC_URL": "http://127.0.0.1:8000",
+        "SURVEY_ENGINE_LOG_LEVEL": "WARNING",
+    }
+
+
+def runtime_for(url: str) -> Any:
+    from engine.runtime import build_runtime
+    from engine.settings import load_settings
+
+    rt = build_runtime(load_settings(env_for(url)))
+    rt.sync_catalog()
+    return rt
+
+
+# -- synthetic transactions -------------------------------------------------------------------------------------
+
+
+class Items:
+    """Synthetic transactions of the bench service: a contact (phone, email, time zone) on every one."""
+
+    def __init__(self, seed: int = 7, service_levels: int = 0, prefix: str | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.n = 0
+        self.prefix = prefix or f"bench-{uuid.uuid4().hex[:8]}"
+        self.service_levels = service_levels
+        self.sent: list[dict[str, Any]] = []
+
+    def fresh(self, completed_at: datetime | None = None) -> dict[str, Any]:
+        self.n += 1
+        n = self.n
+        moment = completed_at or datetime.now(UTC) - timedelta(minutes=5)
+        item: dict[str, Any] = {
+            "id": f"{self.prefix}-{n:09d}",
+            "service": SERVICE,
+            "completed_at": moment.isoformat(timespec="seconds"),
+            "touchpoint": "web",
+            "office": OFFICE,
+            "language": "en",
+            # +1 212 2xx xxxx: valid North American numbers, one per transaction.
+            "contact": {
+                "phone": f"+1212{2000000 + n % 8000000:07d}",
+                "email": f"customer.{n}@mail.example.gov",
+                "timezone": ZONES[n % len(ZONES)],
+            },
+        }
+        if self.service_levels:
+            item["service_level"] = {f"sli_{k}": float(self.rng.randint(1, 900)) for k in range(self.service_levels)}
+        self.sent.append(item)
+        return item
+
+    def replay(self) -> dict[str, Any]:
+        return dict(self.rng.choice(self.sent))
+
+    def batch(self, size: int, replay_share: float) -> list[dict[str, Any]]:
+        """``size`` items, ``replay_share`` of them replays of ids sent before (earlier batches or this one)."""
+        replays = round(size * replay_share)
+        items = [self.fresh() for _ in range(size - replays)]
+        items += [self.replay() for _ in range(replays)]
+        self.rng.shuffle(items)
+        return items
+
+
+# -- processes and memory ---------------------------------------------------------------------------------------
+
+
+def vm_kb(pid: int | str, field: str = "VmHWM") -> int | None:
+    """A ``/proc/<pid>/status`` memory figure in kB (VmHWM: peak resident set size)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+    return int(match.group(1)) if match else None
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+# -- machine and results ----------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = None
+    try:
+        mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    info: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_total_gb": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
+        "loadavg_at_start": load,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+    try:
+        import psycopg
+        import sqlalchemy
+
+        info["sqlalchemy"] = sqlalchemy.__version__
+        info["psycopg"] = psycopg.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def pg_version(url: str) -> str | None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar_one())
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
+
+
+def git_commit() -> str | None:
+    # Read-only look at HEAD without running git.
+    try:
+        head = (ROOT / ".git" / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = ROOT / ".git" / head[5:]
+            if ref.exists():
+                return ref.read_text().strip()
+            packed = ROOT / ".git" / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.exists() else []:
+                if line.endswith(head[5:]):
+                    return line.split()[0]
+            return None
+        return head
+    except OSError:
+        return None
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    payload = {"benchmark": name, "at": stamp, "commit": git_commit(), "machine": machine(), **payload}
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    latest = RESULTS / f"{name}-latest.json"
+    latest.write_text(path.read_text())
+    return path
+
+
+def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kwargs)
+
+
+def now_s() -> float:
+    return time.perf_counter()

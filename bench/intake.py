@@ -1,0 +1,277 @@
+"""SPEC §7 intake benchmark: batches through ``Intake.submit`` against a bare Core executemany of the same rows.
+
+    .venv/bin/python bench/intake.py [--backend sqlite|postgresql|both] [--batches 20] [--batch-size 1000]
+                                     [--replays 0.10] [--warmup 2] [--service-levels 0] [--http] [--profile]
+
+What is timed, per backend, each on a fresh migrated database:
+
+* **intake** — every batch (``--batch-size`` items, ``--replays`` of them replays of ids sent before) goes through
+  ``Intake(rt).submit(session, items)`` inside ``unit_of_work(rt.sessions)``: the code path of
+  ``POST /api/v1/transactions`` minus HTTP and auth (validation, replay lookup, facts, decisions, encryption,
+  the INSERTs, the commit). The items are built before the clock starts.
+* **baseline** — afterwards, the rows the intake wrote are read back (transactions, contacts, invitations,
+  service_levels), restricted to the columns ``Intake._write`` sets, and inserted into a second fresh database
+  with ``conn.execute(insert(table), rows)`` (SQLAlchemy Core executemany), through the same ``make_engine``
+  (same driver, same SQLite pragmas), one database transaction per intake batch — the rows of 1,000 submitted
+  transactions a database transaction — in the same table order.
+* **ratio** — baseline time / intake time for the same timed batches (= intake rate / baseline rate).
+* ``--http`` also posts the same kind of batches through Flask's test client (``POST /api/v1/transactions`` with a
+  real API key), on a third fresh database: adds JSON, auth and the response to the intake figure.
+
+The first ``--warmup`` batches are run (and their rows inserted in the baseline) but not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import common
+from sqlalchemy import insert, select
+
+from engine.db import make_engine, unit_of_work
+from engine.intake import Intake
+from engine.models import Contact, Invitation, ServiceLevel, Transaction
+
+# The columns Intake._write sets, per table (engine/intake.py, ``_write`` and ``decide_one``).
+WRITTEN = {
+    "transactions": (
+        Transaction.__table__,
+        [
+            "id",
+            "service_id",
+            "external_id",
+            "completed_at",
+            "received_at",
+            "touchpoint",
+            "office_id",
+            "language",
+            "consent_sms",
+            "consent_voice",
+            "test",
+            "decision",
+            "reason",
+            "channel",
+            "source",
+            "attributes",
+        ],
+    ),  # fmt: skip
+    "contacts": (
+        Contact.__table__,
+        ["transaction_id", "phone_encrypted", "phone_hash", "email_encrypted", "email_hash", "timezone", "erased_at"],
+    ),
+    "service_levels": (ServiceLevel.__table__, ["transaction_id", "name", "value"]),
+    "invitations": (
+        Invitation.__table__,
+        [
+            "id",
+            "transaction_id",
+            "service_id",
+            "channel",
+            "state",
+            "contact_hash",
+            "language",
+            "test",
+            "created_at",
+            "send_at",
+            "send_by",
+            "expires_at",
+            "attempts",
+            "reason",
+            "updated_at",
+        ],
+    ),  # fmt: skip
+}
+ORDER = ["transactions", "contacts", "service_levels", "invitations"]  # the order _write inserts in
+
+
+def summarize_times(times: list[float], items_per_batch: int) -> dict[str, Any]:
+    total = sum(times)
+    ordered = sorted(times)
+    return {
+        "batches": len(times),
+        "seconds": round(total, 4),
+        "batch_ms_p50": round(common.percentile(ordered, 50) * 1000, 2) if times else None,
+        "batch_ms_max": round(ordered[-1] * 1000, 2) if times else None,
+        "tx_per_s": round(len(times) * items_per_batch / total, 1) if total else None,
+    }
+
+
+def run_intake(rt: Any, batches: list[list[dict[str, Any]]], warmup: int, profile: bool) -> dict[str, Any]:
+    intake = Intake(rt)
+    times: list[float] = []
+    decisions: Counter[str] = Counter()
+    duplicates = 0
+    profiler = cProfile.Profile() if profile else None
+    for index, items in enumerate(batches):
+        timed = index >= warmup
+        if profiler and timed:
+            profiler.enable()
+        start = time.perf_counter()
+        with unit_of_work(rt.sessions) as session:
+            results = intake.submit(session, items)
+        elapsed = time.perf_counter() - start
+        if profiler and timed:
+            profiler.disable()
+        if timed:
+            times.append(elapsed)
+        for r in results:
+            decisions[r["decision"]] += 1
+            duplicates += bool(r["duplicate"])
+    out = {"decisions": dict(decisions), "duplicates": duplicates, **summarize_times(times, len(batches[0]))}
+    if profiler:
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(30)
+        out["profile_top"] = buffer.getvalue()
+    return out
+
+
+def read_back(url: str) -> tuple[list[dict[str, list[dict[str, Any]]]], dict[str, int]]:
+    """The rows the intake wrote, per intake batch (one ``received_at`` per ``submit`` call), per table."""
+    engine = make_engine(url)
+    by_tx: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        tx_rows = [
+            dict(r._mapping)
+            for r in conn.execute(select(*[Transaction.__table__.c[c] for c in WRITTEN["transactions"][1]]))
+        ]
+        counts["transactions"] = len(tx_rows)
+        for name in ("contacts", "service_levels", "invitations"):
+            table, cols = WRITTEN[name]
+            grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+            rows = conn.execute(select(*[table.c[c] for c in cols])).all()
+            for r in rows:
+                row = dict(r._mapping)
+                grouped[row["transaction_id"]].append(row)
+            by_tx[name] = grouped
+            counts[name] = len(rows)
+    engine.dispose()
+    received = sorted({r["received_at"] for r in tx_rows})
+    batch_of = {moment: i for i, moment in enumerate(received)}
+    batches: list[dict[str, list[dict[str, Any]]]] = [{n: [] for n in ORDER} for _ in received]
+    for row in sorted(tx_rows, key=lambda r: r["external_id"]):
+        b = batches[batch_of[row["received_at"]]]
+        b["transactions"].append(row)
+        for name in ("contacts", "service_levels", "invitations"):
+            b[name].extend(by_tx[name].get(row["id"], ()))
+    return batches, counts
+
+
+def run_baseline(url: str, batches: list[dict[str, list[dict[str, Any]]]], warmup: int) -> dict[str, Any]:
+    common.runtime_for(url).engine.dispose()  # services and offices rows, for the foreign keys
+    engine = make_engine(url)
+    times = []
+    for index, rows in enumerate(batches):
+        start = time.perf_counter()
+        with engine.begin() as conn:
+            for name in ORDER:
+                if rows[name]:
+                    conn.execute(insert(WRITTEN[name][0]), rows[name])
+        elapsed = time.perf_counter() - start
+        if index >= warmup:
+            times.append(elapsed)
+    engine.dispose()
+    return {"seconds": round(sum(times), 4), "batches": len(times)}
+
+
+def run_http(url: str, batches: list[list[dict[str, Any]]], warmup: int) -> dict[str, Any]:
+    from engine.api.auth import create_api_key
+    from engine.app import create_app
+
+    rt = common.runtime_for(url)
+    app = create_app(runtime=rt)
+    with unit_of_work(rt.sessions) as session:
+        key = create_api_key(session, "bench", [common.SERVICE], ["intake"])
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    times = []
+    decisions: Counter[str] = Counter()
+    for index, items in enumerate(batches):
+        start = time.perf_counter()
+        response = client.post("/api/v1/transactions", json={"transactions": items}, headers=headers)
+        elapsed = time.perf_counter() - start
+        if response.status_code != 200:
+            raise SystemExit(f"HTTP intake answered {response.status_code}: {response.get_data(as_text=True)[:500]}")
+        for r in response.get_json()["results"]:
+            decisions[r["decision"]] += 1
+        if index >= warmup:
+            times.append(elapsed)
+    rt.engine.dispose()
+    return {"decisions": dict(decisions), **summarize_times(times, len(batches[0]))}
+
+
+def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    total = args.warmup + args.batches
+    source = common.Items(seed=11, service_levels=args.service_levels)
+    batches = [source.batch(args.batch_size, args.replays) for _ in range(total)]
+    out: dict[str, Any] = {"backend": backend}
+    with common.database(backend, "intake", keep=args.keep) as url:
+        if backend == "postgresql":
+            out["postgresql"] = common.pg_version(url)
+        rt = common.runtime_for(url)
+        out["intake"] = run_intake(rt, batches, args.warmup, args.profile)
+        rt.engine.dispose()
+        rows, counts = read_back(url)
+    out["rows_written"] = counts
+    out["rows_per_batch"] = {n: round(sum(len(b[n]) for b in rows) / len(rows), 1) for n in ORDER}
+    with common.database(backend, "baseline", keep=args.keep) as url:
+        base = run_baseline(url, rows, args.warmup)
+    timed_items = args.batches * args.batch_size
+    base["tx_per_s"] = round(timed_items / base["seconds"], 1)
+    out["baseline"] = base
+    out["ratio"] = round(base["seconds"] / out["intake"]["seconds"], 3)
+    if args.http:
+        http_source = common.Items(seed=13, service_levels=args.service_levels)
+        http_batches = [http_source.batch(args.batch_size, args.replays) for _ in range(total)]
+        with common.database(backend, "http", keep=args.keep) as url:
+            out["http"] = run_http(url, http_batches, args.warmup)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--batches", type=int, default=20, help="timed batches (default 20)")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--replays", type=float, default=0.10, help="share of items that replay an earlier id")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed batches first (default 2)")
+    parser.add_argument("--service-levels", type=int, default=0, help="service_level indicators per item")
+    parser.add_argument("--http", action="store_true", help="also measure through Flask's test client")
+    parser.add_argument("--profile", action="store_true", help="cProfile the timed intake batches")
+    parser.add_argument("--keep", action="store_true", help="keep the databases (for inspection)")
+    args = parser.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+
+    runs = []
+    for backend in backends:
+        print(f"[{backend}] {args.warmup} warm-up + {args.batches} timed batches of {args.batch_size} "
+              f"({args.replays:.0%} replays)...", file=sys.stderr, flush=True)  # fmt: skip
+        runs.append(bench_backend(backend, args))
+
+    print()
+    print(f"{'backend':<11} {'intake tx/s':>12} {'baseline tx/s':>14} {'ratio':>6} {'http tx/s':>10}  "
+          f"batch p50/max ms   rows per batch (tx/contacts/inv/sli)")  # fmt: skip
+    for r in runs:
+        rp = r["rows_per_batch"]
+        http = f"{r['http']['tx_per_s']:>10}" if "http" in r else f"{'-':>10}"
+        print(f"{r['backend']:<11} {r['intake']['tx_per_s']:>12} {r['baseline']['tx_per_s']:>14} {r['ratio']:>6} "
+              f"{http}  {r['intake']['batch_ms_p50']:>6}/{r['intake']['batch_ms_max']:<10} "
+              f"{rp['transactions']}/{rp['contacts']}/{rp['invitations']}/{rp['service_levels']}")  # fmt: skip
+    print("targets (SPEC §7): intake >= 5,000 tx/s on each backend, ratio >= 0.5")
+    for r in runs:
+        if "profile_top" in r["intake"]:
+            print(f"\n--- profile ({r['backend']}) ---\n{r['intake']['profile_top']}")
+    params = {k: v for k, v in vars(args).items()}
+    path = common.write_result("intake", {"params": params, "runs": runs})
+    print(f"\nresult: {path.relative_to(common.ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

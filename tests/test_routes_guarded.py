@@ -1,0 +1,37 @@
+"""Every route is either public on purpose (a short allow-list) or guarded, and the guard really refuses."""
+
+from __future__ import annotations
+
+PUBLIC = {"/healthz", "/readyz", "/api/v1/openapi.json", "/static/<path:filename>"}
+
+
+def test_every_route_is_public_on_purpose_or_guarded(app):
+    unmarked = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        access = getattr(view, "access", None) or (
+            "api-key:" + "/".join(view.required_scopes) if hasattr(view, "required_scopes") else None
+        )
+        if rule.endpoint == "static":
+            continue
+        if access is None:
+            unmarked.append(rule.rule)
+        elif access.startswith("public"):
+            assert rule.rule in PUBLIC, f"{rule.rule} is public but not on the allow-list"
+    assert unmarked == [], f"routes with no guard and no public mark: {unmarked}"
+
+
+def test_guarded_routes_refuse_a_caller_without_credentials(app, client):
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if not hasattr(view, "required_scopes"):
+            continue
+        url = rule.rule.replace("<service>", "passport-renewal").replace("<path:external_id>", "X-1")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method, json={})
+            assert response.status_code == 401, (method, url)
+            assert response.mimetype == "application/problem+json"
+            assert "WWW-Authenticate" in response.headers
+            checked += 1
+    assert checked >= 4
