@@ -8,7 +8,7 @@ that group. The engine then asks the registry by name; it never names Twilio, Se
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -112,7 +112,7 @@ class ChannelRegistry:
     def names(self) -> set[str]:
         return set(self.channels)
 
-    def __iter__(self) -> Iterable[Channel]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Channel]:
         return iter(self.channels.values())
 
     def for_contact_kind(self, kind: ContactKind) -> list[str]:

@@ -24,11 +24,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import rules
+from engine.catalog import ServiceConfig
 from engine.channels import Outcome, Outgoing, SendResult
 from engine.db import unit_of_work, utcnow
 from engine.logs import log
@@ -157,7 +159,16 @@ class Dispatcher:
                 ready.append((inv.channel, outgoing))
         return ready
 
-    def _recheck(self, inv, tx, contact, slug, office_code, suppressed, now):  # type: ignore[no-untyped-def]
+    def _recheck(
+        self,
+        inv: Invitation,
+        tx: Transaction,
+        contact: Contact | None,
+        slug: str,
+        office_code: str | None,
+        suppressed: dict[str, set[str]],
+        now: datetime,
+    ) -> tuple[InvitationState, str] | None:
         service = self.rt.catalog.services.get(slug)
         if service is None:
             return InvitationState.CANCELLED, "service_removed"
@@ -270,7 +281,7 @@ class Dispatcher:
                     self._finish(session, inv, InvitationState.UNKNOWN, r.detail or "outcome_unknown", now,
                                  event="unknown", detail=r.detail)  # fmt: skip
 
-    def _retry(self, session: Session, inv: Invitation, service, r: SendResult, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    def _retry(self, session: Session, inv: Invitation, service: ServiceConfig, r: SendResult, now: datetime) -> None:
         delay = rules.retry_delay(inv.attempts)
         if r.retry_after_seconds:
             delay = max(delay, timedelta(seconds=r.retry_after_seconds))
@@ -291,7 +302,7 @@ class Dispatcher:
         session.add(DeliveryEvent(invitation_id=inv.id, at=now, event="retry", state=InvitationState.SCHEDULED,
                                   detail=f"{r.detail or 'provider unavailable'}; next attempt {next_at.isoformat()}"))  # fmt: skip
 
-    def _zone_of(self, session: Session, inv: Invitation, service):  # type: ignore[no-untyped-def]
+    def _zone_of(self, session: Session, inv: Invitation, service: ServiceConfig) -> ZoneInfo:
         from engine.validation import zone_named
 
         row = session.execute(

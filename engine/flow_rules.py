@@ -78,8 +78,8 @@ def check_flow(flow: Flow, today: date) -> tuple[list[str], list[str]]:
 def validate_paths(paths: list[str], today: date | None = None) -> tuple[list[str], list[str], int]:
     today = today or date.today()
     files: list[Path] = []
-    for p in map(Path, paths):
-        files.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p])
+    for given in map(Path, paths):
+        files.extend(sorted(given.glob("*.yaml")) if given.is_dir() else [given])
     problems: list[str] = []
     warnings: list[str] = []
     for path in files:
@@ -88,7 +88,7 @@ def validate_paths(paths: list[str], today: date | None = None) -> tuple[list[st
         except (ConfigError, yaml.YAMLError) as exc:
             problems.append(str(exc))
             continue
-        p, w = check_flow(flow, today)
-        problems += p
-        warnings += w
+        found, warned = check_flow(flow, today)
+        problems += found
+        warnings += warned
     return problems, warnings, len(files)

@@ -18,9 +18,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from engine import rules
@@ -41,6 +41,10 @@ from engine.runtime import Runtime
 from engine.validation import Candidate, parse_transaction
 
 MAX_BATCH = 1000
+TRANSACTIONS = cast(Table, Transaction.__table__)
+CONTACTS = cast(Table, Contact.__table__)
+SERVICE_LEVELS = cast(Table, ServiceLevel.__table__)
+INVITATIONS = cast(Table, Invitation.__table__)
 
 
 @dataclass
@@ -152,7 +156,7 @@ class Intake:
         plans = self._decide(session, [c for _, c in new], now)
         lost = self._write(session, plans, now, source)
         if lost:
-            stored.update({k: {**v, "duplicate": True} for k, v in self._load_existing(session, lost).items()})
+            stored.update({k: {**v, "duplicate": True} for k, v in self._load_existing(session, sorted(lost)).items()})
         for (index, candidate), plan in zip(new, plans, strict=True):
             if candidate.key in lost:
                 results[index] = {**stored[candidate.key], "duplicate": True}
@@ -369,7 +373,7 @@ class Intake:
                     "attributes": c.attributes,
                 }
             )
-        table = Transaction.__table__
+        table = TRANSACTIONS
         stmt = (
             dialect_insert(table)
             .on_conflict_do_nothing(index_elements=["service_id", "external_id"])
@@ -399,15 +403,15 @@ class Intake:
                 }
             )
         if contacts:
-            session.execute(insert(Contact.__table__), contacts)
+            session.execute(insert(CONTACTS), contacts)
         levels = [
             {"transaction_id": p.transaction_id, "name": name, "value": value}
             for p in winners
             for name, value in p.candidate.service_levels.items()
         ]
         if levels:
-            session.execute(insert(ServiceLevel.__table__), levels)
+            session.execute(insert(SERVICE_LEVELS), levels)
         invitations = [p.invitation for p in winners if p.invitation is not None]
         if invitations:
-            session.execute(insert(Invitation.__table__), invitations)
+            session.execute(insert(INVITATIONS), invitations)
         return lost

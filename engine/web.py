@@ -18,7 +18,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["survey_engine"]  # type: ignore[no-any-return]
+    rt: Runtime = current_app.extensions["survey_engine"]
+    return rt
 
 
 def public(reason: str) -> Callable[[F], F]:

@@ -21,7 +21,8 @@ OPENAPI = Path(__file__).resolve().parent / "openapi.yaml"
 @cache
 def openapi_document() -> dict[str, Any]:
     with OPENAPI.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)  # type: ignore[no-any-return]
+        document: dict[str, Any] = yaml.safe_load(handle)
+        return document
 
 
 @bp.get("/healthz")

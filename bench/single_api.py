@@ -1,0 +1,273 @@
+"""SPEC §7 single-transaction API benchmark: gunicorn (2 workers) on PostgreSQL under an open-loop load.
+
+    .venv/bin/python bench/single_api.py [--rate 500] [--duration 60] [--warmup 5] [--workers 2]
+                                         [--timeout 10] [--access-log]
+
+1. A fresh PostgreSQL database is created and migrated, the catalogue (bench/config) synced and an API key created
+   (``engine.api.auth.create_api_key`` inside ``unit_of_work``).
+2. ``python -m gunicorn --workers 2 --bind 127.0.0.1:<free port> 'engine.app:create_app()'`` is started with the
+   SPEC §8 environment (sync workers, gunicorn's defaults; no access log unless ``--access-log``, which is what
+   ``survey-engine web`` adds).
+3. A **second process** (this script with ``--generate``) runs the open-loop load generator: request *i* is
+   scheduled at ``t0 + i / rate`` and sent then whatever happened to the earlier ones (asyncio + aiohttp, no
+   connection limit). Latency is measured from the *scheduled* time to the end of the response, so a stalled
+   server or a late generator counts against the figure (no coordinated omission). Each request posts one
+   transaction with a fresh id (a contact on every one) to ``POST /api/v1/transactions``.
+   The first ``--warmup`` seconds run at the same rate and are not counted.
+4. While it runs, the gunicorn workers' RSS is sampled; at the end their peak (``VmHWM`` of /proc/<pid>/status).
+   Then gunicorn is stopped, the stored transactions are counted and the database is dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import common
+
+
+# -- the load generator (the second process) --------------------------------------------------------------------
+
+
+async def generate(url: str, key: str, rate: float, duration: float, warmup: float, timeout: float) -> dict[str, Any]:
+    import aiohttp
+
+    total = int((warmup + duration) * rate)
+    warm_n = int(warmup * rate)
+    source = common.Items(seed=17)
+    bodies = [json.dumps(source.fresh()).encode() for _ in range(total)]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    latencies: list[float | None] = [None] * total
+    send_lag: list[float] = [0.0] * total
+    statuses: dict[str, int] = {}
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    loop = asyncio.get_running_loop()
+
+    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+
+        async def one(i: int, scheduled: float) -> None:
+            send_lag[i] = loop.time() - scheduled
+            try:
+                async with session.post(url, data=bodies[i], headers=headers) as response:
+                    await response.read()
+                    status = str(response.status)
+            except asyncio.TimeoutError:
+                status = "timeout"
+            except aiohttp.ClientError as exc:
+                status = type(exc).__name__
+            done = loop.time()
+            if i >= warm_n:
+                statuses[status] = statuses.get(status, 0) + 1
+                if status in ("200", "201"):
+                    latencies[i] = done - scheduled
+
+        tasks = []
+        t0 = loop.time() + 0.2
+        for i in range(total):
+            scheduled = t0 + i / rate
+            delay = scheduled - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, scheduled)))
+        sent_end = loop.time()
+        await asyncio.gather(*tasks)
+        finished = loop.time()
+
+    measured = [x for x in latencies[warm_n:] if x is not None]
+    measured.sort()
+    ok = len(measured)
+    lag = sorted(send_lag[warm_n:])
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    window = duration  # the measured requests were scheduled over ``duration`` seconds
+    return {
+        "scheduled": total - warm_n,
+        "ok": ok,
+        "statuses": statuses,
+        "errors": (total - warm_n) - ok,
+        "offered_rate": rate,
+        "achieved_rate": round(ok / window, 1),
+        "latency_ms": {
+            "p50": round(common.percentile(measured, 50) * 1000, 2) if ok else None,
+            "p90": round(common.percentile(measured, 90) * 1000, 2) if ok else None,
+            "p99": round(common.percentile(measured, 99) * 1000, 2) if ok else None,
+            "p999": round(common.percentile(measured, 99.9) * 1000, 2) if ok else None,
+            "max": round(measured[-1] * 1000, 2) if ok else None,
+        },
+        "generator_send_lag_ms": {
+            "p50": round(common.percentile(lag, 50) * 1000, 2),
+            "p99": round(common.percentile(lag, 99) * 1000, 2),
+            "max": round(lag[-1] * 1000, 2),
+        },
+        "schedule_overrun_s": round(sent_end - (t0 + (total - 1) / rate), 3),
+        "drain_after_last_send_s": round(finished - sent_end, 3),
+        "generator_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "generator_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+# -- the orchestrator -------------------------------------------------------------------------------------------
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {process.returncode} before answering")
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("gunicorn did not become ready within 60 s")
+
+
+def orchestrate(args: argparse.Namespace) -> None:
+    from engine.api.auth import create_api_key
+    from engine.db import unit_of_work
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench_single_api_"))
+    with common.database("postgresql", "single_api", keep=args.keep) as db_url:
+        pg = common.pg_version(db_url)
+        rt = common.runtime_for(db_url)
+        with unit_of_work(rt.sessions) as session:
+            key = create_api_key(session, "bench-single-api", [common.SERVICE], ["intake"])
+        rt.engine.dispose()
+
+        port = common.free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **common.env_for(db_url, str(workdir / "instance"))}
+        cmd = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}"]
+        if args.access_log:
+            cmd += ["--access-logfile", "-"]
+        cmd.append("engine.app:create_app()")
+        log_path = workdir / "gunicorn.log"
+        log = log_path.open("wb")
+        server = subprocess.Popen(cmd, cwd=common.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        samples: dict[int, int] = {}
+        try:
+            wait_ready(base, server)
+            workers = common.children_of(server.pid)
+            print(f"gunicorn pid {server.pid}, workers {workers}, {base}; load: {args.rate}/s for "
+                  f"{args.warmup}+{args.duration} s", file=sys.stderr, flush=True)  # fmt: skip
+            gen_cmd = [sys.executable, str(Path(__file__).resolve()), "--generate", "--target",
+                       base + "/api/v1/transactions", "--key", key, "--rate", str(args.rate), "--duration",
+                       str(args.duration), "--warmup", str(args.warmup), "--timeout", str(args.timeout)]  # fmt: skip
+            generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
+            cpu_start = {pid: _cpu_ticks(pid) for pid in [server.pid, *workers]}
+            wall_start = time.monotonic()
+            while generator.poll() is None:
+                for pid in common.children_of(server.pid):
+                    rss = common.vm_kb(pid, "VmRSS")
+                    if rss is not None:
+                        samples[pid] = max(samples.get(pid, 0), rss)
+                time.sleep(0.5)
+            wall = time.monotonic() - wall_start
+            out, _ = generator.communicate()
+            if generator.returncode != 0:
+                raise SystemExit(f"load generator failed ({generator.returncode})")
+            load = json.loads(out.strip().splitlines()[-1])
+            workers_now = common.children_of(server.pid)
+            hz = os.sysconf("SC_CLK_TCK")
+            memory = {
+                str(pid): {
+                    "VmHWM_mb": round((common.vm_kb(pid, "VmHWM") or 0) / 1024, 1),
+                    "VmRSS_max_sampled_mb": round(samples.get(pid, 0) / 1024, 1),
+                    "cpu_s": round((_cpu_ticks(pid) - cpu_start.get(pid, 0)) / hz, 1),
+                }
+                for pid in workers_now
+            }
+            master = {"pid": server.pid, "VmHWM_mb": round((common.vm_kb(server.pid, "VmHWM") or 0) / 1024, 1)}
+            restarted = sorted(set(workers_now) ^ set(workers))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            log.close()
+
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(db_url)
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM transactions")).scalar_one()
+            invitations = conn.execute(text("SELECT count(*) FROM invitations")).scalar_one()
+        engine.dispose()
+
+    log_tail = log_path.read_text(errors="replace").splitlines()[-20:]
+    result = {
+        "params": vars(args),
+        "postgresql": pg,
+        "gunicorn": {"cmd": " ".join(cmd[1:]), "workers": args.workers, "worker_class": "sync",
+                     "workers_replaced_during_run": restarted},  # fmt: skip
+        "load": load,
+        "wall_s": round(wall, 1),
+        "workers_memory": memory,
+        "master_memory": master,
+        "stored": {"transactions": stored, "invitations": invitations},
+        "gunicorn_log_tail": log_tail,
+    }
+    path = common.write_result("single_api", result)
+
+    lat = load["latency_ms"]
+    peak = max((m["VmHWM_mb"] for m in memory.values()), default=None)
+    print()
+    print(f"offered {load['offered_rate']}/s for {args.duration} s (+{args.warmup} s warm-up, not counted), "
+          f"{args.workers} gunicorn sync workers, PostgreSQL {pg}")  # fmt: skip
+    print(f"achieved {load['achieved_rate']} req/s ok; errors {load['errors']} of {load['scheduled']} "
+          f"({load['statuses']})")  # fmt: skip
+    print(f"latency from scheduled send: p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms, "
+          f"max {lat['max']} ms")  # fmt: skip
+    print(f"generator send lag p99 {load['generator_send_lag_ms']['p99']} ms; generator CPU {load['generator_cpu_s']} s")
+    for pid, m in memory.items():
+        print(f"worker {pid}: peak RSS {m['VmHWM_mb']} MB, CPU {m['cpu_s']} s")
+    print(f"stored: {stored} transactions, {invitations} invitations (warm-up included)")
+    print(f"targets (SPEC §7): >= 500 req/s, p99 <= 50 ms, worker RSS < 150 MB  -> peak worker RSS {peak} MB")
+    print(f"\nresult: {path.relative_to(common.ROOT)}")
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=500.0, help="requests per second, fixed (default 500)")
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (default 60)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the same rate, not counted")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=10.0, help="a request's timeout in seconds")
+    parser.add_argument("--access-log", action="store_true", help="gunicorn --access-logfile - (as `survey-engine web`)")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:
+        result = asyncio.run(generate(args.target, args.key, args.rate, args.duration, args.warmup, args.timeout))
+        print(json.dumps(result))
+        return
+    orchestrate(args)
+
+
+if __name__ == "__main__":
+    main()

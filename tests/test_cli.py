@@ -1,0 +1,72 @@
+"""The ``survey-engine`` command line, run as a newcomer would (a real process, the real database)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ENCRYPTION, SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], env={**os.environ, **env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=check)  # fmt: skip
+
+
+@pytest.fixture
+def sqlite_env(tmp_path):
+    return {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"), "SURVEY_ENGINE_DATABASE_URL": "",
+            "SURVEY_ENGINE_SECRET_KEY": "", "SURVEY_ENGINE_ENCRYPTION_KEY": ""}  # fmt: skip
+
+
+def test_db_upgrade_then_api_key_create_prints_the_key_alone_on_the_last_line(sqlite_env, tmp_path):
+    assert "database at revision" in cli("db", "upgrade", env=sqlite_env, check=True).stdout
+    secrets = tmp_path / "instance" / "secrets.json"
+    assert secrets.exists() and (secrets.stat().st_mode & 0o777) == 0o600
+    result = cli("api-key", "create", "--name", "crm", "--service", "passport-renewal", "--scope", "intake",
+                 env=sqlite_env, check=True)  # fmt: skip
+    key = result.stdout.strip().splitlines()[-1]
+    assert key.startswith("se_") and " " not in key and len(key) > 40
+    unknown = cli("api-key", "create", "--name", "x", "--service", "nope", env=sqlite_env)
+    assert unknown.returncode != 0 and "unknown services: nope" in unknown.stderr
+
+
+def test_worker_refuses_sqlite(sqlite_env):
+    result = cli("worker", env=sqlite_env)
+    assert result.returncode != 0
+    assert "needs PostgreSQL" in result.stderr and "serve" in result.stderr
+
+
+def test_postgresql_without_secrets_stops_with_a_clear_message(tmp_path):
+    env = {"SURVEY_ENGINE_DATABASE_URL": "postgresql://root@127.0.0.1:5432/test", "SURVEY_ENGINE_SECRET_KEY": "",
+           "SURVEY_ENGINE_ENCRYPTION_KEY": "", "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path)}  # fmt: skip
+    result = cli("db", "upgrade", env=env)
+    assert result.returncode != 0
+    assert "SURVEY_ENGINE_SECRET_KEY" in result.stderr and "must be set" in result.stderr
+
+
+def test_flows_validate_passes_the_shipped_flows_and_refuses_broken_ones(sqlite_env, tmp_path):
+    ok = cli("flows", "validate", env=sqlite_env)
+    assert ok.returncode == 0, ok.stderr
+    broken = (ROOT / "flows" / "a11-standard.yaml").read_text().replace("a11: trust", "a11: other")
+    path = tmp_path / "broken.yaml"
+    path.write_text(broken)
+    bad = cli("flows", "validate", str(path), env=sqlite_env)
+    assert bad.returncode == 1 and "rule trust" in bad.stderr
+
+
+def test_demo_feeds_transactions_through_the_real_intake(sqlite_env):
+    cli("db", "upgrade", env=sqlite_env, check=True)
+    result = cli("demo", "--count", "5", "--service", "passport-renewal", env=sqlite_env, check=True)
+    assert "passport-renewal:" in result.stdout and "scheduled" in result.stdout
+
+
+def test_secrets_are_not_in_the_environment_of_the_code():
+    text = (ROOT / "engine" / "settings.py").read_text()
+    assert SECRET not in text and ENCRYPTION not in text
