@@ -1,4 +1,4 @@
-"""The ``survey-engine`` command line (Flask's click): serve, web, worker, db, api-key, flows, demo."""
+"""The ``survey-engine`` command line (click, as Flask uses it): serve, web, worker, db, api-key, flows, demo."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 import click
-from flask.cli import FlaskGroup
 
 from engine import migrate
 from engine.errors import ConfigError
@@ -17,15 +16,6 @@ from engine.settings import Settings, load_settings
 def _settings() -> Settings:
     try:
         return load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _app_factory() -> Any:
-    from engine.app import create_app
-
-    try:
-        return create_app()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -43,8 +33,7 @@ def _runtime(migrate_database: bool = False) -> Any:
     return rt
 
 
-@click.group(cls=FlaskGroup, create_app=_app_factory, add_default_commands=False, add_version_option=False,
-             load_dotenv=False)  # fmt: skip
+@click.group()
 def main() -> None:
     """Survey delivery engine: A-11 CX feedback for public services."""
 
