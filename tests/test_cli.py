@@ -70,3 +70,31 @@ def test_demo_feeds_transactions_through_the_real_intake(sqlite_env):
 def test_secrets_are_not_in_the_environment_of_the_code():
     text = (ROOT / "engine" / "settings.py").read_text()
     assert SECRET not in text and ENCRYPTION not in text
+
+
+def test_web_role_serves_under_gunicorn(sqlite_env, tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    cli("db", "upgrade", env=sqlite_env, check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "web", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+                            env={**os.environ, **sqlite_env}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        body = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                    body = response.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None and '"ready"' in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
