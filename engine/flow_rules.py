@@ -26,7 +26,7 @@ def check_flow(flow: Flow, today: date) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     warnings: list[str] = []
     name = f"{flow.id} v{flow.version}"
-    questions: list[dict[str, Any]] = flow.questions
+    questions: list[dict[str, Any]] = list(flow.raw.get("questions") or [])
     if flow.edition not in ("2021", "2024"):
         problems.append(f"{name}: rule edition: edition must be 2021 or 2024")
     if len(questions) > MAX_QUESTIONS:

@@ -1,8 +1,28 @@
-"""Survey flows as data: loading ``flows/*.yaml`` and the facts the engine needs from a flow.
+"""Survey flows as data: loading ``flows/*.yaml`` into typed questions, and what the engine asks of a flow.
 
-The full A-11 rule checks of a flow (SPEC §2 rule 8) live in :mod:`engine.flow_rules`; this module reads the
-files, keeps their content hash (a published version may not change) and answers questions such as "has the PRA
-approval expired".
+The A-11 rule checks of a flow (SPEC §2 rule 8) live in :mod:`engine.flow_rules`; this module reads the files,
+keeps their content hash (a published version may not change) and answers questions such as "which question
+comes next for this channel" or "has the PRA approval expired".
+
+The format (all wording in English; translations are gettext catalogs in ``locales/``)::
+
+    id, version, title, edition ("2021" | "2024"), default_language, languages: [en, es], minutes
+    driver_form: likert | improve | positive_negative
+    positive_from: 4                  # a 5-point rating at or above this is positive; thumbs up always is
+    ivr_keypad: one_is_best | one_is_worst
+    pra: {omb_control_number, expiration_date, burden_statement}
+    scales: {agree: {1: Strongly disagree, ..., 5: Strongly agree}, thumbs: {1: ..., 5: ...}, ...}
+    messages: {invitation: {default, sms, ...}, intro: {default}, thanks: {default}, ...}
+    questions:
+      - id, a11 (tag), type (likert5 | stars5 | thumbs | choose_all | choose_one | text | yes_no)
+        text: wording for the web page and email; wording: {ivr, sms, kiosk} where the medium needs other words
+        scale: which ``scales`` entry labels the points (default by type)
+        choices: [{id, label, driver}]      # choose_all / choose_one
+        show_if: {question: trust, rating: positive | negative}
+        skip_on: [ivr]                       # channels that do not ask it
+        required: false
+
+Stored ratings are always 1 = worst … 5 = best (thumbs: 1 down, 5 up; yes/no: 1 no, 5 yes).
 """
 
 from __future__ import annotations
@@ -31,6 +51,69 @@ class Pra:
         return on > self.expiration_date
 
 
+RATING_TYPES = {"likert5", "stars5", "thumbs", "yes_no"}
+CHOICE_TYPES = {"choose_all", "choose_one"}
+DEFAULT_SCALE = {"likert5": "agree", "stars5": "stars", "thumbs": "thumbs", "yes_no": "yes_no"}
+POINTS = {"likert5": (1, 2, 3, 4, 5), "stars5": (1, 2, 3, 4, 5), "thumbs": (1, 5), "yes_no": (1, 5)}
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str
+    label: str
+    driver: str | None = None
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    a11: str
+    type: str
+    text: str
+    wording: dict[str, str] = field(default_factory=dict)
+    scale: str | None = None
+    choices: tuple[Choice, ...] = ()
+    show_if: dict[str, str] | None = None
+    skip_on: tuple[str, ...] = ()
+    required: bool = False
+
+    @property
+    def is_rating(self) -> bool:
+        return self.type in RATING_TYPES
+
+    @property
+    def points(self) -> tuple[int, ...]:
+        return POINTS.get(self.type, ())
+
+    def text_for(self, channel: str) -> str:
+        """The English wording for ``channel`` (kiosk, sms, ivr), else the default text."""
+        return self.wording.get(channel) or self.text
+
+    def asked_on(self, channel: str) -> bool:
+        return channel not in self.skip_on
+
+
+def _question(raw: Any, source: str) -> Question:
+    if not isinstance(raw, dict) or "id" not in raw:
+        raise ConfigError(f"{source}: every question is a mapping with an id")
+    qtype = str(raw.get("type", ""))
+    choices = tuple(
+        Choice(str(c.get("id")), str(c.get("label", "")), c.get("driver")) for c in raw.get("choices") or []
+    )
+    return Question(
+        id=str(raw["id"]),
+        a11=str(raw.get("a11", "")),
+        type=qtype,
+        text=str(raw.get("text", "")).strip(),
+        wording={str(k): str(v).strip() for k, v in (raw.get("wording") or {}).items()},
+        scale=raw.get("scale") or DEFAULT_SCALE.get(qtype),
+        choices=choices,
+        show_if=dict(raw["show_if"]) if raw.get("show_if") else None,
+        skip_on=tuple(raw.get("skip_on") or ()),
+        required=bool(raw.get("required", False)),
+    )
+
+
 @dataclass(frozen=True)
 class Flow:
     id: str
@@ -43,9 +126,43 @@ class Flow:
     raw: dict[str, Any] = field(repr=False, compare=False)
     path: Path | None = None
 
+    questions: tuple[Question, ...] = ()
+
     @property
-    def questions(self) -> list[dict[str, Any]]:
-        return list(self.raw.get("questions") or [])
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.raw.get("languages") or (self.default_language,))
+
+    @property
+    def positive_from(self) -> int:
+        return int(self.raw.get("positive_from", 4))
+
+    def question(self, question_id: str) -> Question:
+        for q in self.questions:
+            if q.id == question_id:
+                return q
+        raise KeyError(question_id)
+
+    def scale_labels(self, question: Question) -> dict[int, str]:
+        """The English label of each point of a rating question (1 = worst)."""
+        scales = self.raw.get("scales") or {}
+        labels = scales.get(question.scale or "") or {}
+        return {int(point): str(label) for point, label in labels.items()}
+
+    def is_positive(self, question: Question, value: int) -> bool:
+        return value == 5 if question.type in ("thumbs", "yes_no") else value >= self.positive_from
+
+    def applies(self, question: Question, channel: str, answers: dict[str, int | None]) -> bool:
+        """Whether ``question`` is asked on ``channel`` given the ratings answered so far (branching)."""
+        if not question.asked_on(channel):
+            return False
+        if not question.show_if:
+            return True
+        parent_id = question.show_if.get("question", "")
+        rating = answers.get(parent_id)
+        if rating is None:
+            return False
+        positive = self.is_positive(self.question(parent_id), rating)
+        return positive if question.show_if.get("rating") == "positive" else not positive
 
     def message(self, name: str) -> dict[str, Any]:
         """A message template of the flow (``messages.<name>``): wording per channel, English."""
@@ -80,7 +197,11 @@ def parse_flow(data: Any, source: str = "<flow>", path: Path | None = None) -> F
             raise ConfigError(f"{source}: pra.expiration_date {expiration!r} is not a date (YYYY-MM-DD)") from exc
     if not isinstance(expiration, date):
         raise ConfigError(f"{source}: pra.expiration_date must be a date (YYYY-MM-DD)")
+    questions = data["questions"]
+    if not isinstance(questions, list):
+        raise ConfigError(f"{source}: questions must be a list")
     return Flow(
+        questions=tuple(_question(q, f"{source}: question {i + 1}") for i, q in enumerate(questions)),
         id=str(data["id"]),
         version=str(data["version"]),
         title=str(data["title"]),
