@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, request
+from babel import Locale
+from flask import Flask, g, request
+from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
-from engine import migrate
+from engine import migrate, survey_web
 from engine.api import ops, opt_outs, transactions
 from engine.api.problems import Problem, problem_response
+from engine.i18n import LOCALES
 from engine.logs import configure_logging, log
 from engine.runtime import Runtime, build_runtime
 from engine.settings import Settings, load_settings
 
 logger = logging.getLogger("survey_engine")
+# Each language named in its own words, for the language switch ("English", "Español").
+LANGUAGE_NAMES = {code: str(Locale.parse(code).get_display_name(code)).capitalize() for code in ("en", "es")}
 
 
 def create_app(
@@ -31,11 +36,16 @@ def create_app(
         log(logger, "database schema is not current: run `survey-engine db upgrade`", logging.WARNING)
 
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    Babel(app, locale_selector=lambda: g.get("language", "en"), default_translation_directories=str(LOCALES))
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=8 * 1024 * 1024)
     app.extensions["survey_engine"] = rt
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    for blueprint in (ops.bp, transactions.bp, opt_outs.bp):
+    @app.context_processor
+    def language_names() -> dict[str, Any]:
+        return {"language_names": LANGUAGE_NAMES}
+
+    for blueprint in (ops.bp, transactions.bp, opt_outs.bp, survey_web.bp):
         app.register_blueprint(blueprint)
     for channel in rt.channels.channels.values():
         bp = channel.blueprint()

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine import rules
+from engine import rules, tokens
 from engine.catalog import ServiceConfig
 from engine.channels import Outcome, Outgoing, SendResult
 from engine.db import unit_of_work, utcnow
@@ -145,7 +145,7 @@ class Dispatcher:
                     self._finish(session, inv, state, reason, now, event="rechecked")
                     stats.count(f"{state.value}:{reason}")
                     continue
-                outgoing = self._outgoing(inv, tx, contact, slug)
+                outgoing = self._outgoing(inv, tx, contact, slug, session, now)
                 if outgoing is None:
                     self._finish(session, inv, InvitationState.FAILED, "contact_data_missing", now, event="rechecked")
                     stats.count("failed:contact_data_missing")
@@ -196,7 +196,9 @@ class Dispatcher:
                 return InvitationState.CANCELLED, "quiet_hours"
         return None
 
-    def _outgoing(self, inv: Invitation, tx: Transaction, contact: Contact | None, slug: str) -> Outgoing | None:
+    def _outgoing(
+        self, inv: Invitation, tx: Transaction, contact: Contact | None, slug: str, session: Session, now: datetime
+    ) -> Outgoing | None:
         if contact is None or inv.contact_hash is None:
             return None
         if inv.contact_hash == contact.phone_hash and contact.phone_encrypted:
@@ -206,6 +208,7 @@ class Dispatcher:
         else:
             return None
         service = self.rt.catalog.services[slug]
+        token = tokens.issue(session, inv.id, now)
         return Outgoing(
             invitation_id=inv.id,
             service=service,
@@ -215,6 +218,7 @@ class Dispatcher:
             address=address,
             expires_at=inv.expires_at,
             test=inv.test,
+            survey_url=f"{self.rt.settings.public_url}/s/{token}",
         )
 
     # -- 3. send and record ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from engine.models.invitations import DeliveryEvent, Invitation
 from engine.models.kiosk import KioskDevice
 from engine.models.responses import Answer, AnswerChoice, Response
 from engine.models.suppressions import AuditEntry, Suppression
+from engine.models.tokens import SurveyToken
 from engine.models.transactions import Contact, ServiceLevel, Transaction
 
 COOLDOWN_STATES_VALUES = [s.value for s in COOLDOWN_STATES]
@@ -43,5 +44,6 @@ __all__ = [
     "ServiceLevel",
     "Suppression",
     "SuppressionReason",
+    "SurveyToken",
     "Transaction",
 ]

@@ -46,8 +46,6 @@ class Invitation(Base):
     provider_id: Mapped[str | None] = mapped_column(String(100), index=True)
     # Why it was cancelled, failed, expired or left unknown.
     reason: Mapped[str | None] = mapped_column(String(200))
-    # SHA-256 of the survey link token (web survey, SMS link mode, email); the token itself is never stored.
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 01:15:42.441908
+Create Date: 2026-11-26 01:35:03.843183
 """
 
 from __future__ import annotations
@@ -82,9 +82,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("contact_hash", sa.String(length=64), nullable=False),
         sa.Column(
-            "contact_kind",
-            sa.Enum("phone", "email", name="contactkind", native_enum=False, length=32),
-            nullable=False,
+            "contact_kind", sa.Enum("phone", "email", name="contactkind", native_enum=False, length=32), nullable=False
         ),
         sa.Column("channel", sa.String(length=32), nullable=False),
         sa.Column(
@@ -116,16 +114,10 @@ def upgrade() -> None:
         sa.Column("api_key_id", sa.Integer(), nullable=False),
         sa.Column("service_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["api_key_id"],
-            ["api_keys.id"],
-            name=op.f("fk_api_key_services_api_key_id_api_keys"),
-            ondelete="CASCADE",
+            ["api_key_id"], ["api_keys.id"], name=op.f("fk_api_key_services_api_key_id_api_keys"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["service_id"],
-            ["services.id"],
-            name=op.f("fk_api_key_services_service_id_services"),
-            ondelete="CASCADE",
+            ["service_id"], ["services.id"], name=op.f("fk_api_key_services_service_id_services"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("api_key_id", "service_id", name=op.f("pk_api_key_services")),
     )
@@ -255,7 +247,6 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("provider_id", sa.String(length=100), nullable=True),
         sa.Column("reason", sa.String(length=200), nullable=True),
-        sa.Column("token_hash", sa.String(length=64), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["service_id"], ["services.id"], name=op.f("fk_invitations_service_id_services")),
         sa.ForeignKeyConstraint(
@@ -265,7 +256,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invitations")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_invitations_token_hash")),
     )
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.create_index("ix_invitations_contact", ["contact_hash", "send_at"], unique=False)
@@ -365,6 +355,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_responses_transaction_id"), ["transaction_id"], unique=False)
 
     op.create_table(
+        "survey_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("invitation_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["invitation_id"],
+            ["invitations.id"],
+            name=op.f("fk_survey_tokens_invitation_id_invitations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_survey_tokens")),
+    )
+    with op.batch_alter_table("survey_tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_survey_tokens_invitation_id"), ["invitation_id"], unique=False)
+
+    op.create_table(
         "answers",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("response_id", sa.Uuid(), nullable=False),
@@ -374,10 +381,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=True),
         sa.Column("answered_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["response_id"],
-            ["responses.id"],
-            name=op.f("fk_answers_response_id_responses"),
-            ondelete="CASCADE",
+            ["response_id"], ["responses.id"], name=op.f("fk_answers_response_id_responses"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_answers")),
         sa.UniqueConstraint("response_id", "question_id", name=op.f("uq_answers_response_id_question_id")),
@@ -391,10 +395,7 @@ def upgrade() -> None:
         sa.Column("choice_id", sa.String(length=64), nullable=False),
         sa.Column("driver", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(
-            ["answer_id"],
-            ["answers.id"],
-            name=op.f("fk_answer_choices_answer_id_answers"),
-            ondelete="CASCADE",
+            ["answer_id"], ["answers.id"], name=op.f("fk_answer_choices_answer_id_answers"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("answer_id", "choice_id", name=op.f("pk_answer_choices")),
     )
@@ -408,6 +409,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_answers_a11_tag"))
 
     op.drop_table("answers")
+    with op.batch_alter_table("survey_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_survey_tokens_invitation_id"))
+
+    op.drop_table("survey_tokens")
     with op.batch_alter_table("responses", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_responses_transaction_id"))
         batch_op.drop_index("ix_responses_service_started")

