@@ -157,12 +157,17 @@ def flows_validate(paths: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--count", default=20, show_default=True, help="How many synthetic transactions to feed.")
 @click.option("--service", "services", multiple=True, help="Services to feed (default: every configured one).")
-def demo(count: int, services: tuple[str, ...]) -> None:
-    """Feed synthetic transactions through the real intake so the console shows invitations going out."""
+@click.option("--answer-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the sent invitations the demo answers itself; open the other links in a browser.")  # fmt: skip
+def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
+    """Feed synthetic transactions through the real intake, send them, answer some (all test data)."""
     from engine.demo import feed
 
     rt = _runtime(migrate_database=True)
-    summary = feed(rt, count, list(services) or None)
+    try:
+        summary = feed(rt, count, list(services) or None, answer_rate)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     for line in summary:
         click.echo(line)
 

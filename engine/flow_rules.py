@@ -1,94 +1,704 @@
-"""The A-11 rules a flow must keep (SPEC §2 rules 8 and 9), each failure naming the rule and the question."""
+"""The A-11 rules a flow must keep (SPEC §2 rules 8 and 9), each failure naming the rule and the question.
+
+:func:`check_flow` reads a parsed flow's raw YAML (so that a value the parser would coerce, such as
+``skip_on: ivr`` or ``required: "no"``, is still seen as written) and returns ``(problems, warnings)``;
+:func:`validate_paths` is what ``survey-engine flows validate`` runs over files and directories. A problem reads
+``<flow id> v<version>: [question <id>: ]rule <rule>[ (<source>)]: <what is wrong>``; any problem refuses the flow,
+a warning does not (a PRA approval that expires within 30 days, an SMS wording longer than one segment, ...).
+"""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import difflib
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from engine.errors import ConfigError
-from engine.flows import Flow, parse_flow
+from engine.flows import CHOICE_TYPES, DEFAULT_SCALE, POINTS, RATING_TYPES, Flow, parse_flow
 
 MAX_QUESTIONS = 15
+PRA_WARNING_DAYS = 30
+SMS_SEGMENT = 160
+MAX_KEYPAD_CHOICES = 9
+
 TAGS = {
     "trust", "satisfaction", "effectiveness", "ease", "efficiency", "transparency", "humanity", "employee",
     "drivers_positive", "drivers_negative", "drivers_improve", "free_text", "other",
 }  # fmt: skip
 TYPES = {"likert5", "stars5", "thumbs", "choose_all", "choose_one", "text", "yes_no"}
-DRIVERS = {"effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other"}
+DRIVERS = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
 LIKERT_DRIVERS = {"effectiveness", "ease", "efficiency", "transparency", "employee", "humanity"}
+DRIVER_QUESTION_TAGS = {"drivers_positive", "drivers_negative", "drivers_improve"}
+FIVE_POINT = {"likert5", "stars5"}
+TRUST_TYPES = {"2021": FIVE_POINT, "2024": FIVE_POINT | {"thumbs"}}
+EDITIONS = ("2021", "2024")
+DRIVER_FORMS = ("likert", "improve", "positive_negative")
+IVR_KEYPADS = ("one_is_best", "one_is_worst")
+CHANNELS = ("ivr", "sms", "email", "web", "kiosk")
+WORDING_CHANNELS = ("ivr", "sms", "kiosk")
+MESSAGE_CHANNELS = ("default", *CHANNELS)
+REQUIRED_MESSAGES = ("invitation", "intro", "thanks")
+QUESTION_PLACEHOLDERS = {"service"}
+MESSAGE_PLACEHOLDERS = {"agency", "service", "minutes", "omb_control_number", "pra_expiration", "link"}
+
+TOP_KEYS = {
+    "id", "version", "title", "edition", "default_language", "languages", "minutes", "driver_form",
+    "positive_from", "ivr_keypad", "pra", "scales", "messages", "questions",
+}  # fmt: skip
+PRA_KEYS = {"omb_control_number", "expiration_date", "burden_statement"}
+QUESTION_KEYS = {"id", "a11", "type", "text", "wording", "scale", "choices", "show_if", "skip_on", "required"}
+CHOICE_KEYS = {"id", "label", "driver"}
+SHOW_IF_KEYS = {"question", "rating"}
+
+SLUG = re.compile(r"^[a-z][a-z0-9_-]*$")
+OMB_CONTROL_NUMBER = re.compile(r"^\d{4}-\d{4}$")
+BURDEN_MINUTES = re.compile(r"(\d+)\s+minutes?\b", re.IGNORECASE)
+LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+# Where each rule comes from; a problem names the rule and, after it, this source.
+SOURCES = {
+    "short-survey": "A-11 280.7",
+    "trust": "A-11 280.7",
+    "satisfaction": "A-11 280.7",
+    "drivers": "A-11 280.7",
+    "driver-choices": "A-11 280.7",
+    "free-text": "A-11 280.7",
+    "pra": "5 CFR 1320.8(b)(3)",
+}
+
+
+@dataclass
+class _Report:
+    name: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def _line(self, rule: str, message: str, question: Any) -> str:
+        where = f"question {question}: " if question is not None else ""
+        source = f" ({SOURCES[rule]})" if rule in SOURCES else ""
+        return f"{self.name}: {where}rule {rule}{source}: {message}"
+
+    def problem(self, rule: str, message: str, question: Any = None) -> None:
+        self.problems.append(self._line(rule, message, question))
+
+    def warn(self, rule: str, message: str, question: Any = None) -> None:
+        self.warnings.append(self._line(rule, message, question))
+
+
+def _unknown_keys(given: Iterable[Any], allowed: set[str]) -> list[str]:
+    """Each unknown key, with the allowed key it most likely misspells."""
+    out = []
+    for key in sorted(set(map(str, given)) - allowed):
+        guess = difflib.get_close_matches(key, sorted(allowed), n=1)
+        out.append(f"{key!r} (did you mean {guess[0]!r}?)" if guess else repr(key))
+    return out
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _text(value: Any) -> str:
+    """``value`` stripped when it is a string, else empty."""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _choices(q: dict[str, Any]) -> list[dict[Any, Any]]:
+    return [c for c in _items(q.get("choices")) if isinstance(c, dict)]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _placeholders(template: str) -> set[str] | None:
+    """The ``{names}`` a template uses, or None when its braces do not parse."""
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError:
+        return None
+
+
+def _check_template(report: _Report, template: str, allowed: set[str], where: str, question: Any = None) -> None:
+    names = _placeholders(template)
+    if names is None:
+        report.problem("placeholders", f"{where}: unbalanced braces in {template!r}", question)
+        return
+    unknown = sorted(names - allowed)
+    if unknown:
+        allowed_text = ", ".join("{" + name + "}" for name in sorted(allowed))
+        shown = ", ".join("{" + name + "}" for name in unknown)
+        report.problem("placeholders", f"{where}: unknown placeholder {shown} (allowed: {allowed_text})", question)
+
+
+def question_shape_problems(questions: Any) -> list[tuple[Any, str]]:
+    """The question shapes :func:`engine.flows.parse_flow` cannot read or silently misreads: (question, message)."""
+    found: list[tuple[Any, str]] = []
+    if not isinstance(questions, list):
+        return found
+    for number, q in enumerate(questions, start=1):
+        if not isinstance(q, dict):
+            found.append((number, "a question is a mapping with an id"))
+            continue
+        qid = q.get("id", number)
+        choices = q.get("choices")
+        if choices is not None and not (isinstance(choices, list) and all(isinstance(c, dict) for c in choices)):
+            found.append((qid, "choices must be a list of {id, label, driver} mappings"))
+        if q.get("wording") is not None and not isinstance(q["wording"], dict):
+            found.append((qid, "wording must be a mapping of channel to wording ({ivr, sms, kiosk})"))
+        if q.get("show_if") is not None and not isinstance(q["show_if"], dict):
+            found.append((qid, "show_if must be a mapping {question, rating}"))
+        if q.get("skip_on") is not None and not isinstance(q["skip_on"], list):
+            found.append((qid, "skip_on must be a list of channels, e.g. [ivr]"))
+    return found
+
+
+def _keypad_mentions(wording: str, labels: dict[int, str]) -> list[tuple[int, int]]:
+    """(key, point) pairs where the wording puts a digit right before a point's label ("1 for strongly disagree")."""
+    found: list[tuple[int, int]] = []
+    for point, label in labels.items():
+        pattern = rf"\b([1-9])\s*(?:\(\s*|for\s+|if\s+you\s+|if\s+|=\s*|-\s*|means\s+|is\s+)?{re.escape(label)}\b"
+        found.extend((int(m.group(1)), point) for m in re.finditer(pattern, wording, re.IGNORECASE))
+    return found
+
+
+def _expected_key(points: tuple[int, ...], point: int, one_is_best: bool) -> int:
+    ordered = sorted(points, reverse=one_is_best)
+    return ordered.index(point) + 1
+
+
+class _FlowCheck:
+    def __init__(self, flow: Flow, today: date) -> None:
+        self.flow = flow
+        self.raw = flow.raw
+        self.today = today
+        self.report = _Report(f"{flow.id} v{flow.version}")
+        self.edition = str(self.raw.get("edition", ""))
+        self.form = self.raw.get("driver_form")
+        raw_questions = self.raw.get("questions")
+        self.questions: list[dict[str, Any]] = (
+            [q for q in raw_questions if isinstance(q, dict)] if isinstance(raw_questions, list) else []
+        )
+        self.scales: dict[str, Any] = self.raw["scales"] if isinstance(self.raw.get("scales"), dict) else {}
+
+    def run(self) -> tuple[list[str], list[str]]:
+        self.top_level()
+        self.pra()
+        self.languages()
+        self.scales_block()
+        self.messages()
+        self.questions_each()
+        self.trust_and_satisfaction()
+        self.drivers()
+        self.free_text()
+        return self.report.problems, self.report.warnings
+
+    # -- the flow as a whole -------------------------------------------------------------------------------------
+
+    def top_level(self) -> None:
+        r, raw = self.report, self.raw
+        unknown = _unknown_keys(raw, TOP_KEYS)
+        if unknown:
+            r.problem("format", f"unknown top-level key {', '.join(unknown)}")
+        if not SLUG.match(str(raw.get("id", ""))):
+            r.problem("format", f"id {raw.get('id')!r} must be a slug (lower-case letters, digits, - and _)")
+        if raw.get("version") is None or not str(raw["version"]).strip():
+            r.problem("format", 'version must be set, e.g. "1"')
+        if not _is_text(raw.get("title")):
+            r.problem("wording", "title must be non-empty English text")
+        if self.edition not in EDITIONS:
+            r.problem("edition", f'edition {raw.get("edition")!r} must be "2021" or "2024"')
+        if self.form not in DRIVER_FORMS:
+            r.problem("drivers", f"driver_form {self.form!r} must be one of {', '.join(DRIVER_FORMS)}")
+        if raw.get("ivr_keypad") not in IVR_KEYPADS:
+            r.problem("ivr-keypad", f"ivr_keypad {raw.get('ivr_keypad')!r} must be one_is_best or one_is_worst")
+        if "positive_from" in raw and not (_is_int(raw["positive_from"]) and 2 <= raw["positive_from"] <= 5):
+            r.problem("positive-from", f"positive_from {raw['positive_from']!r} must be a whole number from 2 to 5")
+        if "minutes" in raw and not (_is_int(raw["minutes"]) and raw["minutes"] > 0):
+            r.problem("format", f"minutes {raw['minutes']!r} must be a positive whole number")
+        if not self.questions:
+            r.problem("format", "questions must be a non-empty list")
+        if len(self.questions) > MAX_QUESTIONS:
+            r.problem("short-survey", f"{len(self.questions)} questions, at most {MAX_QUESTIONS}")
+
+    def pra(self) -> None:
+        r = self.report
+        block = self.raw.get("pra")
+        if not isinstance(block, dict):  # parse_flow refuses this; a Flow built otherwise is still checked
+            r.problem("pra", "the pra block {omb_control_number, expiration_date, burden_statement} is missing")
+            return
+        unknown = _unknown_keys(block, PRA_KEYS)
+        if unknown:
+            r.problem("format", f"unknown pra key {', '.join(unknown)}")
+        number = block.get("omb_control_number")
+        if not isinstance(number, str) or not OMB_CONTROL_NUMBER.match(number):
+            r.problem("pra", f'omb_control_number {number!r} must be a quoted string like "1090-0011"')
+        if not _is_text(block.get("burden_statement")):
+            r.problem("pra", "burden_statement must be non-empty English text")
+        expiration = block.get("expiration_date")
+        if isinstance(expiration, datetime):
+            r.problem("pra", f"expiration_date {expiration} must be a date (YYYY-MM-DD), not a date and time")
+            return
+        ends = self.flow.pra.expiration_date
+        if self.flow.pra.expired(self.today):
+            r.problem("pra", f"PRA approval expired on {ends}: nothing may be sent with this flow")
+        elif ends - self.today <= timedelta(days=PRA_WARNING_DAYS):
+            r.warn("pra", f"PRA approval expires on {ends} ({(ends - self.today).days} days): renew it")
+        minutes = self.raw.get("minutes")
+        stated = BURDEN_MINUTES.search(str(block.get("burden_statement", "")))
+        if _is_int(minutes) and stated and int(stated.group(1)) != minutes:
+            r.warn("pra", f"the burden statement says {stated.group(0)} but minutes is {minutes}")
+
+    def languages(self) -> None:
+        r, raw = self.report, self.raw
+        default = raw.get("default_language", "en")
+        languages = raw.get("languages", [default])
+        if not isinstance(languages, list) or not languages or not all(isinstance(x, str) for x in languages):
+            r.problem("languages", "languages must be a non-empty list of language tags, e.g. [en, es]")
+            return
+        for tag in languages:
+            if not LANGUAGE_TAG.match(tag):
+                r.problem("languages", f"{tag!r} is not a language tag (BCP 47, e.g. en, es, zh-Hant)")
+        repeated = sorted(tag for tag, n in Counter(languages).items() if n > 1)
+        if repeated:
+            r.problem("languages", f"language listed twice: {', '.join(repeated)}")
+        if default not in languages:
+            r.problem("languages", f"default_language {default!r} is not among languages {languages}")
+
+    def scales_block(self) -> None:
+        r = self.report
+        if "scales" in self.raw and not isinstance(self.raw["scales"], dict):
+            r.problem("scales", "scales must be a mapping of scale name to {point: label}")
+            return
+        for name, labels in self.scales.items():
+            if not isinstance(labels, dict) or not labels:
+                r.problem("scales", f"scale {name!r} must map points (1-5) to labels")
+                continue
+            for point, label in labels.items():
+                if not (_is_int(point) or (isinstance(point, str) and point.isdigit())) or not 1 <= int(point) <= 5:
+                    r.problem("scales", f"scale {name!r}: point {point!r} is not one of 1-5")
+                if not _is_text(label):
+                    r.problem("wording", f"scale {name!r}: point {point!r} has no English label")
+        used = {self._scale_name(q) for q in self.questions if q.get("type") in RATING_TYPES}
+        for name in sorted(set(map(str, self.scales)) - used):
+            r.warn("scales", f"scale {name!r} is not used by any question")
+
+    def messages(self) -> None:
+        r = self.report
+        messages = self.raw.get("messages")
+        if not isinstance(messages, dict):
+            r.problem("messages", f"messages must be a mapping holding {', '.join(REQUIRED_MESSAGES)}")
+            return
+        for name in REQUIRED_MESSAGES:
+            if name not in messages:
+                r.problem("messages", f"messages.{name} is missing (a default wording at least)")
+        for name, templates in messages.items():
+            if not isinstance(templates, dict):
+                r.problem("messages", f"messages.{name} must be a mapping of channel to wording (default, sms, ...)")
+                continue
+            unknown = _unknown_keys(templates, set(MESSAGE_CHANNELS))
+            if unknown:
+                r.problem("format", f"messages.{name}: unknown channel {', '.join(unknown)}")
+            if "default" not in templates:
+                r.problem("messages", f"messages.{name} has no default wording")
+            for channel, template in templates.items():
+                if not _is_text(template):
+                    r.problem("wording", f"messages.{name}.{channel} must be non-empty English text")
+                    continue
+                _check_template(r, template, MESSAGE_PLACEHOLDERS, f"messages.{name}.{channel}")
+        sms = _text(_mapping(messages.get("invitation")).get("sms"))
+        if sms:
+            if "{omb_control_number}" not in sms:
+                r.problem("pra", "messages.invitation.sms must carry the OMB control number ({omb_control_number})")
+            if "STOP" not in sms:
+                r.problem("messages", "messages.invitation.sms must say how to opt out (Reply STOP to opt out)")
+
+    # -- each question -------------------------------------------------------------------------------------------
+
+    def _scale_name(self, q: dict[str, Any]) -> str:
+        return str(q.get("scale") or DEFAULT_SCALE.get(str(q.get("type")), ""))
+
+    def questions_each(self) -> None:
+        r = self.report
+        for qid, message in question_shape_problems(self.raw.get("questions")):
+            r.problem("format", message, qid)
+        ids = [q.get("id") for q in self.questions]
+        for dup in sorted({str(i) for i in ids if ids.count(i) > 1}):
+            r.problem("unique-ids", "this id is used by more than one question", dup)
+        earlier: dict[str, dict[str, Any]] = {}
+        for q in self.questions:
+            self.question(q, earlier)
+            earlier.setdefault(str(q.get("id")), q)
+
+    def question(self, q: dict[str, Any], earlier: dict[str, dict[str, Any]]) -> None:
+        r = self.report
+        qid = q.get("id", "?")
+        qtype, tag = q.get("type"), q.get("a11")
+        unknown = _unknown_keys(q, QUESTION_KEYS)
+        if unknown:
+            r.problem("format", f"unknown question key {', '.join(unknown)}", qid)
+        if not SLUG.match(str(qid)):
+            r.problem("format", f"id {qid!r} must be a slug (lower-case letters, digits, - and _)", qid)
+        if tag not in TAGS:
+            r.problem("a11-tag", f"unknown a11 tag {tag!r} (one of {', '.join(sorted(TAGS))})", qid)
+        if qtype not in TYPES:
+            r.problem("type", f"unknown type {qtype!r} (one of {', '.join(sorted(TYPES))})", qid)
+        if "required" in q and not isinstance(q["required"], bool):
+            r.problem("format", f"required {q['required']!r} must be true or false", qid)
+
+        # English wording, for the web page and per channel
+        text = _text(q.get("text"))
+        if not text:
+            r.problem("wording", "the question has no English text", qid)
+        else:
+            _check_template(r, text, QUESTION_PLACEHOLDERS, "text", qid)
+        skip_on = _items(q.get("skip_on"))
+        for channel in skip_on:
+            if channel not in CHANNELS:
+                r.problem("skip-on", f"unknown channel {channel!r} in skip_on (one of {', '.join(CHANNELS)})", qid)
+        wording = _mapping(q.get("wording"))
+        unknown = _unknown_keys(wording, set(WORDING_CHANNELS))
+        if unknown:
+            r.problem("format", f"unknown wording channel {', '.join(unknown)} (one of ivr, sms, kiosk)", qid)
+        for channel, value in wording.items():
+            words = _text(value)
+            if not words:
+                r.problem("wording", f"wording.{channel} must be non-empty English text", qid)
+                continue
+            _check_template(r, words, QUESTION_PLACEHOLDERS, f"wording.{channel}", qid)
+            if channel in skip_on:
+                r.warn("wording", f"wording.{channel} is never used: the question is skipped on {channel}", qid)
+        sms = _text(wording.get("sms")) or text
+        if "sms" not in skip_on and len(sms) > SMS_SEGMENT:
+            r.warn(
+                "sms-length", f"the SMS wording is {len(sms)} characters, over one {SMS_SEGMENT}-character segment", qid
+            )
+
+        self.scale(q, qid, wording)
+        self.choices(q, qid, skip_on)
+        self.show_if(q, qid, earlier)
+
+    def scale(self, q: dict[str, Any], qid: Any, wording: dict[str, Any]) -> None:
+        r = self.report
+        qtype = str(q.get("type"))
+        if qtype not in RATING_TYPES:
+            if q.get("scale") is not None:
+                r.problem("scales", f"a {qtype} question has no scale (scale {q['scale']!r})", qid)
+            return
+        name = self._scale_name(q)
+        labels = self.scales.get(name)
+        if not isinstance(labels, dict):
+            r.problem("scales", f"scale {name!r} is not defined under scales", qid)
+            return
+        points = POINTS[qtype]
+        try:
+            by_point = {int(p): _text(label) for p, label in labels.items()}
+        except (TypeError, ValueError):
+            return  # reported with the scale itself
+        missing = [p for p in points if not by_point.get(p)]
+        if missing:
+            r.problem("scales", f"scale {name!r} has no label for point {', '.join(map(str, missing))}", qid)
+        extra = sorted(set(by_point) - set(points))
+        if extra:
+            r.problem("scales", f"scale {name!r} labels point {', '.join(map(str, extra))}, not a {qtype} point", qid)
+        # keypad order: IVR wording follows ivr_keypad; SMS replies are stored values (1 = worst)
+        one_is_best = self.raw.get("ivr_keypad") == "one_is_best"
+        wanted = {p: label for p, label in by_point.items() if p in points and label}
+        for channel, best_first in (("ivr", one_is_best), ("sms", False)):
+            words = _text(wording.get(channel))
+            if not words:
+                continue
+            for key, point in _keypad_mentions(words, wanted):
+                expected = _expected_key(points, point, best_first)
+                if key != expected:
+                    order = "ivr_keypad " + str(self.raw.get("ivr_keypad")) if channel == "ivr" else "SMS replies"
+                    r.problem(
+                        "ivr-keypad",
+                        f"wording.{channel} says {key} for {wanted[point]!r}, but with {order} that is key {expected}",
+                        qid,
+                    )
+
+    def choices(self, q: dict[str, Any], qid: Any, skip_on: list[Any]) -> None:
+        r = self.report
+        qtype = q.get("type")
+        choices = _choices(q)
+        if qtype not in CHOICE_TYPES:
+            if choices:
+                r.problem("choices", f"a {qtype} question has no choices", qid)
+            return
+        if len(choices) < 2:
+            r.problem("choices", f"a {qtype} question needs at least two choices", qid)
+        if "ivr" not in skip_on and len(choices) > MAX_KEYPAD_CHOICES:
+            r.problem("choices", f"{len(choices)} choices do not fit the IVR keypad (1-9): add skip_on: [ivr]", qid)
+        ids = [c.get("id") for c in choices]
+        for dup in sorted({str(i) for i in ids if ids.count(i) > 1}):
+            r.problem("choices", f"choice id {dup!r} is used twice", qid)
+        for c in choices:
+            cid = c.get("id")
+            unknown = _unknown_keys(c, CHOICE_KEYS)
+            if unknown:
+                r.problem("format", f"choice {cid!r}: unknown key {', '.join(unknown)}", qid)
+            if not SLUG.match(str(cid)):
+                r.problem("choices", f"choice id {cid!r} must be a slug", qid)
+            label = _text(c.get("label"))
+            if not label:
+                r.problem("wording", f"choice {cid!r} has no English label", qid)
+            else:
+                _check_template(r, label, QUESTION_PLACEHOLDERS, f"choice {cid!r}", qid)
+            driver = c.get("driver")
+            if driver is None and qtype == "choose_all":
+                r.problem("driver-choices", f"choice {cid!r} names no A-11 driver ({', '.join(DRIVERS)})", qid)
+            elif driver is not None and driver not in DRIVERS:
+                r.problem(
+                    "driver-choices", f"choice {cid!r}: {driver!r} is not an A-11 driver ({', '.join(DRIVERS)})", qid
+                )
+
+    def show_if(self, q: dict[str, Any], qid: Any, earlier: dict[str, dict[str, Any]]) -> None:
+        r = self.report
+        condition = q.get("show_if")
+        if not isinstance(condition, dict):
+            return
+        unknown = _unknown_keys(condition, SHOW_IF_KEYS)
+        if unknown:
+            r.problem("format", f"show_if: unknown key {', '.join(unknown)}", qid)
+        parent_id = condition.get("question")
+        parent = earlier.get(str(parent_id))
+        if parent is None:
+            r.problem("show-if", f"show_if refers to {parent_id!r}, which is not an earlier question", qid)
+        elif parent.get("type") not in RATING_TYPES:
+            r.problem("show-if", f"show_if refers to {parent_id!r}, a {parent.get('type')} question, not a rating", qid)
+        if condition.get("rating") not in ("positive", "negative"):
+            r.problem("show-if", f"show_if rating {condition.get('rating')!r} must be positive or negative", qid)
+
+    # -- the A-11 content --------------------------------------------------------------------------------------
+
+    def _tagged(self, *tags: str) -> list[dict[str, Any]]:
+        return [q for q in self.questions if q.get("a11") in tags]
+
+    def trust_and_satisfaction(self) -> None:
+        r = self.report
+        allowed = TRUST_TYPES.get(self.edition, FIVE_POINT)
+        trust = self._tagged("trust")
+        if not trust:
+            r.problem("trust", "no trust question (a11: trust)")
+        elif len(trust) > 1:
+            r.problem(
+                "trust", f"exactly one trust question, found {len(trust)}: {', '.join(str(q.get('id')) for q in trust)}"
+            )
+        for q in trust:
+            if q.get("type") not in allowed:
+                kinds = "likert5 or stars5" + (" or thumbs" if "thumbs" in allowed else "")
+                r.problem("trust", f"edition {self.edition} asks trust as {kinds}, not {q.get('type')}", q.get("id"))
+        satisfaction = self._tagged("satisfaction")
+        if self.edition == "2021" and not satisfaction:
+            r.problem("satisfaction", "edition 2021 needs a satisfaction question (a11: satisfaction)")
+        if len(satisfaction) > 1:
+            ids = ", ".join(str(q.get("id")) for q in satisfaction)
+            r.problem("satisfaction", f"at most one satisfaction question, found {len(satisfaction)}: {ids}")
+        for q in satisfaction:
+            if q.get("type") not in FIVE_POINT:
+                r.problem(
+                    "satisfaction",
+                    f"satisfaction is a 5-point question (likert5 or stars5), not {q.get('type')}",
+                    q.get("id"),
+                )
+        for q in trust + satisfaction:
+            rule = str(q.get("a11"))
+            if q.get("skip_on"):
+                r.problem(rule, f"the {rule} question is asked on every channel (remove skip_on)", q.get("id"))
+            if q.get("show_if"):
+                r.problem(rule, f"the {rule} question is asked of everyone (remove show_if)", q.get("id"))
+
+    def drivers(self) -> None:
+        r, form = self.report, self.form
+        if self.edition == "2024" and form != "positive_negative":
+            r.problem("drivers", f"edition 2024 uses driver_form positive_negative, not {form}")
+        per_driver = self._tagged(*LIKERT_DRIVERS)
+        positive = self._tagged("drivers_positive")
+        negative = self._tagged("drivers_negative")
+        improve = self._tagged("drivers_improve")
+        for q in per_driver:
+            if form != "likert":
+                r.problem("drivers", f"a per-driver question belongs to driver_form likert, not {form}", q.get("id"))
+            elif q.get("type") not in FIVE_POINT:
+                r.problem(
+                    "drivers", f"a driver question is 5-point (likert5 or stars5), not {q.get('type')}", q.get("id")
+                )
+        for q in positive + negative + improve:
+            if q.get("type") != "choose_all":
+                r.problem("drivers", f"a {q.get('a11')} question is choose_all, not {q.get('type')}", q.get("id"))
+            drivers = [c.get("driver") for c in _choices(q) if c.get("driver")]
+            for dup in sorted({str(d) for d in drivers if drivers.count(d) > 1}):
+                r.problem("driver-choices", f"driver {dup!r} is offered by more than one choice", q.get("id"))
+        if form == "likert":
+            if not per_driver:
+                tags = ", ".join(sorted(LIKERT_DRIVERS))
+                r.problem("drivers", f"driver_form likert needs a 5-point question per driver used ({tags})")
+            counts = Counter(str(q.get("a11")) for q in per_driver)
+            for tag in sorted(t for t, n in counts.items() if n > 1):
+                r.problem("drivers", f"driver {tag!r} is asked by {counts[tag]} questions, one is enough")
+            for q in positive + negative + improve:
+                r.problem("drivers", f"a {q.get('a11')} question does not belong to driver_form likert", q.get("id"))
+        elif form == "improve":
+            if len(improve) != 1:
+                r.problem(
+                    "drivers", f"driver_form improve needs exactly one drivers_improve choose_all, found {len(improve)}"
+                )
+            for q in positive + negative:
+                r.problem("drivers", f"a {q.get('a11')} question does not belong to driver_form improve", q.get("id"))
+        elif form == "positive_negative":
+            self._positive_negative(positive, negative, improve)
+
+    def _positive_negative(
+        self, positive: list[dict[str, Any]], negative: list[dict[str, Any]], improve: list[dict[str, Any]]
+    ) -> None:
+        r = self.report
+        for tag, found in (("drivers_positive", positive), ("drivers_negative", negative)):
+            if len(found) != 1:
+                r.problem(
+                    "drivers", f"driver_form positive_negative needs exactly one {tag} choose_all, found {len(found)}"
+                )
+        for q in improve:
+            r.problem(
+                "drivers", "a drivers_improve question does not belong to driver_form positive_negative", q.get("id")
+            )
+        parents = set()
+        for rating, found in (("positive", positive), ("negative", negative)):
+            for q in found:
+                condition = _mapping(q.get("show_if"))
+                if condition.get("rating") != rating:
+                    r.problem(
+                        "drivers",
+                        f"shown after a {rating} rating: add show_if {{question: trust, rating: {rating}}}",
+                        q.get("id"),
+                    )
+                    continue
+                parent = next((p for p in self.questions if p.get("id") == condition.get("question")), None)
+                if parent is not None and parent.get("a11") not in ("trust", "satisfaction"):
+                    r.problem(
+                        "drivers",
+                        f"shown after the trust (or satisfaction) rating, not after {parent.get('id')!r}",
+                        q.get("id"),
+                    )
+                parents.add(str(condition.get("question")))
+        if len(parents) > 1:
+            r.problem(
+                "drivers",
+                f"the positive and negative driver questions follow different ratings ({', '.join(sorted(parents))})",
+            )
+        if self.edition == "2024":
+            for q in positive + negative:
+                drivers = {c.get("driver") for c in _choices(q)}
+                missing = [d for d in DRIVERS if d not in drivers]
+                extra = sorted(str(d) for d in drivers - set(DRIVERS) - {None})
+                if missing or extra:
+                    detail = "; ".join(
+                        part
+                        for part in (
+                            f"missing {', '.join(missing)}" if missing else "",
+                            f"not allowed {', '.join(extra)}" if extra else "",
+                        )
+                        if part
+                    )
+                    r.problem(
+                        "driver-choices",
+                        f"edition 2024 offers exactly the drivers {', '.join(DRIVERS)} ({detail})",
+                        q.get("id"),
+                    )
+
+    def free_text(self) -> None:
+        r = self.report
+        free = [q for q in self.questions if q.get("type") == "text"]
+        if len(free) != 1:
+            ids = f" ({', '.join(str(q.get('id')) for q in free)})" if free else ""
+            r.problem("free-text", f"exactly one free-text question (type text), found {len(free)}{ids}")
+        for q in free:
+            qid = q.get("id")
+            if q.get("a11") != "free_text":
+                r.problem("free-text", f"a text question is tagged a11: free_text, not {q.get('a11')!r}", qid)
+            if q.get("required") is True:
+                r.problem("free-text", "the free-text answer is optional: remove required: true", qid)
+            skip_on = _items(q.get("skip_on"))
+            if "ivr" not in skip_on:
+                r.problem("free-text", "the free-text question is not asked on IVR: add skip_on: [ivr]", qid)
+        for q in self._tagged("free_text"):
+            if q.get("type") != "text":
+                r.problem("free-text", f"a free_text question is of type text, not {q.get('type')!r}", q.get("id"))
 
 
 def check_flow(flow: Flow, today: date) -> tuple[list[str], list[str]]:
-    """Return (problems, warnings) for one flow."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    name = f"{flow.id} v{flow.version}"
-    questions: list[dict[str, Any]] = list(flow.raw.get("questions") or [])
-    if flow.edition not in ("2021", "2024"):
-        problems.append(f"{name}: rule edition: edition must be 2021 or 2024")
-    if len(questions) > MAX_QUESTIONS:
-        problems.append(f"{name}: rule short-survey (A-11 280.7): {len(questions)} questions, at most {MAX_QUESTIONS}")
-    ids = [q.get("id") for q in questions]
-    for dup in {i for i in ids if ids.count(i) > 1}:
-        problems.append(f"{name}: question {dup}: id used twice")
-    for q in questions:
-        qid = q.get("id", "?")
-        if q.get("a11") not in TAGS:
-            problems.append(f"{name}: question {qid}: rule a11-tag: unknown a11 tag {q.get('a11')!r}")
-        if q.get("type") not in TYPES:
-            problems.append(f"{name}: question {qid}: unknown type {q.get('type')!r}")
-        if q.get("type") == "choose_all":
-            for choice in q.get("choices") or []:
-                if choice.get("driver") not in DRIVERS:
-                    problems.append(
-                        f"{name}: question {qid}: rule driver-choices: choice {choice.get('id')!r} names no A-11 driver"
-                    )
-    tags = [q.get("a11") for q in questions]
-    if "trust" not in tags:
-        problems.append(f"{name}: rule trust (A-11 280.7): no trust question")
-    if flow.edition == "2021" and "satisfaction" not in tags:
-        problems.append(f"{name}: rule satisfaction (A-11 280.7, edition 2021): no satisfaction question")
-    free = [q for q in questions if q.get("type") == "text"]
-    if len(free) != 1:
-        problems.append(f"{name}: rule free-text (A-11 280.7): exactly one free-text question, found {len(free)}")
-    for q in free:
-        if q.get("required"):
-            problems.append(f"{name}: question {q.get('id')}: rule free-text: the free-text answer must be optional")
-        if "ivr" not in (q.get("skip_on") or []):
-            problems.append(f"{name}: question {q.get('id')}: rule free-text: not asked on IVR (add skip_on: [ivr])")
-    form = flow.raw.get("driver_form")
-    if form == "likert" and not LIKERT_DRIVERS.intersection(tags):
-        problems.append(f"{name}: rule drivers: driver_form likert needs a 5-point question per driver")
-    elif form == "improve" and "drivers_improve" not in tags:
-        problems.append(f"{name}: rule drivers: driver_form improve needs a 'how can we improve' choose-all")
-    elif form == "positive_negative" and not {"drivers_positive", "drivers_negative"} <= set(tags):
-        problems.append(f"{name}: rule drivers: driver_form positive_negative needs both driver questions")
-    elif form not in ("likert", "improve", "positive_negative"):
-        problems.append(f"{name}: rule drivers: driver_form must be likert, improve or positive_negative")
-    if flow.pra.expired(today):
-        problems.append(f"{name}: rule pra (5 CFR 1320.8): PRA approval expired on {flow.pra.expiration_date}")
-    elif flow.pra.expiration_date - today <= timedelta(days=30):
-        warnings.append(f"{name}: PRA approval expires on {flow.pra.expiration_date}")
-    return problems, warnings
+    """Return (problems, warnings) for one flow: any problem refuses it (SPEC §2 rules 8 and 9)."""
+    return _FlowCheck(flow, today).run()
+
+
+def _parse_problem(source: str, message: str) -> str:
+    """A parser's ConfigError as a problem line that names a rule (``rule format`` unless it names one)."""
+    if " rule " in f" {message}":
+        return message
+    prefix = f"{source}: "
+    rest = message[len(prefix) :] if message.startswith(prefix) else message
+    return f"{source}: rule format: {rest}"
 
 
 def validate_paths(paths: list[str], today: date | None = None) -> tuple[list[str], list[str], int]:
+    """Check every flow file under ``paths`` (files or directories of ``*.yaml``): (problems, warnings, files)."""
     today = today or date.today()
-    files: list[Path] = []
-    for given in map(Path, paths):
-        files.extend(sorted(given.glob("*.yaml")) if given.is_dir() else [given])
     problems: list[str] = []
     warnings: list[str] = []
+    files: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            listed = sorted(given.glob("*.yaml"))
+            if not listed:
+                problems.append(f"{given}: rule format: no flow files (*.yaml) in this directory")
+            files.extend(listed)
+        elif given.is_file():
+            files.append(given)
+        else:
+            problems.append(f"{given}: rule format: no such file or directory")
+    seen: dict[str, Path] = {}
     for path in files:
+        source = path.name
         try:
-            flow = parse_flow(yaml.safe_load(path.read_text(encoding="utf-8")), path.name, path)
-        except (ConfigError, yaml.YAMLError) as exc:
-            problems.append(str(exc))
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{source}: rule format: cannot read the file: {exc}")
+            continue
+        except yaml.YAMLError as exc:
+            problems.append(f"{source}: rule format: not valid YAML: {exc}")
+            continue
+        shapes = question_shape_problems(data.get("questions")) if isinstance(data, dict) else []
+        if shapes:
+            problems += [f"{source}: question {qid}: rule format: {message}" for qid, message in shapes]
+            continue
+        try:
+            flow = parse_flow(data, source, path)
+        except ConfigError as exc:
+            problems.append(_parse_problem(source, str(exc)))
             continue
         found, warned = check_flow(flow, today)
         problems += found
         warnings += warned
+        name = f"{flow.id} v{flow.version}"
+        if path.stem != flow.id:
+            problems.append(f"{name}: rule file-name: the file {source} must be named {flow.id}.yaml")
+        if flow.id in seen and seen[flow.id].resolve() != path.resolve():
+            problems.append(f"{name}: rule unique-flow-ids: flow id {flow.id!r} is also defined in {seen[flow.id]}")
+        seen.setdefault(flow.id, path)
     return problems, warnings, len(files)

@@ -3,6 +3,8 @@
 // the server keeps only the branch that applies.
 (function () {
   "use strict";
+  var summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); }
   var dependents = document.querySelectorAll("[data-show-if]");
   if (!dependents.length) { return; }
   function update() {
@@ -28,6 +30,4 @@
     if (event.target && event.target.name && event.target.type === "radio") { update(); }
   });
   update();
-  var summary = document.getElementById("error-summary");
-  if (summary) { summary.focus(); }
 })();
