@@ -6,11 +6,14 @@ script is run as ``.venv/bin/python bench/<name>.py``).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import platform
 import random
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -38,6 +41,20 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://root@1
 # Fixed, benchmark-only secrets (never used by a real deployment): 32+ characters as SPEC §8 asks.
 SECRET = "bench-secret-key-not-for-production-0123456789"
 ENCRYPTION = "bench-encryption-key-not-for-production-9876543210"
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+STARTED_LOADAVG = os.getloadavg()
+STARTED_CPU = _cpu_times()
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Pacific/Honolulu")
 
 
@@ -94,11 +111,23 @@ def _rm_tree(folder: Path) -> None:
     folder.rmdir()
 
 
+_instance_dir: str | None = None
+
+
+def _scratch_instance_dir() -> str:
+    """One temporary instance folder per process, removed when it exits."""
+    global _instance_dir
+    if _instance_dir is None:
+        _instance_dir = tempfile.mkdtemp(prefix="bench_instance_")
+        atexit.register(shutil.rmtree, _instance_dir, True)
+    return _instance_dir
+
+
 def env_for(url: str, instance_dir: str | None = None) -> dict[str, str]:
     """The environment a benchmark process of the engine runs with (SPEC §8 variables)."""
     return {
         "SURVEY_ENGINE_DATABASE_URL": url,
-        "SURVEY_ENGINE_INSTANCE_DIR": instance_dir or tempfile.mkdtemp(prefix="bench_instance_"),
+        "SURVEY_ENGINE_INSTANCE_DIR": instance_dir or _scratch_instance_dir(),
         "SURVEY_ENGINE_CONFIG_DIR": str(CONFIG),
         "SURVEY_ENGINE_FLOWS_DIR": str(FLOWS),
         "SURVEY_ENGINE_SECRET_KEY": SECRET,
@@ -212,19 +241,21 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     mem_kb = None
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
+    cpu_now = _cpu_times()
+    busy = None
+    if cpu_now and STARTED_CPU and cpu_now[1] > STARTED_CPU[1]:
+        busy = round(100 * (cpu_now[0] - STARTED_CPU[0]) / (cpu_now[1] - STARTED_CPU[1]), 1)
     info: dict[str, Any] = {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "mem_total_gb": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
-        "loadavg_at_start": load,
+        # Context on a shared machine: the load average when the script started and when it ended, and how busy
+        # all CPUs were (everything, this benchmark included) while it ran.
+        "loadavg_at_start": [round(x, 2) for x in STARTED_LOADAVG],
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "all_cpus_busy_percent_during_run": busy,
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
     }

@@ -99,10 +99,14 @@ def verify(url: str, n: int, outputs: list[Path]) -> dict[str, Any]:
     engine = create_engine(url)
     with engine.connect() as conn:
         states = dict(conn.execute(text("SELECT state, count(*) FROM invitations GROUP BY state")).tuples().all())
-        attempts = dict(conn.execute(text("SELECT attempts, count(*) FROM invitations GROUP BY attempts")).tuples().all())
+        attempts = dict(
+            conn.execute(text("SELECT attempts, count(*) FROM invitations GROUP BY attempts")).tuples().all()
+        )
         sending_twice = conn.execute(
-            text("SELECT count(*) FROM (SELECT invitation_id FROM delivery_events WHERE event = 'sending' "
-                 "GROUP BY invitation_id HAVING count(*) > 1) AS t")  # fmt: skip
+            text(
+                "SELECT count(*) FROM (SELECT invitation_id FROM delivery_events WHERE event = 'sending' "
+                "GROUP BY invitation_id HAVING count(*) > 1) AS t"
+            )
         ).scalar_one()
         events = dict(conn.execute(text("SELECT event, count(*) FROM delivery_events GROUP BY event")).tuples().all())
         ids = {str(i) for i in conn.execute(text("SELECT id FROM invitations")).scalars()}
@@ -187,13 +191,17 @@ def main() -> None:
     path = common.write_result("dispatch", result)
 
     print()
-    print(f"{args.invitations} due invitations, {args.workers} workers (batch {args.batch}), console channel, "
-          f"PostgreSQL {pg}")  # fmt: skip
+    print(
+        f"{args.invitations} due invitations, {args.workers} workers (batch {args.batch}), console channel, "
+        f"PostgreSQL {pg}"
+    )
     print(f"drained in {elapsed:.2f} s: {result['invitations_per_s']} invitations/s overall")
     for r in reports:
         busy = r["end"] - r["start"]
-        print(f"worker {r['index']} (pid {r['pid']}): handed {r['handed']} in {busy:.2f} s, peak RSS {r['VmHWM_mb']} MB, "
-              f"outcomes {r['outcomes']}")  # fmt: skip
+        print(
+            f"worker {r['index']} (pid {r['pid']}): handed {r['handed']} in {busy:.2f} s, peak RSS {r['VmHWM_mb']} MB, "
+            f"outcomes {r['outcomes']}"
+        )
     print(f"checks: {check['checks']} -> {'OK' if check['ok'] else 'FAILED'}")
     print(f"states {check['states']}, attempts {check['attempts']}")
     print(f"\nresult: {path.relative_to(common.ROOT)}")

@@ -27,6 +27,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import statistics
 import sys
 import time
 from collections import Counter, defaultdict
@@ -61,7 +62,7 @@ WRITTEN = {
             "source",
             "attributes",
         ],
-    ),  # fmt: skip
+    ),
     "contacts": (
         Contact.__table__,
         ["transaction_id", "phone_encrypted", "phone_hash", "email_encrypted", "email_hash", "timezone", "erased_at"],
@@ -86,7 +87,7 @@ WRITTEN = {
             "reason",
             "updated_at",
         ],
-    ),  # fmt: skip
+    ),
 }
 ORDER = ["transactions", "contacts", "service_levels", "invitations"]  # the order _write inserts in
 
@@ -245,31 +246,57 @@ def main() -> None:
     parser.add_argument("--service-levels", type=int, default=0, help="service_level indicators per item")
     parser.add_argument("--http", action="store_true", help="also measure through Flask's test client")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed intake batches")
+    parser.add_argument("--repeat", type=int, default=1, help="run each backend this many times (median shown)")
     parser.add_argument("--keep", action="store_true", help="keep the databases (for inspection)")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
 
     runs = []
-    for backend in backends:
-        print(f"[{backend}] {args.warmup} warm-up + {args.batches} timed batches of {args.batch_size} "
-              f"({args.replays:.0%} replays)...", file=sys.stderr, flush=True)  # fmt: skip
-        runs.append(bench_backend(backend, args))
+    for round_ in range(args.repeat):
+        for backend in backends:
+            print(
+                f"[{backend}, run {round_ + 1}/{args.repeat}] {args.warmup} warm-up + {args.batches} timed batches "
+                f"of {args.batch_size} ({args.replays:.0%} replays)...",
+                file=sys.stderr,
+                flush=True,
+            )
+            runs.append(bench_backend(backend, args))
 
     print()
-    print(f"{'backend':<11} {'intake tx/s':>12} {'baseline tx/s':>14} {'ratio':>6} {'http tx/s':>10}  "
-          f"batch p50/max ms   rows per batch (tx/contacts/inv/sli)")  # fmt: skip
+    print(
+        f"{'backend':<11} {'intake tx/s':>12} {'baseline tx/s':>14} {'ratio':>6} {'http tx/s':>10}  "
+        f"batch p50/max ms   rows per batch (tx/contacts/inv/sli)"
+    )
     for r in runs:
         rp = r["rows_per_batch"]
         http = f"{r['http']['tx_per_s']:>10}" if "http" in r else f"{'-':>10}"
-        print(f"{r['backend']:<11} {r['intake']['tx_per_s']:>12} {r['baseline']['tx_per_s']:>14} {r['ratio']:>6} "
-              f"{http}  {r['intake']['batch_ms_p50']:>6}/{r['intake']['batch_ms_max']:<10} "
-              f"{rp['transactions']}/{rp['contacts']}/{rp['invitations']}/{rp['service_levels']}")  # fmt: skip
+        print(
+            f"{r['backend']:<11} {r['intake']['tx_per_s']:>12} {r['baseline']['tx_per_s']:>14} {r['ratio']:>6} "
+            f"{http}  {r['intake']['batch_ms_p50']:>6}/{r['intake']['batch_ms_max']:<10} "
+            f"{rp['transactions']}/{rp['contacts']}/{rp['invitations']}/{rp['service_levels']}"
+        )
+    medians = {}
+    if args.repeat > 1:
+        for backend in backends:
+            mine = [r for r in runs if r["backend"] == backend]
+            medians[backend] = {
+                "intake_tx_per_s": round(statistics.median(r["intake"]["tx_per_s"] for r in mine), 1),
+                "baseline_tx_per_s": round(statistics.median(r["baseline"]["tx_per_s"] for r in mine), 1),
+                "ratio": round(statistics.median(r["ratio"] for r in mine), 3),
+            }
+            if all("http" in r for r in mine):
+                medians[backend]["http_tx_per_s"] = round(statistics.median(r["http"]["tx_per_s"] for r in mine), 1)
+            m = medians[backend]
+            print(
+                f"{'median ' + backend[:4]:<11} {m['intake_tx_per_s']:>12} {m['baseline_tx_per_s']:>14} "
+                f"{m['ratio']:>6} {m.get('http_tx_per_s', '-'):>10}"
+            )
     print("targets (SPEC §7): intake >= 5,000 tx/s on each backend, ratio >= 0.5")
     for r in runs:
         if "profile_top" in r["intake"]:
             print(f"\n--- profile ({r['backend']}) ---\n{r['intake']['profile_top']}")
     params = {k: v for k, v in vars(args).items()}
-    path = common.write_result("intake", {"params": params, "runs": runs})
+    path = common.write_result("intake", {"params": params, "runs": runs, "medians": medians})
     print(f"\nresult: {path.relative_to(common.ROOT)}")
 
 

@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import common
-
 
 # -- the load generator (the second process) --------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ async def generate(url: str, key: str, rate: float, duration: float, warmup: flo
                 async with session.post(url, data=bodies[i], headers=headers) as response:
                     await response.read()
                     status = str(response.status)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 status = "timeout"
             except aiohttp.ClientError as exc:
                 status = type(exc).__name__
@@ -161,11 +161,29 @@ def orchestrate(args: argparse.Namespace) -> None:
         try:
             wait_ready(base, server)
             workers = common.children_of(server.pid)
-            print(f"gunicorn pid {server.pid}, workers {workers}, {base}; load: {args.rate}/s for "
-                  f"{args.warmup}+{args.duration} s", file=sys.stderr, flush=True)  # fmt: skip
-            gen_cmd = [sys.executable, str(Path(__file__).resolve()), "--generate", "--target",
-                       base + "/api/v1/transactions", "--key", key, "--rate", str(args.rate), "--duration",
-                       str(args.duration), "--warmup", str(args.warmup), "--timeout", str(args.timeout)]  # fmt: skip
+            print(
+                f"gunicorn pid {server.pid}, workers {workers}, {base}; load: {args.rate}/s for "
+                f"{args.warmup}+{args.duration} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            gen_cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--generate",
+                "--target",
+                base + "/api/v1/transactions",
+                "--key",
+                key,
+                "--rate",
+                str(args.rate),
+                "--duration",
+                str(args.duration),
+                "--warmup",
+                str(args.warmup),
+                "--timeout",
+                str(args.timeout),
+            ]
             generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
             cpu_start = {pid: _cpu_ticks(pid) for pid in [server.pid, *workers]}
             wall_start = time.monotonic()
@@ -210,11 +228,16 @@ def orchestrate(args: argparse.Namespace) -> None:
         engine.dispose()
 
     log_tail = log_path.read_text(errors="replace").splitlines()[-20:]
+    shutil.rmtree(workdir, ignore_errors=True)
     result = {
         "params": vars(args),
         "postgresql": pg,
-        "gunicorn": {"cmd": " ".join(cmd[1:]), "workers": args.workers, "worker_class": "sync",
-                     "workers_replaced_during_run": restarted},  # fmt: skip
+        "gunicorn": {
+            "cmd": " ".join(cmd[1:]),
+            "workers": args.workers,
+            "worker_class": "sync",
+            "workers_replaced_during_run": restarted,
+        },
         "load": load,
         "wall_s": round(wall, 1),
         "workers_memory": memory,
@@ -227,13 +250,21 @@ def orchestrate(args: argparse.Namespace) -> None:
     lat = load["latency_ms"]
     peak = max((m["VmHWM_mb"] for m in memory.values()), default=None)
     print()
-    print(f"offered {load['offered_rate']}/s for {args.duration} s (+{args.warmup} s warm-up, not counted), "
-          f"{args.workers} gunicorn sync workers, PostgreSQL {pg}")  # fmt: skip
-    print(f"achieved {load['achieved_rate']} req/s ok; errors {load['errors']} of {load['scheduled']} "
-          f"({load['statuses']})")  # fmt: skip
-    print(f"latency from scheduled send: p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms, "
-          f"max {lat['max']} ms")  # fmt: skip
-    print(f"generator send lag p99 {load['generator_send_lag_ms']['p99']} ms; generator CPU {load['generator_cpu_s']} s")
+    print(
+        f"offered {load['offered_rate']}/s for {args.duration} s (+{args.warmup} s warm-up, not counted), "
+        f"{args.workers} gunicorn sync workers, PostgreSQL {pg}"
+    )
+    print(
+        f"achieved {load['achieved_rate']} req/s ok; errors {load['errors']} of {load['scheduled']} "
+        f"({load['statuses']})"
+    )
+    print(
+        f"latency from scheduled send: p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms, "
+        f"max {lat['max']} ms"
+    )
+    print(
+        f"generator send lag p99 {load['generator_send_lag_ms']['p99']} ms; generator CPU {load['generator_cpu_s']} s"
+    )
     for pid, m in memory.items():
         print(f"worker {pid}: peak RSS {m['VmHWM_mb']} MB, CPU {m['cpu_s']} s")
     print(f"stored: {stored} transactions, {invitations} invitations (warm-up included)")
@@ -256,7 +287,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the same rate, not counted")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=10.0, help="a request's timeout in seconds")
-    parser.add_argument("--access-log", action="store_true", help="gunicorn --access-logfile - (as `survey-engine web`)")
+    parser.add_argument(
+        "--access-log", action="store_true", help="gunicorn --access-logfile - (as `survey-engine web`)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,24 +93,49 @@ class Question:
         return channel not in self.skip_on
 
 
+def _text(value: Any, where: str, optional: bool = False) -> str:
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: rule format: must be non-empty English text")
+    return value.strip()
+
+
 def _question(raw: Any, source: str) -> Question:
+    """One question, typed; a value of the wrong shape is refused here, never coerced."""
     if not isinstance(raw, dict) or "id" not in raw:
-        raise ConfigError(f"{source}: every question is a mapping with an id")
+        raise ConfigError(f"{source}: rule format: every question is a mapping with an id")
+    where = f"{source} ({raw['id']})"
     qtype = str(raw.get("type", ""))
-    choices = tuple(
-        Choice(str(c.get("id")), str(c.get("label", "")), c.get("driver")) for c in raw.get("choices") or []
-    )
+    raw_choices = raw.get("choices") or []
+    if not isinstance(raw_choices, list) or not all(isinstance(c, dict) for c in raw_choices):
+        raise ConfigError(f"{where}: rule format: choices must be a list of {{id, label, driver}} mappings")
+    wording = raw.get("wording") or {}
+    show_if = raw.get("show_if")
+    skip_on = raw.get("skip_on") or []
+    required = raw.get("required", False)
+    if not isinstance(wording, dict):
+        raise ConfigError(f"{where}: rule format: wording must be a mapping of channel to text")
+    if show_if is not None and not isinstance(show_if, dict):
+        raise ConfigError(f"{where}: rule format: show_if must be {{question, rating}}")
+    if not isinstance(skip_on, list):
+        raise ConfigError(f"{where}: rule format: skip_on must be a list of channels, e.g. [ivr]")
+    if not isinstance(required, bool):
+        raise ConfigError(f"{where}: rule format: required must be true or false")
     return Question(
         id=str(raw["id"]),
         a11=str(raw.get("a11", "")),
         type=qtype,
-        text=str(raw.get("text", "")).strip(),
-        wording={str(k): str(v).strip() for k, v in (raw.get("wording") or {}).items()},
+        text=_text(raw.get("text"), f"{where}: text"),
+        wording={str(k): _text(v, f"{where}: wording.{k}") for k, v in wording.items()},
         scale=raw.get("scale") or DEFAULT_SCALE.get(qtype),
-        choices=choices,
-        show_if=dict(raw["show_if"]) if raw.get("show_if") else None,
-        skip_on=tuple(raw.get("skip_on") or ()),
-        required=bool(raw.get("required", False)),
+        choices=tuple(
+            Choice(str(c.get("id")), _text(c.get("label"), f"{where}: choice {c.get('id')}"), c.get("driver"))
+            for c in raw_choices
+        ),
+        show_if={str(k): str(v) for k, v in show_if.items()} if show_if else None,
+        skip_on=tuple(str(c) for c in skip_on),
+        required=required,
     )
 
 
@@ -162,7 +187,10 @@ class Flow:
         if rating is None:
             return False
         positive = self.is_positive(self.question(parent_id), rating)
-        return positive if question.show_if.get("rating") == "positive" else not positive
+        wanted = question.show_if.get("rating")
+        if wanted not in ("positive", "negative"):
+            raise ConfigError(f"flow {self.id}: question {question.id}: show_if.rating must be positive or negative")
+        return positive if wanted == "positive" else not positive
 
     def message(self, name: str) -> dict[str, Any]:
         """A message template of the flow (``messages.<name>``): wording per channel, English."""
@@ -195,11 +223,17 @@ def parse_flow(data: Any, source: str = "<flow>", path: Path | None = None) -> F
             expiration = date.fromisoformat(expiration)
         except ValueError as exc:
             raise ConfigError(f"{source}: pra.expiration_date {expiration!r} is not a date (YYYY-MM-DD)") from exc
-    if not isinstance(expiration, date):
-        raise ConfigError(f"{source}: pra.expiration_date must be a date (YYYY-MM-DD)")
+    if not isinstance(expiration, date) or isinstance(expiration, datetime):
+        raise ConfigError(f"{source}: rule pra: pra.expiration_date must be a date (YYYY-MM-DD)")
     questions = data["questions"]
     if not isinstance(questions, list):
         raise ConfigError(f"{source}: questions must be a list")
+    try:
+        positive_from = int(data.get("positive_from", 4))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: rule format: positive_from must be a whole number 1-5") from None
+    if not 1 <= positive_from <= 5:
+        raise ConfigError(f"{source}: rule format: positive_from must be a whole number 1-5")
     return Flow(
         questions=tuple(_question(q, f"{source}: question {i + 1}") for i, q in enumerate(questions)),
         id=str(data["id"]),
