@@ -7,7 +7,7 @@ a flow that does not exist) stops the start with a message naming the service an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -234,5 +234,11 @@ def load_catalog(config_dir: Path, flows_dir: Path, channel_names: set[str] | No
     services_raw = _read_yaml(config_dir / "services.yaml", "services")
     offices_raw = _read_yaml(config_dir / "offices.yaml", "offices")
     services = {str(slug): parse_service(str(slug), raw, flows, channel_names) for slug, raw in services_raw.items()}
+    from engine.flow_rules import check_flow
+
+    for flow_id in sorted({s.flow for s in services.values()}):
+        problems, _ = check_flow(flows[flow_id], date.today(), check_expiry=False)
+        if problems:
+            raise ConfigError("a flow in use breaks the A-11 rules:\n  " + "\n  ".join(problems))
     offices = {str(code): parse_office(str(code), raw) for code, raw in offices_raw.items()}
     return Catalog(services=services, offices=offices, flows=flows)

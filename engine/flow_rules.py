@@ -36,7 +36,6 @@ TAGS = {
 TYPES = {"likert5", "stars5", "thumbs", "choose_all", "choose_one", "text", "yes_no"}
 DRIVERS = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
 LIKERT_DRIVERS = {"effectiveness", "ease", "efficiency", "transparency", "employee", "humanity"}
-DRIVER_QUESTION_TAGS = {"drivers_positive", "drivers_negative", "drivers_improve"}
 FIVE_POINT = {"likert5", "stars5"}
 TRUST_TYPES = {"2021": FIVE_POINT, "2024": FIVE_POINT | {"thumbs"}}
 EDITIONS = ("2021", "2024")
@@ -184,7 +183,8 @@ def _expected_key(points: tuple[int, ...], point: int, one_is_best: bool) -> int
 
 
 class _FlowCheck:
-    def __init__(self, flow: Flow, today: date) -> None:
+    def __init__(self, flow: Flow, today: date, check_expiry: bool = True) -> None:
+        self.check_expiry = check_expiry
         self.flow = flow
         self.raw = flow.raw
         self.today = today
@@ -256,7 +256,9 @@ class _FlowCheck:
             r.problem("pra", f"expiration_date {expiration} must be a date (YYYY-MM-DD), not a date and time")
             return
         ends = self.flow.pra.expiration_date
-        if self.flow.pra.expired(self.today):
+        if not self.check_expiry:
+            pass  # at start-up an expired approval only decides pra_expired (SPEC §2 rule 9)
+        elif self.flow.pra.expired(self.today):
             r.problem("pra", f"PRA approval expired on {ends}: nothing may be sent with this flow")
         elif ends - self.today <= timedelta(days=PRA_WARNING_DAYS):
             r.warn("pra", f"PRA approval expires on {ends} ({(ends - self.today).days} days): renew it")
@@ -597,6 +599,12 @@ class _FlowCheck:
                         q.get("id"),
                     )
                 parents.add(str(condition.get("question")))
+                if parent is not None and parent.get("type") in FIVE_POINT and "positive_from" not in self.raw:
+                    r.warn(
+                        "positive-from",
+                        f"positive_from is not set: ratings from 4 up on {parent.get('id')!r} count as positive",
+                        q.get("id"),
+                    )
         if len(parents) > 1:
             r.problem(
                 "drivers",
@@ -642,9 +650,13 @@ class _FlowCheck:
                 r.problem("free-text", f"a free_text question is of type text, not {q.get('type')!r}", q.get("id"))
 
 
-def check_flow(flow: Flow, today: date) -> tuple[list[str], list[str]]:
-    """Return (problems, warnings) for one flow: any problem refuses it (SPEC §2 rules 8 and 9)."""
-    return _FlowCheck(flow, today).run()
+def check_flow(flow: Flow, today: date, check_expiry: bool = True) -> tuple[list[str], list[str]]:
+    """Return (problems, warnings) for one flow: any problem refuses it (SPEC §2 rules 8 and 9).
+
+    ``check_expiry=False`` is the start-up check: an expired PRA approval does not stop the service, it makes
+    the flow's transactions ``pra_expired``.
+    """
+    return _FlowCheck(flow, today, check_expiry).run()
 
 
 def _parse_problem(source: str, message: str) -> str:

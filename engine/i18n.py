@@ -43,6 +43,11 @@ def catalog(language: str) -> gettext.NullTranslations:
         ) from None
 
 
+def N_(text: str) -> str:
+    """Mark an engine string for extraction; it is translated where it is shown (``translate``)."""
+    return text
+
+
 def translate(language: str, text: str, **values: str) -> str:
     """Translate one message (engine string or flow wording) and fill its ``{placeholders}``."""
     translated = catalog(language).gettext(text) if text else text

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from engine.db import utcnow
 from engine.flows import Flow, Question
-from engine.i18n import translate
+from engine.i18n import N_, translate
 from engine.models import (
     ANSWERABLE_STATES,
     Answer,
@@ -73,25 +73,25 @@ def check_answer(question: Question, given: Given) -> Given:
     """Validate ``given`` against ``question``; return it normalized or raise :class:`InvalidAnswer`."""
     if given.empty:
         if question.required:
-            raise InvalidAnswer(question.id, "Please answer this question.")
+            raise InvalidAnswer(question.id, N_("Please answer this question."))
         return Given()
     if question.is_rating:
         if given.value not in question.points or given.choices or given.text:
-            raise InvalidAnswer(question.id, "Please choose one of the answers offered.")
+            raise InvalidAnswer(question.id, N_("Please choose one of the answers offered."))
         return Given(value=given.value)
     if question.type in ("choose_all", "choose_one"):
         ids = {c.id for c in question.choices}
         chosen = tuple(dict.fromkeys(given.choices))
         if given.value is not None or given.text or not chosen or not set(chosen) <= ids:
-            raise InvalidAnswer(question.id, "Please choose from the answers offered.")
+            raise InvalidAnswer(question.id, N_("Please choose from the answers offered."))
         if question.type == "choose_one" and len(chosen) != 1:
-            raise InvalidAnswer(question.id, "Please choose one answer.")
+            raise InvalidAnswer(question.id, N_("Please choose one answer."))
         return Given(choices=chosen)
     text = (given.text or "").strip()
     if given.value is not None or given.choices:
-        raise InvalidAnswer(question.id, "Please answer in words.")
+        raise InvalidAnswer(question.id, N_("Please answer in words."))
     if len(text) > MAX_TEXT:
-        raise InvalidAnswer(question.id, "Please keep your answer under 2,000 characters.")
+        raise InvalidAnswer(question.id, N_("Please keep your answer under 2,000 characters."))
     return Given(text=text)
 
 
@@ -106,7 +106,7 @@ def parse_form(question: Question, values: Sequence[str]) -> Given:
         if not raw:
             return Given()
         if not raw.isdigit():
-            raise InvalidAnswer(question.id, "Please choose one of the answers offered.")
+            raise InvalidAnswer(question.id, N_("Please choose one of the answers offered."))
         return Given(value=int(raw))
     if question.type in ("choose_all", "choose_one"):
         return Given(choices=tuple(v for v in values if v))

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.crypto import token_hash
 from engine.db import unit_of_work, utcnow
 from engine.flows import Flow
-from engine.i18n import best_language, translate
+from engine.i18n import N_, best_language, translate
 from engine.models import Invitation
 from engine.sessions import Given, InvalidAnswer, SurveyClosed, SurveySessions, check_answer, parse_form
 from engine.tokens import invitation_for
@@ -110,8 +110,8 @@ def _views(
             parent = flow.question(q.show_if["question"])
             positive = q.show_if.get("rating") == "positive"
             view.condition = translate(
-                language, "Answer this if your answer above was positive." if positive
-                else "Answer this if your answer above was negative."
+                language, N_("Answer this if your answer above was positive.") if positive
+                else N_("Answer this if your answer above was negative.")
             )  # fmt: skip
             view.condition_on = parent.id
             view.condition_rating = "positive" if positive else "negative"

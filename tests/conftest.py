@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -46,10 +47,14 @@ def _pg_admin_reachable() -> str | None:
 
 @pytest.fixture(scope="session")
 def flows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped flows plus the test-only ones (an expired PRA)."""
+    """The shipped flows plus a copy of a11-standard whose PRA approval has expired."""
     target = tmp_path_factory.mktemp("flows")
-    for source in [*sorted((ROOT / "flows").glob("*.yaml")), *sorted((TESTS / "flows").glob("*.yaml"))]:
+    for source in sorted((ROOT / "flows").glob("*.yaml")):
         shutil.copy(source, target / source.name)
+    expired = yaml.safe_load((ROOT / "flows" / "a11-standard.yaml").read_text())
+    expired.update(id="expired-pra", title="Survey whose PRA approval expired")
+    expired["pra"]["expiration_date"] = "2024-01-31"
+    (target / "expired-pra.yaml").write_text(yaml.safe_dump(expired, sort_keys=False))
     return target
 
 
