@@ -145,6 +145,7 @@ def flows_validate(paths: tuple[str, ...]) -> None:
 
     settings = _settings()
     problems, warnings, checked = validate_paths([*paths] or [str(settings.flows_dir)])
+    problems += _published_changes(settings, [*paths] or [str(settings.flows_dir)])
     for line in warnings:
         click.echo(f"warning: {line}", err=True)
     for line in problems:
@@ -152,6 +153,35 @@ def flows_validate(paths: tuple[str, ...]) -> None:
     if problems:
         raise SystemExit(1)
     click.echo(f"{checked} flow(s) valid")
+
+
+def _published_changes(settings: Settings, paths: list[str]) -> list[str]:
+    """Against the store, when there is one: a published version whose content changed is refused."""
+    from pathlib import Path
+
+    import yaml
+
+    from engine.db import make_engine
+    from engine.flow_store import changed_published
+    from engine.flows import parse_flow
+
+    engine = make_engine(settings.database_url)
+    try:
+        if not migrate.is_current(engine):
+            return []
+    except Exception:  # no database yet (a fresh checkout): nothing is published
+        return []
+    flows = []
+    for given in map(Path, paths):
+        for path in sorted(given.glob("*.yaml")) if given.is_dir() else [given]:
+            try:
+                flows.append(parse_flow(yaml.safe_load(path.read_text(encoding="utf-8")), path.name, path))
+            except (ConfigError, yaml.YAMLError):
+                continue  # already reported by the rule check
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as session:
+        return changed_published(session, flows)
 
 
 @main.command()

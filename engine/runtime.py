@@ -14,6 +14,8 @@ from engine.catalog import Catalog, load_catalog
 from engine.channels import ChannelRegistry, load_channels
 from engine.crypto import ContactCipher
 from engine.db import make_engine, make_sessionmaker, unit_of_work, utcnow
+from engine.errors import ConfigError
+from engine.flow_store import changed_published, refresh_unused
 from engine.models import FlowVersion, Office, Service
 from engine.rules import ChannelOption
 from engine.settings import Settings
@@ -89,6 +91,10 @@ class Runtime:
                     .values(flow_id=flow.id, version=flow.version, content_hash=flow.content_hash, title=flow.title)
                     .on_conflict_do_nothing(index_elements=["flow_id", "version"])
                 )
+            problems = changed_published(session, self.catalog.flows.values())
+            if problems:
+                raise ConfigError("\n".join(problems))
+            refresh_unused(session, self.catalog.flows.values())
             rows = session.execute(select(Service.slug, Service.id, Service.sampling_salt)).all()
             self.service_ids = {slug: id_ for slug, id_, _ in rows}
             self.service_salts = {slug: salt for slug, _, salt in rows}
