@@ -179,15 +179,21 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
     if not isinstance(quiet, dict) or set(quiet) != {"start", "end"}:
         raise ConfigError(f"{where}: quiet_hours must be {{start: 'HH:MM', end: 'HH:MM'}}")
     cooldown = raw.get("contact_cooldown_days", 30)
-    if not isinstance(cooldown, int) or cooldown < 0:
+    if not isinstance(cooldown, int) or isinstance(cooldown, bool) or cooldown < 0:
         raise ConfigError(f"{where}: contact_cooldown_days must be a whole number of days, 0 or more")
     cap = raw.get("daily_cap")
-    if cap is not None and (not isinstance(cap, int) or cap < 1):
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
         raise ConfigError(f"{where}: daily_cap must be a positive whole number")
     sms_mode = raw.get("sms_mode", "conversational")
     if sms_mode not in ("conversational", "link"):
         raise ConfigError(f"{where}: sms_mode must be conversational or link")
     reminder = raw.get("reminder_after")
+    ivr_numbers = raw.get("ivr_numbers", [])
+    if not isinstance(ivr_numbers, list) or not all(isinstance(n, str) for n in ivr_numbers):
+        raise ConfigError(f'{where}: ivr_numbers must be a list of quoted E.164 numbers, e.g. ["+12025550100"]')
+    for key in ("sender", "support"):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
+            raise ConfigError(f"{where}: {key} must be a mapping, e.g. {{name: ..., reply_to: ...}}")
     return ServiceConfig(
         slug=slug,
         name=str(raw["name"]),
@@ -209,7 +215,7 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
         daily_cap=cap,
         default_language=str(raw.get("default_language", "en")),
         sms_mode=sms_mode,
-        ivr_numbers=tuple(str(n) for n in raw.get("ivr_numbers", [])),
+        ivr_numbers=tuple(ivr_numbers),
         reminder_after=_duration(reminder, f"{where}: reminder_after") if reminder else None,
         kiosk_idle_reset=_duration(raw.get("kiosk_idle_reset", "PT45S"), f"{where}: kiosk_idle_reset"),
         sender=dict(raw.get("sender") or {}),

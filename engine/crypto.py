@@ -53,7 +53,9 @@ def mask_phone(e164: str) -> str:
     """``+1202•••0123``: enough to recognise a number in a console line, not enough to use it."""
     if len(e164) <= 6:
         return "•" * len(e164)
-    return e164[:4] + "•" * (len(e164) - 8) + e164[-4:]
+    head = 4 if len(e164) >= 12 else 1  # the country code only where enough digits stay hidden
+    tail = 4 if len(e164) >= 9 else 2
+    return e164[:head] + "•" * (len(e164) - head - tail) + e164[-tail:]
 
 
 def mask_email(email: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from engine.catalog import QuietHours, ServiceConfig
@@ -52,20 +52,30 @@ def in_quiet_hours(moment: datetime, quiet: QuietHours, zone: ZoneInfo) -> bool:
 
 
 def next_allowed(moment: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
-    """The first minute at or after ``moment`` that is outside quiet hours in ``zone``."""
+    """The first moment at or after ``moment`` outside quiet hours in ``zone`` (a whole minute when moved).
+
+    Usually that is the wall-clock end of quiet hours. When the zone's offset changes in between (a DST night),
+    wall-clock arithmetic is not to be trusted: the minutes are then walked in UTC (up to two days: an allowed
+    stretch shorter than the hour a spring-forward skips may only come the next day).
+    """
     if not in_quiet_hours(moment, quiet, zone):
         return moment
     local = moment.astimezone(zone)
     end_day: date = local.date()
     if quiet.start > quiet.end and local.time() >= quiet.start:
         end_day += timedelta(days=1)
-    candidate = datetime.combine(end_day, quiet.end, tzinfo=zone)
-    # A DST jump can put the wall-clock end inside a gap; step forward a minute at a time until it is allowed.
-    for _ in range(180):
-        if candidate > moment and not in_quiet_hours(candidate, quiet, zone):
-            return candidate.astimezone(moment.tzinfo)
-        candidate = (candidate.astimezone(ZoneInfo("UTC")) + timedelta(minutes=1)).astimezone(zone)
-    return candidate.astimezone(moment.tzinfo)
+    candidate = datetime.combine(end_day, quiet.end, tzinfo=zone).astimezone(UTC)
+    if candidate.astimezone(zone).utcoffset() == local.utcoffset() and candidate > moment:
+        return candidate.astimezone(moment.tzinfo)
+    minute = timedelta(minutes=1)
+    step = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    if step < moment:
+        step += minute
+    for _ in range(50 * 60):
+        if not in_quiet_hours(step, quiet, zone):
+            return step.astimezone(moment.tzinfo)
+        step += minute
+    raise ValueError(f"quiet hours {quiet} leave no allowed minute in a day")
 
 
 def planned_send_time(
@@ -84,7 +94,7 @@ def planned_send_time(
 
 def retry_delay(attempts: int, base_seconds: float = 30.0, ceiling_seconds: float = 3600.0) -> timedelta:
     """Exponential backoff after a failure that surely sent nothing: 30 s, 60 s, 2 min, … at most an hour."""
-    return timedelta(seconds=min(ceiling_seconds, base_seconds * 2 ** max(0, attempts - 1)))
+    return timedelta(seconds=min(ceiling_seconds, base_seconds * 2 ** min(32, max(0, attempts - 1))))
 
 
 @dataclass(frozen=True)

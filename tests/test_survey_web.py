@@ -30,10 +30,7 @@ def link(client, auth, runtime, capsys):
 
 
 def _form(html: str) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', html)
-    }
+    return {name: value for name, value in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', html)}
 
 
 def _answers(runtime):
@@ -87,7 +84,7 @@ def test_a_rating_link_preselects_and_records_nothing(client, link, runtime):
     assert re.search(r'id="q-satisfaction-4"\s+name="q-satisfaction" value="4" checked', html)
     with runtime.sessions() as session:
         assert session.execute(select(func.count()).select_from(Response)).scalar_one() == 0
-    assert 'checked' not in client.get(f"{path}?q=satisfaction&a=9").get_data(as_text=True)
+    assert "checked" not in client.get(f"{path}?q=satisfaction&a=9").get_data(as_text=True)
 
 
 def test_bad_answers_are_refused_with_an_error_summary_and_nothing_stored(client, link, runtime):
@@ -97,7 +94,11 @@ def test_bad_answers_are_refused_with_an_error_summary_and_nothing_stored(client
     response = client.post(path, data=form)
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert 'role="alert"' in html and 'href="#q-satisfaction"' in html and 'aria-describedby="q-satisfaction-error"' in html
+    assert (
+        'role="alert"' in html
+        and 'href="#q-satisfaction"' in html
+        and 'aria-describedby="q-satisfaction-error"' in html
+    )
     assert _answers(runtime) == {}
 
 
