@@ -60,6 +60,8 @@ class SendResult:
     detail: str | None = None
     # For a permanent failure that says the address must not be used again (invalid number, opted out at carrier).
     suppress: SuppressionReason | None = None
+    # The channels that suppression covers (default: the sending channel alone).
+    suppress_channels: tuple[str, ...] = ()
     retry_after_seconds: float | None = None
 
 

@@ -39,6 +39,8 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # The Twilio SDK logs each request's form fields (the recipient's number) at INFO: never let it.
+    logging.getLogger("twilio").setLevel(logging.WARNING)
 
 
 def log(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

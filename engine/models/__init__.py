@@ -13,6 +13,7 @@ from engine.models.enums import (
 )
 from engine.models.invitations import DeliveryEvent, Invitation
 from engine.models.kiosk import KioskDevice
+from engine.models.receipts import WebhookReceipt
 from engine.models.responses import Answer, AnswerChoice, Response
 from engine.models.suppressions import AuditEntry, Suppression
 from engine.models.tokens import SurveyToken
@@ -46,4 +47,5 @@ __all__ = [
     "SuppressionReason",
     "SurveyToken",
     "Transaction",
+    "WebhookReceipt",
 ]

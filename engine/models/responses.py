@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -33,6 +34,10 @@ class Response(Base):
     completed_at: Mapped[datetime | None]
     test: Mapped[bool] = mapped_column(default=False)
     suspected_spam: Mapped[bool] = mapped_column(default=False)
+    # The provider's id of the session (an IVR call's CallSid): one response per call.
+    provider_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Where a conversation stands (SMS, IVR): the question awaiting an answer, re-prompts used, questions skipped.
+    state: Mapped[dict[str, Any] | None]
 
 
 class Answer(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 01:35:03.843183
+Create Date: 2026-11-26 01:53:04.403285
 """
 
 from __future__ import annotations
@@ -109,6 +109,14 @@ def upgrade() -> None:
     with op.batch_alter_table("suppressions", schema=None) as batch_op:
         batch_op.create_index("ix_suppressions_lookup", ["contact_hash", "channel"], unique=False)
 
+    op.create_table(
+        "webhook_receipts",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reply", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_webhook_receipts")),
+    )
     op.create_table(
         "api_key_services",
         sa.Column("api_key_id", sa.Integer(), nullable=False),
@@ -331,6 +339,8 @@ def upgrade() -> None:
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("test", sa.Boolean(), nullable=False),
         sa.Column("suspected_spam", sa.Boolean(), nullable=False),
+        sa.Column("provider_ref", sa.String(length=64), nullable=True),
+        sa.Column("state", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["flow_version_id"], ["flow_versions.id"], name=op.f("fk_responses_flow_version_id_flow_versions")
         ),
@@ -348,6 +358,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_responses")),
         sa.UniqueConstraint("client_uuid", name=op.f("uq_responses_client_uuid")),
         sa.UniqueConstraint("invitation_id", name=op.f("uq_responses_invitation_id")),
+        sa.UniqueConstraint("provider_ref", name=op.f("uq_responses_provider_ref")),
     )
     with op.batch_alter_table("responses", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_responses_kiosk_device_id"), ["kiosk_device_id"], unique=False)
@@ -447,6 +458,7 @@ def downgrade() -> None:
 
     op.drop_table("kiosk_devices")
     op.drop_table("api_key_services")
+    op.drop_table("webhook_receipts")
     with op.batch_alter_table("suppressions", schema=None) as batch_op:
         batch_op.drop_index("ix_suppressions_lookup")
 
