@@ -72,7 +72,7 @@ def best_language(offered: tuple[str, ...] | list[str], *wanted: str | None) -> 
     return offered[0]
 
 
-# -- Babel extractor for flow wording --------------------------------------------------------------------------
+# -- Babel extractors: flow wording, and the names of services ----------------------------------------------------
 
 _TRANSLATABLE_KEYS = {"title", "text", "label", "burden_statement"}
 
@@ -118,3 +118,19 @@ def extract_flow_yaml(
         if text not in seen:
             seen.add(text)
             yield (0, "gettext", text, [f"flow {data.get('id', '?')}"])
+
+
+def extract_services_yaml(
+    fileobj: BinaryIO, keywords: Any, comment_tags: Any, options: dict[str, Any]
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """Babel extractor for ``config/services.yaml``: the names customers read (service, agency, sender)."""
+    data = yaml.safe_load(fileobj.read().decode("utf-8")) or {}
+    seen: set[str] = set()
+    for slug, service in (data.get("services") or {}).items():
+        if not isinstance(service, dict):
+            continue
+        names = [service.get("name"), service.get("agency"), (service.get("sender") or {}).get("name")]
+        for text in names:
+            if isinstance(text, str) and text.strip() and text.strip() not in seen:
+                seen.add(text.strip())
+                yield (0, "gettext", text.strip(), [f"service {slug}"])

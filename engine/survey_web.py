@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, g, render_template, request
-from flask_babel import format_date, format_datetime
+from flask_babel import format_date
 from sqlalchemy.exc import IntegrityError
 
 from engine.crypto import token_hash
@@ -135,7 +135,7 @@ def _context(invitation: Invitation, flow: Flow, language: str) -> dict[str, Any
         "pra": flow.pra,
         "pra_burden": translate(language, flow.pra.burden_statement),
         "pra_expires": format_date(flow.pra.expiration_date, format="long"),
-        "closes_at": format_datetime(invitation.expires_at, format="long"),
+        "closes_at": format_date(invitation.expires_at.astimezone(service.timezone), format="long"),
         "other_languages": other_languages,
         "language": language,
     }
