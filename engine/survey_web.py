@@ -16,13 +16,14 @@ from typing import Any
 
 from flask import Blueprint, g, render_template, request
 from flask_babel import format_date
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from engine.crypto import token_hash
 from engine.db import unit_of_work, utcnow
 from engine.flows import Flow
 from engine.i18n import N_, best_language, translate
-from engine.models import Invitation
+from engine.models import Invitation, Transaction
 from engine.sessions import Given, InvalidAnswer, SurveyClosed, SurveySessions, check_answer, parse_form
 from engine.tokens import invitation_for
 from engine.web import guarded_by, runtime
@@ -81,10 +82,11 @@ def _page(template: str, status: int, **context: Any) -> tuple[str, int]:
     return render_template(template, **context), status
 
 
-def _language(flow: Flow, invitation: Invitation) -> str:
+def _language(flow: Flow, invitation: Invitation, transaction_language: str | None) -> str:
+    """The page's language: the one asked for on the page, else the transaction's, else the browser's."""
     requested = request.values.get("lang")
     accepted = request.accept_languages.best_match(list(flow.languages))
-    return best_language(flow.languages, requested, invitation.language, accepted)
+    return best_language(flow.languages, requested, transaction_language, accepted, invitation.language)
 
 
 def _views(
@@ -162,7 +164,10 @@ def survey(token: str) -> Any:
             return _page("survey/not_found.html", 404)
         service_slug = sessions.service_slug(invitation.service_id)
         flow = rt.catalog.flow_of(rt.catalog.services[service_slug])
-        g.language = language = _language(flow, invitation)
+        tx_language = session.execute(
+            select(Transaction.language).where(Transaction.id == invitation.transaction_id)
+        ).scalar_one_or_none()
+        g.language = language = _language(flow, invitation, tx_language)
         ctx = _context(invitation, flow, language)
         response = sessions.response_for_invitation(session, invitation)
         if response is not None and response.completed_at is not None:

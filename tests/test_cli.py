@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +64,11 @@ def test_flows_validate_passes_the_shipped_flows_and_refuses_broken_ones(sqlite_
 
 def test_demo_feeds_transactions_through_the_real_intake(sqlite_env):
     cli("db", "upgrade", env=sqlite_env, check=True)
-    result = cli("demo", "--count", "5", "--service", "passport-renewal", env=sqlite_env, check=True)
-    assert "passport-renewal:" in result.stdout and "scheduled" in result.stdout
+    result = cli("demo", "--count", "5", "--service", "passport-renewal", "--answer-rate", "1", env=sqlite_env,
+                 check=True)  # fmt: skip
+    assert "passport-renewal: scheduled 5" in result.stdout
+    assert len(re.findall(r"http://127\.0\.0\.1:8000/s/[A-Za-z0-9_-]{22}", result.stdout)) == 5
+    assert "answered: 5 survey(s)" in result.stdout
 
 
 def test_secrets_are_not_in_the_environment_of_the_code():

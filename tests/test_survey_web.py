@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.dispatch import Dispatcher
-from engine.models import Answer, AnswerChoice, Invitation, InvitationState, Response, SurveyToken
+from engine.models import Answer, Invitation, InvitationState, Response, SurveyToken
 from tests.helpers import post, tx
 
 LINK = re.compile(r"https://surveys\.example\.gov/s/([A-Za-z0-9_-]+)")
@@ -132,6 +132,8 @@ def test_spanish_page(client, link, runtime):
     assert 'lang="en"' in english
 
 
-def test_choose_all_answers_keep_their_drivers(client, auth, runtime, capsys):
-    """The a11-improve flow's choose-all question stores each choice with its A-11 driver."""
-    _ = (client, auth, runtime, capsys, AnswerChoice)
+def test_the_browser_language_is_used_when_the_transaction_names_none(client, link):
+    path = link("WEB-AL")
+    html = client.get(path, headers={"Accept-Language": "es-MX,es;q=0.9,en;q=0.5"}).get_data(as_text=True)
+    assert 'lang="es"' in html and "Muy de acuerdo" in html
+    assert 'lang="en"' in client.get(path, headers={"Accept-Language": "fr-FR"}).get_data(as_text=True)
