@@ -159,6 +159,49 @@ class SurveySessions:
         session.flush()
         return response
 
+    def start_session(
+        self,
+        session: Session,
+        service_slug: str,
+        channel: str,
+        language: str,
+        *,
+        transaction_id: uuid.UUID | None = None,
+        kiosk_device_id: uuid.UUID | None = None,
+        office_id: int | None = None,
+        client_uuid: uuid.UUID | None = None,
+        provider_ref: str | None = None,
+        started_at: datetime | None = None,
+        test: bool = False,
+    ) -> Response:
+        """A response with no invitation: a post-call IVR survey (one per call) or a kiosk session (one per UUID).
+
+        Starting it again with the same ``provider_ref`` or ``client_uuid`` returns the first one.
+        """
+        for column, value in ((Response.provider_ref, provider_ref), (Response.client_uuid, client_uuid)):
+            if value is not None:
+                existing = session.execute(select(Response).where(column == value)).scalar_one_or_none()
+                if existing is not None:
+                    return existing
+        flow = self.rt.catalog.flow_of(self.rt.catalog.services[service_slug])
+        response = Response(
+            id=uuid.uuid4(),
+            service_id=self.rt.service_ids[service_slug],
+            transaction_id=transaction_id,
+            kiosk_device_id=kiosk_device_id,
+            client_uuid=client_uuid,
+            provider_ref=provider_ref,
+            flow_version_id=self.rt.flow_version_ids[flow.id],
+            office_id=office_id,
+            channel=channel,
+            language=language,
+            started_at=started_at or utcnow(),
+            test=test,
+        )
+        session.add(response)
+        session.flush()
+        return response
+
     def service_slug(self, service_id: int) -> str:
         for slug, id_ in self.rt.service_ids.items():
             if id_ == service_id:
