@@ -1,4 +1,4 @@
-"""Survey link tokens: random bearer secrets bound to one invitation, stored only as their SHA-256."""
+"""Link tokens: random bearer secrets bound to one invitation (survey or unsubscribe), stored only as SHA-256."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ class SurveyToken(Base):
     __tablename__ = "survey_tokens"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # What the link does: open the survey (``survey``) or unsubscribe the address (``unsubscribe``).
+    purpose: Mapped[str] = mapped_column(String(16), default="survey")
     invitation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]

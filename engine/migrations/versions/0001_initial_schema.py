@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 01:53:04.403285
+Create Date: 2026-11-26 02:08:22.267082
 """
 
 from __future__ import annotations
@@ -368,6 +368,7 @@ def upgrade() -> None:
     op.create_table(
         "survey_tokens",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
         sa.Column("invitation_id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
