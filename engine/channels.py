@@ -40,6 +40,8 @@ class Outgoing:
     test: bool
     # The web survey link of this invitation (``/s/<token>``), made fresh at send time.
     survey_url: str | None = None
+    # The one-click unsubscribe link (``/u/<token>``), for channels that declare ``wants_unsubscribe_link``.
+    unsubscribe_url: str | None = None
 
 
 class Outcome(StrEnum):
