@@ -1,0 +1,112 @@
+"""The SMS webhooks Twilio calls (SPEC §4): ``POST /channels/sms/inbound`` and ``POST /channels/sms/status``.
+
+Both are checked against ``X-Twilio-Signature`` (403 and no change otherwise) and answer TwiML.
+
+* inbound — a customer's text, applied once by its ``MessageSid``: the receipt is claimed first, in the same
+  database transaction as the turn, and stores the TwiML answered, so a retried request gets the same TwiML and
+  changes nothing (SPEC §2 rule 10).
+* status — Twilio's delivery report for a message we sent, applied once per ``MessageSid`` and status through
+  :func:`engine.delivery.apply_status`; an unknown message or status changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+from twilio.twiml.messaging_response import MessagingResponse
+
+from channels.sms.conversation import Conversation
+from channels.twilio_api import SUPPRESSING_CODES, twilio_signed
+from engine.api.problems import problem_response
+from engine.conversations import remember, seen
+from engine.db import unit_of_work
+from engine.delivery import Report, apply_status
+from engine.errors import FieldError
+from engine.models import InvitationState
+from engine.validation import normalize_phone
+from engine.web import runtime
+
+bp = Blueprint("sms", __name__, url_prefix="/channels/sms")
+RECEIPT_PREFIX = "sms:"
+MAX_BODY = 1600  # Twilio's longest message (10 segments); anything longer is cut, never refused
+
+# Twilio's MessageStatus values and the invitation state each one reports.
+STATUS_STATES: dict[str, InvitationState] = {
+    "queued": InvitationState.SENT,
+    "accepted": InvitationState.SENT,
+    "scheduled": InvitationState.SENT,
+    "sending": InvitationState.SENT,
+    "sent": InvitationState.SENT,
+    "delivered": InvitationState.DELIVERED,
+    "read": InvitationState.DELIVERED,
+    "undelivered": InvitationState.FAILED,
+    "failed": InvitationState.FAILED,
+    "canceled": InvitationState.FAILED,
+}
+
+
+def twiml(text: str | None) -> str:
+    reply = MessagingResponse()
+    if text:
+        reply.message(text)
+    return str(reply)
+
+
+def xml(body: str) -> Response:
+    return Response(body, status=200, mimetype="text/xml")
+
+
+@bp.post("/inbound")
+@twilio_signed
+def inbound() -> Any:
+    sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
+    if not sid:
+        return problem_response(400, "MessageSid is missing: this is not a Twilio incoming-message request.")
+    key = RECEIPT_PREFIX + sid
+    rt = runtime()
+    with unit_of_work(rt.sessions) as session:
+        receipt = seen(session, key)
+        if receipt is not None:
+            return xml(receipt.reply or twiml(None))
+        if not remember(session, key, "sms", None):  # the same message is being applied right now
+            session.rollback()
+            receipt = seen(session, key)
+            return xml((receipt.reply if receipt else None) or twiml(None))
+        try:
+            phone = normalize_phone(request.form.get("From", ""), "From")
+        except FieldError:
+            answer = twiml(None)  # a short code or a sender we cannot reach back: nothing to say
+        else:
+            body = (request.form.get("Body") or "")[:MAX_BODY]
+            answer = twiml(Conversation(rt, session, phone).answer(body).text)
+        receipt = seen(session, key)
+        assert receipt is not None
+        receipt.reply = answer
+    return xml(answer)
+
+
+@bp.post("/status")
+@twilio_signed
+def status() -> Any:
+    sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
+    word = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").strip().lower()
+    state = STATUS_STATES.get(word)
+    if not sid or state is None:
+        return xml(twiml(None))  # not a report we act on (an inbound message's status, a new word)
+    code = _error_code(request.form.get("ErrorCode"))
+    reason, channels = SUPPRESSING_CODES.get(code, (None, ())) if state is InvitationState.FAILED else (None, ())
+    detail = f"twilio {word}" + (f" code {code}" if code else "")
+    report = Report(provider_id=sid, event_key=f"{sid}:{word}", event=f"status:{word}"[:32], state=state,
+                    detail=detail, suppress=reason, suppress_channels=channels)  # fmt: skip
+    rt = runtime()
+    with unit_of_work(rt.sessions) as session:
+        apply_status(session, report)
+    return xml(twiml(None))
+
+
+def _error_code(raw: str | None) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0
