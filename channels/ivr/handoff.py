@@ -208,7 +208,10 @@ def _post_call(
             how=handoff.how)  # fmt: skip
         return Entry("declined", language)
     cancel_pending(session, tx.id, "post_call_survey", now)
-    response = start_post_call_response(session, rt, tx, flow, language, call_sid, now)
+    response = SurveySessions(rt).start_session(
+        session, service.slug, CHANNEL, language, transaction_id=tx.id, office_id=tx.office_id,
+        provider_ref=call_sid, started_at=now, test=tx.test,
+    )  # fmt: skip
     return Entry("survey", language, response, choose_language=len(flow.languages) > 1 and not _offered(flow, wanted))
 
 
@@ -216,36 +219,6 @@ def response_of_call(session: Session, call_sid: str) -> Response | None:
     if not call_sid:
         return None
     return session.execute(select(Response).where(Response.provider_ref == call_sid)).scalar_one_or_none()
-
-
-def start_post_call_response(
-    session: Session, rt: Runtime, tx: Transaction, flow: Flow, language: str, call_sid: str, now: datetime
-) -> Response:
-    """A response for a transaction without an invitation, one per call (``provider_ref`` = the CallSid).
-
-    This belongs in :class:`engine.sessions.SurveySessions` (beside ``start_for_invitation``); it lives here until
-    the engine offers it.
-    """
-    existing = response_of_call(session, call_sid)
-    if existing is not None:
-        return existing
-    response = Response(
-        id=uuid.uuid4(),
-        service_id=tx.service_id,
-        transaction_id=tx.id,
-        invitation_id=None,
-        flow_version_id=rt.flow_version_ids[flow.id],
-        office_id=tx.office_id,
-        channel=CHANNEL,
-        language=language,
-        started_at=now,
-        test=tx.test,
-        provider_ref=call_sid,
-        state={},
-    )
-    session.add(response)
-    session.flush()
-    return response
 
 
 # -- outbound ---------------------------------------------------------------------------------------------------
