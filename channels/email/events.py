@@ -1,0 +1,175 @@
+"""SendGrid's event webhook (``POST /channels/email/events``): delivery reports, applied once each.
+
+A batch is accepted only with a valid signature over a fresh timestamp (:mod:`channels.email.signature`); an
+unsigned, forged or stale batch gets 403 and changes nothing. Each event names its invitation by the
+personalization's ``custom_args`` (``invitation_id``, at the top level of the event) — the channel stored that id
+as the invitation's ``provider_id`` — and is applied through :func:`engine.delivery.apply_status` keyed by
+``sg_event_id``, so a batch SendGrid posts again changes nothing the second time.
+
+| event | invitation | suppression (email) |
+| --- | --- | --- |
+| processed | sent (settles one left unknown by a timeout) | — |
+| delivered | delivered | — |
+| deferred, open, click, group_resubscribe | recorded only | — |
+| bounce (``type: bounce``) | failed | bounce |
+| bounce (``type: blocked``: a soft refusal, the address is fine) | failed | — |
+| dropped | failed | by its reason: unsubscribed → opted_out, spam report → complaint, else bounce |
+| spamreport | recorded | complaint |
+| unsubscribe, group_unsubscribe | recorded | opted_out |
+
+An event of another kind, or one that names no invitation of ours, is logged and accepted (never a 5xx: SendGrid
+would post the whole batch again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import jsonify, request
+
+from channels.email.blueprint import bp
+from channels.email.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventVerifier
+from engine.api.problems import problem_response
+from engine.db import unit_of_work
+from engine.delivery import Report, apply_status
+from engine.models import InvitationState, SuppressionReason
+from engine.web import guarded_by, runtime
+
+logger = logging.getLogger("survey_engine.channels.email")
+S = InvitationState
+EMAIL_ADDRESS = re.compile(r"[^\s<>\"'@]+@[^\s<>\"'@]+")
+SUPPRESSES = ("email",)
+
+
+@dataclass(frozen=True)
+class Meaning:
+    state: InvitationState | None = None
+    suppress: SuppressionReason | None = None
+
+
+SIMPLE: dict[str, Meaning] = {
+    "processed": Meaning(S.SENT),
+    "delivered": Meaning(S.DELIVERED),
+    "deferred": Meaning(),
+    "open": Meaning(),
+    "click": Meaning(),
+    "group_resubscribe": Meaning(),  # lifting a suppression needs an admin and a reason (SPEC §2 rule 3)
+    "spamreport": Meaning(None, SuppressionReason.COMPLAINT),
+    "unsubscribe": Meaning(None, SuppressionReason.OPTED_OUT),
+    "group_unsubscribe": Meaning(None, SuppressionReason.OPTED_OUT),
+}
+
+
+def meaning(event: dict[str, Any]) -> Meaning | None:
+    """What one SendGrid event says about its invitation and address (None: an event we do not know)."""
+    name = str(event.get("event") or "")
+    if name == "bounce":
+        if str(event.get("type") or "").lower() == "blocked":
+            return Meaning(S.FAILED)
+        return Meaning(S.FAILED, SuppressionReason.BOUNCE)
+    if name == "dropped":
+        reason = str(event.get("reason") or "").lower()
+        if "unsubscribe" in reason:
+            return Meaning(S.FAILED, SuppressionReason.OPTED_OUT)
+        if "spam" in reason:
+            return Meaning(S.FAILED, SuppressionReason.COMPLAINT)
+        return Meaning(S.FAILED, SuppressionReason.BOUNCE)
+    return SIMPLE.get(name)
+
+
+def _invitation_id(event: dict[str, Any]) -> str | None:
+    raw = event.get("invitation_id")
+    if raw is None and isinstance(event.get("custom_args"), dict):
+        raw = event["custom_args"].get("invitation_id")
+    try:
+        return str(uuid.UUID(str(raw))) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _event_key(event: dict[str, Any]) -> str:
+    sg_event_id = str(event.get("sg_event_id") or "")
+    if sg_event_id:
+        return f"sendgrid:{sg_event_id}"[:200]
+    digest = hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode()).hexdigest()
+    return f"sendgrid:sha256:{digest}"
+
+
+def _detail(event: dict[str, Any]) -> str:
+    """What the event says, without the address (bounce texts often quote it)."""
+    parts = [f"sendgrid {event.get('event')}"]
+    for key in ("type", "status", "reason", "response", "bounce_classification", "attempt"):
+        if event.get(key):
+            parts.append(f"{key}: {event[key]}")
+    return EMAIL_ADDRESS.sub("[address]", "; ".join(str(p) for p in parts))[:200]
+
+
+def report_for(event: dict[str, Any]) -> Report | None:
+    known = meaning(event)
+    invitation_id = _invitation_id(event)
+    if known is None or invitation_id is None:
+        return None
+    return Report(
+        provider_id=invitation_id,
+        event_key=_event_key(event),
+        event=f"sendgrid:{event.get('event')}"[:32],
+        state=known.state,
+        detail=_detail(event),
+        suppress=known.suppress,
+        suppress_channels=SUPPRESSES if known.suppress else (),
+    )
+
+
+def _log_ignored(event: Any) -> None:
+    if not isinstance(event, dict):
+        logger.warning("sendgrid event batch held a non-object; skipped", extra={"kind": type(event).__name__})
+    elif meaning(event) is None:
+        logger.warning("sendgrid event of an unknown kind accepted and skipped",
+                       extra={"event": str(event.get("event"))[:40]})  # fmt: skip
+    else:  # another sender on the same SendGrid account, or a message sent before custom args were set
+        logger.info("sendgrid event names no invitation; skipped", extra={"event": str(event.get("event"))[:40]})
+
+
+def _verifier() -> EventVerifier | None:
+    channels = runtime().channels
+    verifier = getattr(channels.get("email"), "events", None) if "email" in channels else None
+    return verifier if isinstance(verifier, EventVerifier) else None
+
+
+@bp.post("/channels/email/events")
+@guarded_by("sendgrid signed event webhook")
+def events() -> Any:
+    payload = request.get_data(cache=True)
+    verifier = _verifier()
+    if verifier is None:
+        return problem_response(403, "The email channel is not set up to verify SendGrid events; nothing changed.")
+    check = verifier.check(payload, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
+    if not check.ok:
+        logger.warning("sendgrid event batch refused", extra={"reason": check.reason})
+        return problem_response(403, f"Refused: {check.reason}. Nothing was changed.")
+    try:
+        batch = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return problem_response(400, "The body is not JSON: SendGrid posts a JSON array of events.")
+    if not isinstance(batch, list):
+        return problem_response(400, "The body is not a JSON array of events.")
+    applied = repeated = ignored = 0
+    rt = runtime()
+    with unit_of_work(rt.sessions) as session:
+        for event in batch:
+            report = report_for(event) if isinstance(event, dict) else None
+            if report is None:
+                ignored += 1
+                _log_ignored(event)
+                continue
+            if apply_status(session, report):
+                applied += 1
+            else:
+                repeated += 1  # applied before, or names no invitation of ours
+    return jsonify(received=len(batch), applied=applied, not_applied=repeated, ignored=ignored)

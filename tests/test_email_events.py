@@ -1,0 +1,228 @@
+"""SendGrid's signed event webhook: verified with a real P-256 key pair, each event applied once.
+
+Batches are signed the way SendGrid signs them (ECDSA-SHA256 over ``timestamp + payload``, base64 DER) with a
+key pair made for the session; its public key is the configured ``SENDGRID_WEBHOOK_PUBLIC_KEY``. Invitations
+are sent for real first (through the SDK to the stand-in), so events find them by the ``invitation_id`` the
+channel put in each personalization's ``custom_args``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from tests import email_support
+from tests.email_support import (
+    EmailStack,
+    WebhookSigner,
+    sendgrid_event,
+)
+
+# The fixtures these tests take (pytest finds them by name in the module).
+email_config_dir = email_support.email_config_dir
+email_stack = email_support.email_stack
+mail_stand_in = email_support.mail_stand_in
+webhook_signer = email_support.webhook_signer
+_shared_mail_stand_in = email_support._shared_mail_stand_in
+
+
+@pytest.fixture
+def stack(email_stack, mail_stand_in) -> EmailStack:
+    built: EmailStack = email_stack(mail_stand_in.base_url)
+    return built
+
+
+def sent(stack: EmailStack, external_id: str, email: str) -> uuid.UUID:
+    invitation_id = stack.schedule(external_id, email)
+    stack.dispatch()
+    invitation = stack.invitation(invitation_id)
+    assert invitation.state.value == "sent" and invitation.provider_id == str(invitation_id)
+    return invitation_id
+
+
+def snapshot(stack: EmailStack, invitation_id: uuid.UUID) -> tuple[Any, ...]:
+    invitation = stack.invitation(invitation_id)
+    return (invitation.state, invitation.reason, len(stack.events()),
+            [(s.channel, s.reason) for s in stack.suppressions()])  # fmt: skip
+
+
+def accepted(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    found: dict[str, Any] = response.get_json()
+    return found
+
+
+def test_a_signed_hard_bounce_fails_the_invitation_and_suppresses_the_address(stack):
+    invitation_id = sent(stack, "HB-1", "bounces@example.com")
+    bounce = sendgrid_event(invitation_id, "bounce", type="bounce", status="5.1.1",
+                            reason="550 5.1.1 <bounces@example.com>: user unknown")  # fmt: skip
+    answer = accepted(stack.post_events([bounce]))
+    assert answer == {"received": 1, "applied": 1, "not_applied": 0, "ignored": 0}
+    invitation = stack.invitation(invitation_id)
+    assert invitation.state.value == "failed"
+    assert "bounces@example.com" not in (invitation.reason or "")  # no address in the plain-text history
+    (suppression,) = stack.suppressions()
+    assert (suppression.channel, suppression.reason.value, suppression.contact_kind.value) == (
+        "email",
+        "bounce",
+        "email",
+    )
+    assert suppression.contact_hash == invitation.contact_hash
+    # The next transaction with that email is not emailed; console (a test channel) stands aside for any
+    # suppression, so no channel is left and the decision names the suppression.
+    again = stack.report("HB-2", "bounces@example.com")
+    assert again["decision"] == "opted_out" and again["invitation"] is None
+    other = stack.report("HB-3", "someone-else@example.com")
+    assert other["decision"] == "scheduled" and other["invitation"]["channel"] == "email"
+
+
+def test_the_same_batch_twice_changes_nothing_the_second_time(stack):
+    first = sent(stack, "DUP-1", "dup1@example.com")
+    second = sent(stack, "DUP-2", "dup2@example.com")
+    batch = [sendgrid_event(first, "processed"), sendgrid_event(first, "delivered"),
+             sendgrid_event(second, "dropped", reason="Bounced Address"), sendgrid_event(first, "open")]  # fmt: skip
+    assert accepted(stack.post_events(batch))["applied"] == 4
+    before = (snapshot(stack, first), snapshot(stack, second))
+    assert before[0][0].value == "delivered" and before[1][0].value == "failed"
+    again = accepted(stack.post_events(batch))
+    assert again == {"received": 4, "applied": 0, "not_applied": 4, "ignored": 0}
+    assert (snapshot(stack, first), snapshot(stack, second)) == before
+    assert len(stack.suppressions()) == 1
+
+
+@pytest.mark.parametrize("attack", ["unsigned", "forged", "stale", "future", "tampered", "garbage-signature"])
+def test_unsigned_forged_stale_or_tampered_batches_are_refused(stack, attack):
+    invitation_id = sent(stack, "ATK-1", "attack@example.com")
+    before = snapshot(stack, invitation_id)
+    events = [sendgrid_event(invitation_id, "bounce", type="bounce")]
+    if attack == "unsigned":
+        response = stack.post_events(events, signed=False)
+    elif attack == "forged":
+        response = stack.post_events(events, signer=WebhookSigner())  # a key SendGrid never had
+    elif attack == "stale":
+        response = stack.post_events(events, timestamp=str(int(time.time()) - 301))
+    elif attack == "future":
+        response = stack.post_events(events, timestamp=str(int(time.time()) + 301))
+    elif attack == "tampered":
+        response = stack.post_events(events, body=json.dumps(events).replace('"bounce"', '"bounce" '))
+    else:
+        response = stack.client.post("/channels/email/events", data=json.dumps(events), headers={
+            "Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": "not base64 at all!",
+            "X-Twilio-Email-Event-Webhook-Timestamp": str(int(time.time()))})  # fmt: skip
+    assert response.status_code == 403
+    assert response.mimetype == "application/problem+json" and "Nothing was changed" in response.get_json()["detail"]
+    assert snapshot(stack, invitation_id) == before
+
+
+def test_a_stale_but_otherwise_valid_signature_is_refused_even_when_replayed_exactly(stack):
+    invitation_id = sent(stack, "RP-1", "replay@example.com")
+    events = [sendgrid_event(invitation_id, "delivered")]
+    payload, stamp = json.dumps(events), str(int(time.time()) - 600)
+    headers = {"Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+               "X-Twilio-Email-Event-Webhook-Signature": stack.signer.sign(payload, stamp)}  # fmt: skip
+    assert stack.client.post("/channels/email/events", data=payload, headers=headers).status_code == 403
+    assert stack.invitation(invitation_id).state.value == "sent"
+
+
+def test_open_and_click_are_recorded_as_events_and_count_nothing(stack):
+    invitation_id = sent(stack, "OC-1", "opens@example.com")
+    accepted(stack.post_events([sendgrid_event(invitation_id, "open"),
+                                sendgrid_event(invitation_id, "click", url="https://example.gov")]))  # fmt: skip
+    invitation = stack.invitation(invitation_id)
+    assert invitation.state.value == "sent" and stack.suppressions() == []
+    recorded = [(e.event, e.state) for e in stack.events(invitation_id) if e.event.startswith("sendgrid:")]
+    assert recorded == [("sendgrid:open", None), ("sendgrid:click", None)]
+
+
+def test_unknown_events_and_events_of_others_are_logged_and_accepted(stack, caplog):
+    invitation_id = sent(stack, "UK-1", "unknown@example.com")
+    before = snapshot(stack, invitation_id)
+    batch: list[Any] = [
+        sendgrid_event(invitation_id, "something_new_from_sendgrid"),
+        {**sendgrid_event(invitation_id, "delivered"), "invitation_id": None},  # another sender on the account
+        sendgrid_event(uuid.uuid4(), "delivered"),  # names no invitation of ours
+        sendgrid_event("not-a-uuid", "delivered"),
+        "not an event",
+    ]
+    answer = accepted(stack.post_events(batch))
+    assert answer == {"received": 5, "applied": 0, "not_applied": 1, "ignored": 4}
+    assert snapshot(stack, invitation_id) == before
+    assert "sendgrid event of an unknown kind accepted" in caplog.text
+
+
+def test_delivered_moves_forward_and_a_late_processed_does_not_move_it_back(stack):
+    invitation_id = sent(stack, "DL-1", "delivered@example.com")
+    accepted(stack.post_events([sendgrid_event(invitation_id, "delivered")]))
+    assert stack.invitation(invitation_id).state.value == "delivered"
+    accepted(stack.post_events([sendgrid_event(invitation_id, "processed"), sendgrid_event(invitation_id, "deferred")]))
+    assert stack.invitation(invitation_id).state.value == "delivered"
+
+
+def test_a_blocked_bounce_fails_the_invitation_but_keeps_the_address(stack):
+    invitation_id = sent(stack, "BL-1", "blocked@example.com")
+    accepted(stack.post_events([sendgrid_event(invitation_id, "bounce", type="blocked",
+                                               reason="IP address temporarily blocked")]))  # fmt: skip
+    assert stack.invitation(invitation_id).state.value == "failed"
+    assert stack.suppressions() == []
+    assert stack.report("BL-2", "blocked@example.com")["decision"] == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("event", "fields", "reason", "state"),
+    [
+        ("spamreport", {}, "complaint", "sent"),
+        ("unsubscribe", {}, "opted_out", "sent"),
+        ("group_unsubscribe", {"asm_group_id": 1}, "opted_out", "sent"),
+        ("dropped", {"reason": "Bounced Address"}, "bounce", "failed"),
+        ("dropped", {"reason": "Unsubscribed Address"}, "opted_out", "failed"),
+        ("dropped", {"reason": "Spam Reporting Address"}, "complaint", "failed"),
+    ],
+)
+def test_events_that_suppress_the_address(stack, event, fields, reason, state):
+    invitation_id = sent(stack, "SU-1", "suppress@example.com")
+    accepted(stack.post_events([sendgrid_event(invitation_id, event, **fields)]))
+    assert stack.invitation(invitation_id).state.value == state
+    assert [(s.channel, s.reason.value) for s in stack.suppressions()] == [("email", reason)]
+    assert stack.report("SU-2", "suppress@example.com")["decision"] == "opted_out"
+
+
+def test_events_settle_an_invitation_left_unknown_by_a_timeout(email_stack, mail_stand_in):
+    stack = email_stack(mail_stand_in.base_url, timeout=0.5)
+    invitation_id = stack.schedule("TU-1", "timeout@example.com")
+    mail_stand_in.script.append("hang")
+    stack.dispatch()
+    assert stack.invitation(invitation_id).state.value == "unknown"
+    accepted(stack.post_events([sendgrid_event(invitation_id, "processed")]))
+    invitation = stack.invitation(invitation_id)
+    assert invitation.state.value == "sent" and invitation.sent_at is not None
+    accepted(stack.post_events([sendgrid_event(invitation_id, "delivered")]))
+    assert stack.invitation(invitation_id).state.value == "delivered"
+    assert len(mail_stand_in.mail_sends()) == 1  # settled by its events, never resent
+
+
+def test_without_a_verification_key_every_batch_is_refused(email_stack, mail_stand_in):
+    stack = email_stack(mail_stand_in.base_url, SENDGRID_WEBHOOK_PUBLIC_KEY="")
+    invitation_id = sent(stack, "NK-1", "nokey@example.com")
+    response = stack.post_events([sendgrid_event(invitation_id, "bounce")])
+    assert response.status_code == 403 and "SENDGRID_WEBHOOK_PUBLIC_KEY" in response.get_json()["detail"]
+    assert stack.invitation(invitation_id).state.value == "sent"
+
+
+def test_a_signed_body_that_is_not_an_event_array_is_a_400(stack):
+    for body in ("{not json", json.dumps({"event": "delivered"})):
+        stamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+                   "X-Twilio-Email-Event-Webhook-Signature": stack.signer.sign(body, stamp)}  # fmt: skip
+        response = stack.client.post("/channels/email/events", data=body, headers=headers)
+        assert response.status_code == 400 and response.mimetype == "application/problem+json"
+
+
+def test_the_webhook_and_the_unsubscribe_routes_are_guarded(stack):
+    marks = {rule.rule: getattr(stack.app.view_functions[rule.endpoint], "access", None)
+             for rule in stack.app.url_map.iter_rules() if rule.endpoint.startswith("email.")}  # fmt: skip
+    assert marks == {"/channels/email/events": "sendgrid signed event webhook",
+                     "/u/<token>": "unsubscribe link token (128 random bits, stored hashed)"}  # fmt: skip
