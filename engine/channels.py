@@ -42,6 +42,8 @@ class Outgoing:
     survey_url: str | None = None
     # The one-click unsubscribe link (``/u/<token>``), for channels that declare ``wants_unsubscribe_link``.
     unsubscribe_url: str | None = None
+    # This is the one reminder of an unanswered invitation (``reminder_after``), not the first message.
+    reminder: bool = False
 
 
 class Outcome(StrEnum):

@@ -43,6 +43,8 @@ class Invitation(Base):
     claimed_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # When the one reminder (``reminder_after``) was handed over; set, durably, before the provider is called.
+    reminded_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(100), index=True)
     # Why it was cancelled, failed, expired or left unknown.
     reason: Mapped[str | None] = mapped_column(String(200))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 02:08:22.267082
+Create Date: 2026-11-26 02:27:37.606925
 """
 
 from __future__ import annotations
@@ -253,6 +253,7 @@ def upgrade() -> None:
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("provider_id", sa.String(length=100), nullable=True),
         sa.Column("reason", sa.String(length=200), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
