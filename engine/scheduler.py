@@ -14,6 +14,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from engine.dispatch import Dispatcher, erase_unneeded_contacts, expire_overdue, reap_lost_sends
+from engine.reminders import send_reminders
 from engine.runtime import Runtime
 
 logger = logging.getLogger("survey_engine.scheduler")
@@ -41,6 +42,7 @@ def add_jobs(scheduler: BaseScheduler, rt: Runtime, dispatcher: Dispatcher | Non
         ("expire", lambda: expire_overdue(rt), SWEEP_EVERY),
         ("reap", lambda: reap_lost_sends(rt), SWEEP_EVERY),
         ("retention", lambda: erase_unneeded_contacts(rt), RETENTION_EVERY),
+        ("reminders", lambda: send_reminders(rt), SWEEP_EVERY),
     ]
     for name, job, seconds in jobs:
         scheduler.add_job(_safely(job, name), "interval", seconds=seconds, id=name, coalesce=True, max_instances=1,

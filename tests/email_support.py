@@ -76,6 +76,7 @@ SERVICES = {
     "email-first": {**_COMMON, "flow": "a11-standard", "channels": ["email", "console"]},
     "email-drivers": {**_COMMON, "name": "Benefits Contact Center", "agency": "Social Security Administration",
                       "flow": "a11-drivers", "channels": ["email", "console"]},
+    "email-reminded": {**_COMMON, "flow": "a11-standard", "channels": ["email", "console"], "reminder_after": "PT24H"},
 }  # fmt: skip
 
 
