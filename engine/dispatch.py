@@ -24,15 +24,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import rules, tokens
 from engine.catalog import ServiceConfig
 from engine.channels import Outcome, Outgoing, SendResult
-from engine.db import unit_of_work, utcnow
+from engine.db import SMALL_LIST, among, insert_rows, plans, unit_of_work, update_rows, utcnow
 from engine.logs import log
 from engine.models import (
     ANSWERABLE_STATES,
@@ -52,6 +53,78 @@ from engine.suppressions import suppress_hash
 logger = logging.getLogger("survey_engine.dispatch")
 ANSWERABLE_OR_UNSETTLED = (*ANSWERABLE_STATES, InvitationState.UNKNOWN)
 MAX_ATTEMPTS = 8
+DELIVERY_EVENTS = cast(Table, DeliveryEvent.__table__)
+INVITATIONS = cast(Table, Invitation.__table__)
+
+
+# The statements of prepare() and record(), built once so that SQLAlchemy's compiled cache serves every batch;
+# plain columns rather than ORM objects (a batch is hundreds of rows), the ids as an array on PostgreSQL when many.
+def _claimed_rows(array: bool) -> Select[Any]:
+    return (
+        select(
+            Invitation.id,
+            Invitation.channel,
+            Invitation.contact_hash,
+            Invitation.language,
+            Invitation.test,
+            Invitation.send_by,
+            Invitation.expires_at,
+            Invitation.attempts,
+            Transaction.consent_sms,
+            Transaction.consent_voice,
+            Contact.transaction_id.label("contact"),  # None: no contact row
+            Contact.timezone,
+            Contact.phone_hash,
+            Contact.phone_encrypted,
+            Contact.email_hash,
+            Contact.email_encrypted,
+            Service.slug,
+            Office.code.label("office_code"),
+        )
+        .join(Transaction, Transaction.id == Invitation.transaction_id)
+        .join(Service, Service.id == Invitation.service_id)
+        .outerjoin(Contact, Contact.transaction_id == Transaction.id)
+        .outerjoin(Office, Office.id == Transaction.office_id)
+        .where(
+            among(Invitation.id, "ids", array),
+            Invitation.claimed_by == bindparam("worker"),
+            Invitation.state == InvitationState.SCHEDULED,
+            Invitation.lease_until > bindparam("now"),
+        )
+        .with_for_update(of=Invitation)
+    )
+
+
+def _statements(array: bool) -> dict[str, Select[Any]]:
+    return {
+        "claimed": _claimed_rows(array),
+        "suppressed": select(Suppression.contact_hash, Suppression.channel).where(
+            among(Suppression.contact_hash, "hashes", array), Suppression.restored_at.is_(None)
+        ),
+        "sent": select(Invitation.id, Invitation.state, Invitation.provider_id, Invitation.service_id)
+        .where(among(Invitation.id, "ids", array))
+        .with_for_update(),
+    }
+
+
+STATEMENTS = {"array": _statements(True), "list": _statements(False)}
+
+
+def _statement(session: Session, name: str, values: Sequence[Any]) -> Select[Any]:
+    array = len(values) > SMALL_LIST and session.get_bind().dialect.name == "postgresql"
+    return STATEMENTS["array" if array else "list"][name]
+
+
+def _finished(invitation_id: uuid.UUID, state: InvitationState, reason: str | None, now: datetime) -> dict[str, Any]:
+    """The columns ``Dispatcher._finish`` sets, as a row for ``update_rows``."""
+    return {"id": invitation_id, "state": state, "reason": reason, "claimed_by": None, "lease_until": None,
+            "updated_at": now}  # fmt: skip
+
+
+def _event(
+    invitation_id: uuid.UUID, now: datetime, event: str, state: InvitationState | None, detail: str | None
+) -> dict[str, Any]:
+    return {"invitation_id": invitation_id, "at": now, "event": event, "state": state, "detail": detail}
 
 
 def worker_name() -> str:
@@ -74,12 +147,13 @@ class Dispatcher:
         runtime: Runtime,
         worker: str | None = None,
         lease: timedelta | None = None,
-        batch: int = 500,
+        batch: int | None = None,
     ) -> None:
         self.rt = runtime
         self.worker = worker or worker_name()
         self.lease = lease or timedelta(seconds=runtime.settings.dispatch_lease_seconds)
-        self.batch = batch
+        # Claim at least a full batch of the largest channel (email: 1,000 personalizations a request).
+        self.batch = batch or max([500, *(c.batch_size for c in runtime.channels.channels.values())])
 
     # -- 1. claim -------------------------------------------------------------------------------------------
 
@@ -115,110 +189,101 @@ class Dispatcher:
         """Check claimed invitations again; commit ``sending`` for those that pass and return them decrypted."""
         ready: list[tuple[str, Outgoing]] = []
         with unit_of_work(self.rt.sessions) as session:
-            rows = session.execute(
-                select(Invitation, Transaction, Contact, Service.slug, Office.code)
-                .join(Transaction, Transaction.id == Invitation.transaction_id)
-                .join(Service, Service.id == Invitation.service_id)
-                .outerjoin(Contact, Contact.transaction_id == Transaction.id)
-                .outerjoin(Office, Office.id == Transaction.office_id)
-                .where(
-                    Invitation.id.in_(ids),
-                    Invitation.claimed_by == self.worker,
-                    Invitation.state == InvitationState.SCHEDULED,
-                    Invitation.lease_until > now,
-                )
-                .with_for_update(of=Invitation)
-            ).all()
-            hashes = {inv.contact_hash for inv, *_ in rows if inv.contact_hash}
+            if len(ids) > SMALL_LIST:
+                plans(session, "custom")  # long lists of ids and hashes (engine.db.plans)
+            connection = session.connection()
+            params = {"ids": list(ids), "worker": self.worker, "now": now}
+            rows = connection.execute(_statement(session, "claimed", ids), params).all()
+            hashes = sorted({row.contact_hash for row in rows if row.contact_hash})
             suppressed: dict[str, set[str]] = defaultdict(set)
             if hashes:
-                for contact_hash, channel in session.execute(
-                    select(Suppression.contact_hash, Suppression.channel).where(
-                        Suppression.contact_hash.in_(hashes), Suppression.restored_at.is_(None)
-                    )
-                ):
+                statement = _statement(session, "suppressed", hashes)
+                for contact_hash, channel in connection.execute(statement, {"hashes": hashes}):
                     suppressed[contact_hash].add(channel)
-            for inv, tx, contact, slug, office_code in rows:
-                verdict = self._recheck(inv, tx, contact, slug, office_code, suppressed, now)
+            finished: list[dict[str, Any]] = []
+            sending: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            for row in rows:
+                verdict = self._recheck(row, suppressed, now)
+                if verdict is None:
+                    outgoing = self._outgoing(row, session, now)
+                    if outgoing is None:
+                        verdict = InvitationState.FAILED, "contact_data_missing"
                 if verdict is not None:
                     state, reason = verdict
-                    self._finish(session, inv, state, reason, now, event="rechecked")
+                    finished.append(_finished(row.id, state, reason, now))
+                    events.append(_event(row.id, now, "rechecked", state, reason))
                     stats.count(f"{state.value}:{reason}")
                     continue
-                outgoing = self._outgoing(inv, tx, contact, slug, session, now)
-                if outgoing is None:
-                    self._finish(session, inv, InvitationState.FAILED, "contact_data_missing", now, event="rechecked")
-                    stats.count("failed:contact_data_missing")
-                    continue
-                inv.state = InvitationState.SENDING
-                inv.attempts += 1
-                inv.lease_until = now + self.lease
-                inv.updated_at = now
-                session.add(DeliveryEvent(invitation_id=inv.id, at=now, event="sending", state=InvitationState.SENDING,
-                                          detail=f"attempt {inv.attempts} by {self.worker}"))  # fmt: skip
-                ready.append((inv.channel, outgoing))
+                assert outgoing is not None
+                attempts = row.attempts + 1
+                sending.append({"id": row.id, "state": InvitationState.SENDING, "attempts": attempts,
+                                "lease_until": now + self.lease, "updated_at": now})  # fmt: skip
+                events.append(
+                    _event(row.id, now, "sending", InvitationState.SENDING, f"attempt {attempts} by {self.worker}")
+                )
+                ready.append((row.channel, outgoing))
+            if len(ids) > SMALL_LIST:
+                plans(session, "generic")  # long arrays to write
+            update_rows(session, INVITATIONS, finished)
+            update_rows(session, INVITATIONS, sending)
+            insert_rows(session, DELIVERY_EVENTS, events)
         return ready
 
-    def _recheck(
-        self,
-        inv: Invitation,
-        tx: Transaction,
-        contact: Contact | None,
-        slug: str,
-        office_code: str | None,
-        suppressed: dict[str, set[str]],
-        now: datetime,
-    ) -> tuple[InvitationState, str] | None:
-        service = self.rt.catalog.services.get(slug)
+    def _recheck(self, row: Any, suppressed: dict[str, set[str]], now: datetime) -> tuple[InvitationState, str] | None:
+        """``row``: one of the ``claimed`` statement's (the invitation, its transaction's consents, its contact)."""
+        service = self.rt.catalog.services.get(row.slug)
         if service is None:
             return InvitationState.CANCELLED, "service_removed"
-        if inv.channel not in self.rt.channels:
+        if row.channel not in self.rt.channels:
             return InvitationState.CANCELLED, "channel_unavailable"
-        if now > inv.send_by:
+        if now > row.send_by:
             return InvitationState.EXPIRED, "window_passed"
         flow = self.rt.catalog.flow_of(service)
         if flow.pra.expired(now.astimezone(service.timezone).date()):
             return InvitationState.CANCELLED, "pra_expired"
-        channel = self.rt.channels.get(inv.channel)
-        if inv.contact_hash and self.rt.channels.blocks(inv.channel, suppressed.get(inv.contact_hash, set())):
+        channel = self.rt.channels.get(row.channel)
+        if row.contact_hash and self.rt.channels.blocks(row.channel, suppressed.get(row.contact_hash, set())):
             return InvitationState.CANCELLED, "opted_out"
-        if (channel.consent == "sms" and not tx.consent_sms) or (channel.consent == "voice" and not tx.consent_voice):
+        if (channel.consent == "sms" and not row.consent_sms) or (channel.consent == "voice" and not row.consent_voice):
             return InvitationState.CANCELLED, "no_consent"
         if channel.quiet_hours:
-            office = self.rt.catalog.offices.get(office_code) if office_code else None
+            office = self.rt.catalog.offices.get(row.office_code) if row.office_code else None
             contact_zone = None
-            if contact is not None and contact.timezone:
+            if row.contact is not None and row.timezone:
                 from engine.validation import zone_named
 
-                contact_zone = zone_named(contact.timezone)
+                contact_zone = zone_named(row.timezone)
             zone = rules.customer_zone(contact_zone, office.timezone if office else None, service.timezone)
             if rules.in_quiet_hours(now, service.quiet_hours, zone):
                 return InvitationState.CANCELLED, "quiet_hours"
         return None
 
-    def _outgoing(
-        self, inv: Invitation, tx: Transaction, contact: Contact | None, slug: str, session: Session, now: datetime
-    ) -> Outgoing | None:
-        if contact is None or inv.contact_hash is None:
+    def _outgoing(self, row: Any, session: Session, now: datetime) -> Outgoing | None:
+        if row.contact is None or row.contact_hash is None:
             return None
-        if inv.contact_hash == contact.phone_hash and contact.phone_encrypted:
-            kind, address = ContactKind.PHONE, self.rt.cipher.decrypt(contact.phone_encrypted)
-        elif inv.contact_hash == contact.email_hash and contact.email_encrypted:
-            kind, address = ContactKind.EMAIL, self.rt.cipher.decrypt(contact.email_encrypted)
+        if row.contact_hash == row.phone_hash and row.phone_encrypted:
+            kind, address = ContactKind.PHONE, self.rt.cipher.decrypt(row.phone_encrypted)
+        elif row.contact_hash == row.email_hash and row.email_encrypted:
+            kind, address = ContactKind.EMAIL, self.rt.cipher.decrypt(row.email_encrypted)
         else:
             return None
-        service = self.rt.catalog.services[slug]
-        token = tokens.issue(session, inv.id, now)
+        service = self.rt.catalog.services[row.slug]
+        token = tokens.issue(session, row.id, now)
+        unsubscribe = None
+        if getattr(self.rt.channels.get(row.channel), "wants_unsubscribe_link", False):
+            unsubscribe = f"{self.rt.settings.public_url}/u/{tokens.issue(session, row.id, now, tokens.UNSUBSCRIBE)}"
         return Outgoing(
-            invitation_id=inv.id,
+            invitation_id=row.id,
             service=service,
             flow=self.rt.catalog.flow_of(service),
-            language=inv.language or service.default_language,
+            language=row.language or service.default_language,
             contact_kind=kind,
             address=address,
-            expires_at=inv.expires_at,
-            test=inv.test,
+            expires_at=row.expires_at,
+            test=row.test,
             survey_url=f"{self.rt.settings.public_url}/s/{token}",
+            unsubscribe_url=unsubscribe,
         )
 
     # -- 3. send and record ---------------------------------------------------------------------------------
@@ -247,40 +312,55 @@ class Dispatcher:
 
     def record(self, results: Sequence[SendResult], channel: str, now: datetime | None = None) -> None:
         now = now or utcnow()
+        slugs = {service_id: slug for slug, service_id in self.rt.service_ids.items()}
+        ids = [r.invitation_id for r in results]
         with unit_of_work(self.rt.sessions) as session:
-            invitations = {
-                inv.id: inv
-                for inv in session.execute(
-                    select(Invitation).where(Invitation.id.in_([r.invitation_id for r in results])).with_for_update()
-                ).scalars()
-            }
-            slugs = dict(session.execute(select(Service.id, Service.slug)).tuples().all())
+            if len(ids) > SMALL_LIST:
+                plans(session, "custom")
+            connection = session.connection()
+            rows = {row.id: row for row in connection.execute(_statement(session, "sent", ids), {"ids": ids})}
+            handed: list[dict[str, Any]] = []
+            provider_ids: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            others: list[SendResult] = []
             for r in results:
-                inv = invitations.get(r.invitation_id)
-                if inv is None:
+                row = rows.get(r.invitation_id)
+                if row is None:
                     continue
+                provider_id = r.provider_id if r.provider_id and not row.provider_id else row.provider_id
+                if row.state is not InvitationState.SENDING:
+                    # A status callback got here first (delivered, failed): it is the better witness.
+                    if provider_id != row.provider_id:
+                        provider_ids.append({"id": row.id, "provider_id": provider_id})
+                    events.append(_event(row.id, now, f"send_{r.outcome.value}", None, r.detail))
+                elif r.outcome in (Outcome.SENT, Outcome.DELIVERED):
+                    service = self.rt.catalog.services[slugs[row.service_id]]
+                    state = InvitationState.SENT if r.outcome is Outcome.SENT else InvitationState.DELIVERED
+                    handed.append({**_finished(row.id, state, None, now), "sent_at": now,
+                                   "expires_at": now + service.answer_window, "provider_id": provider_id})  # fmt: skip
+                    events.append(_event(row.id, now, r.outcome.value, state, r.detail))
+                else:
+                    others.append(r)  # retry, failure, unknown: few, through the ORM
+            if len(ids) > SMALL_LIST:
+                plans(session, "generic")
+            update_rows(session, INVITATIONS, handed)
+            update_rows(session, INVITATIONS, provider_ids)
+            insert_rows(session, DELIVERY_EVENTS, events)
+            for r in others:
+                inv = session.get(Invitation, r.invitation_id)
+                assert inv is not None
                 if r.provider_id and not inv.provider_id:
                     inv.provider_id = r.provider_id
-                if inv.state is not InvitationState.SENDING:
-                    # A status callback got here first (delivered, failed): it is the better witness.
-                    session.add(DeliveryEvent(invitation_id=inv.id, at=now, event=f"send_{r.outcome.value}",
-                                              state=None, detail=r.detail))  # fmt: skip
-                    continue
                 service = self.rt.catalog.services[slugs[inv.service_id]]
-                if r.outcome in (Outcome.SENT, Outcome.DELIVERED):
-                    inv.sent_at = now
-                    inv.expires_at = now + service.answer_window
-                    state = InvitationState.SENT if r.outcome is Outcome.SENT else InvitationState.DELIVERED
-                    self._finish(session, inv, state, None, now, event=r.outcome.value, detail=r.detail)
-                elif r.outcome is Outcome.RETRY:
+                if r.outcome is Outcome.RETRY:
                     self._retry(session, inv, service, r, now)
                 elif r.outcome is Outcome.FAILED:
                     self._finish(session, inv, InvitationState.FAILED, r.detail or "provider_refused", now,
                                  event="failed", detail=r.detail)  # fmt: skip
                     if r.suppress is not None and inv.contact_hash:
                         kind = ContactKind.EMAIL if channel == "email" else ContactKind.PHONE
-                        suppress_hash(session, inv.contact_hash, kind, [channel], r.suppress,
-                                      f"{channel}:provider", r.detail, now)  # fmt: skip
+                        suppress_hash(session, inv.contact_hash, kind, list(r.suppress_channels or (channel,)),
+                                      r.suppress, f"{channel}:provider", r.detail, now)  # fmt: skip
                 else:
                     self._finish(session, inv, InvitationState.UNKNOWN, r.detail or "outcome_unknown", now,
                                  event="unknown", detail=r.detail)  # fmt: skip

@@ -155,7 +155,6 @@ def test_21610_fails_and_suppresses_the_phone_for_texts(sms_stack, twilio_stub):
     assert stack.report("C-7b", PHONE)["decision"] == "opted_out"
 
 
-@pytest.mark.xfail(strict=True, reason="dispatch ignores suppress_channels (engine)")
 def test_21610_also_suppresses_outbound_calls(sms_stack, twilio_stub):
     stack = sms_stack(twilio_stub.base_url)
     stack.schedule("C-8", PHONE)

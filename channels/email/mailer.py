@@ -89,12 +89,8 @@ def group_key(item: Outgoing) -> GroupKey:
 
 
 def is_reminder(item: Outgoing) -> bool:
-    """Whether the dispatcher hands over the service's one reminder (``reminder_after``), not the invitation.
-
-    ``Outgoing`` has no such field yet (an engine change asked for: ``reminder: bool = False``, set by the
-    dispatcher for a reminder send); until it has, every item is an invitation.
-    """
-    return bool(getattr(item, "reminder", False))
+    """Whether the item is the service's one reminder (``reminder_after``), not the invitation."""
+    return item.reminder
 
 
 def tracking_off() -> TrackingSettings:
