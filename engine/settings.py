@@ -7,9 +7,11 @@ the start with a clear message.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,9 @@ class Settings:
     # How long a worker holds claimed invitations before they return to the queue (or, if ``sending``, are
     # declared ``unknown``); longer than the slowest provider call.
     dispatch_lease_seconds: float = 300.0
+    # How long a verified API key is trusted without asking the database again (engine/api/auth.py): a revoked
+    # key keeps working for at most this long in a process that saw it. 0 checks the database on every request.
+    api_key_cache_seconds: float = 5.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -57,25 +62,43 @@ def _project_root() -> Path:
 
 
 def _load_or_create_secrets(instance_dir: Path, missing: list[str]) -> dict[str, str]:
-    """Read generated secrets from the instance folder, creating the ones still missing (owner-only file)."""
+    """Read generated secrets from the instance folder, creating the ones still missing (owner-only file).
+
+    Several processes may start at once (gunicorn workers, ``serve`` and a CLI command): an exclusive lock on a
+    side file makes read-generate-write one step, so they all end with the same keys.
+    """
     path = instance_dir / "secrets.json"
-    stored: dict[str, str] = {}
-    if path.exists():
-        stored = json.loads(path.read_text())
-    changed = False
-    for name in missing:
-        if name not in stored:
-            stored[name] = secrets.token_urlsafe(48)
-            changed = True
-    if changed:
-        instance_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(stored, handle)
-        os.replace(tmp, path)
-    os.chmod(path, 0o600)
-    return stored
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(instance_dir / ".secrets.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        stored: dict[str, str] = {}
+        if path.exists():
+            try:
+                stored = json.loads(path.read_text())
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{path} is damaged ({exc}); restore it from a backup or set SURVEY_ENGINE_SECRET_KEY and "
+                    "SURVEY_ENGINE_ENCRYPTION_KEY (the encryption key protects the contact data already stored)"
+                ) from None
+            if not isinstance(stored, dict):
+                raise ConfigError(f"{path} is damaged: expected a JSON object of secrets")
+        changed = False
+        for name in missing:
+            if name not in stored:
+                stored[name] = secrets.token_urlsafe(48)
+                changed = True
+        if changed:
+            fd, tmp = tempfile.mkstemp(dir=instance_dir, prefix=".secrets-", suffix=".tmp")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(stored, handle)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        os.chmod(path, 0o600)
+        return stored
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
 
 
 def _positive(values: dict[str, str], name: str, default: float) -> float:
@@ -88,6 +111,20 @@ def _positive(values: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _seconds(values: dict[str, str], name: str, default: float) -> float:
+    """A number of seconds, 0 included (``_positive`` refuses 0)."""
+    raw = values.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value >= 0:
+        raise ConfigError(f"{name} must be 0 or more")
     return value
 
 
@@ -133,4 +170,5 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
         providers={name: values[name] for name in PROVIDER_SETTINGS if values.get(name)},
         log_level=values.get("SURVEY_ENGINE_LOG_LEVEL", "INFO").upper(),
         dispatch_lease_seconds=_positive(values, "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS", 300.0),
+        api_key_cache_seconds=_seconds(values, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS", 5.0),
     )
