@@ -109,7 +109,7 @@ def changed_wall_clock(change: datetime, zone: ZoneInfo) -> tuple[datetime, date
 
 
 def known_dst_trouble(quiet: QuietHours, zone: ZoneInfo, lo: datetime, hi: datetime) -> bool:
-    """The configurations of the known ``next_allowed`` DST bugs (see the xfail tests at the end of this file).
+    """The configurations near a change of offset that once broke ``next_allowed`` (pinned at the end of this file).
 
     A quiet-hours start or end inside the wall-clock hour that a change of offset near [lo, hi] skips or repeats.
     """
@@ -512,7 +512,7 @@ def test_cooldown_boundaries():
     assert not rules.in_cooldown([now], now, 0)  # a cooldown of 0 days is off
 
 
-@given(st.integers(-5, 900), st.integers(0, 50))  # past ~1025: the xfail below
+@given(st.integers(-5, 900), st.integers(0, 50))  # far past MAX_ATTEMPTS: capped below
 def test_retry_delay_grows_and_is_capped_at_an_hour(attempts, more):
     delay = rules.retry_delay(attempts)
     assert timedelta(seconds=30) <= delay <= timedelta(hours=1)
@@ -667,7 +667,7 @@ def test_fall_back_cases_are_what_they_claim(quiet, moment, expected):
 
 
 def test_the_dst_gap_examples_are_what_they_claim():
-    """The premises of the two single-case xfail tests above, checked against the minute-by-minute reference."""
+    """The premises of the two single-case tests above, checked against the minute-by-minute reference."""
     gap_only = QuietHours(time(3, 0), time(2, 30))
     moment = datetime(2026, 3, 8, 5, 0, tzinfo=UTC)
     assert first_allowed(moment, gap_only, NY, moment + timedelta(hours=26)) == datetime(2026, 3, 9, 6, 30, tzinfo=UTC)
