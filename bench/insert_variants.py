@@ -2,17 +2,25 @@
 
     .venv/bin/python bench/insert_variants.py [--rows 900] [--repeat 7]
 
-``Intake._write`` inserts a batch's transactions with ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (which
-SQLAlchemy runs as one multi-row VALUES statement, "insertmanyvalues", and cannot cache: the dialect ``Insert`` has
-``inherit_cache = False`` in SQLAlchemy 2.0). This times, on one fresh database, the median of ``--repeat`` runs of
-``--rows`` real intake rows (made by the intake, read back, given new ids) written three ways, and the replay
-lookup written two ways:
+``Intake._write`` used to insert a batch's transactions with ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``
+as SQLAlchemy "insertmanyvalues" (one multi-row VALUES statement of rows × 16 parameters, parsed anew by psycopg and
+planned anew by PostgreSQL, and never in SQLAlchemy's compiled cache: the dialect ``Insert`` has
+``inherit_cache = False`` in SQLAlchemy 2.0). It now writes ``INSERT ... SELECT * FROM unnest(<one array per
+column>) ON CONFLICT DO NOTHING RETURNING id`` (``engine.db.pg_insert_rows``; in the engine, the contacts and
+invitations ride in the same statement as data-modifying CTEs). This times, on one fresh database, the median of
+``--repeat`` runs of ``--rows`` real intake rows (made by the intake, read back, given new ids) written five ways,
+and the replay lookup written four ways:
 
-1. the engine's statement;
+1. the former statement (insertmanyvalues);
 2. a plain Core executemany (the baseline of bench/intake.py; no race protection);
 3. ``ON CONFLICT DO NOTHING`` as an executemany without RETURNING, then ``SELECT id ... WHERE id = ANY(:ids)``
    to learn which rows are ours (the same answer as RETURNING: a row lost to a concurrent writer has not our id);
-4. ``external_id IN (<rows> parameters)`` (as ``Intake._load_existing``) against ``external_id = ANY(:array)``.
+4. the engine's ``unnest`` statement, PostgreSQL planning it once for all values (``plan_cache_mode`` generic, as
+   the engine asks for its writes);
+5. the same, planned anew with the values each time (custom plans: the arrays are copied around the planner);
+6. ``external_id IN (<rows> parameters)`` (the former ``Intake._load_existing``) against ``external_id =
+   ANY(:array)``, each with custom plans (the engine's choice for a batch's lookups) and generic plans (what
+   PostgreSQL may settle on for a statement psycopg has prepared: the array can then not be hashed).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from sqlalchemy import String, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from engine.db import unit_of_work
+from engine.db import pg_insert_rows, unit_of_work
 from engine.intake import Intake
 from engine.models import Transaction
 
@@ -68,10 +76,22 @@ def main() -> None:
             ids = bindparam("ids", [r["id"] for r in rows], type_=ARRAY(TABLE.c.id.type))
             return len(session.execute(select(TABLE.c.id).where(TABLE.c.id == text("ANY(:ids)").bindparams(ids))).all())
 
+        def unnest(mode: str) -> Any:
+            def write(session: Any, rows: list[dict[str, Any]]) -> int:
+                session.execute(text(f"SET LOCAL plan_cache_mode = force_{mode}_plan"))
+                suffix = "ON CONFLICT (service_id, external_id) DO NOTHING RETURNING id"
+                return len(pg_insert_rows(session, TABLE, rows, suffix).all())
+
+            return write
+
         variants = {
-            "engine: ON CONFLICT DO NOTHING RETURNING (insertmanyvalues)": engine_statement,
+            "former: ON CONFLICT DO NOTHING RETURNING (insertmanyvalues)": engine_statement,
             "plain Core executemany (no conflict handling)": plain,
             "ON CONFLICT DO NOTHING executemany + SELECT id = ANY(array)": conflict_then_any,
+            "engine: INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING, generic plan": unnest(
+                "generic"
+            ),
+            "the same, custom plans": unnest("custom"),
         }
         for name, write in variants.items():
             times = []
@@ -86,20 +106,22 @@ def main() -> None:
 
         ids = [r["external_id"] for r in template]
         lookups = {
-            f"select: external_id IN ({len(ids)} parameters)": select(TABLE.c.id).where(TABLE.c.external_id.in_(ids)),
-            "select: external_id = ANY(array)": select(TABLE.c.id).where(
+            f"external_id IN ({len(ids)} parameters)": select(TABLE.c.id).where(TABLE.c.external_id.in_(ids)),
+            "external_id = ANY(array)": select(TABLE.c.id).where(
                 TABLE.c.external_id == text("ANY(:ids)").bindparams(bindparam("ids", ids, type_=ARRAY(String)))
             ),
         }
-        for name, stmt in lookups.items():
-            times = []
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                with rt.sessions() as session:
-                    found = len(session.execute(stmt).all())
-                times.append(time.perf_counter() - start)
-                assert found == len(ids), (name, found)
-            results[name] = statistics.median(times) * 1000
+        for mode in ("custom", "generic"):
+            for name, stmt in lookups.items():
+                times = []
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    with rt.sessions() as session:
+                        session.execute(text(f"SET LOCAL plan_cache_mode = force_{mode}_plan"))
+                        found = len(session.execute(stmt).all())
+                    times.append(time.perf_counter() - start)
+                    assert found == len(ids), (name, found)
+                results[f"select: {name}, {mode} plans"] = statistics.median(times) * 1000
         rt.engine.dispose()
 
     print(f"PostgreSQL {pg}, {len(template)} transactions rows, median of {args.repeat}:")

@@ -40,7 +40,7 @@ from engine.db import make_engine, unit_of_work
 from engine.intake import Intake
 from engine.models import Contact, Invitation, ServiceLevel, Transaction
 
-# The columns Intake._write sets, per table (engine/intake.py, ``_write`` and ``decide_one``).
+# The columns Intake._write sets, per table (engine/intake.py: ``_transaction_row``, ``_child_rows``, ``decide_one``).
 WRITTEN = {
     "transactions": (
         Transaction.__table__,
@@ -89,7 +89,8 @@ WRITTEN = {
         ],
     ),
 }
-ORDER = ["transactions", "contacts", "service_levels", "invitations"]  # the order _write inserts in
+# The order _write inserts in (on PostgreSQL all four in one statement, the transactions first).
+ORDER = ["transactions", "contacts", "service_levels", "invitations"]
 
 
 def summarize_times(times: list[float], items_per_batch: int) -> dict[str, Any]:

@@ -85,6 +85,14 @@ async def generate(url: str, key: str, rate: float, duration: float, warmup: flo
         await asyncio.gather(*tasks)
         finished = loop.time()
 
+    # Per second of the measured window (by scheduled time): p50 / p99 / max latency, to tell stalls (a few bad
+    # seconds) from steady queueing (every second bad).
+    timeline = []
+    per_second = int(rate)
+    for start in range(warm_n, total, per_second):
+        second = sorted(x for x in latencies[start : start + per_second] if x is not None)
+        if second:
+            timeline.append([round(common.percentile(second, q) * 1000, 1) for q in (50, 99, 100)])  # type: ignore[operator]
     measured = [x for x in latencies[warm_n:] if x is not None]
     measured.sort()
     ok = len(measured)
@@ -112,6 +120,7 @@ async def generate(url: str, key: str, rate: float, duration: float, warmup: flo
         },
         "schedule_overrun_s": round(sent_end - (t0 + (total - 1) / rate), 3),
         "drain_after_last_send_s": round(finished - sent_end, 3),
+        "latency_ms_per_second_p50_p99_max": timeline,
         "generator_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "generator_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
     }
@@ -262,6 +271,10 @@ def orchestrate(args: argparse.Namespace) -> None:
         f"latency from scheduled send: p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms, "
         f"max {lat['max']} ms"
     )
+    seconds = load.get("latency_ms_per_second_p50_p99_max") or []
+    if seconds:
+        bad = [n for n, (_, p99, _) in enumerate(seconds) if p99 > 50]
+        print(f"seconds with p99 > 50 ms: {len(bad)} of {len(seconds)}" + (f" (at {bad[:20]})" if bad else ""))
     print(
         f"generator send lag p99 {load['generator_send_lag_ms']['p99']} ms; generator CPU {load['generator_cpu_s']} s"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -67,6 +68,9 @@ def create_app(
         logger.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return problem_response(500, "Something went wrong on our side; nothing was stored. Try again later.")
 
+    # Everything built so far lives as long as the process: keep it out of the collector's way (a full
+    # collection over it costs ~70 ms, a latency spike under load).
+    gc.freeze()
     return app
 
 

@@ -7,8 +7,13 @@ The flow of one batch (SPEC §2 rule 6 gives the order of the decisions):
 3. the facts the rules need for the new items are read in one query each (suppressions, recent invitations,
    daily counts);
 4. :mod:`engine.rules` decides each item;
-5. the rows are written with multi-row INSERTs; ``ON CONFLICT DO NOTHING`` on (service, id) settles the race of
-   the same id arriving at the same moment in two processes: the loser answers with the winner's decision.
+5. the rows are written set-based: on PostgreSQL one statement for every row of every table (one array parameter
+   per column, ``engine.db.pg_insert_parents_and_children``), on SQLite one executemany per table.
+   ``ON CONFLICT DO NOTHING`` on (service, id) settles the race of the same id arriving at the same moment in two
+   processes: the loser answers with the winner's decision.
+
+Statements are built once (module level) so that SQLAlchemy's compiled cache serves them; on PostgreSQL a batch's
+lookups are planned with their values and its INSERT once for all values (``engine.db.plans`` says why).
 """
 
 from __future__ import annotations
@@ -17,14 +22,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine import rules
-from engine.db import utcnow
+from engine.db import SMALL_LIST, among, insert_rows, pg_insert_parents_and_children, plans, utcnow
 from engine.errors import FieldError, ValidationFailed
 from engine.models import (
     COOLDOWN_STATES_VALUES,
@@ -45,6 +50,47 @@ TRANSACTIONS = cast(Table, Transaction.__table__)
 CONTACTS = cast(Table, Contact.__table__)
 SERVICE_LEVELS = cast(Table, ServiceLevel.__table__)
 INVITATIONS = cast(Table, Invitation.__table__)
+
+# The look-ups, built once. A list of values is one array parameter on PostgreSQL when it is long (``= ANY(:list)``),
+# an expanding ``IN`` otherwise and on SQLite.
+_EXISTING = (
+    select(
+        Transaction.external_id,
+        Transaction.decision,
+        Transaction.reason,
+        Transaction.channel,
+        Invitation.id,
+        Invitation.channel,
+        Invitation.state,
+        Invitation.send_at,
+        Invitation.expires_at,
+    )
+    .outerjoin(Invitation, Invitation.transaction_id == Transaction.id)
+    .where(Transaction.service_id == bindparam("service_id"))
+)
+
+
+def _statements(array: bool) -> dict[str, Select[Any]]:
+    return {
+        "existing": _EXISTING.where(among(Transaction.external_id, "external_ids", array)),
+        "suppressed": select(Suppression.contact_hash, Suppression.channel).where(
+            among(Suppression.contact_hash, "hashes", array), Suppression.restored_at.is_(None)
+        ),
+        "recent": select(Invitation.contact_hash, Invitation.send_at).where(
+            among(Invitation.contact_hash, "hashes", array),
+            Invitation.state.in_(COOLDOWN_STATES_VALUES),
+            Invitation.send_at >= bindparam("since"),
+        ),
+        "ours": select(Transaction.id).where(among(Transaction.id, "ids", array)),
+    }
+
+
+STATEMENTS = {"array": _statements(True), "list": _statements(False)}
+
+
+def _statement(session: Session, name: str, values: Sequence[Any]) -> Select[Any]:
+    array = len(values) > SMALL_LIST and session.get_bind().dialect.name == "postgresql"
+    return STATEMENTS["array" if array else "list"][name]
 
 
 @dataclass
@@ -68,7 +114,8 @@ class BatchFacts:
 
 
 def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
+    """A moment as RFC 3339 in UTC (``…Z``): a first decision and its replays read the same."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
 def invitation_view(inv: Any) -> dict[str, Any] | None:
@@ -147,17 +194,31 @@ class Intake:
             first_of[candidate.key] = index
             fresh.append((index, candidate))
 
-        stored = self._load_existing(session, [c.key for _, c in fresh])
+        batch = len(fresh) > 1
+        if batch:
+            plans(session, "custom")  # the lookups of a batch take long lists (engine.db.plans)
+        if batch or session.get_bind().dialect.name != "postgresql":
+            stored = self._load_existing(session, [c.key for _, c in fresh])
+        else:
+            # One new transaction on PostgreSQL (the single-transaction API): no replay check up front, one round trip
+            # less. A replay is then decided again (harmless: deciding reads facts and writes nothing; the counts it
+            # keeps live in this call only), its INSERT finds the (service, id) stored and writes nothing, and it
+            # answers with the stored first decision, the way a lost race does below.
+            stored = {}
         new = [(i, c) for i, c in fresh if c.key not in stored]
         for index, candidate in fresh:
             if candidate.key in stored:
                 results[index] = {**stored[candidate.key], "duplicate": True}
 
-        plans = self._decide(session, [c for _, c in new], now)
-        lost = self._write(session, plans, now, source)
+        planned = self._decide(session, [c for _, c in new], now)
+        if batch and planned:
+            plans(session, "generic")  # its INSERT takes long arrays
+        lost = self._write(session, planned, now, source)
         if lost:
+            if batch:
+                plans(session, "custom")
             stored.update({k: {**v, "duplicate": True} for k, v in self._load_existing(session, sorted(lost)).items()})
-        for (index, candidate), plan in zip(new, plans, strict=True):
+        for (index, candidate), plan in zip(new, planned, strict=True):
             if candidate.key in lost:
                 results[index] = {**stored[candidate.key], "duplicate": True}
             else:
@@ -180,22 +241,8 @@ class Intake:
             by_service[slug].append(external_id)
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for slug, ids in by_service.items():
-            service_id = self.rt.service_ids[slug]
-            rows = session.execute(
-                select(
-                    Transaction.external_id,
-                    Transaction.decision,
-                    Transaction.reason,
-                    Transaction.channel,
-                    Invitation.id,
-                    Invitation.channel,
-                    Invitation.state,
-                    Invitation.send_at,
-                    Invitation.expires_at,
-                )
-                .outerjoin(Invitation, Invitation.transaction_id == Transaction.id)
-                .where(Transaction.service_id == service_id, Transaction.external_id.in_(ids))
-            ).all()
+            params = {"service_id": self.rt.service_ids[slug], "external_ids": ids}
+            rows = session.connection().execute(_statement(session, "existing", ids), params).all()
             for ext, decision, reason, channel, inv_id, inv_channel, state, send_at, expires_at in rows:
                 invitation = None
                 if inv_id is not None:
@@ -214,22 +261,15 @@ class Intake:
         if not hashes:
             return facts
         hash_list = sorted(hashes)
-        for contact_hash, channel in session.execute(
-            select(Suppression.contact_hash, Suppression.channel).where(
-                Suppression.contact_hash.in_(hash_list), Suppression.restored_at.is_(None)
-            )
-        ):
+        connection = session.connection()  # Core statements: no ORM layer to go through
+        suppressed = _statement(session, "suppressed", hash_list)
+        for contact_hash, channel in connection.execute(suppressed, {"hashes": hash_list}):
             facts.suppressed.setdefault(contact_hash, set()).add(channel)
         longest = max((s.contact_cooldown_days for s in self.rt.catalog.services.values()), default=0)
         if longest > 0:
             since = now - timedelta(days=longest)
-            for contact_hash, send_at in session.execute(
-                select(Invitation.contact_hash, Invitation.send_at).where(
-                    Invitation.contact_hash.in_(hash_list),
-                    Invitation.state.in_(COOLDOWN_STATES_VALUES),
-                    Invitation.send_at >= since,
-                )
-            ):
+            recent = _statement(session, "recent", hash_list)
+            for contact_hash, send_at in connection.execute(recent, {"hashes": hash_list, "since": since}):
                 facts.recent[contact_hash].append(send_at)
         return facts
 
@@ -345,51 +385,60 @@ class Intake:
         """Insert the rows of ``plans``; return the keys another process stored first (a race lost)."""
         if not plans:
             return set()
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-        rows = []
-        for p in plans:
-            c = p.candidate
-            rows.append(
-                {
-                    "id": p.transaction_id,
-                    "service_id": self.rt.service_ids[c.service.slug],
-                    "external_id": c.external_id,
-                    "completed_at": c.completed_at,
-                    "received_at": now,
-                    "touchpoint": c.touchpoint,
-                    "office_id": self.rt.office_ids[c.office.code] if c.office else None,
-                    "language": c.language,
-                    "consent_sms": c.consent_sms,
-                    "consent_voice": c.consent_voice,
-                    "test": c.test,
-                    "decision": p.decision,
-                    "reason": p.reason,
-                    "channel": p.channel,
-                    "source": source,
-                    "attributes": c.attributes,
-                }
-            )
-        table = TRANSACTIONS
-        stmt = (
-            dialect_insert(table)
-            .on_conflict_do_nothing(index_elements=["service_id", "external_id"])
-            .returning(table.c.id)
-        )
-        inserted = set(session.execute(stmt, rows).scalars().all())
-        lost = {p.candidate.key for p in plans if p.transaction_id not in inserted}
-        winners = [p for p in plans if p.transaction_id in inserted]
+        rows = [self._transaction_row(p, now, source) for p in plans]
+        if session.get_bind().dialect.name == "postgresql":
+            # One statement for every row of every table; a transaction skipped for a conflict takes its contact,
+            # service levels and invitation with it.
+            written = set(
+                pg_insert_parents_and_children(
+                    session, TRANSACTIONS, rows, key="id", conflict=("service_id", "external_id"),
+                    children=self._child_rows(plans, now), link="transaction_id",
+                )
+            )  # fmt: skip
+            return {p.candidate.key for p in plans if p.transaction_id not in written}
+        # SQLite: an executemany (no RETURNING) whose row count says whether anything was skipped. (Intake's
+        # BEGIN IMMEDIATE holds the database's write lock from the replay check on, so in practice nothing is.)
+        lost: set[tuple[str, str]] = set()
+        winners = list(plans)
+        if insert_rows(session, TRANSACTIONS, rows, skip_conflicts_on=("service_id", "external_id")) != len(rows):
+            ids = [row["id"] for row in rows]
+            stored = set(session.execute(_statement(session, "ours", ids), {"ids": ids}).scalars().all())
+            lost = {p.candidate.key for p in plans if p.transaction_id not in stored}
+            winners = [p for p in plans if p.transaction_id in stored]
+        for table, table_rows in self._child_rows(winners, now):
+            insert_rows(session, table, table_rows)
+        return lost
 
+    def _transaction_row(self, p: Planned, now: datetime, source: str) -> dict[str, Any]:
+        c = p.candidate
+        return {
+            "id": p.transaction_id,
+            "service_id": self.rt.service_ids[c.service.slug],
+            "external_id": c.external_id,
+            "completed_at": c.completed_at,
+            "received_at": now,
+            "touchpoint": c.touchpoint,
+            "office_id": self.rt.office_ids[c.office.code] if c.office else None,
+            "language": c.language,
+            "consent_sms": c.consent_sms,
+            "consent_voice": c.consent_voice,
+            "test": c.test,
+            "decision": p.decision,
+            "reason": p.reason,
+            "channel": p.channel,
+            "source": source,
+            "attributes": c.attributes,
+        }
+
+    def _child_rows(self, plans: Sequence[Planned], now: datetime) -> list[tuple[Table, list[dict[str, Any]]]]:
+        """The contacts, service levels and invitations rows of ``plans``, in that (insertion) order."""
+        cipher = self.rt.cipher
         contacts = []
-        for p in winners:
+        for p in plans:
             c = p.candidate
             if not p.hashes and c.timezone is None:
                 continue
             keep = p.invitation is not None and p.invitation["state"] is InvitationState.SCHEDULED
-            cipher = self.rt.cipher
             contacts.append(
                 {
                     "transaction_id": p.transaction_id,
@@ -402,16 +451,10 @@ class Intake:
                     "erased_at": None if keep else now,
                 }
             )
-        if contacts:
-            session.execute(insert(CONTACTS), contacts)
         levels = [
             {"transaction_id": p.transaction_id, "name": name, "value": value}
-            for p in winners
+            for p in plans
             for name, value in p.candidate.service_levels.items()
         ]
-        if levels:
-            session.execute(insert(SERVICE_LEVELS), levels)
-        invitations = [p.invitation for p in winners if p.invitation is not None]
-        if invitations:
-            session.execute(insert(INVITATIONS), invitations)
-        return lost
+        invitations = [p.invitation for p in plans if p.invitation is not None]
+        return [(CONTACTS, contacts), (SERVICE_LEVELS, levels), (INVITATIONS, invitations)]

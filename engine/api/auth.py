@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
-from sqlalchemy import select
+from flask import current_app, g, request
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.api.problems import Problem
@@ -55,7 +57,16 @@ def create_api_key(session: Session, name: str, services: Iterable[str], scopes:
     return key
 
 
-def authenticate(session: Session, header: str | None) -> Caller:
+# The key, its scopes and the slugs of its services in one statement (built once, so compiled once).
+KEY_LOOKUP = (
+    select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at, Service.slug)
+    .outerjoin(ApiKeyService, ApiKeyService.api_key_id == ApiKey.id)
+    .outerjoin(Service, Service.id == ApiKeyService.service_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
+
+
+def _bearer_token(header: str | None) -> str:
     if not header:
         raise Problem(401, "Send an API key as 'Authorization: Bearer <key>'.", kind="missing-api-key",
                       headers={"WWW-Authenticate": 'Bearer realm="survey-engine"'})  # fmt: skip
@@ -64,13 +75,70 @@ def authenticate(session: Session, header: str | None) -> Caller:
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "The Authorization header must be 'Bearer <key>'.", kind="invalid-api-key",
                       headers={"WWW-Authenticate": 'Bearer realm="survey-engine", error="invalid_token"'})  # fmt: skip
-    row = session.execute(select(ApiKey).where(ApiKey.key_hash == token_hash(token))).scalar_one_or_none()
-    if row is None or row.revoked_at is not None:
+    return token
+
+
+def _lookup(session: Session, key_hash: str) -> Caller:
+    rows = session.execute(KEY_LOOKUP, {"key_hash": key_hash}).all()
+    if not rows or rows[0].revoked_at is not None:
         raise Problem(401, "This API key is unknown or revoked.", kind="invalid-api-key",
                       headers={"WWW-Authenticate": 'Bearer realm="survey-engine", error="invalid_token"'})  # fmt: skip
-    ids = [link.service_id for link in row.services]
-    slugs = session.execute(select(Service.slug).where(Service.id.in_(ids))).scalars().all() if ids else []
-    return Caller(row.id, row.name, frozenset(row.scopes), frozenset(slugs))
+    first = rows[0]
+    slugs = frozenset(row.slug for row in rows if row.slug is not None)
+    return Caller(first.id, first.name, frozenset(first.scopes), slugs)
+
+
+def authenticate(session: Session, header: str | None) -> Caller:
+    """The caller behind an ``Authorization`` header, read from the database; a 401 Problem if there is none."""
+    return _lookup(session, token_hash(_bearer_token(header)))
+
+
+class VerifiedKeys:
+    """Keys verified recently, by key hash, so that a steady client costs no database round trip per request.
+
+    An entry is trusted for ``ttl`` seconds (``SURVEY_ENGINE_API_KEY_CACHE_SECONDS``, default 5; 0 switches the
+    cache off). The price: **a revoked key, or a change to a key's services or scopes, takes effect within that
+    many seconds** in a process that used the key just before, not at once. Only keys found valid are kept
+    (an unknown or revoked key is looked up every time), at most ``size`` of them, per app and so per process.
+    """
+
+    def __init__(self, ttl: float, size: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> Caller | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[0] <= self.clock():
+            with self._lock:
+                self._entries.pop(key_hash, None)
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, caller: Caller) -> None:
+        if self.ttl <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self.size:
+                    self._entries.clear()
+            self._entries[key_hash] = (now + self.ttl, caller)
+
+
+def _verified_keys() -> VerifiedKeys:
+    keys: VerifiedKeys | None = current_app.extensions.get("survey_engine.verified_keys")
+    if keys is None:
+        from engine.web import runtime
+
+        keys = VerifiedKeys(runtime().settings.api_key_cache_seconds)
+        current_app.extensions["survey_engine.verified_keys"] = keys
+    return keys
 
 
 def require_scope(*scopes: Scope) -> Callable[[F], F]:
@@ -81,8 +149,13 @@ def require_scope(*scopes: Scope) -> Callable[[F], F]:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             from engine.web import runtime
 
-            with runtime().sessions() as session:
-                caller = authenticate(session, request.headers.get("Authorization"))
+            key_hash = token_hash(_bearer_token(request.headers.get("Authorization")))
+            verified = _verified_keys()
+            caller = verified.get(key_hash)
+            if caller is None:
+                with runtime().sessions() as session:
+                    caller = _lookup(session, key_hash)
+                verified.put(key_hash, caller)
             if not caller.scopes.intersection(s.value for s in scopes):
                 wanted = " or ".join(s.value for s in scopes)
                 raise Problem(403, f"This API key lacks the {wanted} scope.", kind="scope-missing")

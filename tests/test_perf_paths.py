@@ -1,0 +1,245 @@
+"""The fast paths of SPEC §7 give the answers of the slow ones: validation shortcuts, the set-based writes, the
+race of one transaction id in two processes (taken the optimistic way), and the cache of verified API keys."""
+
+from __future__ import annotations
+
+import random
+import string
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import phonenumbers
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import event, func, select, update
+
+from engine.api import auth as api_auth
+from engine.db import unit_of_work
+from engine.errors import ConfigError, FieldError
+from engine.intake import Intake
+from engine.models import ApiKey, DeliveryEvent, Invitation, InvitationState, Transaction
+from engine.settings import load_settings
+from engine.validation import _plain_email, normalize_email, normalize_phone
+from tests.helpers import post, tx
+
+# -- validation ---------------------------------------------------------------------------------------------------
+
+
+def _reference_email(value: str) -> str | None:
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+TRICKY_EMAILS = [
+    "pat@example.com", "Pat.Doe@Example.COM", "a+b@mail.example.gov", "o'neil@example.org", "x!#$%&'*+/=?^_`{|}~-@ex.co",
+    "info@example.com", "a" * 64 + "@example.com", "a" * 65 + "@example.com", "pat@" + "a" * 63 + ".com",
+    "pat@" + "a" * 64 + ".com", "pat@" + ".".join(["abcdefghi"] * 25) + ".com", ".pat@example.com", "pat.@example.com",
+    "pat..doe@example.com", "pat@example", "pat@localhost", "pat@example.local", "pat@x.invalid", "pat@foo.arpa",
+    "pat@home.arpa", "pat@x.onion", "pat@x.test", "pat@-example.com", "pat@example-.com", "pat@exa--mple.com",
+    "pat@ab--cd.com", "pat@xn--bcher-kva.example", "pat@example.c0m", "pat@example.123", "pat@1.2.3.4", "pat@[1.2.3.4]",
+    '"pat"@example.com', "Pat <pat@example.com>", "pat@@example.com", "pat@exa mple.com", " pat@example.com",
+    "pat@example.com ", "pät@example.com", "pat@exämple.com", "pat@example.com\n", "pat\u200b@example.com", "@example.com",
+    "pat@", "pat", "pat@example..com", "pat@.example.com", "pat@example.com.", "PAT@EXAMPLE.COM",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", TRICKY_EMAILS)
+def test_the_email_fast_path_accepts_only_what_email_validator_accepts(address):
+    reference = _reference_email(address)
+    fast = _plain_email(address)
+    assert fast is None or fast == reference, (address, fast, reference)
+    try:
+        normalized = normalize_email(address)
+    except FieldError as exc:
+        assert reference is None, (address, exc)
+    else:
+        assert normalized == reference
+
+
+def test_the_email_fast_path_agrees_with_email_validator_on_generated_addresses():
+    rng = random.Random(20261126)
+    local_chars = string.ascii_letters + string.digits + ".!#$%&'*+/=?^_`{|}~-\"(),:;<>@[\\] é"
+    domain_chars = string.ascii_letters + string.digits + "-." + "é_@ "
+    tlds = ["com", "gov", "org", "io", "x1", "123", "local", "invalid", "arpa", "test", "c-m", "COM", ""]
+    accepted = 0
+    for _ in range(20000):
+        local = "".join(rng.choice(local_chars) for _ in range(rng.randint(0, 12)))
+        labels = [
+            "".join(rng.choice(domain_chars) for _ in range(rng.randint(0, 10))) for _ in range(rng.randint(1, 3))
+        ]
+        address = f"{local}@{'.'.join([*labels, rng.choice(tlds)])}"
+        fast = _plain_email(address)
+        if fast is not None:
+            accepted += 1
+            assert fast == _reference_email(address), address
+    assert accepted > 500  # the generator reaches the fast path, not only the refusals
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["+12025550123", "+1 202 555 0123", "(202) 555-0123", "+442079460018", "+4407911123456", "+3906698",
+     "+390669812345", "+999123456789", "+1202555012", "+120255501234", "12345", "phone", "+", "+0123456789",
+     "+6834002", "tel:+1-202-555-0123", "+12025550123;ext=7"],
+)  # fmt: skip
+def test_a_cached_phone_verdict_is_phonenumbers_verdict(raw):
+    try:
+        number = phonenumbers.parse(raw, "US")
+        expected = (
+            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            if phonenumbers.is_valid_number(number)
+            else None
+        )
+    except phonenumbers.NumberParseException:
+        expected = None
+    for _ in range(2):  # the second answer comes from the cache
+        if expected is None:
+            with pytest.raises(FieldError):
+                normalize_phone(raw)
+        else:
+            assert normalize_phone(raw) == expected
+
+
+# -- intake -------------------------------------------------------------------------------------------------------
+
+
+def _items(prefix: str, n: int) -> list[dict[str, Any]]:
+    completed = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
+    return [
+        {"id": f"{prefix}-{i}", "service": "passport-renewal", "completed_at": completed,
+         "contact": {"email": f"{prefix.lower()}{i}@example.com", "phone": f"+1202555{i:04d}"},
+         "service_level": {"wait_seconds": i}, "attributes": {"n": str(i)} if i % 2 else None}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [1, 3, 40])
+def test_a_race_lost_at_the_insert_answers_with_the_winners_decision(runtime, monkeypatch, size):
+    """The replay check saw nothing (the other process had not committed yet), the INSERT finds the ids stored."""
+    items = [{k: v for k, v in item.items() if v is not None} for item in _items("LOST", size)]
+    with unit_of_work(runtime.sessions) as session:
+        first = Intake(runtime).submit(session, items)
+    _blind_until_written(monkeypatch)
+    with unit_of_work(runtime.sessions) as session:
+        again = Intake(runtime).submit(session, items)
+    assert [r["duplicate"] for r in first] == [False] * size
+    assert [r["duplicate"] for r in again] == [True] * size
+    assert [{**r, "duplicate": True} for r in first] == again
+    with runtime.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Transaction)).scalar_one() == size
+        assert session.execute(select(func.count()).select_from(Invitation)).scalar_one() == size
+
+
+def _blind_until_written(monkeypatch: Any) -> None:
+    """The replay check before the INSERT finds nothing; the look-up after a lost INSERT works."""
+    load, write = Intake._load_existing, Intake._write
+    written = {"yet": False}
+
+    def blind_load(self: Intake, session: Any, keys: Any) -> Any:
+        return load(self, session, keys) if written["yet"] else {}
+
+    def noted_write(self: Intake, *args: Any) -> Any:
+        written["yet"] = True
+        return write(self, *args)
+
+    monkeypatch.setattr(Intake, "_load_existing", blind_load)
+    monkeypatch.setattr(Intake, "_write", noted_write)
+
+
+def test_a_batch_writes_what_the_rows_say(runtime):
+    """The set-based INSERTs store the very values an ORM read gives back (types, JSON, time zones, defaults)."""
+    items = _items("ROWS", 30)
+    with unit_of_work(runtime.sessions) as session:
+        results = Intake(runtime).submit(session, items)
+    assert {r["decision"] for r in results} == {"scheduled"}
+    with runtime.sessions() as session:
+        rows = {t.external_id: t for t in session.execute(select(Transaction)).scalars()}
+        invitations = session.execute(select(Invitation)).scalars().all()
+    assert rows["ROWS-1"].attributes == {"n": "1"} and rows["ROWS-0"].attributes is None
+    assert rows["ROWS-3"].completed_at.tzinfo is not None and rows["ROWS-3"].source == "api"
+    assert all(inv.state is InvitationState.SCHEDULED and inv.attempts == 0 for inv in invitations)
+    by_id = {str(inv.id): inv for inv in invitations}
+    for result in results:
+        inv = by_id[result["invitation"]["id"]]
+        assert inv.send_at.isoformat().replace("+00:00", "Z") == result["invitation"]["send_at"]
+
+
+def test_one_transaction_takes_few_statements_and_a_replay_one_more(runtime, client, auth):
+    statements: list[str] = []
+    event.listen(runtime.engine, "before_cursor_execute", lambda *a: statements.append(a[2].split()[0].upper()))
+    assert post(client, tx("FEW-1", contact={"email": "few@example.com"}), auth).status_code == 200
+    fresh = list(statements)
+    statements.clear()
+    replay = post(client, tx("FEW-1", contact={"email": "few@example.com"}), auth).get_json()
+    assert replay["duplicate"] is True and replay["decision"] == "scheduled"
+    fresh = [s for s in fresh if s != "BEGIN"]
+    replayed = [s for s in statements if s != "BEGIN"]
+    # The key lookup (then cached), the facts (suppressions, recent invitations) and the writes: on PostgreSQL one
+    # statement for all the rows and no replay check up front; on SQLite the replay check and one INSERT a table.
+    postgresql = runtime.engine.dialect.name == "postgresql"
+    assert len(fresh) <= (4 if postgresql else 7), fresh
+    assert len(replayed) <= (4 if postgresql else 2), replayed  # on SQLite the replay check answers at once
+
+
+# -- dispatch -----------------------------------------------------------------------------------------------------
+
+
+def test_dispatch_records_outcomes_in_bulk_as_it_did_one_by_one(runtime):
+    from engine.channels import Outcome
+    from engine.dispatch import Dispatcher, DispatchStats
+
+    with unit_of_work(runtime.sessions) as session:
+        Intake(runtime).submit(session, [{**i, "contact": {"email": i["contact"]["email"]}} for i in _items("DSP", 25)])
+    now = datetime.now(UTC) + timedelta(minutes=30)
+    dispatcher = Dispatcher(runtime, worker="bulk", batch=100)
+    ids = dispatcher.claim(now)
+    ready = dispatcher.prepare(ids, now, DispatchStats())
+    assert len(ready) == 25
+    from engine.channels import SendResult
+
+    dispatcher.record([SendResult(o.invitation_id, Outcome.SENT, provider_id=f"p-{n}") for n, (_, o) in enumerate(ready)],
+                      ready[0][0], now)  # fmt: skip
+    with runtime.sessions() as session:
+        rows = session.execute(select(Invitation)).scalars().all()
+        events = session.execute(select(DeliveryEvent.event, func.count()).group_by(DeliveryEvent.event)).all()
+    assert {r.state for r in rows} == {InvitationState.SENT}
+    assert all(r.attempts == 1 and r.claimed_by is None and r.lease_until is None and r.sent_at == now for r in rows)
+    assert all(r.provider_id and r.expires_at == now + timedelta(hours=48) and r.updated_at == now for r in rows)
+    assert dict(events) == {"sending": 25, "sent": 25}
+
+
+# -- API keys -----------------------------------------------------------------------------------------------------
+
+
+def test_a_revoked_key_stops_working_within_the_cache_time(app, client, auth, runtime):
+    clock = {"now": 1000.0}
+    ttl = runtime.settings.api_key_cache_seconds
+    assert ttl > 0
+    app.extensions["survey_engine.verified_keys"] = api_auth.VerifiedKeys(ttl, clock=lambda: clock["now"])
+    assert post(client, tx("KEY-1"), auth).status_code == 200
+    with unit_of_work(runtime.sessions) as session:
+        session.execute(update(ApiKey).values(revoked_at=datetime.now(UTC)))
+    clock["now"] += ttl / 2
+    assert post(client, tx("KEY-2"), auth).status_code == 200  # still trusted: the documented price of the cache
+    clock["now"] += ttl
+    response = post(client, tx("KEY-3"), auth)
+    assert response.status_code == 401 and response.mimetype == "application/problem+json"
+
+
+def test_an_unknown_key_is_never_cached(client, runtime):
+    statements: list[str] = []
+    event.listen(runtime.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    bad = {"Authorization": "Bearer se_" + uuid.uuid4().hex}
+    for _ in range(2):
+        assert post(client, tx("KEY-X"), bad).status_code == 401
+    assert sum("api_keys" in s for s in statements) == 2  # one joined lookup each time
+
+
+def test_the_key_cache_time_is_a_setting(tmp_path):
+    base = {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path)}
+    assert load_settings(base).api_key_cache_seconds == 5.0
+    assert load_settings({**base, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS": "0"}).api_key_cache_seconds == 0.0
+    with pytest.raises(ConfigError):
+        load_settings({**base, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS": "-1"})
