@@ -1,0 +1,327 @@
+"""SPEC §7 webhook turn benchmark: signed SMS replies in, the next prompt out, gunicorn (2 workers) on PostgreSQL.
+
+    .venv/bin/python bench/webhook_turn.py [--rate 200] [--duration 30] [--warmup 5] [--workers 2]
+                                           [--conversations N] [--timeout 10]
+
+1. A fresh PostgreSQL database, migrated; a config folder of its own with the ``bench-sms`` service of
+   ``bench/channel_dispatch.py`` (channels [sms], conversational, flow a11-standard: 7 likert questions then a
+   comment, one quiet minute 12 hours away).
+2. N conversations are opened for real: N transactions through ``Intake.submit`` (consent sms true, one phone
+   number each), then ``Dispatcher(rt).drain()`` against a local Twilio stand-in (201 ``{"sid": "SM…"}``), so
+   every invitation is ``sent`` and its first question is pending. N defaults to ceil(requests / 7), so no
+   conversation runs past its last likert question during the run.
+3. ``python -m gunicorn --workers 2 'engine.app:create_app()'`` with the SPEC §8 environment, that config, Twilio
+   settings with a dummy base URL (no provider call happens on an inbound turn) and ``SURVEY_ENGINE_PUBLIC_URL``
+   the URL the requests are signed for.
+4. A second process (this script with ``--generate``) sends an open-loop load of ``POST /channels/sms/inbound``:
+   request *i* scheduled at ``t0 + i / rate``; each a fresh ``MessageSid``, ``From`` = phone ``i mod N`` (so each
+   conversation gets a reply every N / rate seconds and advances one question per reply), ``Body`` a digit 1–5,
+   signed with ``X-Twilio-Signature`` as Twilio signs (all forms and signatures built before the clock starts).
+   Latency from the scheduled send time to the end of the answer. An answer counts as a good turn when it is 200
+   and its TwiML holds a ``<Message>`` (the next prompt). ``--warmup`` seconds at the same rate are not counted.
+IVR gathers are not driven by this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import channel_dispatch as cd
+import common
+from single_api import _cpu_ticks, wait_ready
+
+PATH = "/channels/sms/inbound"
+
+
+async def generate(
+    base: str, conversations: int, rate: float, duration: float, warmup: float, timeout: float
+) -> dict[str, Any]:
+    import aiohttp
+    from twilio.request_validator import RequestValidator
+
+    total = int((warmup + duration) * rate)
+    warm_n = int(warmup * rate)
+    validator = RequestValidator(cd.AUTH_TOKEN)
+    rng = random.Random(11)
+    forms, headers = [], []
+    for i in range(total):
+        form = {
+            "MessageSid": "SM" + uuid.uuid4().hex,
+            "AccountSid": cd.ACCOUNT_SID,
+            "From": cd.phone_of(i % conversations),
+            "To": cd.FROM_NUMBER,
+            "Body": str(rng.randint(1, 5)),
+            "NumMedia": "0",
+        }
+        forms.append(form)
+        headers.append({"X-Twilio-Signature": validator.compute_signature(cd.PUBLIC_URL + PATH, form)})
+    latencies: list[float | None] = [None] * total
+    send_lag: list[float] = [0.0] * total
+    statuses: dict[str, int] = {}
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    loop = asyncio.get_running_loop()
+    url = base + PATH
+
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+
+        async def one(i: int, scheduled: float) -> None:
+            send_lag[i] = loop.time() - scheduled
+            try:
+                async with session.post(url, data=forms[i], headers=headers[i]) as response:
+                    body = await response.read()
+                    status = str(response.status)
+                    if status == "200" and b"<Message>" not in body:
+                        status = "200-no-prompt"
+            except TimeoutError:
+                status = "timeout"
+            except aiohttp.ClientError as exc:
+                status = type(exc).__name__
+            done = loop.time()
+            if i >= warm_n:
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == "200":
+                    latencies[i] = done - scheduled
+
+        tasks = []
+        t0 = loop.time() + 0.2
+        for i in range(total):
+            scheduled = t0 + i / rate
+            delay = scheduled - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, scheduled)))
+        sent_end = loop.time()
+        await asyncio.gather(*tasks)
+        finished = loop.time()
+
+    timeline = []
+    per_second = int(rate)
+    for start in range(warm_n, total, per_second):
+        second = sorted(x for x in latencies[start : start + per_second] if x is not None)
+        if second:
+            timeline.append([round(common.percentile(second, q) * 1000, 1) for q in (50, 99, 100)])  # type: ignore[operator]
+    measured = sorted(x for x in latencies[warm_n:] if x is not None)
+    ok = len(measured)
+    lag = sorted(send_lag[warm_n:])
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+
+    def ms(q: float) -> float | None:
+        return round(common.percentile(measured, q) * 1000, 2) if ok else None  # type: ignore[operator]
+
+    return {
+        "scheduled": total - warm_n,
+        "ok": ok,
+        "statuses": statuses,
+        "errors": (total - warm_n) - ok,
+        "offered_rate": rate,
+        "achieved_rate": round(ok / duration, 1),
+        "latency_ms": {
+            "p50": ms(50),
+            "p90": ms(90),
+            "p99": ms(99),
+            "p999": ms(99.9),
+            "max": round(measured[-1] * 1000, 2) if ok else None,
+        },
+        "generator_send_lag_ms": {
+            "p50": round(common.percentile(lag, 50) * 1000, 2),  # type: ignore[operator]
+            "p99": round(common.percentile(lag, 99) * 1000, 2),  # type: ignore[operator]
+            "max": round(lag[-1] * 1000, 2),
+        },
+        "schedule_overrun_s": round(sent_end - (t0 + (total - 1) / rate), 3),
+        "drain_after_last_send_s": round(finished - sent_end, 3),
+        "latency_ms_per_second_p50_p99_max": timeline,
+        "generator_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+    }
+
+
+def orchestrate(args: argparse.Namespace) -> None:
+    from engine.dispatch import Dispatcher
+
+    total = int((args.warmup + args.duration) * args.rate)
+    n = args.conversations or math.ceil(total / 7)
+    workdir = Path(tempfile.mkdtemp(prefix="bench_webhook_turn_"))
+    config_dir = cd.write_config(workdir / "config")
+    with common.database("postgresql", "webhook_turn", keep=args.keep) as db_url:
+        pg = common.pg_version(db_url)
+        # Seed: open N conversations for real (intake, then dispatch through the Twilio stand-in).
+        stand_in = cd.StandIn().start_thread()
+        env = cd.engine_env(db_url, config_dir, cd.provider_env(stand_in.base_url), str(workdir / "instance"))
+        rt = cd.runtime_with(env)
+        t = time.perf_counter()
+        decisions = cd.seed(rt, cd.SMS_SERVICE, n)
+        stats = Dispatcher(rt).drain()
+        seed_s = time.perf_counter() - t
+        rt.engine.dispose()
+        sent = stand_in.stats()
+        stand_in.close()
+        print(
+            f"opened {n} SMS conversations in {seed_s:.1f} s: {decisions}, dispatch {dict(stats.outcomes)}, "
+            f"stand-in {sent['counts']}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if sent["sms_numbers"] != n:
+            raise SystemExit("not every conversation was opened")
+
+        port = common.free_port()
+        base = f"http://127.0.0.1:{port}"
+        server_env = {
+            **os.environ,
+            **cd.engine_env(db_url, config_dir, cd.provider_env("http://127.0.0.1:9"), str(workdir / "instance")),
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "engine.app:create_app()",
+        ]
+        log_path = workdir / "gunicorn.log"
+        log = log_path.open("wb")
+        server = subprocess.Popen(cmd, cwd=common.ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
+        samples: dict[int, int] = {}
+        try:
+            wait_ready(base, server)
+            workers = common.children_of(server.pid)
+            print(
+                f"gunicorn {server.pid} workers {workers}; {args.rate}/s for {args.warmup}+{args.duration} s over "
+                f"{n} conversations",
+                file=sys.stderr,
+                flush=True,
+            )
+            gen_cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--generate",
+                "--target",
+                base,
+                "--conversations",
+                str(n),
+                "--rate",
+                str(args.rate),
+                "--duration",
+                str(args.duration),
+                "--warmup",
+                str(args.warmup),
+                "--timeout",
+                str(args.timeout),
+            ]
+            generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
+            cpu_start = {pid: _cpu_ticks(pid) for pid in workers}
+            while generator.poll() is None:
+                for pid in common.children_of(server.pid):
+                    rss = common.vm_kb(pid, "VmRSS")
+                    if rss is not None:
+                        samples[pid] = max(samples.get(pid, 0), rss)
+                time.sleep(0.5)
+            out, _ = generator.communicate()
+            if generator.returncode != 0:
+                raise SystemExit(f"load generator failed ({generator.returncode})")
+            load = json.loads(out.strip().splitlines()[-1])
+            hz = os.sysconf("SC_CLK_TCK")
+            memory = {
+                str(pid): {
+                    "VmHWM_mb": round((common.vm_kb(pid, "VmHWM") or 0) / 1024, 1),
+                    "cpu_s": round((_cpu_ticks(pid) - cpu_start.get(pid, 0)) / hz, 1),
+                }
+                for pid in common.children_of(server.pid)
+            }
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            log.close()
+
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(db_url)
+        with engine.connect() as conn:
+            answers = conn.execute(text("SELECT count(*) FROM answers")).scalar_one()
+            responses = conn.execute(text("SELECT count(*) FROM responses")).scalar_one()
+        engine.dispose()
+
+    log_tail = log_path.read_text(errors="replace").splitlines()[-20:]
+    shutil.rmtree(workdir, ignore_errors=True)
+    result = {
+        "params": vars(args),
+        "postgresql": pg,
+        "conversations": n,
+        "seed_s": round(seed_s, 2),
+        "gunicorn": {"cmd": " ".join(cmd[1:]), "workers": args.workers, "worker_class": "sync"},
+        "load": load,
+        "workers_memory": memory,
+        "stored": {"answers": answers, "responses": responses},
+        "ivr": "not driven",
+        "gunicorn_log_tail": log_tail,
+    }
+    path = common.write_result("webhook_turn", result)
+    lat = load["latency_ms"]
+    print()
+    print(
+        f"SMS reply turns: offered {load['offered_rate']}/s for {args.duration} s (+{args.warmup} s warm-up), "
+        f"{n} conversations, {args.workers} gunicorn sync workers, PostgreSQL {pg}"
+    )
+    print(
+        f"achieved {load['achieved_rate']} turns/s with a prompt; errors {load['errors']} of {load['scheduled']} "
+        f"({load['statuses']})"
+    )
+    print(
+        f"latency from scheduled send: p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms, "
+        f"max {lat['max']} ms (SPEC §7: p99 <= 50 ms at 200/s)"
+    )
+    seconds = load.get("latency_ms_per_second_p50_p99_max") or []
+    bad = [k for k, (_, p99, _) in enumerate(seconds) if p99 > 50]
+    print(
+        f"seconds with p99 > 50 ms: {len(bad)} of {len(seconds)}; generator send lag p99 "
+        f"{load['generator_send_lag_ms']['p99']} ms"
+    )
+    for pid, m in memory.items():
+        print(f"worker {pid}: peak RSS {m['VmHWM_mb']} MB, CPU {m['cpu_s']} s")
+    print(f"stored: {answers} answers in {responses} responses (warm-up included)")
+    print(f"result: {path.relative_to(common.ROOT)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second, fixed (default 200)")
+    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds (default 30)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the same rate, not counted")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--conversations", type=int, default=0, help="default: ceil(requests / 7)")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:
+        result = asyncio.run(
+            generate(args.target, args.conversations, args.rate, args.duration, args.warmup, args.timeout)
+        )
+        print(json.dumps(result))
+        return
+    orchestrate(args)
+
+
+if __name__ == "__main__":
+    main()
