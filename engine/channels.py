@@ -69,6 +69,15 @@ class SendResult:
     retry_after_seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class Unsettled:
+    """An invitation left ``unknown`` (the provider call timed out after the request went out), to look up."""
+
+    invitation_id: uuid.UUID
+    address: str
+    since: datetime  # when it was claimed: anything the provider sent to ``address`` since then is a witness
+
+
 @runtime_checkable
 class Channel(Protocol):
     """What every channel gives the engine. Class attributes describe it; ``send`` hands invitations over."""
@@ -91,6 +100,9 @@ class Channel(Protocol):
     def send(self, batch: Sequence[Outgoing]) -> list[SendResult]: ...
 
     def blueprint(self) -> Blueprint | None: ...
+
+    # A channel may also offer ``settle(items: Sequence[Unsettled]) -> dict[uuid.UUID, str]``: the provider ids
+    # of the ``unknown`` invitations it finds it did send (SPEC §2 rule 10); see engine/settlement.py.
 
 
 @dataclass

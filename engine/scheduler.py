@@ -16,6 +16,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from engine.dispatch import Dispatcher, erase_unneeded_contacts, expire_overdue, reap_lost_sends
 from engine.reminders import send_reminders
 from engine.runtime import Runtime
+from engine.settlement import settle_unknown
 
 logger = logging.getLogger("survey_engine.scheduler")
 
@@ -43,6 +44,7 @@ def add_jobs(scheduler: BaseScheduler, rt: Runtime, dispatcher: Dispatcher | Non
         ("reap", lambda: reap_lost_sends(rt), SWEEP_EVERY),
         ("retention", lambda: erase_unneeded_contacts(rt), RETENTION_EVERY),
         ("reminders", lambda: send_reminders(rt), SWEEP_EVERY),
+        ("settle", lambda: settle_unknown(rt), SWEEP_EVERY),
     ]
     for name, job, seconds in jobs:
         scheduler.add_job(_safely(job, name), "interval", seconds=seconds, id=name, coalesce=True, max_instances=1,

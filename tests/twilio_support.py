@@ -84,7 +84,7 @@ class TwilioErrorStub:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
-                stub.requests.append(("POST", self.path, body))
+                stub.requests.append((self.command, self.path, body))
                 reply = stub.script.popleft() if stub.script else (500, {"code": 20500, "message": "stub: no script"})
                 if reply == "hang":
                     time.sleep(15)

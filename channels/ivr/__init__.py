@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from flask import Blueprint
 
-from channels.twilio_api import TwilioSettings, classify, make_client
-from engine.channels import Outcome, Outgoing, SendResult
+from channels.twilio_api import TwilioSettings, classify, make_client, settle_by_lookup
+from engine.channels import Outcome, Outgoing, SendResult, Unsettled
 from engine.models.enums import ContactKind
 
 CALL_RING_SECONDS = 30
@@ -72,6 +73,13 @@ class IvrChannel:
                 continue
             results.append(SendResult(item.invitation_id, Outcome.SENT, provider_id=call.sid, detail="call placed"))
         return results
+
+    def settle(self, items: Sequence[Unsettled]) -> dict[uuid.UUID, str]:
+        """The calls Twilio did place to each number since the claim (SPEC §2 rule 10); one each at most."""
+        if self._config is None:
+            return {}
+        return settle_by_lookup(items, lambda item: self._twilio().calls.list(
+            to=item.address, start_time_after=item.since, limit=20))  # fmt: skip
 
     def blueprint(self) -> Blueprint | None:
         from channels.ivr.webhooks import bp

@@ -12,14 +12,15 @@ in ``locales/sms/``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from flask import Blueprint
 
 from channels.sms.sender import Sender
-from channels.twilio_api import REQUEST_TIMEOUT, TwilioSettings
-from engine.channels import Outcome, Outgoing, SendResult
+from channels.twilio_api import REQUEST_TIMEOUT, TwilioSettings, settle_by_lookup
+from engine.channels import Outcome, Outgoing, SendResult, Unsettled
 from engine.models.enums import ContactKind
 
 
@@ -44,6 +45,13 @@ class SmsChannel:
         if self.sender is None:
             return [SendResult(item.invitation_id, Outcome.FAILED, detail="twilio not configured") for item in batch]
         return self.sender.send(batch)
+
+    def settle(self, items: Sequence[Unsettled]) -> dict[uuid.UUID, str]:
+        """The messages Twilio did send to each number since the claim (SPEC §2 rule 10); one each at most."""
+        if self.sender is None:
+            return {}
+        return settle_by_lookup(items, lambda item: self.sender.client.messages.list(  # type: ignore[union-attr]
+            to=item.address, date_sent_after=item.since, limit=20))  # fmt: skip
 
     def blueprint(self) -> Blueprint | None:
         from channels.sms.webhooks import bp

@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from engine.api.problems import problem_response
-from engine.channels import Outcome
+from engine.channels import Outcome, Unsettled
 from engine.models import SuppressionReason
 from engine.web import runtime
 
@@ -146,3 +147,21 @@ def twilio_signed(view: F) -> F:
 
     checked.access = "twilio-signature"  # type: ignore[attr-defined]
     return checked  # type: ignore[return-value]
+
+
+def settle_by_lookup(items: Sequence[Unsettled], lookup: Callable[[Unsettled], Any]) -> dict[uuid.UUID, str]:
+    """For each unknown send, the sid of a message or call Twilio has to that number since the claim.
+
+    Only a record whose ``to`` is the number counts; a failed look-up leaves the invitation unknown.
+    """
+    found: dict[uuid.UUID, str] = {}
+    for item in items:
+        try:
+            records = lookup(item)
+        except Exception:  # the look-up itself failed: nothing is known, nothing changes
+            continue
+        for record in records:
+            if getattr(record, "to", None) == item.address and getattr(record, "sid", None):
+                found[item.invitation_id] = str(record.sid)
+                break
+    return found
