@@ -40,6 +40,7 @@ from engine.models import (
     InvitationState,
     ServiceLevel,
     Suppression,
+    SuppressionReason,
     Transaction,
 )
 from engine.runtime import Runtime
@@ -73,7 +74,7 @@ _EXISTING = (
 def _statements(array: bool) -> dict[str, Select[Any]]:
     return {
         "existing": _EXISTING.where(among(Transaction.external_id, "external_ids", array)),
-        "suppressed": select(Suppression.contact_hash, Suppression.channel).where(
+        "suppressed": select(Suppression.contact_hash, Suppression.channel, Suppression.reason).where(
             among(Suppression.contact_hash, "hashes", array), Suppression.restored_at.is_(None)
         ),
         "recent": select(Invitation.contact_hash, Invitation.send_at).where(
@@ -109,6 +110,8 @@ class Planned:
 @dataclass
 class BatchFacts:
     suppressed: dict[str, set[str]] = field(default_factory=dict)
+    # The channels among ``suppressed`` where the reason is an opt-out (SPEC §2 rule 5: opted_out vs no_channel).
+    opted_out: dict[str, set[str]] = field(default_factory=dict)
     recent: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     day_counts: dict[tuple[str, date], int] = field(default_factory=dict)
 
@@ -263,8 +266,10 @@ class Intake:
         hash_list = sorted(hashes)
         connection = session.connection()  # Core statements: no ORM layer to go through
         suppressed = _statement(session, "suppressed", hash_list)
-        for contact_hash, channel in connection.execute(suppressed, {"hashes": hash_list}):
+        for contact_hash, channel, reason in connection.execute(suppressed, {"hashes": hash_list}):
             facts.suppressed.setdefault(contact_hash, set()).add(channel)
+            if reason == SuppressionReason.OPTED_OUT.value or reason is SuppressionReason.OPTED_OUT:
+                facts.opted_out.setdefault(contact_hash, set()).add(channel)
         longest = max((s.contact_cooldown_days for s in self.rt.catalog.services.values()), default=0)
         if longest > 0:
             since = now - timedelta(days=longest)
@@ -310,7 +315,9 @@ class Intake:
     ) -> Planned:
         service = c.service
         consents = {"sms": c.consent_sms, "voice": c.consent_voice}
-        choice = rules.choose_channel(self.rt.channel_options(service), hashes, consents, facts.suppressed)
+        choice = rules.choose_channel(
+            self.rt.channel_options(service), hashes, consents, facts.suppressed, facts.opted_out
+        )
         plan = Planned(c, uuid.uuid4(), Decision.SCHEDULED, None, choice.channel, hashes)
 
         flow = self.rt.catalog.flow_of(service)

@@ -130,10 +130,13 @@ def choose_channel(
     contact_hashes: Mapping[ContactKind, str],
     consents: Mapping[str, bool],
     suppressed: Mapping[str, set[str]],
+    opted_out: Mapping[str, set[str]] | None = None,
 ) -> ChannelChoice:
     """The first preferred channel the transaction can use (SPEC §2 rule 5).
 
-    ``suppressed`` maps a contact hash to the channels it is suppressed on.
+    ``suppressed`` maps a contact hash to the channels it is suppressed on; ``opted_out`` to those among them
+    where the reason is an opt-out (a bounce or a carrier block makes ``no_channel``, not ``opted_out``). Without
+    ``opted_out`` every suppression counts as an opt-out.
     """
     skipped_for_opt_out = False
     for option in preferences:
@@ -144,9 +147,10 @@ def choose_channel(
             if contact_hash is None:
                 continue
             blocked_on = suppressed.get(contact_hash, set())
-            blocked = bool(blocked_on) if option.suppressed_by is None else bool(blocked_on & option.blocking)
-            if blocked:
-                skipped_for_opt_out = True
+            blocking = blocked_on if option.suppressed_by is None else blocked_on & option.blocking
+            if blocking:
+                opt_outs = blocking if opted_out is None else blocking & opted_out.get(contact_hash, set())
+                skipped_for_opt_out = skipped_for_opt_out or bool(opt_outs)
                 continue
             return ChannelChoice(option.name, kind, contact_hash, skipped_for_opt_out)
     return ChannelChoice(None, skipped_for_opt_out=skipped_for_opt_out)

@@ -120,8 +120,9 @@ def test_permanent_failure_fails_and_suppresses(client, auth, runtime, stub_chan
     assert row.channel == "quiet-stub" and row.reason.value == "carrier_block"
     again = post(client, tx("D-6b", service="texting", contact={"phone": "+12025550185"}, consent={"sms": True}),
                  auth).get_json()  # fmt: skip
-    # The stand-in is suppressed for that phone, and the console channel is stopped by any suppression.
-    assert again["decision"] == "opted_out" and again["channel"] is None
+    # The stand-in is suppressed for that phone and the console channel is stopped by any suppression; a carrier
+    # block is not an opt-out, so no channel is left: no_channel (SPEC §2 rule 5).
+    assert again["decision"] == "no_channel" and again["channel"] is None
 
 
 def test_unknown_outcome_is_never_resent(client, auth, runtime, stub_channel):

@@ -73,9 +73,9 @@ def test_a_signed_hard_bounce_fails_the_invitation_and_suppresses_the_address(st
     )
     assert suppression.contact_hash == invitation.contact_hash
     # The next transaction with that email is not emailed; console (a test channel) stands aside for any
-    # suppression, so no channel is left and the decision names the suppression.
+    # suppression, so no channel is left; a bounce is not an opt-out: no_channel (SPEC §2 rule 5).
     again = stack.report("HB-2", "bounces@example.com")
-    assert again["decision"] == "opted_out" and again["invitation"] is None
+    assert again["decision"] == "no_channel" and again["invitation"] is None
     other = stack.report("HB-3", "someone-else@example.com")
     assert other["decision"] == "scheduled" and other["invitation"]["channel"] == "email"
 
@@ -187,7 +187,8 @@ def test_events_that_suppress_the_address(stack, event, fields, reason, state):
     accepted(stack.post_events([sendgrid_event(invitation_id, event, **fields)]))
     assert stack.invitation(invitation_id).state.value == state
     assert [(s.channel, s.reason.value) for s in stack.suppressions()] == [("email", reason)]
-    assert stack.report("SU-2", "suppress@example.com")["decision"] == "opted_out"
+    expected = "opted_out" if reason == "opted_out" else "no_channel"  # SPEC §2 rule 5
+    assert stack.report("SU-2", "suppress@example.com")["decision"] == expected
 
 
 def test_events_settle_an_invitation_left_unknown_by_a_timeout(email_stack, mail_stand_in):

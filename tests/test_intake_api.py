@@ -258,3 +258,15 @@ def test_invitation_rows_match_results(client, auth, runtime):
     with runtime.sessions() as session:
         ids = set(session.execute(select(Invitation.id)).scalars())
     assert {r["invitation"]["id"] for r in results} == {str(i) for i in ids}
+
+
+def test_a_bounce_leaves_no_channel_and_an_opt_out_is_opted_out(client, auth):
+    """SPEC §2 rule 5: opted_out only when a channel was skipped for an opt-out; a bounce is not one."""
+    client.post("/api/v1/opt-outs", json={"email": "bounced@example.com", "reason": "bounce"}, headers=auth)
+    assert (
+        post(client, tx("BN-1", contact={"email": "bounced@example.com"}), auth).get_json()["decision"] == "no_channel"
+    )
+    client.post("/api/v1/opt-outs", json={"email": "bounced@example.com"}, headers=auth)
+    assert (
+        post(client, tx("BN-2", contact={"email": "bounced@example.com"}), auth).get_json()["decision"] == "opted_out"
+    )
