@@ -266,7 +266,7 @@ def test_a_bounce_leaves_no_channel_and_an_opt_out_is_opted_out(client, auth):
     assert (
         post(client, tx("BN-1", contact={"email": "bounced@example.com"}), auth).get_json()["decision"] == "no_channel"
     )
-    client.post("/api/v1/opt-outs", json={"email": "bounced@example.com"}, headers=auth)
+    client.post("/api/v1/opt-outs", json={"email": "refused@example.com"}, headers=auth)
     assert (
-        post(client, tx("BN-2", contact={"email": "bounced@example.com"}), auth).get_json()["decision"] == "opted_out"
+        post(client, tx("BN-2", contact={"email": "refused@example.com"}), auth).get_json()["decision"] == "opted_out"
     )
