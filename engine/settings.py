@@ -101,7 +101,8 @@ def _load_or_create_secrets(instance_dir: Path, missing: list[str]) -> dict[str,
         os.close(lock_fd)
 
 
-def _positive(values: dict[str, str], name: str, default: float) -> float:
+def _seconds(values: dict[str, str], name: str, default: float, allow_zero: bool = True) -> float:
+    """A number of seconds from the environment (0 only where ``allow_zero``)."""
     raw = values.get(name)
     if not raw:
         return default
@@ -109,22 +110,8 @@ def _positive(values: dict[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
-    return value
-
-
-def _seconds(values: dict[str, str], name: str, default: float) -> float:
-    """A number of seconds, 0 included (``_positive`` refuses 0)."""
-    raw = values.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value >= 0:
-        raise ConfigError(f"{name} must be 0 or more")
+    if not (value >= 0 if allow_zero else value > 0):
+        raise ConfigError(f"{name} must be {'0 or more' if allow_zero else 'positive'}")
     return value
 
 
@@ -169,6 +156,6 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
         encryption_key=found["SURVEY_ENGINE_ENCRYPTION_KEY"],
         providers={name: values[name] for name in PROVIDER_SETTINGS if values.get(name)},
         log_level=values.get("SURVEY_ENGINE_LOG_LEVEL", "INFO").upper(),
-        dispatch_lease_seconds=_positive(values, "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS", 300.0),
+        dispatch_lease_seconds=_seconds(values, "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS", 300.0, allow_zero=False),
         api_key_cache_seconds=_seconds(values, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS", 5.0),
     )

@@ -19,7 +19,6 @@ import base64
 import http.client
 import json
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -48,7 +47,7 @@ from engine.dispatch import Dispatcher, DispatchStats
 from engine.models import DeliveryEvent, Invitation, Suppression
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
-from tests.twilio_support import free_port, wait_for_port
+from tests.twilio_support import free_port, prism_mock
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISM = ROOT / "node_modules" / ".bin" / "prism"
@@ -95,19 +94,8 @@ def email_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sendgrid_prism() -> Iterator[str]:
     """The base URL of Prism mocking SendGrid's Mail Send API (validating every request against the contract)."""
-    if not PRISM.exists():
-        pytest.fail("Prism is not installed: run `npm ci` in the project (the CI script does)")
-    if not CONTRACT.exists():
-        pytest.fail(f"the SendGrid contract is missing at {CONTRACT}")
-    port = free_port()
-    proc = subprocess.Popen([str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), "--errors", str(CONTRACT)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_for_port(port, 60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with prism_mock(CONTRACT) as url:
+        yield url
 
 
 @dataclass

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -49,15 +50,15 @@ def wait_for_port(port: int, seconds: float = 30.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
-@pytest.fixture(scope="session")
-def twilio_prism() -> Iterator[str]:
-    """The base URL of Prism mocking Twilio's REST API 2010-04-01 (validating every request)."""
+@contextmanager
+def prism_mock(contract: Path) -> Iterator[str]:
+    """Prism serving ``contract`` on a free local port with ``--errors``: a request that breaks it is refused."""
     if not PRISM.exists():
         pytest.fail("Prism is not installed: run `npm ci` in the project (the CI script does)")
-    if not CONTRACT.exists():
-        pytest.fail(f"the Twilio contract is missing at {CONTRACT}")
+    if not contract.exists():
+        pytest.fail(f"the provider contract is missing at {contract}")
     port = free_port()
-    proc = subprocess.Popen([str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), "--errors", str(CONTRACT)],
+    proc = subprocess.Popen([str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), "--errors", str(contract)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         wait_for_port(port, 60)
@@ -65,6 +66,13 @@ def twilio_prism() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def twilio_prism() -> Iterator[str]:
+    """The base URL of Prism mocking Twilio's REST API 2010-04-01 (validating every request)."""
+    with prism_mock(CONTRACT) as url:
+        yield url
 
 
 class TwilioErrorStub:
