@@ -318,3 +318,35 @@ def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 def now_s() -> float:
     return time.perf_counter()
+
+
+async def open_loop(loop: Any, total: int, rate: float, one: Any) -> tuple[float, float, float]:
+    """Open-loop load: start ``one(i, scheduled)`` at ``t0 + i / rate`` whatever the earlier answers' speed.
+
+    Returns ``(t0, last send, last answer)`` in the loop's clock; latency is measured by ``one`` from ``scheduled``
+    (no coordinated omission).
+    """
+    import asyncio
+
+    tasks = []
+    t0 = float(loop.time()) + 0.2
+    for i in range(total):
+        scheduled = t0 + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    sent_end = float(loop.time())
+    await asyncio.gather(*tasks)
+    return t0, sent_end, float(loop.time())
+
+
+def per_second(latencies: list[float | None], warm_n: int, total: int, rate: float) -> list[list[float]]:
+    """p50 / p99 / max latency (ms) of each second of the measured window, by scheduled time."""
+    timeline = []
+    step = int(rate)
+    for start in range(warm_n, total, step):
+        second = sorted(x for x in latencies[start : start + step] if x is not None)
+        if second:
+            timeline.append([round((percentile(second, q) or 0.0) * 1000, 1) for q in (50, 99, 100)])
+    return timeline

@@ -97,24 +97,9 @@ async def generate(
                 if status == "200":
                     latencies[i] = done - scheduled
 
-        tasks = []
-        t0 = loop.time() + 0.2
-        for i in range(total):
-            scheduled = t0 + i / rate
-            delay = scheduled - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, scheduled)))
-        sent_end = loop.time()
-        await asyncio.gather(*tasks)
-        finished = loop.time()
+        t0, sent_end, finished = await common.open_loop(loop, total, rate, one)
 
-    timeline = []
-    per_second = int(rate)
-    for start in range(warm_n, total, per_second):
-        second = sorted(x for x in latencies[start : start + per_second] if x is not None)
-        if second:
-            timeline.append([round(common.percentile(second, q) * 1000, 1) for q in (50, 99, 100)])  # type: ignore[operator]
+    timeline = common.per_second(latencies, warm_n, total, rate)
     measured = sorted(x for x in latencies[warm_n:] if x is not None)
     ok = len(measured)
     lag = sorted(send_lag[warm_n:])
