@@ -115,6 +115,69 @@ def _statement(session: Session, name: str, values: Sequence[Any]) -> Select[Any
     return STATEMENTS["array" if array else "list"][name]
 
 
+def suppressed_by_hash(session: Session, hashes: Sequence[str]) -> dict[str, set[str]]:
+    """The channels each contact hash is suppressed on (active suppressions only)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    if hashes:
+        statement = _statement(session, "suppressed", hashes)
+        for contact_hash, channel in session.connection().execute(statement, {"hashes": list(hashes)}):
+            found[contact_hash].add(channel)
+    return found
+
+
+def contact_address(
+    cipher: Any,
+    contact_hash: str | None,
+    phone_hash: str | None,
+    phone_encrypted: bytes | None,
+    email_hash: str | None,
+    email_encrypted: bytes | None,
+) -> tuple[ContactKind, str] | None:
+    """The clear address an invitation goes to (the contact whose hash it carries), or None once erased."""
+    if contact_hash is None:
+        return None
+    if contact_hash == phone_hash and phone_encrypted:
+        return ContactKind.PHONE, cipher.decrypt(phone_encrypted)
+    if contact_hash == email_hash and email_encrypted:
+        return ContactKind.EMAIL, cipher.decrypt(email_encrypted)
+    return None
+
+
+def outgoing_for(
+    rt: Runtime,
+    session: Session,
+    now: datetime,
+    *,
+    invitation_id: uuid.UUID,
+    channel: str,
+    slug: str,
+    language: str | None,
+    expires_at: datetime,
+    test: bool,
+    address: tuple[ContactKind, str],
+    reminder: bool = False,
+) -> Outgoing:
+    """An invitation ready for its channel, with a fresh survey link (and unsubscribe link where it wants one)."""
+    service = rt.catalog.services[slug]
+    token = tokens.issue(session, invitation_id, now)
+    unsubscribe = None
+    if getattr(rt.channels.get(channel), "wants_unsubscribe_link", False):
+        unsubscribe = f"{rt.settings.public_url}/u/{tokens.issue(session, invitation_id, now, tokens.UNSUBSCRIBE)}"
+    return Outgoing(
+        invitation_id=invitation_id,
+        service=service,
+        flow=rt.catalog.flow_of(service),
+        language=language or service.default_language,
+        contact_kind=address[0],
+        address=address[1],
+        expires_at=expires_at,
+        test=test,
+        survey_url=f"{rt.settings.public_url}/s/{token}",
+        unsubscribe_url=unsubscribe,
+        reminder=reminder,
+    )
+
+
 def _finished(invitation_id: uuid.UUID, state: InvitationState, reason: str | None, now: datetime) -> dict[str, Any]:
     """The columns ``Dispatcher._finish`` sets, as a row for ``update_rows``."""
     return {"id": invitation_id, "state": state, "reason": reason, "claimed_by": None, "lease_until": None,
@@ -194,12 +257,7 @@ class Dispatcher:
             connection = session.connection()
             params = {"ids": list(ids), "worker": self.worker, "now": now}
             rows = connection.execute(_statement(session, "claimed", ids), params).all()
-            hashes = sorted({row.contact_hash for row in rows if row.contact_hash})
-            suppressed: dict[str, set[str]] = defaultdict(set)
-            if hashes:
-                statement = _statement(session, "suppressed", hashes)
-                for contact_hash, channel in connection.execute(statement, {"hashes": hashes}):
-                    suppressed[contact_hash].add(channel)
+            suppressed = suppressed_by_hash(session, sorted({row.contact_hash for row in rows if row.contact_hash}))
             finished: list[dict[str, Any]] = []
             sending: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
@@ -260,31 +318,14 @@ class Dispatcher:
         return None
 
     def _outgoing(self, row: Any, session: Session, now: datetime) -> Outgoing | None:
-        if row.contact is None or row.contact_hash is None:
+        if row.contact is None:
             return None
-        if row.contact_hash == row.phone_hash and row.phone_encrypted:
-            kind, address = ContactKind.PHONE, self.rt.cipher.decrypt(row.phone_encrypted)
-        elif row.contact_hash == row.email_hash and row.email_encrypted:
-            kind, address = ContactKind.EMAIL, self.rt.cipher.decrypt(row.email_encrypted)
-        else:
+        address = contact_address(self.rt.cipher, row.contact_hash, row.phone_hash, row.phone_encrypted,
+                                  row.email_hash, row.email_encrypted)  # fmt: skip
+        if address is None:
             return None
-        service = self.rt.catalog.services[row.slug]
-        token = tokens.issue(session, row.id, now)
-        unsubscribe = None
-        if getattr(self.rt.channels.get(row.channel), "wants_unsubscribe_link", False):
-            unsubscribe = f"{self.rt.settings.public_url}/u/{tokens.issue(session, row.id, now, tokens.UNSUBSCRIBE)}"
-        return Outgoing(
-            invitation_id=row.id,
-            service=service,
-            flow=self.rt.catalog.flow_of(service),
-            language=row.language or service.default_language,
-            contact_kind=kind,
-            address=address,
-            expires_at=row.expires_at,
-            test=row.test,
-            survey_url=f"{self.rt.settings.public_url}/s/{token}",
-            unsubscribe_url=unsubscribe,
-        )
+        return outgoing_for(self.rt, session, now, invitation_id=row.id, channel=row.channel, slug=row.slug,
+                            language=row.language, expires_at=row.expires_at, test=row.test, address=address)  # fmt: skip
 
     # -- 3. send and record ---------------------------------------------------------------------------------
 

@@ -14,19 +14,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import tokens
 from engine.channels import Outcome, Outgoing
 from engine.db import unit_of_work, utcnow
+from engine.dispatch import contact_address, outgoing_for, suppressed_by_hash
 from engine.logs import log
 from engine.models import (
     Contact,
-    ContactKind,
     DeliveryEvent,
     Invitation,
     InvitationState,
     Response,
     Service,
-    Suppression,
 )
 from engine.runtime import Runtime
 
@@ -65,15 +63,7 @@ def _claim(session: Session, rt: Runtime, now: datetime) -> list[tuple[Invitatio
         .limit(BATCH)
         .with_for_update(of=Invitation, skip_locked=True)
     ).all()
-    hashes = {inv.contact_hash for inv, _, _ in rows if inv.contact_hash}
-    suppressed: dict[str, set[str]] = defaultdict(set)
-    if hashes:
-        for contact_hash, channel in session.execute(
-            select(Suppression.contact_hash, Suppression.channel).where(
-                Suppression.contact_hash.in_(hashes), Suppression.restored_at.is_(None)
-            )
-        ):
-            suppressed[contact_hash].add(channel)
+    suppressed = suppressed_by_hash(session, sorted({inv.contact_hash for inv, _, _ in rows if inv.contact_hash}))
     claimed = []
     for inv, contact, slug in rows:
         service = rt.catalog.services.get(slugs.get(inv.service_id, slug))
@@ -96,29 +86,22 @@ def send_reminders(rt: Runtime, now: datetime | None = None) -> int:
     batch: dict[str, list[Outgoing]] = defaultdict(list)
     with unit_of_work(rt.sessions) as session:
         for inv, contact, slug in _claim(session, rt, now):
-            service = rt.catalog.services[slug]
-            if inv.contact_hash == contact.phone_hash and contact.phone_encrypted:
-                kind, address = ContactKind.PHONE, rt.cipher.decrypt(contact.phone_encrypted)
-            elif inv.contact_hash == contact.email_hash and contact.email_encrypted:
-                kind, address = ContactKind.EMAIL, rt.cipher.decrypt(contact.email_encrypted)
-            else:
+            address = contact_address(rt.cipher, inv.contact_hash, contact.phone_hash, contact.phone_encrypted,
+                                      contact.email_hash, contact.email_encrypted)  # fmt: skip
+            if address is None:
                 continue
-            survey = tokens.issue(session, inv.id, now)
-            unsubscribe = None
-            if getattr(rt.channels.get(inv.channel), "wants_unsubscribe_link", False):
-                unsubscribe = f"{rt.settings.public_url}/u/{tokens.issue(session, inv.id, now, tokens.UNSUBSCRIBE)}"
             batch[inv.channel].append(
-                Outgoing(
+                outgoing_for(
+                    rt,
+                    session,
+                    now,
                     invitation_id=inv.id,
-                    service=service,
-                    flow=rt.catalog.flow_of(service),
-                    language=inv.language or service.default_language,
-                    contact_kind=kind,
-                    address=address,
+                    channel=inv.channel,
+                    slug=slug,
+                    language=inv.language,
                     expires_at=inv.expires_at,
                     test=inv.test,
-                    survey_url=f"{rt.settings.public_url}/s/{survey}",
-                    unsubscribe_url=unsubscribe,
+                    address=address,
                     reminder=True,
                 )
             )

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from engine.channels import Unsettled
 from engine.db import unit_of_work, utcnow
+from engine.dispatch import contact_address
 from engine.logs import log
 from engine.models import Contact, DeliveryEvent, Invitation, InvitationState
 from engine.runtime import Runtime
@@ -44,11 +45,12 @@ def settle_unknown(rt: Runtime, now: datetime | None = None) -> int:
             .limit(BATCH)
         ).all()
         for inv, contact in rows:
-            blob = contact.phone_encrypted if inv.contact_hash == contact.phone_hash else contact.email_encrypted
-            if blob is None or inv.claimed_at is None:
+            address = contact_address(rt.cipher, inv.contact_hash, contact.phone_hash, contact.phone_encrypted,
+                                      contact.email_hash, contact.email_encrypted)  # fmt: skip
+            if address is None or inv.claimed_at is None:
                 continue
             since = inv.claimed_at - timedelta(minutes=1)  # the provider's clock may run a little behind ours
-            pending[inv.channel].append(Unsettled(inv.id, rt.cipher.decrypt(blob), since))
+            pending[inv.channel].append(Unsettled(inv.id, address[1], since))
     settled = 0
     for name, items in pending.items():
         try:
