@@ -108,20 +108,6 @@ def changed_wall_clock(change: datetime, zone: ZoneInfo) -> tuple[datetime, date
     return low, high
 
 
-def known_dst_trouble(quiet: QuietHours, zone: ZoneInfo, lo: datetime, hi: datetime) -> bool:
-    """The configurations near a change of offset that once broke ``next_allowed`` (pinned at the end of this file).
-
-    A quiet-hours start or end inside the wall-clock hour that a change of offset near [lo, hi] skips or repeats.
-    """
-    for change in transitions(zone.key):
-        if lo - timedelta(days=2) <= change <= hi + timedelta(days=2):
-            low, high = changed_wall_clock(change, zone)
-            for boundary in (quiet.start, quiet.end):
-                if low <= datetime.combine(low.date(), boundary) <= high:
-                    return True
-    return False
-
-
 def make_service(
     window: timedelta = timedelta(hours=48),
     send_delay: timedelta = timedelta(0),

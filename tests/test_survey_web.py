@@ -137,3 +137,15 @@ def test_the_browser_language_is_used_when_the_transaction_names_none(client, li
     html = client.get(path, headers={"Accept-Language": "es-MX,es;q=0.9,en;q=0.5"}).get_data(as_text=True)
     assert 'lang="es"' in html and "Muy de acuerdo" in html
     assert 'lang="en"' in client.get(path, headers={"Accept-Language": "fr-FR"}).get_data(as_text=True)
+
+
+def test_a_revoked_link_opens_nothing(client, link, runtime):
+    from engine import tokens
+    from engine.db import unit_of_work
+
+    path = link("WEB-RV")
+    assert client.get(path).status_code == 200
+    with unit_of_work(runtime.sessions) as session:
+        invitation = session.execute(select(Invitation)).scalar_one()
+        assert tokens.revoke_all(session, invitation.id) == 1
+    assert client.get(path).status_code == 404
