@@ -1,36 +1,22 @@
-"""The ``survey-engine`` command line (click, as Flask uses it): serve, web, worker, db, api-key, flows, demo."""
+"""The ``survey-engine`` command line (click, as Flask uses it): serve, web, worker, db, api-key, flows, demo.
+
+The kiosk, report and user groups live in ``engine/commands/``, one module each.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
 from engine import migrate
+from engine.commands.common import _runtime, _settings
+from engine.commands.kiosk import kiosk
+from engine.commands.report import report
+from engine.commands.user import user
 from engine.errors import ConfigError
-from engine.settings import Settings, load_settings
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _runtime(migrate_database: bool = False) -> Any:
-    from engine.runtime import build_runtime
-
-    try:
-        rt = build_runtime(_settings(), migrate_database=migrate_database)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    if not migrate.is_current(rt.engine):
-        raise click.ClickException("the database schema is not current: run `survey-engine db upgrade`")
-    rt.sync_catalog()
-    return rt
+from engine.settings import Settings
 
 
 @click.group()
@@ -200,6 +186,11 @@ def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
         raise click.ClickException(str(exc)) from None
     for line in summary:
         click.echo(line)
+
+
+main.add_command(kiosk)
+main.add_command(report)
+main.add_command(user)
 
 
 if __name__ == "__main__":  # pragma: no cover

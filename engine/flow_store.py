@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engine.flows import Flow
+from engine.flows import Flow, parse_flow
 from engine.models import FlowVersion, Response
 
 
@@ -44,5 +44,15 @@ def refresh_unused(session: Session, flows: Iterable[Flow]) -> None:
                 FlowVersion.content_hash != flow.content_hash,
                 ~select(Response.id).where(Response.flow_version_id == FlowVersion.id).exists(),
             )
-            .values(content_hash=flow.content_hash, title=flow.title)
+            .values(content_hash=flow.content_hash, title=flow.title, definition=flow.definition)
         )
+
+
+def published_flow(session: Session, flow_id: str, version: str) -> tuple[int, Flow] | None:
+    """A published version's id and definition (an older one included), or ``None`` if it was never published."""
+    row = session.execute(
+        select(FlowVersion).where(FlowVersion.flow_id == flow_id, FlowVersion.version == version)
+    ).scalar_one_or_none()
+    if row is None or row.definition is None:
+        return None
+    return row.id, parse_flow(row.definition, f"{flow_id} v{version} (published)")

@@ -154,6 +154,12 @@ class Flow:
     questions: tuple[Question, ...] = ()
 
     @property
+    def definition(self) -> dict[str, Any]:
+        """The flow's data as JSON values (dates as ISO strings): what ``flow_versions.definition`` keeps."""
+        loaded: dict[str, Any] = json.loads(json.dumps(self.raw, default=str))
+        return loaded
+
+    @property
     def languages(self) -> tuple[str, ...]:
         return tuple(self.raw.get("languages") or (self.default_language,))
 

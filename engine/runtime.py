@@ -88,8 +88,24 @@ class Runtime:
             for flow in self.catalog.flows.values():
                 session.execute(
                     upsert(FlowVersion)
-                    .values(flow_id=flow.id, version=flow.version, content_hash=flow.content_hash, title=flow.title)
+                    .values(
+                        flow_id=flow.id,
+                        version=flow.version,
+                        content_hash=flow.content_hash,
+                        title=flow.title,
+                        definition=flow.definition,
+                    )
                     .on_conflict_do_nothing(index_elements=["flow_id", "version"])
+                )
+                session.execute(
+                    update(FlowVersion)
+                    .where(
+                        FlowVersion.flow_id == flow.id,
+                        FlowVersion.version == flow.version,
+                        FlowVersion.content_hash == flow.content_hash,
+                        FlowVersion.definition.is_(None),
+                    )
+                    .values(definition=flow.definition)
                 )
             problems = changed_published(session, self.catalog.flows.values())
             if problems:

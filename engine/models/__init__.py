@@ -1,5 +1,6 @@
 """The normalized store: one module per aggregate, all on :class:`engine.db.Base`."""
 
+from engine.models.accounts import AccountToken, SignInAttempt, User, UserService
 from engine.models.api_keys import ApiKey, ApiKeyService
 from engine.models.catalog import FlowVersion, Office, Service
 from engine.models.enums import (
@@ -25,6 +26,7 @@ __all__ = [
     "ANSWERABLE_STATES",
     "COOLDOWN_STATES",
     "COOLDOWN_STATES_VALUES",
+    "AccountToken",
     "Answer",
     "AnswerChoice",
     "ApiKey",
@@ -43,9 +45,12 @@ __all__ = [
     "Scope",
     "Service",
     "ServiceLevel",
+    "SignInAttempt",
     "Suppression",
     "SuppressionReason",
     "SurveyToken",
     "Transaction",
+    "User",
+    "UserService",
     "WebhookReceipt",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -52,4 +53,7 @@ class FlowVersion(Base):
     version: Mapped[str] = mapped_column(String(32))
     content_hash: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(Text)
+    # The version's definition as published (the flow file's data), so answers given on it can be validated
+    # after a newer version replaced it (a kiosk that was offline syncs answers to the version it showed).
+    definition: Mapped[dict[str, Any] | None]
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

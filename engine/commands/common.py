@@ -1,0 +1,31 @@
+"""What every command shares: the settings and a runtime whose schema is current and catalogue synced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from engine import migrate
+from engine.errors import ConfigError
+from engine.settings import Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _runtime(migrate_database: bool = False) -> Any:
+    from engine.runtime import build_runtime
+
+    try:
+        rt = build_runtime(_settings(), migrate_database=migrate_database)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not migrate.is_current(rt.engine):
+        raise click.ClickException("the database schema is not current: run `survey-engine db upgrade`")
+    rt.sync_catalog()
+    return rt
