@@ -1,0 +1,28 @@
+"""Contact data masked out of free text: email addresses and phone numbers become ``[email]`` and ``[phone]``.
+
+Used by every output that shows a comment (the §6.2 file's ``question_4``, the dashboard's comments), so a
+customer who typed their number or address into the free-text box never has it shown or exported.
+"""
+
+from __future__ import annotations
+
+import re
+
+EMAIL_MASK = "[email]"
+PHONE_MASK = "[phone]"
+
+# local@domain.tld, and the common "name (at) domain.tld" dodge.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+(?:@|\s*[(\[]at[)\]]\s*)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.IGNORECASE
+)
+# A run of at least 7 digits, possibly with a leading +, and separated by spaces, dots, dashes or parentheses
+# (202) 555-0123, +1 202 555 0123, 202.555.0123, 2025550123.
+_PHONE = re.compile(r"(?<![\w])\+?\(?\d(?:[\s().-]{0,3}\d){6,14}(?![\w])")
+
+
+def mask_contacts(text: str) -> str:
+    """``text`` with email addresses and phone numbers replaced by ``[email]`` / ``[phone]``."""
+    if not text:
+        return text
+    masked = _EMAIL.sub(EMAIL_MASK, text)
+    return _PHONE.sub(PHONE_MASK, masked)

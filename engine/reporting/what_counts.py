@@ -1,0 +1,656 @@
+"""THE one definition of what counts (SPEC §6): composable SQL building blocks and the aggregates built on them.
+
+Every report (the §6.1 file, the §6.2 file, the dashboard) reads these functions, so they never disagree.
+Everything is computed in the database (``GROUP BY`` through SQLAlchemy); Python only shapes the few result rows.
+
+The rules, as implemented:
+
+- **Period.** A transaction belongs to the period of its ``completed_at`` in its service's time zone; a response
+  to its transaction's; a response without a transaction (a kiosk session) to its ``started_at`` (the kiosk
+  starts a session with its first answer). A :class:`Scope` holds each service's period as UTC instants
+  [start, end), worked out by :mod:`engine.fiscal` in the service's zone.
+- **What is left out.** Test data (``test`` on the transaction, invitation or response), console-channel data
+  and transactions decided ``invalid`` count nowhere; ``include_test=True`` (the dashboard's labelled "test data"
+  view) lets test and console data in. Spam-flagged responses count nowhere, ever.
+- **Channel of a transaction** (``customers``): the channel of the response that started without an invitation
+  (a post-call IVR survey), else its invitation's channel (intake makes at most one invitation per transaction),
+  else the channel rule 5 chose for it (intake stores it in ``transactions.channel`` for every transaction,
+  sampled out or not), else the service's first configured channel.
+- **Channel of a response**: ``responses.channel``, the channel that started it (a web page opened from an email
+  link is stored as ``email``). Engine names map to the A-11 vocabulary with :func:`a11_channel`.
+- **Customers**: counted transactions, plus responses that have no transaction (kiosk sessions).
+  **Opportunities**: invitations with a ``sent_at`` whose state is not ``failed`` (a later bounce or undelivered
+  report makes it failed and takes it out); post-call IVR responses whose caller heard the first question (the
+  call reached the ``questions`` phase, or an answer exists); kiosk sessions.
+  **Respondents**: counted responses with at least one answer.
+
+Groups are :class:`Key` tuples ``(service_id, channel, office_id)``: ``channel`` and ``office_id`` are ``None``
+when the caller did not ask to split by them (``by=("channel",)``, ``("office",)``, ``("channel", "office")`` or
+``()``). Channels are engine names (``sms``, ``ivr`` ...), offices ``offices.id`` (``None``: no office coded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    distinct,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Subquery
+
+from engine.fiscal import FiscalQuarter, day_bounds, local_midnight
+from engine.models import (
+    Answer,
+    AnswerChoice,
+    Decision,
+    Invitation,
+    InvitationState,
+    Response,
+    ServiceLevel,
+    Transaction,
+)
+from engine.runtime import Runtime
+
+# Engine channel names → the A-11 channel vocabulary (SPEC §6.1). ``web``: a survey from the agency's own site.
+A11_CHANNELS = {
+    "ivr": "automated_phone",
+    "sms": "sms_text_messages",
+    "email": "email",
+    "kiosk": "self_service_kiosk",
+    "web": "website",
+}
+# Report order of the A-11 channels.
+A11_CHANNEL_ORDER = ("automated_phone", "sms_text_messages", "email", "self_service_kiosk", "website")
+TEST_CHANNELS = ("console",)
+RATING_TAGS = ("satisfaction", "trust", "effectiveness", "ease", "efficiency", "transparency", "employee")
+DRIVERS = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
+# Driver question tags → the side they count on (an "improve" question counts as negative, SPEC §6.1).
+DRIVER_SIDES = {"drivers_positive": "positive", "drivers_negative": "negative", "drivers_improve": "negative"}
+SENT_NOT_FAILED_EXCLUDED = (InvitationState.FAILED.value,)
+IVR_HEARD_PHASES = ("questions", "done")
+DIMENSIONS = ("channel", "office")
+
+
+def a11_channel(channel: str | None) -> str | None:
+    """The A-11 name of an engine channel (``sms`` → ``sms_text_messages``); None for a channel A-11 has no name
+    for (``console``)."""
+    return A11_CHANNELS.get(channel or "")
+
+
+# -- the scope: which services, which period ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """One service's period as UTC instants [start, end)."""
+
+    service_id: int
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a report covers: each service's window, and whether test/console data is let in (spam never is)."""
+
+    windows: tuple[Window, ...]
+    include_test: bool = False
+
+    @property
+    def service_ids(self) -> list[int]:
+        return sorted({w.service_id for w in self.windows})
+
+    def moment_in(self, service_column: Any, moment: Any) -> ColumnElement[bool]:
+        """``moment`` inside its service's window (services sharing bounds are tested together)."""
+        groups: dict[tuple[datetime, datetime], list[int]] = {}
+        for w in self.windows:
+            groups.setdefault((w.start, w.end), []).append(w.service_id)
+        if not groups:
+            return false()
+        return or_(*(and_(service_column.in_(ids), moment >= start, moment < end)
+                     for (start, end), ids in sorted(groups.items())))  # fmt: skip
+
+
+Period = FiscalQuarter | tuple[date, date]
+
+
+def resolve_services(rt: Runtime, services: Iterable[str | int] | None) -> list[str]:
+    """Service slugs from slugs or ids (None: every configured service); an unknown one raises KeyError."""
+    by_id = {id_: slug for slug, id_ in rt.service_ids.items()}
+    if services is None:
+        return sorted(rt.catalog.services)
+    slugs = []
+    for s in services:
+        slug = by_id.get(s) if isinstance(s, int) else s
+        if slug is None or slug not in rt.catalog.services or slug not in rt.service_ids:
+            raise KeyError(f"unknown service: {s}")
+        slugs.append(slug)
+    return sorted(set(slugs))
+
+
+def period_bounds(period: Period, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """A fiscal quarter, or local calendar days [first, end), as UTC instants in ``zone``."""
+    if isinstance(period, FiscalQuarter):
+        return period.bounds(zone)
+    first, end = period
+    return day_bounds(first, end, zone)
+
+
+def scope_for(rt: Runtime, services: Iterable[str | int] | None, period: Period, include_test: bool = False) -> Scope:
+    """The scope of ``services`` (slugs or ids; None: all) over ``period`` in each service's own time zone."""
+    windows = []
+    for slug in resolve_services(rt, services):
+        start, end = period_bounds(period, rt.catalog.services[slug].timezone)
+        windows.append(Window(rt.service_ids[slug], start, end))
+    return Scope(tuple(windows), include_test)
+
+
+def first_channels(rt: Runtime, scope: Scope) -> dict[int, str]:
+    by_id = {id_: slug for slug, id_ in rt.service_ids.items()}
+    return {sid: rt.catalog.services[by_id[sid]].channels[0] for sid in scope.service_ids}
+
+
+# -- the building blocks: counted rows as subqueries ----------------------------------------------------------
+
+
+def _not_test(include_test: bool, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    return true() if include_test else and_(*conditions)
+
+
+def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
+    """Counted transactions: ``transaction_id, service_id, channel, office_id, moment``."""
+    tx = Transaction
+    post_call = (
+        select(Response.channel)
+        .where(Response.transaction_id == tx.id, Response.invitation_id.is_(None), Response.suspected_spam.is_(False))
+        .limit(1)
+        .scalar_subquery()
+    )
+    firsts = first_channels(rt, scope)
+    first = case(firsts, value=tx.service_id, else_=None) if firsts else literal(None)
+    channel = func.coalesce(post_call, Invitation.channel, tx.channel, first)
+    query = (
+        select(
+            tx.id.label("transaction_id"),
+            tx.service_id.label("service_id"),
+            channel.label("channel"),
+            tx.office_id.label("office_id"),
+            tx.completed_at.label("moment"),
+            tx.decision.label("decision"),
+        )
+        .outerjoin(Invitation, Invitation.transaction_id == tx.id)
+        .where(
+            scope.moment_in(tx.service_id, tx.completed_at),
+            tx.decision != Decision.INVALID,
+            _not_test(
+                scope.include_test,
+                tx.test.is_(False),
+                or_(
+                    Invitation.id.is_(None), and_(Invitation.test.is_(False), Invitation.channel.not_in(TEST_CHANNELS))
+                ),
+                or_(tx.channel.is_(None), tx.channel.not_in(TEST_CHANNELS)),
+            ),
+        )
+    )
+    return query.subquery("counted_transactions")
+
+
+def counted_invitations(scope: Scope) -> Subquery:
+    """Counted invitations (all states): ``invitation_id, transaction_id, service_id, channel, office_id, state,
+    sent_at, moment`` (the moment of its transaction)."""
+    tx = Transaction
+    query = (
+        select(
+            Invitation.id.label("invitation_id"),
+            Invitation.transaction_id.label("transaction_id"),
+            Invitation.service_id.label("service_id"),
+            Invitation.channel.label("channel"),
+            tx.office_id.label("office_id"),
+            Invitation.state.label("state"),
+            Invitation.sent_at.label("sent_at"),
+            tx.completed_at.label("moment"),
+        )
+        .join(tx, tx.id == Invitation.transaction_id)
+        .where(
+            scope.moment_in(tx.service_id, tx.completed_at),
+            tx.decision != Decision.INVALID,
+            _not_test(
+                scope.include_test,
+                Invitation.test.is_(False),
+                tx.test.is_(False),
+                Invitation.channel.not_in(TEST_CHANNELS),
+            ),
+        )
+    )
+    return query.subquery("counted_invitations")
+
+
+def sent_not_failed(inv: Subquery) -> ColumnElement[bool]:
+    """An invitation that is an opportunity: sent, and not reported failed since."""
+    return and_(inv.c.sent_at.is_not(None), inv.c.state.not_in(SENT_NOT_FAILED_EXCLUDED))
+
+
+def counted_responses(scope: Scope) -> Subquery:
+    """Counted responses (answered or not): ``response_id, service_id, channel, office_id, moment, transaction_id,
+    invitation_id, kiosk_device_id, started_at, completed_at, heard_first`` (a post-call caller who heard the first
+    question)."""
+    tx = Transaction
+    r = Response
+    moment = func.coalesce(tx.completed_at, r.started_at)
+    has_answer = exists().where(Answer.response_id == r.id)
+    heard = or_(r.state["ivr_phase"].as_string().in_(IVR_HEARD_PHASES), has_answer)
+    query = (
+        select(
+            r.id.label("response_id"),
+            r.service_id.label("service_id"),
+            r.channel.label("channel"),
+            r.office_id.label("office_id"),
+            moment.label("moment"),
+            r.transaction_id.label("transaction_id"),
+            r.invitation_id.label("invitation_id"),
+            r.kiosk_device_id.label("kiosk_device_id"),
+            r.started_at.label("started_at"),
+            r.completed_at.label("completed_at"),
+            heard.label("heard_first"),
+        )
+        .outerjoin(tx, tx.id == r.transaction_id)
+        .where(
+            r.suspected_spam.is_(False),
+            or_(
+                and_(r.transaction_id.is_not(None), scope.moment_in(tx.service_id, tx.completed_at)),
+                and_(r.transaction_id.is_(None), scope.moment_in(r.service_id, r.started_at)),
+            ),
+            or_(tx.id.is_(None), tx.decision != Decision.INVALID),
+            _not_test(
+                scope.include_test,
+                r.test.is_(False),
+                or_(tx.id.is_(None), tx.test.is_(False)),
+                r.channel.not_in(TEST_CHANNELS),
+            ),
+        )
+    )
+    return query.subquery("counted_responses")
+
+
+def respondents(scope: Scope) -> Subquery:
+    """Counted responses with at least one answer (the same columns as :func:`counted_responses`)."""
+    resp = counted_responses(scope)
+    query = select(resp).where(exists().where(Answer.response_id == resp.c.response_id))
+    return query.subquery("respondents")
+
+
+# -- grouping ---------------------------------------------------------------------------------------------------
+
+
+class Key(NamedTuple):
+    """A group of a report: a service, and the channel (engine name) and office id when split by them."""
+
+    service_id: int
+    channel: str | None = None
+    office_id: int | None = None
+
+
+def _check_by(by: Sequence[str]) -> tuple[str, ...]:
+    unknown = [d for d in by if d not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"cannot group by {', '.join(unknown)}: choose among {', '.join(DIMENSIONS)}")
+    return tuple(by)
+
+
+def _group_columns(sub: Subquery, by: Sequence[str]) -> list[Any]:
+    by = _check_by(by)
+    return [
+        sub.c.service_id,
+        sub.c.channel if "channel" in by else literal(None).label("g_channel"),
+        sub.c.office_id if "office" in by else literal(None).label("g_office"),
+    ]
+
+
+def _key(row: Sequence[Any]) -> Key:
+    return Key(int(row[0]), row[1], row[2])
+
+
+def _grouped_counts(session: Session, sub: Subquery, by: Sequence[str], *where: Any) -> dict[Key, int]:
+    cols = _group_columns(sub, by)
+    query = select(*cols, func.count()).select_from(sub).where(*where).group_by(*cols)
+    return {_key(row): int(row[3]) for row in session.execute(query)}
+
+
+# -- the aggregates ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Volumes:
+    customers: int = 0
+    opportunities: int = 0
+    respondents: int = 0
+
+    @property
+    def response_rate(self) -> float | None:
+        """Respondents / opportunities; None when there was no opportunity."""
+        return self.respondents / self.opportunities if self.opportunities else None
+
+
+def volumes(rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)) -> dict[Key, Volumes]:
+    """Customers, opportunities and respondents per group (SPEC §6)."""
+    out: dict[Key, Volumes] = {}
+    tx = counted_transactions(rt, scope)
+    inv = counted_invitations(scope)
+    resp = counted_responses(scope)
+    answered = respondents(scope)
+    parts = (
+        ("customers", _grouped_counts(session, tx, by)),
+        ("customers", _grouped_counts(session, resp, by, resp.c.transaction_id.is_(None))),
+        ("opportunities", _grouped_counts(session, inv, by, sent_not_failed(inv))),
+        (
+            "opportunities",
+            _grouped_counts(
+                session,
+                resp,
+                by,
+                resp.c.invitation_id.is_(None),
+                or_(resp.c.transaction_id.is_(None), resp.c.heard_first),
+            ),
+        ),
+        ("respondents", _grouped_counts(session, answered, by)),
+    )
+    for field, counts in parts:
+        for key, n in counts.items():
+            v = out.setdefault(key, Volumes())
+            setattr(v, field, getattr(v, field) + n)
+    return out
+
+
+@dataclass
+class Rating:
+    """The answers of one rating tag in one group: the count at each point 1-5."""
+
+    counts: dict[int, int]
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def total(self) -> int:
+        return sum(point * c for point, c in self.counts.items())
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+    @property
+    def agree(self) -> int:
+        return self.counts.get(4, 0) + self.counts.get(5, 0)
+
+    @property
+    def agree_share(self) -> float | None:
+        return self.agree / self.n if self.n else None
+
+
+def ratings(
+    session: Session, scope: Scope, by: Sequence[str] = ("channel",), tags: Sequence[str] = RATING_TAGS
+) -> dict[Key, dict[str, Rating]]:
+    """Per group and rating tag, the count of answers at each point (1 = worst … 5 = best; thumbs: 1 and 5)."""
+    resp = counted_responses(scope)
+    cols = _group_columns(resp, by)
+    query = (
+        select(*cols, Answer.a11_tag, Answer.value, func.count())
+        .select_from(resp)
+        .join(Answer, Answer.response_id == resp.c.response_id)
+        .where(Answer.a11_tag.in_(tags), Answer.value.is_not(None))
+        .group_by(*cols, Answer.a11_tag, Answer.value)
+    )
+    out: dict[Key, dict[str, Rating]] = {}
+    for row in session.execute(query):
+        rating = out.setdefault(_key(row), {}).setdefault(row[3], Rating({}))
+        rating.counts[int(row[4])] = rating.counts.get(int(row[4]), 0) + int(row[5])
+    return out
+
+
+def drivers(session: Session, scope: Scope, by: Sequence[str] = ("channel",)) -> dict[Key, dict[tuple[str, str], int]]:
+    """Per group, respondents who chose each driver: ``{("positive" | "negative", driver): count}``."""
+    resp = counted_responses(scope)
+    cols = _group_columns(resp, by)
+    side = case(DRIVER_SIDES, value=Answer.a11_tag)
+    query = (
+        select(*cols, side, AnswerChoice.driver, func.count(distinct(resp.c.response_id)))
+        .select_from(resp)
+        .join(Answer, Answer.response_id == resp.c.response_id)
+        .join(AnswerChoice, AnswerChoice.answer_id == Answer.id)
+        .where(Answer.a11_tag.in_(list(DRIVER_SIDES)), AnswerChoice.driver.is_not(None))
+        .group_by(*cols, side, AnswerChoice.driver)
+    )
+    out: dict[Key, dict[tuple[str, str], int]] = {}
+    for row in session.execute(query):
+        out.setdefault(_key(row), {})[(row[3], row[4])] = int(row[5])
+    return out
+
+
+def driver_questions_answered(
+    session: Session, scope: Scope, by: Sequence[str] = ("channel",)
+) -> dict[Key, dict[str, int]]:
+    """Per group, respondents who answered a driver question of each side (they were offered every choice)."""
+    resp = counted_responses(scope)
+    cols = _group_columns(resp, by)
+    side = case(DRIVER_SIDES, value=Answer.a11_tag)
+    query = (
+        select(*cols, side, func.count(distinct(resp.c.response_id)))
+        .select_from(resp)
+        .join(Answer, Answer.response_id == resp.c.response_id)
+        .where(Answer.a11_tag.in_(list(DRIVER_SIDES)))
+        .group_by(*cols, side)
+    )
+    out: dict[Key, dict[str, int]] = {}
+    for row in session.execute(query):
+        out.setdefault(_key(row), {})[row[3]] = int(row[4])
+    return out
+
+
+def service_level_sums(
+    rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)
+) -> dict[Key, dict[str, tuple[float, int]]]:
+    """Per group and service-level indicator, (sum, count) over the group's counted transactions."""
+    tx = counted_transactions(rt, scope)
+    cols = _group_columns(tx, by)
+    query = (
+        select(*cols, ServiceLevel.name, func.sum(ServiceLevel.value), func.count())
+        .select_from(tx)
+        .join(ServiceLevel, ServiceLevel.transaction_id == tx.c.transaction_id)
+        .group_by(*cols, ServiceLevel.name)
+    )
+    out: dict[Key, dict[str, tuple[float, int]]] = {}
+    for row in session.execute(query):
+        out.setdefault(_key(row), {})[row[3]] = (float(row[4]), int(row[5]))
+    return out
+
+
+@dataclass
+class Funnel:
+    """The delivery funnel of a service: transactions → sampled → sent → delivered → started → completed.
+
+    ``sampled``: transactions past the sampling step (decided opted_out, no_channel, cooldown, cap_reached or
+    scheduled); ``sent``: invitations handed to a provider; ``delivered``: invitations confirmed delivered (or
+    answered); ``started`` / ``completed``: responses to transactions (invited or post-call) with at least one answer
+    / completed. Kiosk sessions have no transaction and are counted apart (``kiosk_sessions``).
+    """
+
+    transactions: int = 0
+    sampled: int = 0
+    sent: int = 0
+    delivered: int = 0
+    started: int = 0
+    completed: int = 0
+    kiosk_sessions: int = 0
+
+
+SAMPLED_DECISIONS = (Decision.OPTED_OUT, Decision.NO_CHANNEL, Decision.COOLDOWN, Decision.CAP_REACHED,
+                     Decision.SCHEDULED)  # fmt: skip
+DELIVERED_STATES = (InvitationState.DELIVERED.value, InvitationState.ANSWERED.value)
+
+
+def funnel(rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ()) -> dict[Key, Funnel]:
+    """The delivery funnel per group (default: per service)."""
+    out: dict[Key, Funnel] = {}
+    tx = counted_transactions(rt, scope)
+    inv = counted_invitations(scope)
+    answered = respondents(scope)
+    parts = (
+        ("transactions", _grouped_counts(session, tx, by)),
+        ("sampled", _grouped_counts(session, tx, by, tx.c.decision.in_([d.value for d in SAMPLED_DECISIONS]))),
+        ("sent", _grouped_counts(session, inv, by, inv.c.sent_at.is_not(None))),
+        ("delivered", _grouped_counts(session, inv, by, inv.c.state.in_(DELIVERED_STATES))),
+        ("started", _grouped_counts(session, answered, by, answered.c.transaction_id.is_not(None))),
+        (
+            "completed",
+            _grouped_counts(
+                session, answered, by, answered.c.transaction_id.is_not(None), answered.c.completed_at.is_not(None)
+            ),
+        ),
+        ("kiosk_sessions", _grouped_counts(session, answered, by, answered.c.transaction_id.is_(None))),
+    )
+    for field, counts in parts:
+        for key, n in counts.items():
+            f = out.setdefault(key, Funnel())
+            setattr(f, field, getattr(f, field) + n)
+    return out
+
+
+# -- over time --------------------------------------------------------------------------------------------------
+
+BUCKETS = ("day", "week", "month")
+
+
+def bucket_starts(first: date, end: date, bucket: str) -> list[date]:
+    """The local first days of the buckets that cover [first, end): days, ISO weeks (Monday) or months."""
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}")
+    if bucket == "day":
+        start = first
+    elif bucket == "week":
+        start = first - timedelta(days=first.weekday())
+    else:
+        start = first.replace(day=1)
+    starts = []
+    day = start
+    while day < end:
+        starts.append(day)
+        if bucket == "day":
+            day += timedelta(days=1)
+        elif bucket == "week":
+            day += timedelta(days=7)
+        else:
+            day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return starts
+
+
+def _bucket_index(moment: Any, edges: Sequence[datetime]) -> ColumnElement[Any]:
+    """The index of the bucket ``moment`` falls in, given the UTC instants that end each bucket (portable SQL)."""
+    return case(*((moment < edge, literal(i)) for i, edge in enumerate(edges)), else_=literal(len(edges)))
+
+
+@dataclass
+class TrendPoint:
+    """One bucket of one tag: its first local day, the count of answers and their mean (None when empty)."""
+
+    day: date
+    n: int
+    mean: float | None
+    agree_share: float | None
+
+
+def trend(
+    rt: Runtime,
+    session: Session,
+    service: str | int,
+    first: date,
+    end: date,
+    bucket: str = "day",
+    tags: Sequence[str] = ("satisfaction", "trust"),
+    include_test: bool = False,
+) -> dict[str, list[TrendPoint]]:
+    """Per tag, one point per day / ISO week / month of [first, end) in the service's time zone (empty buckets
+    included, with n = 0), from the counted responses of that service.
+
+    Buckets at the edges are cut to [first, end): a week bucket that starts before ``first`` only holds answers
+    from ``first`` on.
+    """
+    (slug,) = resolve_services(rt, [service])
+    zone = rt.catalog.services[slug].timezone
+    starts = bucket_starts(first, end, bucket)
+    scope = scope_for(rt, [slug], (first, end), include_test)
+    edges = [local_midnight(s, zone) for s in starts[1:]] + [local_midnight(end, zone)]
+    resp = counted_responses(scope)
+    index = _bucket_index(resp.c.moment, edges).label("bucket")
+    query = (
+        select(index, Answer.a11_tag, Answer.value, func.count())
+        .select_from(resp)
+        .join(Answer, Answer.response_id == resp.c.response_id)
+        .where(Answer.a11_tag.in_(tags), Answer.value.is_not(None))
+        .group_by(index, Answer.a11_tag, Answer.value)
+    )
+    counts: dict[tuple[str, int], Rating] = {}
+    for i, tag, value, n in session.execute(query):
+        rating = counts.setdefault((tag, int(i)), Rating({}))
+        rating.counts[int(value)] = rating.counts.get(int(value), 0) + int(n)
+    out: dict[str, list[TrendPoint]] = {}
+    for tag in tags:
+        points = []
+        for i, day in enumerate(starts):
+            r = counts.get((tag, i), Rating({}))
+            points.append(TrendPoint(day, r.n, r.mean, r.agree_share))
+        out[tag] = points
+    return out
+
+
+# -- comments ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comment:
+    response_id: str
+    service_id: int
+    channel: str
+    office_id: int | None
+    answered_at: datetime
+    text: str  # masked
+
+
+def comments(session: Session, scope: Scope, limit: int = 20) -> list[Comment]:
+    """The newest free-text answers of the scope, phone numbers and email addresses masked."""
+    from engine.reporting.masking import mask_contacts
+
+    resp = counted_responses(scope)
+    query = (
+        select(resp.c.response_id, resp.c.service_id, resp.c.channel, resp.c.office_id, Answer.answered_at, Answer.text)
+        .select_from(resp)
+        .join(Answer, Answer.response_id == resp.c.response_id)
+        .where(Answer.a11_tag == "free_text", Answer.text.is_not(None), Answer.text != "")
+        .order_by(Answer.answered_at.desc(), Answer.id.desc())
+        .limit(limit)
+    )
+    return [
+        Comment(str(rid), int(sid), channel, office_id, at, mask_contacts(text or ""))
+        for rid, sid, channel, office_id, at, text in session.execute(query)
+    ]
+
+
+def query_of(sub: Subquery) -> Select[Any]:
+    """A plain ``SELECT *`` of a building block, to inspect or count it."""
+    return select(sub)
