@@ -41,6 +41,7 @@ SERVICE_KEYS = {
     "ivr_numbers",
     "reminder_after",
     "kiosk_idle_reset",
+    "kiosk_max_sessions_per_minute",
     "sender",
     "support",
     "twilio_opt_out_handling",
@@ -81,6 +82,8 @@ class ServiceConfig:
     ivr_numbers: tuple[str, ...] = ()
     reminder_after: timedelta | None = None
     kiosk_idle_reset: timedelta = timedelta(seconds=45)
+    # Completed kiosk sessions one device may submit within 60 s of device time before the excess is spam.
+    kiosk_max_sessions_per_minute: int = 6
     sender: dict[str, str] = field(default_factory=dict)
     support: dict[str, str] = field(default_factory=dict)
     twilio_opt_out_handling: bool = False
@@ -191,6 +194,12 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
     ivr_numbers = raw.get("ivr_numbers", [])
     if not isinstance(ivr_numbers, list) or not all(isinstance(n, str) for n in ivr_numbers):
         raise ConfigError(f'{where}: ivr_numbers must be a list of quoted E.164 numbers, e.g. ["+12025550100"]')
+    idle_reset = _duration(raw.get("kiosk_idle_reset", "PT45S"), f"{where}: kiosk_idle_reset")
+    if not timedelta(seconds=1) <= idle_reset <= timedelta(hours=1):
+        raise ConfigError(f"{where}: kiosk_idle_reset must be between PT1S and PT1H")
+    kiosk_limit = raw.get("kiosk_max_sessions_per_minute", 6)
+    if not isinstance(kiosk_limit, int) or isinstance(kiosk_limit, bool) or kiosk_limit < 1:
+        raise ConfigError(f"{where}: kiosk_max_sessions_per_minute must be a positive whole number")
     for key in ("sender", "support"):
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             raise ConfigError(f"{where}: {key} must be a mapping, e.g. {{name: ..., reply_to: ...}}")
@@ -217,7 +226,8 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
         sms_mode=sms_mode,
         ivr_numbers=tuple(ivr_numbers),
         reminder_after=_duration(reminder, f"{where}: reminder_after") if reminder else None,
-        kiosk_idle_reset=_duration(raw.get("kiosk_idle_reset", "PT45S"), f"{where}: kiosk_idle_reset"),
+        kiosk_idle_reset=idle_reset,
+        kiosk_max_sessions_per_minute=kiosk_limit,
         sender=dict(raw.get("sender") or {}),
         support=dict(raw.get("support") or {}),
         twilio_opt_out_handling=bool(raw.get("twilio_opt_out_handling", False)),

@@ -99,4 +99,24 @@ def feed(rt: Runtime, count: int, services: list[str] | None = None, answer_rate
         )
     chosen = [i for i in sent if rng.random() < answer_rate]
     lines.append(f"answered: {_answer(rt, chosen, rng)} survey(s) through the survey-session engine")
+    lines.extend(_demo_kiosk(rt, slugs))
     return lines
+
+
+def _demo_kiosk(rt: Runtime, slugs: list[str]) -> list[str]:
+    """Register a demo kiosk for the first fed service that offers the kiosk channel, and say how to open it."""
+    from engine import kiosk
+
+    slug = next((s for s in slugs if kiosk.CHANNEL in rt.catalog.services[s].channels), None)
+    if slug is None or not rt.catalog.offices:
+        return ["kiosk: no fed service lists the kiosk channel, so no demo kiosk was registered"]
+    office = sorted(rt.catalog.offices)[0]
+    with unit_of_work(rt.sessions) as session:
+        device, code = kiosk.register(session, rt, slug, office, f"Demo kiosk at {office}")
+        device_id = device.id
+    url = f"{rt.settings.public_url.rstrip('/')}/kiosk/enroll/{code}"
+    return [
+        f"kiosk: registered demo kiosk {device_id} ({slug} at {office}); open this one-time link within 24 hours "
+        "on a tablet or in a browser to enroll it and answer as a visitor would:",
+        url,
+    ]

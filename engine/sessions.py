@@ -173,10 +173,13 @@ class SurveySessions:
         provider_ref: str | None = None,
         started_at: datetime | None = None,
         test: bool = False,
+        flow_version_id: int | None = None,
     ) -> Response:
         """A response with no invitation: a post-call IVR survey (one per call) or a kiosk session (one per UUID).
 
-        Starting it again with the same ``provider_ref`` or ``client_uuid`` returns the first one.
+        Starting it again with the same ``provider_ref`` or ``client_uuid`` returns the first one. A kiosk that
+        answered on an older published flow version passes that version's id (``flow_version_id``); by default
+        the service's current version is used.
         """
         for column, value in ((Response.provider_ref, provider_ref), (Response.client_uuid, client_uuid)):
             if value is not None:
@@ -191,7 +194,7 @@ class SurveySessions:
             kiosk_device_id=kiosk_device_id,
             client_uuid=client_uuid,
             provider_ref=provider_ref,
-            flow_version_id=self.rt.flow_version_ids[flow.id],
+            flow_version_id=flow_version_id or self.rt.flow_version_ids[flow.id],
             office_id=office_id,
             channel=channel,
             language=language,

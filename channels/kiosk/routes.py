@@ -1,0 +1,196 @@
+"""The kiosk channel's blueprint: enrollment, the page and what it runs offline, and the sync endpoint.
+
+* ``GET /kiosk/enroll/<code>`` consumes the one-time code, sets the device credential cookie (``__Host-`` prefix:
+  Secure, Path=/, no Domain; HttpOnly; SameSite=Strict) and answers 303 to ``/kiosk``, so no secret stays in
+  the address. A second opening gets a page saying the link was used.
+* ``GET /kiosk`` (the page shell), ``/kiosk/flow.json`` (the flow version and its words), ``/kiosk/sw.js`` (the
+  service worker, allowed the ``/kiosk`` scope by ``Service-Worker-Allowed``) and ``/kiosk/assets/<name>``: all
+  need the credential. Without one: 401 and a page saying how to enroll; a revoked device: 401 and a page that
+  says so.
+* ``POST /api/v1/kiosk/responses``: a batch of queued sessions (:mod:`engine.kiosk`); refusals are problem+json.
+  The cookie is SameSite=Strict and the body must be JSON (a cross-site form cannot send either).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, send_from_directory
+
+from channels.kiosk.texts import kiosk_document
+from engine import kiosk as registry
+from engine.api.problems import Problem
+from engine.db import unit_of_work, utcnow
+from engine.errors import ValidationFailed
+from engine.flow_store import published_flow
+from engine.i18n import best_language
+from engine.models import KioskDevice
+from engine.web import guarded_by, json_body, runtime
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+ASSETS = {"kiosk.js": "text/javascript", "kiosk.css": "text/css"}
+COOKIE = "__Host-survey-kiosk"
+# Browsers keep a cookie at most 400 days; the page renews it on every load.
+COOKIE_MAX_AGE = int(timedelta(days=400).total_seconds())
+GUARD = "kiosk device credential (HttpOnly SameSite=Strict cookie; 256 random bits, stored hashed)"
+LANGUAGES = ("en", "es")
+
+bp = Blueprint("kiosk", __name__, template_folder=str(HERE / "templates"))
+
+
+@bp.after_request
+def kiosk_headers(response: Any) -> Any:
+    if request.path.startswith("/kiosk"):
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        # The page and its files are fetched fresh when online (the service worker keeps its own copy).
+        response.headers.setdefault("Cache-Control", "no-cache, private")
+    return response
+
+
+def _page_language() -> str:
+    g.language = best_language(LANGUAGES, request.args.get("lang"), request.accept_languages.best_match(LANGUAGES))
+    return str(g.language)
+
+
+def _refusal(template: str, status: int, **context: Any) -> Response:
+    language = context.pop("language", None) or _page_language()
+    g.language = language
+    response = Response(render_template(template, language=language, **context), status=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _device(api: bool) -> KioskDevice:
+    """The device holding the request's credential (its last contact updated), or a refusal."""
+    rt = runtime()
+    with unit_of_work(rt.sessions) as session:
+        try:
+            device = registry.authenticate(session, request.cookies.get(COOKIE))
+        except registry.DeviceRefused as exc:
+            if api:
+                detail = (
+                    "This kiosk was revoked; it can no longer submit responses. Enroll the tablet again."
+                    if exc.revoked
+                    else "No enrolled kiosk credential was sent. Enroll the tablet with `survey-engine kiosk register`."
+                )
+                raise Problem(401, detail, kind="kiosk-revoked" if exc.revoked else "kiosk-not-enrolled") from None
+            raise _Refused(exc.revoked) from None
+        session.flush()
+        session.expunge(device)
+    return device
+
+
+class _Refused(Exception):
+    def __init__(self, revoked: bool) -> None:
+        self.revoked = revoked
+
+
+@bp.errorhandler(_Refused)
+def refused(exc: _Refused) -> Response:
+    if exc.revoked:
+        return _refusal("kiosk/revoked.html", 401)
+    return _refusal("kiosk/not_enrolled.html", 401)
+
+
+@bp.get("/kiosk/enroll/<code>")
+@guarded_by("one-time enrollment code (192 random bits, stored hashed, valid 24 hours)")
+def enroll(code: str) -> Any:
+    rt = runtime()
+    try:
+        with unit_of_work(rt.sessions) as session:
+            _, credential = registry.enroll(session, code)
+    except registry.EnrollmentRefused as exc:
+        status = 404 if exc.reason == "unknown" else 410
+        return _refusal("kiosk/enroll_refused.html", status, reason=exc.reason)
+    response = redirect("/kiosk", code=303)
+    response.set_cookie(COOKIE, credential, max_age=COOKIE_MAX_AGE, path="/", secure=True, httponly=True,
+                        samesite="Strict")  # fmt: skip
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _renew(response: Response) -> Response:
+    credential = request.cookies.get(COOKIE)
+    if credential:
+        response.set_cookie(COOKIE, credential, max_age=COOKIE_MAX_AGE, path="/", secure=True, httponly=True,
+                            samesite="Strict")  # fmt: skip
+    return response
+
+
+@bp.get("/kiosk")
+@guarded_by(GUARD)
+def page() -> Any:
+    device = _device(api=False)
+    language = device.languages[0] if device.languages else "en"
+    g.language = language
+    html = render_template("kiosk/page.html", language=language, device=device)
+    return _renew(Response(html, mimetype="text/html"))
+
+
+@bp.get("/kiosk/flow.json")
+@guarded_by(GUARD)
+def flow_json() -> Any:
+    device = _device(api=False)
+    rt = runtime()
+    service_slug, _ = registry.device_context(rt, device)
+    service = rt.catalog.services[service_slug]
+    flow = rt.catalog.flow_of(service)
+    with rt.sessions() as session:  # the version as published (what answers will be checked against)
+        published = published_flow(session, flow.id, flow.version)
+    if published is not None:
+        flow = published[1]
+    names = {lang: str(Locale.parse(lang).get_display_name(lang)).capitalize() for lang in device.languages}
+    return jsonify(kiosk_document(flow, service, device, names))
+
+
+@bp.get("/kiosk/sw.js")
+@guarded_by(GUARD)
+def service_worker() -> Any:
+    _device(api=False)
+    response = send_from_directory(STATIC, "sw.js", mimetype="text/javascript", max_age=0)
+    # The worker lives under /kiosk/ but must control the page /kiosk itself.
+    response.headers["Service-Worker-Allowed"] = "/kiosk"
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response
+
+
+@bp.get("/kiosk/assets/<name>")
+@guarded_by(GUARD)
+def asset(name: str) -> Any:
+    _device(api=False)
+    if name not in ASSETS:
+        return Response("not found", status=404, mimetype="text/plain")
+    response = send_from_directory(STATIC, name, mimetype=ASSETS[name], max_age=0)
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response
+
+
+@bp.post("/api/v1/kiosk/responses")
+@guarded_by(GUARD)
+def responses() -> Any:
+    device = _device(api=True)
+    body = json_body(max_bytes=registry.MAX_BODY_BYTES)
+    try:
+        batch = registry.parse_batch(body)
+    except ValidationFailed as exc:
+        raise Problem(422, "The batch is malformed; nothing was stored. Fix the fields named in errors.",
+                      kind="invalid-batch", errors=exc.errors) from None  # fmt: skip
+    rt = runtime()
+    now = utcnow()
+    with unit_of_work(rt.sessions) as session:
+        attached = session.get(KioskDevice, device.id)
+        assert attached is not None
+        if attached.revoked_at is not None:  # revoked between the check and now
+            raise Problem(401, "This kiosk was revoked; it can no longer submit responses.", kind="kiosk-revoked")
+        attached.last_seen_at = now
+        results = registry.store_batch(session, rt, attached, batch, now)
+    return jsonify({"results": [r.as_dict() for r in results]})
