@@ -1,0 +1,176 @@
+"""The figures of one service's dashboard page, all read from the one definition of what counts.
+
+Nothing here decides what counts: every number comes from :mod:`engine.reporting.what_counts` (the funnel,
+volumes, ratings, drivers, the trend and the masked comments) over a :class:`~engine.reporting.what_counts.Scope`
+of one service and one fiscal quarter, so the page and the A-11 file never disagree. This module only shapes the
+results for the page: labels, order, and the service-level totals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from engine.fiscal import FiscalQuarter, fiscal_quarter
+from engine.i18n import N_
+from engine.reporting import what_counts as wc
+from engine.runtime import Runtime
+
+TAGS = ("satisfaction", "trust")
+# How the page names each engine channel (the A-11 name is shown beside it).
+CHANNEL_NAMES = {
+    "ivr": N_("Automated phone (IVR)"),
+    "sms": N_("Text messages (SMS)"),
+    "email": N_("Email"),
+    "kiosk": N_("Kiosk"),
+    "web": N_("Website"),
+    "console": N_("Console (test channel)"),
+}
+DRIVER_NAMES = {
+    "effectiveness": N_("Effectiveness"),
+    "ease": N_("Ease"),
+    "efficiency": N_("Efficiency"),
+    "transparency": N_("Transparency"),
+    "humanity": N_("Humanity"),
+    "employee": N_("Employee"),
+    "other": N_("Other"),
+}
+NO_OFFICE = N_("No office coded")
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One channel or office: its volumes and its satisfaction and trust answers."""
+
+    key: str
+    label: str
+    volumes: wc.Volumes
+    ratings: dict[str, wc.Rating]
+
+    def rating(self, tag: str) -> wc.Rating:
+        return self.ratings.get(tag) or wc.Rating({})
+
+
+@dataclass(frozen=True)
+class CommentView:
+    answered_at: datetime  # in the service's time zone
+    channel: str
+    office: str
+    text: str  # masked
+
+
+@dataclass
+class ServiceFigures:
+    slug: str
+    quarter: FiscalQuarter
+    include_test: bool
+    bucket: str
+    funnel: wc.Funnel
+    totals: wc.Volumes
+    ratings: dict[str, wc.Rating]
+    trend: dict[str, list[wc.TrendPoint]]
+    drivers: list[tuple[str, int, int]]  # (driver, positive, negative) in the A-11 order
+    by_channel: list[GroupRow]
+    by_office: list[GroupRow]
+    comments: list[CommentView]
+    thumbs: set[str] = field(default_factory=set)  # tags asked as thumbs up/down (no mean)
+
+    def rating(self, tag: str) -> wc.Rating:
+        return self.ratings.get(tag) or wc.Rating({})
+
+    @property
+    def funnel_steps(self) -> list[tuple[str, int]]:
+        f = self.funnel
+        return [
+            (N_("Transactions"), f.transactions),
+            (N_("Sampled"), f.sampled),
+            (N_("Sent"), f.sent),
+            (N_("Delivered"), f.delivered),
+            (N_("Started"), f.started),
+            (N_("Completed"), f.completed),
+        ]
+
+
+def current_quarter(rt: Runtime, slug: str, now: datetime) -> FiscalQuarter:
+    return fiscal_quarter(now, rt.catalog.services[slug].timezone)
+
+
+def thumbs_tags(rt: Runtime, slug: str) -> set[str]:
+    flow = rt.catalog.flows.get(rt.catalog.services[slug].flow)
+    if flow is None:
+        return set()
+    return {q.a11 for q in flow.questions if q.a11 in TAGS and q.type in ("thumbs", "yes_no")}
+
+
+def office_label(rt: Runtime, office_id: int | None) -> tuple[str, str]:
+    """(code, name) of an office id; ("", the no-office label) for None."""
+    if office_id is None:
+        return "", NO_OFFICE
+    for code, id_ in rt.office_ids.items():
+        if id_ == office_id:
+            office = rt.catalog.offices.get(code)
+            return code, f"{code} · {office.name}" if office else code
+    return str(office_id), str(office_id)
+
+
+def _groups(
+    rt: Runtime, session: Session, scope: wc.Scope, dimension: str
+) -> list[GroupRow]:  # fmt: skip
+    vols = wc.volumes(rt, session, scope, by=(dimension,))
+    rates = wc.ratings(session, scope, by=(dimension,), tags=TAGS)
+    keys = sorted(set(vols) | set(rates), key=lambda k: (str(k.channel), k.office_id or 0))
+    rows = []
+    for key in keys:
+        if dimension == "channel":
+            code = key.channel or ""
+            label = CHANNEL_NAMES.get(code, code)
+        else:
+            code, label = office_label(rt, key.office_id)
+        rows.append(GroupRow(code, label, vols.get(key) or wc.Volumes(), rates.get(key) or {}))
+    if dimension == "office":
+        rows.sort(key=lambda r: (r.key == "", -r.volumes.respondents, r.key))
+    return rows
+
+
+def service_figures(
+    rt: Runtime, session: Session, slug: str, quarter: FiscalQuarter, bucket: str = "week",
+    include_test: bool = False, comments: int = 20,
+) -> ServiceFigures:  # fmt: skip
+    """Every figure of the page of ``slug`` for ``quarter``; ``include_test``: the labelled test-data view."""
+    scope = wc.scope_for(rt, [slug], quarter, include_test)
+    sid = rt.service_ids[slug]
+    key = wc.Key(sid)
+    funnel = wc.funnel(rt, session, scope).get(key) or wc.Funnel()
+    totals = wc.volumes(rt, session, scope, by=()).get(key) or wc.Volumes()
+    ratings = wc.ratings(session, scope, by=(), tags=TAGS).get(key) or {}
+    trend = wc.trend(rt, session, slug, quarter.first_day, quarter.end_day, bucket, TAGS, include_test)
+    chosen = wc.drivers(session, scope, by=()).get(key) or {}
+    drivers = [(d, chosen.get(("positive", d), 0), chosen.get(("negative", d), 0)) for d in wc.DRIVERS]
+    zone = rt.catalog.services[slug].timezone
+    views = []
+    for c in wc.comments(session, scope, limit=comments):
+        views.append(CommentView(c.answered_at.astimezone(zone), CHANNEL_NAMES.get(c.channel, c.channel),
+                                 office_label(rt, c.office_id)[1], c.text))  # fmt: skip
+    return ServiceFigures(
+        slug=slug, quarter=quarter, include_test=include_test, bucket=bucket, funnel=funnel, totals=totals,
+        ratings=ratings, trend=trend, drivers=drivers, by_channel=_groups(rt, session, scope, "channel"),
+        by_office=_groups(rt, session, scope, "office"), comments=views, thumbs=thumbs_tags(rt, slug),
+    )  # fmt: skip
+
+
+def quarter_choices(current: FiscalQuarter, selected: FiscalQuarter, count: int = 8) -> list[FiscalQuarter]:
+    """The current quarter and the ones before it (and the selected one if older), newest first."""
+    quarters = [current]
+    while len(quarters) < count:
+        quarters.append(quarters[-1].previous())
+    if selected not in quarters:
+        quarters.append(selected)
+    return sorted(set(quarters), reverse=True)
+
+
+def bucket_label(day: date, bucket: str) -> str:
+    if bucket == "month":
+        return day.strftime("%Y-%m")
+    return day.isoformat()

@@ -1,0 +1,212 @@
+"""Dashboard sessions: sign-in checks, the signed session cookie, CSRF tokens and the sign-in rate limit.
+
+The session is Flask's signed cookie (Secure when the public URL is https, HttpOnly, SameSite=Lax) holding the
+account id, a stamp of its password hash and the sign-in time; every request reloads the account, so a changed
+password or a disabled account ends every session at its next request, and a session lasts at most
+``SESSION_HOURS``. Every form carries the session's CSRF token and every POST is refused (400) without it.
+
+Attempts are rows of ``sign_in_attempts``, so the limit holds across processes: each attempt is recorded (and
+committed) before it is counted, and one over the limit is answered 429 and not kept. An unknown email, a wrong
+password, an account without a password yet and a disabled account get the same answer after the same work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, g, redirect, request, session, url_for
+from sqlalchemy import delete, func, select, update
+
+from engine.dashboard.accounts import hash_password, needs_rehash, session_stamp, verify_password
+from engine.db import unit_of_work, utcnow
+from engine.models import Service
+from engine.models.accounts import SignInAttempt, User, UserService
+from engine.web import guarded_by, runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+GUARD = "dashboard sign-in (session cookie, reloaded account, its services)"
+SESSION_HOURS = 12
+WINDOW = timedelta(minutes=15)
+PER_ACCOUNT = 5  # failed attempts per account in WINDOW
+PER_ADDRESS = 30  # failed attempts per client address in WINDOW
+KEEP_ATTEMPTS = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    id: uuid.UUID
+    email: str
+    services: tuple[str, ...]  # slugs, sorted
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+# -- CSRF -----------------------------------------------------------------------------------------------------------
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+def csrf_ok() -> bool:
+    expected = session.get("csrf")
+    given = request.form.get("csrf_token", "")
+    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), given)
+
+
+# -- the signed-in account ------------------------------------------------------------------------------------------
+
+
+def current_user() -> SignedIn | None:
+    """The account of this request's session, reloaded; None (and the session cleared) when it no longer holds."""
+    if "user" in g:
+        found: SignedIn | None = g.user
+        return found
+    g.user = None
+    uid, stamp, at = session.get("uid"), session.get("stamp"), session.get("at")
+    if not uid or not stamp or not isinstance(at, int | float) or time.time() - at > SESSION_HOURS * 3600:
+        if uid:
+            _end_session()
+        return None
+    try:
+        user_id = uuid.UUID(str(uid))
+    except ValueError:
+        _end_session()
+        return None
+    rt = runtime()
+    with rt.sessions() as db:
+        user = db.get(User, user_id)
+        if user is None or user.disabled_at is not None or not user.password_hash:
+            _end_session()
+            return None
+        if not hmac.compare_digest(session_stamp(user), str(stamp)):
+            _end_session()
+            return None
+        slugs = db.execute(
+            select(Service.slug).join(UserService, UserService.service_id == Service.id)
+            .where(UserService.user_id == user.id).order_by(Service.slug)
+        ).scalars().all()  # fmt: skip
+        g.user = SignedIn(user.id, user.email, tuple(s for s in slugs if s in rt.catalog.services))
+    return g.user
+
+
+def _end_session() -> None:
+    session.clear()
+
+
+def begin_session(user: User) -> None:
+    """A fresh session for ``user`` (new CSRF token: nothing from before the sign-in carries over)."""
+    session.clear()
+    session["uid"] = str(user.id)
+    session["stamp"] = session_stamp(user)
+    session["at"] = int(time.time())
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def end_session() -> None:
+    _end_session()
+    g.user = None
+
+
+def signed_in(view: F) -> F:
+    """Require a signed-in account; without one, go to the sign-in page and come back afterwards."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("dashboard.sign_in", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return guarded_by(GUARD)(wrapper)  # type: ignore[return-value]
+
+
+def require_service(slug: str) -> None:
+    """404 for a service the engine does not know, 403 for one this account may not see."""
+    if slug not in runtime().catalog.services:
+        abort(404)
+    user = current_user()
+    if user is None or slug not in user.services:
+        abort(403)
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard (never another origin) is followed after sign-in."""
+    fallback = url_for("dashboard.home")
+    if not target or not target.startswith("/dashboard") or target.startswith("//") or "\\" in target:
+        return fallback
+    return target
+
+
+# -- sign-in and its rate limit -------------------------------------------------------------------------------------
+
+
+def _keys(email: str, address: str) -> tuple[str, str]:
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    return f"email:{digest}", f"ip:{address}"[:100]
+
+
+def _record(email: str, address: str, now: datetime) -> list[int]:
+    """Record one attempt under both keys (committed at once, so other processes count it); raise if over."""
+    rt = runtime()
+    account_key, address_key = _keys(email, address)
+    with unit_of_work(rt.sessions) as db:
+        db.execute(delete(SignInAttempt).where(SignInAttempt.attempted_at < now - KEEP_ATTEMPTS))
+        rows = [SignInAttempt(key=account_key, attempted_at=now), SignInAttempt(key=address_key, attempted_at=now)]
+        db.add_all(rows)
+        db.flush()
+        ids = [r.id for r in rows]
+    with unit_of_work(rt.sessions) as db:
+        retry = 0
+        for key, limit in ((account_key, PER_ACCOUNT), (address_key, PER_ADDRESS)):
+            failures, oldest = db.execute(
+                select(func.count(), func.min(SignInAttempt.attempted_at)).where(
+                    SignInAttempt.key == key, SignInAttempt.succeeded.is_(False),
+                    SignInAttempt.attempted_at > now - WINDOW,
+                )
+            ).one()  # fmt: skip
+            if failures > limit:
+                retry = max(retry, int((oldest + WINDOW - now).total_seconds()) + 1)
+        if retry:
+            db.execute(delete(SignInAttempt).where(SignInAttempt.id.in_(ids)))
+    if retry:
+        raise RateLimited(max(retry, 1))
+    return ids
+
+
+def authenticate(email: str, password: str, address: str) -> User | None:
+    """The account when ``email`` and ``password`` match an enabled account; raises RateLimited when over."""
+    now = utcnow()
+    ids = _record(email, address, now)
+    rt = runtime()
+    with unit_of_work(rt.sessions) as db:
+        user = db.execute(select(User).where(User.email == email.strip().lower())).scalar_one_or_none()
+        stored = user.password_hash if user is not None else None
+        ok = verify_password(password, stored)
+        if not ok or user is None or user.disabled_at is not None:
+            return None
+        if needs_rehash(str(stored)):
+            user.password_hash = hash_password(password)
+        user.last_sign_in_at = now
+        db.execute(
+            update(SignInAttempt).where(SignInAttempt.id.in_(ids)).values(succeeded=True)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+        db.flush()
+        db.expunge(user)
+        return user

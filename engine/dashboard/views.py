@@ -1,0 +1,289 @@
+"""The dashboard's pages: sign-in and sign-out, setting a password from a one-time link, the services of an
+account, one service's page per quarter, and the quarter's A-11 file of that service.
+
+Every POST carries the session's CSRF token (checked before any view runs); every page is sent with
+``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` (the set-password link holds its token) and a
+Content-Security-Policy that allows nothing but this origin. Pages work without JavaScript.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import abort, g, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from engine.dashboard import bp, charts, figures
+from engine.dashboard.accounts import password_problem, token_user, use_token
+from engine.dashboard.signin import (
+    RateLimited,
+    authenticate,
+    begin_session,
+    csrf_ok,
+    csrf_token,
+    current_user,
+    end_session,
+    require_service,
+    safe_next,
+    signed_in,
+)
+from engine.db import unit_of_work, utcnow
+from engine.fiscal import FiscalQuarter
+from engine.i18n import N_, translate
+from engine.reporting import a11, formats
+from engine.reporting import what_counts as wc
+from engine.web import guarded_by, runtime
+
+LANGUAGES = ("en", "es")
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")  # fmt: skip
+
+
+@bp.record_once
+def _session_cookie(state: Any) -> None:
+    """The session cookie: Secure when the public URL is https, HttpOnly, SameSite=Lax."""
+    rt = state.app.extensions["survey_engine"]
+    state.app.config.update(
+        SESSION_COOKIE_SECURE=rt.settings.public_url.startswith("https://"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+
+
+@bp.before_request
+def _before() -> Any:
+    g.language = request.accept_languages.best_match(LANGUAGES) or "en"
+    if request.method == "POST" and not csrf_ok():
+        return _message(400, _("The form has expired"),
+                        _("The page was open too long or came from somewhere else. Go back, reload it and try again."),
+                        url_for("dashboard.home"), _("Back to the dashboard"))  # fmt: skip
+    return None
+
+
+@bp.after_request
+def _headers(response: Any) -> Any:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    return response
+
+
+@bp.app_context_processor
+def _context() -> dict[str, Any]:
+    return {"csrf_token": csrf_token}
+
+
+def _page(template: str, status: int = 200, **context: Any) -> Any:
+    rt = runtime()
+    language = g.get("language", "en")
+    context.setdefault("user", current_user())
+    context.setdefault("current_slug", None)
+    context["language"] = language
+    context["service_names"] = {s: translate(language, c.name) for s, c in rt.catalog.services.items()}
+    context["agencies"] = {s: translate(language, c.agency) for s, c in rt.catalog.services.items()}
+    return make_response(render_template(template, **context), status)
+
+
+def _message(status: int, heading: str, text: str, link: str | None = None, link_text: str = "") -> Any:
+    return _page("dashboard/message.html", status, heading=heading, text=text, link=link, link_text=link_text)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Any:
+    home = url_for("dashboard.home")
+    if exc.code == 403:
+        return _message(403, _("Not your service"), _("Your account does not see this service."), home,
+                        _("Your services"))  # fmt: skip
+    if exc.code == 404:
+        return _message(404, _("Page not found"), _("There is no such page or service."), home, _("Your services"))
+    if exc.code == 400:
+        return _message(400, _("That request is not valid"), exc.description or "", home, _("Your services"))
+    return exc
+
+
+# -- signing in -----------------------------------------------------------------------------------------------------
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@guarded_by("none needed to see the form; a POST is checked: password (scrypt), CSRF token, rate limit")
+def sign_in() -> Any:
+    target = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if current_user() is not None:
+            return redirect(target)
+        message = _("You are signed out.") if request.args.get("signed_out") else None
+        if request.args.get("password_set"):
+            message = _("Your password is set. Sign in with it.")
+        return _page("dashboard/sign_in.html", next=target, email="", error=None, message=message)
+    email = request.form.get("email", "").strip()[:320]
+    password = request.form.get("password", "")[:1024]
+    try:
+        user = authenticate(email, password, request.remote_addr or "unknown")
+    except RateLimited as limited:
+        minutes = max(1, -(-limited.retry_after // 60))
+        response = _message(429, _("Too many sign-in attempts"),
+                            _("Wait %(minutes)d minutes, then try again.", minutes=minutes))  # fmt: skip
+        response.headers["Retry-After"] = str(limited.retry_after)
+        return response
+    if user is None:
+        return _page("dashboard/sign_in.html", 401, next=target, email=email, message=None,
+                     error=_("That email address and password do not match an account."))  # fmt: skip
+    begin_session(user)
+    return redirect(target)
+
+
+@bp.route("/sign-out", methods=["POST"])
+@guarded_by("the session's CSRF token (ending a session needs nothing more)")
+def sign_out() -> Any:
+    end_session()
+    return redirect(url_for("dashboard.sign_in", signed_out=1))
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+@guarded_by("one-time set-password link token (256 random bits, stored hashed, expires, used once)")
+def set_password(token: str) -> Any:
+    rt = runtime()
+    gone = (_("This link does not work"),
+            _("It was used already, has expired or was replaced by a newer one. Ask your administrator for a new "
+              "link."))  # fmt: skip
+    if len(token) > 100:
+        return _message(404, *gone)
+    with rt.sessions() as db:
+        found = token_user(db, token, utcnow())
+        email = found[1].email if found else None
+    if email is None:
+        return _message(404, *gone)
+    if request.method == "GET":
+        return _page("dashboard/set_password.html", email=email, error=None, user=None)
+    password = request.form.get("password", "")
+    problem = password_problem(password, email)
+    if problem is None and password != request.form.get("confirm", ""):
+        problem = N_("The two passwords differ.")
+    if problem is not None:
+        return _page("dashboard/set_password.html", 400, email=email, error=_(problem), user=None)
+    with unit_of_work(rt.sessions) as db:
+        user = use_token(db, token, password)
+    if user is None:
+        return _message(404, *gone)
+    end_session()
+    return redirect(url_for("dashboard.sign_in", password_set=1))
+
+
+# -- the pages ------------------------------------------------------------------------------------------------------
+
+
+@bp.route("/")
+@signed_in
+def home() -> Any:
+    user = current_user()
+    assert user is not None
+    if len(user.services) == 1:
+        return redirect(url_for("dashboard.service_page", service=user.services[0]))
+    return _page("dashboard/home.html")
+
+
+def _quarter(slug: str) -> FiscalQuarter:
+    """The quarter asked for (``fiscal_year`` and ``quarter``), else the current one in the service's zone."""
+    year, quarter = request.args.get("fiscal_year"), request.args.get("quarter")
+    if not year and not quarter:
+        return figures.current_quarter(runtime(), slug, utcnow())
+    if not (year or "").isdigit() or not (quarter or "").isdigit():
+        abort(400, _("Give the fiscal year (for example 2027) and the quarter (1 to 4)."))
+    try:
+        return FiscalQuarter(int(year or 0), int(quarter or 0))
+    except ValueError:
+        abort(400, _("Give the fiscal year (for example 2027) and the quarter (1 to 4)."))
+
+
+@bp.route("/services/<service>")
+@signed_in
+def service_page(service: str) -> Any:
+    require_service(service)
+    rt = runtime()
+    quarter = _quarter(service)
+    bucket = request.args.get("bucket", "week")
+    if bucket not in wc.BUCKETS:
+        abort(400, _("Show the trend by day, week or month."))
+    data = request.args.get("data", "counted")
+    if data not in ("counted", "test"):
+        abort(400, _("Choose counted data or test data."))
+    include_test = data == "test"
+    with rt.sessions() as db:
+        figs = figures.service_figures(rt, db, service, quarter, bucket, include_test)
+        test_preview = None
+        if not include_test and figs.funnel.transactions == 0:
+            test_preview = figures.service_figures(rt, db, service, quarter, "month", True, 0).funnel.transactions
+    language = g.get("language", "en")
+    config = rt.catalog.services[service]
+    current = figures.current_quarter(rt, service, utcnow())
+    return _page(
+        "dashboard/service.html", current_slug=service, service=config,
+        service_name=translate(language, config.name), figs=figs, charts=_charts(figs), quarter=quarter,
+        quarters=figures.quarter_choices(current, quarter), bucket=bucket, day=timedelta(days=1),
+        driver_names=figures.DRIVER_NAMES, data=data, test_preview=test_preview,
+        a11_url=url_for("dashboard.a11_csv", service=service, fiscal_year=quarter.fiscal_year,
+                        quarter=quarter.quarter),
+    )  # fmt: skip
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.0f}\u00a0%"
+
+
+def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
+    steps = [(_(label), n) for label, n in f.funnel_steps]
+    funnel = charts.bars(
+        "chart-funnel", _("Delivery funnel"),
+        _("Bars from transactions to completed responses; the numbers are in the table that follows."),
+        [charts.Bar(label, n, f"{n:,}") for label, n in steps],
+    )  # fmt: skip
+    labels = [figures.bucket_label(p.day, f.bucket) for p in f.trend["satisfaction"]]
+    series = [
+        charts.Series(_("Satisfaction"), [None if p.agree_share is None else p.agree_share * 100
+                                          for p in f.trend["satisfaction"]],
+                      [_pct(p.agree_share) for p in f.trend["satisfaction"]]),
+        charts.Series(_("Trust"), [None if p.agree_share is None else p.agree_share * 100 for p in f.trend["trust"]],
+                      [_pct(p.agree_share) for p in f.trend["trust"]]),
+    ]  # fmt: skip
+    trend = charts.lines(
+        "chart-trend", _("Satisfaction and trust over time"),
+        _("Share of answers that agree (4 or 5) per period; the counts are in the table that follows."),
+        labels, series,
+    )  # fmt: skip
+    drivers = charts.diverging(
+        "chart-drivers", _("Drivers"), _("Respondents who chose each driver; the numbers are in the table that follows."),
+        [(_(figures.DRIVER_NAMES[d]), neg, pos) for d, pos, neg in f.drivers], _("Negative"), _("Positive"),
+    )  # fmt: skip
+    channel = charts.bars(
+        "chart-channel", _("Response rate by channel"),
+        _("Respondents divided by survey opportunities per channel; the numbers are in the table that follows."),
+        [charts.Bar(_(r.label), (r.volumes.response_rate or 0) * 100, _pct(r.volumes.response_rate))
+         for r in f.by_channel], maximum=100,
+    )  # fmt: skip
+    office = charts.bars(
+        "chart-office", _("Satisfaction by office"),
+        _("Share of satisfaction answers that agree (4 or 5) per office; the numbers are in the table that follows."),
+        [charts.Bar(_(r.label), (r.rating("satisfaction").agree_share or 0) * 100,
+                    _pct(r.rating("satisfaction").agree_share)) for r in f.by_office], maximum=100,
+    )  # fmt: skip
+    return {"funnel": funnel, "trend": trend, "drivers": drivers, "channel": channel, "office": office, "pct": _pct}
+
+
+@bp.route("/services/<service>/a11.csv")
+@signed_in
+def a11_csv(service: str) -> Any:
+    """The quarter's §6.1 A-11 file of this service: exactly the bytes of the report API's CSV."""
+    require_service(service)
+    quarter = _quarter(service)
+    rt = runtime()
+    with rt.sessions() as db:
+        body = formats.to_csv(a11.collection(rt, db, quarter, [service])).encode("utf-8")
+    response = make_response(body)
+    response.headers["Content-Type"] = formats.CSV_MEDIA_TYPE
+    name = f"a11-{service}-FY{quarter.fiscal_year}-Q{quarter.quarter}.csv"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
