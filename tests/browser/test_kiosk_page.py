@@ -1,0 +1,209 @@
+"""A visitor answers the kiosk in Chromium on a tablet with taps: enrollment, English and Spanish, branching,
+the idle reset, offline with a reload and a lost sync reply (exactly three stored), a revoked device, axe-core."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from engine import kiosk as registry
+from engine.db import unit_of_work
+from tests.browser.conftest import axe_violations
+from tests.kiosk_support import COOKIE, register, stored
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+WAIT = 20_000
+
+
+def _tablet(browser: Any, landscape: bool = True) -> Any:
+    size = {"width": 1180, "height": 820} if landscape else {"width": 820, "height": 1180}
+    return browser.new_context(viewport=size, device_scale_factor=2, is_mobile=True, has_touch=True, bypass_csp=True)
+
+
+@pytest.fixture
+def tablet(browser: Any) -> Iterator[Any]:
+    context = _tablet(browser)
+    yield context
+    context.close()
+
+
+def _enroll(context: Any, live_server: str, runtime: Any, service: str = "kiosk-office") -> Any:
+    _, code = register(runtime, service=service)
+    page = context.new_page()
+    page.goto(f"{live_server}/kiosk/enroll/{code}")
+    page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+    return page
+
+
+def _tap_option(page: Any, name: str) -> None:
+    page.locator(".options").get_by_role("button", name=name, exact=True).tap()
+
+
+def _wait_queue_empty(page: Any) -> None:
+    page.wait_for_function("document.body.dataset.queue === '0'", timeout=WAIT)
+
+
+def test_enroll_then_answer_by_taps(tablet, live_server, runtime):
+    page = _enroll(tablet, live_server, runtime)
+    assert page.url == f"{live_server}/kiosk", "no secret stays in the address after enrollment"
+    cookie = next(c for c in tablet.cookies() if c["name"] == COOKIE)
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert page.get_by_role("heading", name="Paperwork Reduction Act statement").is_visible()
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Start", exact=True).tap()
+    assert page.get_by_text("Question 1 of 8").is_visible()
+    assert axe_violations(page) == []
+    for n, choice in enumerate(["Strongly agree", "Agree", "Agree", "Strongly agree", "Neither agree nor disagree",
+                                "Agree"], start=1):  # fmt: skip
+        page.wait_for_selector(f"text=Question {n} of 8")
+        _tap_option(page, choice)
+    page.wait_for_selector("body[data-question=employee]")
+    page.get_by_role("button", name="Skip").tap()
+    assert page.get_by_text("Please do not include personal information").first.is_visible()
+    page.locator("#answer-text").fill("Quick and friendly.")
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Finish").tap()
+    page.wait_for_selector("body[data-state=thanks]")
+    assert axe_violations(page) == []
+    _wait_queue_empty(page)
+    [(response, answers)] = stored(runtime)
+    assert response.channel == "kiosk" and response.completed_at is not None and not response.suspected_spam
+    assert response.office_id == runtime.office_ids["NYC-01"] and response.language == "en"
+    assert {k: a.value for k, a in answers.items() if a.value} == {
+        "satisfaction": 5, "trust": 4, "effectiveness": 4, "ease": 5, "efficiency": 3, "transparency": 4,
+    }  # fmt: skip
+    assert answers["comments"].text == "Quick and friendly."
+    assert "employee" not in answers
+    page.get_by_role("button", name="Done").tap()
+    page.wait_for_selector("body[data-state=start]")
+
+    second = tablet.new_page()  # the enrollment link works once
+    reply = second.goto(page.url.replace("/kiosk", "/kiosk/enroll/x"))
+    assert reply.status == 404
+
+
+def test_a_used_enrollment_link_is_refused_with_a_clear_page(browser, live_server, runtime):
+    _, code = register(runtime)
+    first, other = _tablet(browser), _tablet(browser)
+    try:
+        page = first.new_page()
+        page.goto(f"{live_server}/kiosk/enroll/{code}")
+        page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+        again = other.new_page()
+        reply = again.goto(f"{live_server}/kiosk/enroll/{code}")
+        assert reply.status == 410
+        assert again.get_by_role("heading", name="This enrollment link cannot be used").is_visible()
+        assert again.get_by_text("already used").is_visible()
+        assert reply.headers["cache-control"] == "no-store" and reply.headers["referrer-policy"] == "no-referrer"
+        assert axe_violations(again) == []
+        reply = again.goto(f"{live_server}/kiosk")
+        assert reply.status == 401
+        assert again.get_by_role("heading", name="This kiosk is not enrolled").is_visible()
+        assert again.get_by_text("survey-engine kiosk register").is_visible()
+    finally:
+        first.close()
+        other.close()
+
+
+def test_spanish_portrait_and_branching(browser, live_server, runtime):
+    context = _tablet(browser, landscape=False)
+    try:
+        page = _enroll(context, live_server, runtime, service="kiosk-quick")
+        page.get_by_role("button", name="Español").tap()
+        page.wait_for_function("document.documentElement.lang === 'es'")
+        assert page.get_by_role("heading", name=re.compile("Ley de Reducción de Trámites")).is_visible()
+        page.get_by_role("button", name="Comenzar").tap()
+        assert page.get_by_role("button", name="English").is_visible(), "the language toggle is on every screen"
+        box = page.locator(".options .option").first.bounding_box()
+        assert box["height"] >= 48 and box["width"] >= 48
+        assert axe_violations(page) == []
+        page.locator(".options .option[data-value='1']").tap()  # thumbs down: "what could be better" follows
+        page.wait_for_selector("body[data-question=could_be_better]")
+        assert page.locator("h1").inner_text().startswith("¿Qué se podría mejorar?")
+        page.locator(".option[data-value='ease']").tap()
+        page.locator(".option[data-value='employee']").tap()
+        assert axe_violations(page) == []
+        page.get_by_role("button", name="Siguiente").tap()
+        page.wait_for_selector("body[data-question=comments]")
+        page.get_by_role("button", name="Omitir").tap()
+        page.wait_for_selector("body[data-state=thanks]")
+        _wait_queue_empty(page)
+    finally:
+        context.close()
+    [(response, answers)] = stored(runtime)
+    assert response.language == "es" and response.completed_at is not None
+    assert answers["trust"].value == 1 and set(answers) == {"trust", "could_be_better"}
+
+
+def test_idle_reset_keeps_a_partial_response(tablet, live_server, runtime):
+    page = _enroll(tablet, live_server, runtime, service="kiosk-quick")  # kiosk_idle_reset: PT2S
+    page.get_by_role("button", name="Start", exact=True).tap()
+    page.locator(".options .option[data-value='5']").tap()
+    page.wait_for_selector("body[data-question=went_well]")
+    page.wait_for_selector("body[data-state=start]", timeout=WAIT)  # nobody tapped: back to the start
+    _wait_queue_empty(page)
+    [(response, answers)] = stored(runtime)
+    assert response.completed_at is None and set(answers) == {"trust"} and answers["trust"].value == 5
+
+
+def _answer_one(page: Any, rating: str) -> None:
+    page.get_by_role("button", name="Start", exact=True).tap()
+    page.locator(f".options .option[data-value='{rating}']").tap()
+    page.wait_for_selector("body[data-question=went_well], body[data-question=could_be_better]")
+    page.get_by_role("button", name="Next").tap()
+    page.wait_for_selector("body[data-question=comments]")
+    page.get_by_role("button", name="Finish").tap()
+    page.wait_for_selector("body[data-state=thanks]")
+    page.get_by_role("button", name="Done").tap()
+    page.wait_for_selector("body[data-state=start]")
+
+
+def test_offline_three_visitors_reload_and_a_lost_reply_store_exactly_three(tablet, live_server, runtime):
+    page = _enroll(tablet, live_server, runtime, service="kiosk-quick")
+    page.wait_for_function("navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready", timeout=WAIT)
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.reload()  # the worker now controls the page
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=WAIT)
+    page.wait_for_selector("body[data-state=start]")
+
+    tablet.set_offline(True)
+    for rating in ("5", "1", "5"):
+        _answer_one(page, rating)
+    page.wait_for_function("document.body.dataset.queue === '3'", timeout=WAIT)
+    page.reload()  # offline: the page, its assets and the flow come from the service worker's cache
+    page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+    assert page.evaluate("document.body.dataset.queue") == "3"
+    assert stored(runtime) == []
+
+    posts: list[str] = []
+
+    def lose_first_reply(route: Any) -> None:
+        posts.append(route.request.url)
+        if len(posts) == 1:
+            route.fetch()  # the server stores the batch...
+            route.abort()  # ...and the page never hears back
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/kiosk/responses", lose_first_reply)
+    tablet.set_offline(False)
+    _wait_queue_empty(page)
+    assert len(posts) >= 2
+    rows = stored(runtime)
+    assert len(rows) == 3
+    assert sorted(a["trust"].value for _, a in rows) == [1, 5, 5]
+    assert all(r.completed_at is not None and r.started_at < r.completed_at for r, _ in rows)
+
+
+def test_a_revoked_kiosk_says_so(tablet, live_server, runtime):
+    page = _enroll(tablet, live_server, runtime)
+    with unit_of_work(runtime.sessions) as session:
+        [device] = registry.list_devices(session)
+        registry.revoke(session, str(device.id))
+    reply = page.goto(f"{live_server}/kiosk")
+    assert reply.status == 401
+    assert page.get_by_role("heading", name="This kiosk was revoked").is_visible()
+    assert axe_violations(page) == []
