@@ -1,0 +1,260 @@
+"""The §6.1 quarterly collection: one row per service × channel (optionally × office), every column in spec order.
+
+Which rows: for each service in scope, every channel it is configured with (``channels`` in services.yaml), plus
+``automated_phone`` when it lists ``ivr_numbers`` (post-call surveys), ``self_service_kiosk`` when a kiosk device
+was ever enrolled for it, plus any channel that holds data in the quarter; the console channel has no A-11 name
+and never appears. With ``by_office`` a channel has one row per office that holds data for it (a row with an
+empty office for data coded with none), and one row with an empty office when it holds no data at all.
+Rows are ordered by service slug, then channel (automated_phone, sms_text_messages, email, self_service_kiosk,
+website), then office code.
+
+Cells: counts are integers; means are Decimals with 2 places and fractions Decimals with 4 places (rounded half
+up from exact integer sums, so SQLite and PostgreSQL give the same digits); ``None`` is an empty cell. A rating
+tag the service's flow does not ask leaves its cells empty; a thumbs question fills ``_1``, ``_5``, ``_n`` and
+``_agree_pct`` only; driver cells are empty for a side the flow has no choose-all question for. The
+``sli_<name>_mean`` columns are the names of the service-level indicators found on the report's counted
+transactions (every row of the report, so one file has one header), sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.fiscal import FiscalQuarter
+from engine.flows import Flow
+from engine.i18n import translate
+from engine.models import KioskDevice, Office
+from engine.reporting import what_counts as wc
+from engine.runtime import Runtime
+
+BASE_COLUMNS = (
+    "fiscal_year",
+    "quarter",
+    "agency",
+    "service_slug",
+    "service_name",
+    "service_type",
+    "service_stage",
+)
+CHANNEL_COLUMNS = (
+    "channel",
+    "transaction_point",
+    "survey_title",
+    "survey_type",
+    "omb_control_number",
+    "trust_question_text",
+    "volume_of_customers",
+    "volume_of_customers_provided_survey_opportunity",
+    "volume_of_respondents",
+    "response_rate",
+)
+POINT_SUFFIXES = ("1", "2", "3", "4", "5", "n", "mean", "agree_pct")
+THUMBS_SUFFIXES = ("1", "5", "n", "agree_pct")
+TRANSACTION_POINT = "post_interaction"
+MEAN_PLACES = Decimal("0.01")
+SHARE_PLACES = Decimal("0.0001")
+Cell = int | Decimal | str | None
+
+
+def mean_cell(total: int | float | Decimal, n: int) -> Decimal | None:
+    """``total / n`` rounded half up to 2 places (None when n = 0)."""
+    if not n:
+        return None
+    return (Decimal(total) / Decimal(n)).quantize(MEAN_PLACES, rounding=ROUND_HALF_UP)
+
+
+def share_cell(part: int, whole: int) -> Decimal | None:
+    """``part / whole`` as a fraction rounded half up to 4 places (None when whole = 0)."""
+    if not whole:
+        return None
+    return (Decimal(part) / Decimal(whole)).quantize(SHARE_PLACES, rounding=ROUND_HALF_UP)
+
+
+def rating_columns() -> list[str]:
+    return [f"{tag}_{suffix}" for tag in wc.RATING_TAGS for suffix in POINT_SUFFIXES]
+
+
+def driver_columns() -> list[str]:
+    return [f"{side}_{driver}" for side in ("positive", "negative") for driver in wc.DRIVERS]
+
+
+def columns(by_office: bool, sli_names: Iterable[str]) -> list[str]:
+    """The §6.1 header, in spec order."""
+    return [
+        *BASE_COLUMNS,
+        *(("office",) if by_office else ()),
+        *CHANNEL_COLUMNS,
+        *rating_columns(),
+        *driver_columns(),
+        *(f"sli_{name}_mean" for name in sorted(sli_names)),
+    ]
+
+
+@dataclass
+class Collection:
+    """A §6.1 file: its quarter, header and rows (``{column: cell}``, every column present in every row)."""
+
+    fiscal_year: int
+    quarter: int
+    columns: list[str]
+    rows: list[dict[str, Cell]] = field(default_factory=list)
+
+
+def survey_type(flow: Flow) -> str | None:
+    trust = next((q for q in flow.questions if q.a11 == "trust"), None)
+    if trust is None:
+        return None
+    return "thumbs_up_down" if trust.type == "thumbs" else "likert_scale"
+
+
+def trust_question_text(flow: Flow, service_name: str) -> str | None:
+    trust = next((q for q in flow.questions if q.a11 == "trust"), None)
+    if trust is None:
+        return None
+    return translate("en", trust.text, service=service_name)
+
+
+def _row_channels(rt: Runtime, session: Session, slug: str, data_channels: set[str]) -> list[str]:
+    """The A-11 channels a service has rows for (see the module docstring)."""
+    service = rt.catalog.services[slug]
+    engine_channels = set(service.channels) | data_channels
+    if service.ivr_numbers:
+        engine_channels.add("ivr")
+    kiosk = session.execute(
+        select(KioskDevice.id).where(KioskDevice.service_id == rt.service_ids[slug]).limit(1)
+    ).first()
+    if kiosk is not None:
+        engine_channels.add("kiosk")
+    names = {wc.a11_channel(c) for c in engine_channels} - {None}
+    return [c for c in wc.A11_CHANNEL_ORDER if c in names]
+
+
+def collection(
+    rt: Runtime,
+    session: Session,
+    quarter: FiscalQuarter,
+    services: Iterable[str | int] | None = None,
+    by_office: bool = False,
+) -> Collection:
+    """The §6.1 rows of ``quarter`` for ``services`` (slugs or ids; None: every configured service)."""
+    scope = wc.scope_for(rt, services, quarter, include_test=False)
+    by = ("channel", "office") if by_office else ("channel",)
+    volumes = wc.volumes(rt, session, scope, by)
+    ratings = wc.ratings(session, scope, by)
+    drivers = wc.drivers(session, scope, by)
+    slis = wc.service_level_sums(rt, session, scope, by)
+    sli_names = sorted({name for per in slis.values() for name in per})
+    office_codes = dict(session.execute(select(Office.id, Office.code)).tuples().all())
+    header = columns(by_office, sli_names)
+    out = Collection(quarter.fiscal_year, quarter.quarter, header)
+
+    # Group the data keys by (service, A-11 channel): two engine channels never share an A-11 name today, but
+    # summing keeps it right if they ever do.
+    keys_by_row: dict[tuple[int, str, int | None], list[wc.Key]] = {}
+    for key in {*volumes, *ratings, *drivers, *slis}:
+        label = wc.a11_channel(key.channel)
+        if label is not None:
+            keys_by_row.setdefault((key.service_id, label, key.office_id), []).append(key)
+
+    for slug in wc.resolve_services(rt, services):
+        service = rt.catalog.services[slug]
+        sid = rt.service_ids[slug]
+        flow = rt.catalog.flow_of(service)
+        data_channels = {k.channel for k in {*volumes, *ratings} if k.service_id == sid and k.channel}
+        for label in _row_channels(rt, session, slug, data_channels):
+            offices = sorted(
+                {office for (s, ch, office) in keys_by_row if s == sid and ch == label},
+                key=lambda o: (o is None, office_codes.get(o, "") if o is not None else ""),
+            )
+            for office in offices if by_office and offices else [None]:
+                keys = keys_by_row.get((sid, label, office), [])
+                row = _row(rt, flow, slug, label, keys, volumes, ratings, drivers, slis, sli_names, quarter)
+                if by_office:
+                    row["office"] = office_codes.get(office) if office is not None else None
+                out.rows.append({column: row.get(column) for column in header})
+    return out
+
+
+def _row(
+    rt: Runtime,
+    flow: Flow,
+    slug: str,
+    label: str,
+    keys: list[wc.Key],
+    volumes: dict[wc.Key, wc.Volumes],
+    ratings: dict[wc.Key, dict[str, wc.Rating]],
+    drivers: dict[wc.Key, dict[tuple[str, str], int]],
+    slis: dict[wc.Key, dict[str, tuple[float, int]]],
+    sli_names: list[str],
+    quarter: FiscalQuarter,
+) -> dict[str, Cell]:
+    service = rt.catalog.services[slug]
+    volume = wc.Volumes()
+    for key in keys:
+        v = volumes.get(key)
+        if v is not None:
+            volume.customers += v.customers
+            volume.opportunities += v.opportunities
+            volume.respondents += v.respondents
+    row: dict[str, Cell] = {
+        "fiscal_year": quarter.fiscal_year,
+        "quarter": quarter.quarter,
+        "agency": service.agency,
+        "service_slug": slug,
+        "service_name": service.name,
+        "service_type": service.service_type,
+        "service_stage": service.service_stage,
+        "channel": label,
+        "transaction_point": TRANSACTION_POINT,
+        "survey_title": flow.title,
+        "survey_type": survey_type(flow),
+        "omb_control_number": flow.pra.omb_control_number,
+        "trust_question_text": trust_question_text(flow, service.name),
+        "volume_of_customers": volume.customers,
+        "volume_of_customers_provided_survey_opportunity": volume.opportunities,
+        "volume_of_respondents": volume.respondents,
+        "response_rate": share_cell(volume.respondents, volume.opportunities),
+    }
+    asked = {q.a11: q for q in flow.questions if q.is_rating}
+    for tag in wc.RATING_TAGS:
+        question = asked.get(tag)
+        if question is None:
+            continue
+        counts: dict[int, int] = {}
+        for key in keys:
+            rating = ratings.get(key, {}).get(tag)
+            if rating is not None:
+                for point, n in rating.counts.items():
+                    counts[point] = counts.get(point, 0) + n
+        r = wc.Rating(counts)
+        cells: dict[str, Cell] = {str(p): counts.get(p, 0) for p in (1, 2, 3, 4, 5)}
+        cells.update(n=r.n, mean=mean_cell(r.total, r.n), agree_pct=share_cell(r.agree, r.n))
+        shown = THUMBS_SUFFIXES if question.type == "thumbs" else POINT_SUFFIXES
+        for suffix in shown:
+            row[f"{tag}_{suffix}"] = cells[suffix]
+    tags = {q.a11 for q in flow.questions if q.type == "choose_all" or q.type == "choose_one"}
+    sides = {side for tag, side in wc.DRIVER_SIDES.items() if tag in tags}
+    for side in sides:
+        for driver in wc.DRIVERS:
+            row[f"{side}_{driver}"] = sum(drivers.get(key, {}).get((side, driver), 0) for key in keys)
+    for name in sli_names:
+        total, n = 0.0, 0
+        for key in keys:
+            s, c = slis.get(key, {}).get(name, (0.0, 0))
+            total += s
+            n += c
+        row[f"sli_{name}_mean"] = mean_cell(Decimal(repr(total)) if n else 0, n)
+    return row
+
+
+def json_value(cell: Cell) -> Any:
+    """A cell as a JSON value: numbers stay numbers, an empty cell is null."""
+    if isinstance(cell, Decimal):
+        return float(cell)
+    return cell
