@@ -18,15 +18,12 @@ import pytest
 
 from engine.fiscal import FiscalQuarter
 from engine.reporting import a11, formats, what_counts
-from tests.reports_support import (  # noqa: F401 - fixtures
-    CHICAGO,
-    NEW_YORK,
-    QuarterBuilder,
-    ReportStack,
-    local,
-    report_config_dir,
-    report_stack,
-)
+from tests import reports_support
+from tests.reports_support import CHICAGO, NEW_YORK, QuarterBuilder, ReportStack, local
+
+# The fixtures these tests take (pytest finds them by name in the module).
+report_config_dir = reports_support.report_config_dir
+report_stack = reports_support.report_stack
 
 Q4 = FiscalQuarter(2026, 4)
 STANDARD_TITLE = "Customer Experience Survey"
