@@ -148,7 +148,7 @@ def sign_in(client: Any, email: str, password: str = PASSWORD, address: str = "1
 # -- a quarter built through the real engine -------------------------------------------------------------------
 
 # dash-email: 6 counted transactions (4 NYC-01, 2 HNL-01) and 2 test ones; every one invited by email.
-# Answers (satisfaction, trust, comment) of 4 counted invitations; a 5th counted invitation is opened and left
+# Answers (satisfaction, trust, comment) of 4 counted invitations (answered counts as delivered); a 5th counted invitation is opened and left
 # without an answer (a started response that is no respondent); one test invitation is answered too.
 EMAIL_ANSWERS = [
     ("NYC-01", 5, 4, "Quick and kind. Call me at (202) 555-0199 or write to pat@example.com"),
@@ -166,7 +166,7 @@ DRIVER_ANSWERS = [
 EXPECTED = {
     "dash-email": {
         "customers": 6, "opportunities": 6, "respondents": 4, "response_rate": "67\u00a0%",
-        "funnel": {"Transactions": 6, "Sampled": 6, "Sent": 6, "Delivered": 0, "Started": 4, "Completed": 4},
+        "funnel": {"Transactions": 6, "Sampled": 6, "Sent": 6, "Delivered": 4, "Started": 4, "Completed": 4},
         # satisfaction points 5,4,2,5: n 4, agree 3 → 75 %, mean 4.00; trust 4,4,1,3: n 4, agree 2 → 50 %, 3.00
         "satisfaction": (4, "75\u00a0%", "4.00"), "trust": (4, "50\u00a0%", "3.00"),
         "offices": {"NYC-01": (4, 4, 3), "HNL-01": (2, 2, 1)},  # customers, opportunities, respondents
@@ -273,7 +273,7 @@ class _Tables(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th") and self.cell is not None and self.row is not None:
-            self.row.append(" ".join("".join(self.cell).split()))
+            self.row.append(re.sub(r"[ \t\r\n]+", " ", "".join(self.cell)).strip())
             self.cell = None
         elif tag == "tr" and self.row is not None and self.current:
             self.tables[self.current].append(self.row)
@@ -287,7 +287,8 @@ class _Tables(HTMLParser):
 
 
 def table(html: str, table_id: str) -> list[list[str]]:
-    """The rows (header rows included) of ``<table id=table_id>``, each cell's text with spaces collapsed."""
+    """The rows (header rows included) of ``<table id=table_id>``, each cell's text with runs of spaces and newlines
+    collapsed (no-break spaces are kept)."""
     parser = _Tables()
     parser.feed(html)
     return parser.tables[table_id]

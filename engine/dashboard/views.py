@@ -231,7 +231,13 @@ def service_page(service: str) -> Any:
 
 
 def _pct(share: float | None) -> str:
+    """A share as a whole percentage, for charts and the summary (e.g. "67 %")."""
     return "—" if share is None else f"{share * 100:.0f}\u00a0%"
+
+
+def _pct1(share: float | None) -> str:
+    """A share with one decimal, for the tables (e.g. "66.7 %")."""
+    return "—" if share is None else f"{share * 100:.1f}\u00a0%"
 
 
 def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
@@ -270,7 +276,7 @@ def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
         [charts.Bar(_(r.label), (r.rating("satisfaction").agree_share or 0) * 100,
                     _pct(r.rating("satisfaction").agree_share)) for r in f.by_office], maximum=100,
     )  # fmt: skip
-    return {"funnel": funnel, "trend": trend, "drivers": drivers, "channel": channel, "office": office, "pct": _pct}
+    return {"funnel": funnel, "trend": trend, "drivers": drivers, "channel": channel, "office": office, "pct": _pct, "pct1": _pct1}
 
 
 @bp.route("/services/<service>/a11.csv")

@@ -1,0 +1,156 @@
+"""Dashboard sign-in: sessions, the cookie's flags, CSRF on every POST, the rate limit, and each account's scope."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from engine.dashboard.accounts import set_disabled
+from engine.dashboard.signin import PER_ACCOUNT, PER_ADDRESS
+from engine.db import unit_of_work
+from engine.models.accounts import SignInAttempt, User
+from tests import dashboard_support
+from tests.dashboard_support import PASSWORD, csrf_of, link_token, make_account, sign_in
+from tests.helpers import counts
+
+dash_config_dir = dashboard_support.dash_config_dir
+dash_settings = dashboard_support.dash_settings
+dash_runtime = dashboard_support.dash_runtime
+dash_app = dashboard_support.dash_app
+dash_client = dashboard_support.dash_client
+
+
+def test_pages_need_a_sign_in_and_come_back_after_it(dash_runtime, dash_client):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    for path in ("/dashboard/", "/dashboard/services/dash-email", "/dashboard/services/dash-email/a11.csv"):
+        answer = dash_client.get(path)
+        assert answer.status_code == 302 and "/dashboard/sign-in?next=" in answer.headers["Location"], path
+    page = dash_client.get("/dashboard/sign-in?next=/dashboard/services/dash-email%3Fbucket%3Dmonth")
+    signed = dash_client.post("/dashboard/sign-in", data={"email": "PM@example.gov", "password": PASSWORD,
+                              "csrf_token": csrf_of(page.text), "next": "/dashboard/services/dash-email?bucket=month"})  # fmt: skip
+    assert signed.status_code == 302 and signed.headers["Location"] == "/dashboard/services/dash-email?bucket=month"
+    cookie = signed.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    shown = dash_client.get("/dashboard/services/dash-email")
+    assert shown.status_code == 200 and "pm@example.gov" in shown.text
+    assert shown.headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in shown.headers[
+        "Content-Security-Policy"]  # fmt: skip
+    with dash_runtime.sessions() as session:
+        assert session.execute(select(User.last_sign_in_at)).scalar_one() is not None
+
+
+def test_sign_in_never_follows_a_next_outside_the_dashboard(dash_runtime, dash_app):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    for target in ("https://evil.example.com/", "//evil.example.com/dashboard", "/api/v1/reports/a11"):
+        client = dash_app.test_client()
+        page = client.get("/dashboard/sign-in")
+        signed = client.post("/dashboard/sign-in", data={"email": "pm@example.gov", "password": PASSWORD,
+                             "csrf_token": csrf_of(page.text), "next": target})  # fmt: skip
+        assert signed.headers["Location"] == "/dashboard/", target
+
+
+def test_unknown_email_and_wrong_password_get_the_same_answer(dash_runtime, dash_client):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    make_account(dash_runtime, "nolink@example.gov", ("dash-email",), password=None)
+    answers = [
+        sign_in(dash_client, "pm@example.gov", "wrong-password-123"),
+        sign_in(dash_client, "nobody@example.gov", "wrong-password-123"),
+        sign_in(dash_client, "nolink@example.gov", "wrong-password-123"),
+    ]
+    bodies = set()
+    for answer in answers:
+        assert answer.status_code == 401
+        assert "do not match an account" in answer.text
+        bodies.add(answer.text.replace("pm@example.gov", "E").replace("nobody@example.gov", "E")
+                   .replace("nolink@example.gov", "E").replace(csrf_of(answer.text), "T"))  # fmt: skip
+    assert len(bodies) == 1
+    assert dash_client.get("/dashboard/").status_code == 302
+
+
+def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(dash_runtime, dash_client):
+    link = make_account(dash_runtime, "pm@example.gov", ("dash-email",), password=None)
+    token = link_token(link)
+    dash_client.get(f"/dashboard/set-password/{token}")
+    before = counts(dash_runtime)
+    for data in ({"password": PASSWORD, "confirm": PASSWORD}, {"password": PASSWORD, "confirm": PASSWORD,
+                                                                 "csrf_token": "forged"}):  # fmt: skip
+        refused = dash_client.post(f"/dashboard/set-password/{token}", data=data)
+        assert refused.status_code == 400 and "The form has expired" in refused.text
+    missing = dash_client.post("/dashboard/sign-in", data={"email": "pm@example.gov", "password": PASSWORD})
+    assert missing.status_code == 400
+    assert counts(dash_runtime) == before  # no password set, no sign-in attempt recorded
+    with dash_runtime.sessions() as session:
+        assert session.execute(select(User.password_hash)).scalar_one() is None
+
+    # Signed in, sign-out without the token leaves the session alive.
+    make_account(dash_runtime, "other@example.gov", ("dash-email",))
+    assert sign_in(dash_client, "other@example.gov").status_code == 302
+    assert dash_client.post("/dashboard/sign-out").status_code == 400
+    assert dash_client.get("/dashboard/services/dash-email").status_code == 200
+    page = dash_client.get("/dashboard/services/dash-email")
+    assert dash_client.post("/dashboard/sign-out", data={"csrf_token": csrf_of(page.text)}).status_code == 302
+    assert dash_client.get("/dashboard/services/dash-email").status_code == 302
+
+
+def test_too_many_attempts_on_one_account_get_429_even_with_the_right_password(dash_runtime, dash_client):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    for n in range(PER_ACCOUNT):
+        assert sign_in(dash_client, "pm@example.gov", f"wrong-password-{n:03d}").status_code == 401
+    limited = sign_in(dash_client, "pm@example.gov")
+    assert limited.status_code == 429 and "Too many sign-in attempts" in limited.text
+    assert 0 < int(limited.headers["Retry-After"]) <= 15 * 60
+    assert dash_client.get("/dashboard/").status_code == 302
+    # Another account from the same address is not held back by this one's limit.
+    make_account(dash_runtime, "other@example.gov", ("dash-email",))
+    assert sign_in(dash_client, "other@example.gov").status_code == 302
+    with dash_runtime.sessions() as session:
+        kept = session.execute(select(func.count()).select_from(SignInAttempt)).scalar_one()
+    assert kept == 2 * (PER_ACCOUNT + 1)  # the refused attempt is not kept
+
+
+def test_too_many_attempts_from_one_address_get_429(dash_runtime, dash_client):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    for n in range(PER_ADDRESS):
+        assert (
+            sign_in(dash_client, f"guess-{n}@example.gov", "wrong-password-1", address="203.0.113.9").status_code == 401
+        )
+    assert sign_in(dash_client, "pm@example.gov", address="203.0.113.9").status_code == 429
+    assert sign_in(dash_client, "pm@example.gov", address="198.51.100.7").status_code == 302
+
+
+def test_a_disabled_account_or_a_changed_password_ends_its_sessions(dash_runtime, dash_app):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    first, second = dash_app.test_client(), dash_app.test_client()
+    assert sign_in(first, "pm@example.gov").status_code == 302
+    assert sign_in(second, "pm@example.gov").status_code == 302
+    with unit_of_work(dash_runtime.sessions) as session:
+        set_disabled(session, "pm@example.gov", True)
+    assert first.get("/dashboard/services/dash-email").status_code == 302
+    assert sign_in(first, "pm@example.gov").status_code == 401
+    with unit_of_work(dash_runtime.sessions) as session:
+        set_disabled(session, "pm@example.gov", False)
+    assert sign_in(first, "pm@example.gov").status_code == 302
+    assert first.get("/dashboard/services/dash-email").status_code == 200
+
+    # A new password set through a new link ends the sessions signed in with the old one.
+    from engine.dashboard.accounts import reset_link, use_token
+
+    with unit_of_work(dash_runtime.sessions) as session:
+        link = reset_link(session, "pm@example.gov", dash_runtime.settings.public_url)
+    with unit_of_work(dash_runtime.sessions) as session:
+        assert use_token(session, link_token(link.url), "a-brand-new-passphrase-7") is not None
+    assert first.get("/dashboard/services/dash-email").status_code == 302
+    assert sign_in(first, "pm@example.gov", "a-brand-new-passphrase-7").status_code == 302
+
+
+def test_an_account_sees_only_its_services(dash_runtime, dash_client):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email", "dash-drivers"))
+    assert sign_in(dash_client, "pm@example.gov").status_code == 302
+    assert dash_client.get("/dashboard/services/dash-email").status_code == 200
+    home = dash_client.get("/dashboard/")
+    assert "Passport Renewal" in home.text and "Other Service" not in home.text
+    for path in ("/dashboard/services/dash-other", "/dashboard/services/dash-other/a11.csv?fiscal_year=2027&quarter=1"):
+        refused = dash_client.get(path)
+        assert refused.status_code == 403 and "Not your service" in refused.text, path
+    assert dash_client.get("/dashboard/services/no-such-service").status_code == 404
+    for query in ("fiscal_year=2027&quarter=5", "fiscal_year=abc&quarter=1", "bucket=year", "data=everything"):
+        assert dash_client.get(f"/dashboard/services/dash-email?{query}").status_code == 400, query
