@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from engine.dashboard.accounts import hash_password, password_problem, verify_password
 from engine.db import unit_of_work, utcnow
 from engine.models.accounts import AccountToken, User
-from tests.conftest import ENCRYPTION, SECRET
 from tests import dashboard_support
+from tests.conftest import ENCRYPTION, SECRET
 from tests.dashboard_support import PASSWORD, csrf_of, link_token, make_account, sign_in
 
 dash_config_dir = dashboard_support.dash_config_dir

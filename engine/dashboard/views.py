@@ -276,7 +276,15 @@ def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
         [charts.Bar(_(r.label), (r.rating("satisfaction").agree_share or 0) * 100,
                     _pct(r.rating("satisfaction").agree_share)) for r in f.by_office], maximum=100,
     )  # fmt: skip
-    return {"funnel": funnel, "trend": trend, "drivers": drivers, "channel": channel, "office": office, "pct": _pct, "pct1": _pct1}
+    return {
+        "funnel": funnel,
+        "trend": trend,
+        "drivers": drivers,
+        "channel": channel,
+        "office": office,
+        "pct": _pct,
+        "pct1": _pct1,
+    }
 
 
 @bp.route("/services/<service>/a11.csv")
