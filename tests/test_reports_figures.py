@@ -1,0 +1,130 @@
+"""The dashboard's building blocks from what_counts: trends bucketed by local day/week/month (on SQLite and
+PostgreSQL alike), the test-data view, the newest comments masked, and the masking itself."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from engine.reporting import what_counts as wc
+from engine.reporting.masking import mask_contacts
+from tests import reports_support
+from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, local
+
+report_config_dir = reports_support.report_config_dir
+report_stack = reports_support.report_stack
+
+
+def ny(*parts: int) -> Any:
+    return local(NEW_YORK, 2026, *parts)
+
+
+@pytest.fixture
+def around_the_fall_back(report_stack: ReportStack) -> ReportStack:
+    """Kiosk sessions and an email answer around 1 November 2026 (New York falls back from EDT to EST)."""
+    b = QuarterBuilder(report_stack.rt)
+    b.kiosk("rpt-mixed", "NYC-01", {"satisfaction": 5, "trust": 4}, ny(10, 31, 23, 59))  # EDT, Saturday
+    b.kiosk("rpt-mixed", "NYC-01", {"satisfaction": 4, "trust": 2}, ny(11, 1, 0, 30))  # EDT, Sunday
+    b.kiosk("rpt-mixed", "NYC-01", {"satisfaction": 1}, ny(11, 1, 23, 30))  # EST, Sunday
+    b.kiosk("rpt-mixed", "NYC-01", {"satisfaction": 2}, ny(11, 2, 0, 10))  # EST, Monday
+    b.kiosk("rpt-mixed", "NYC-01", {"satisfaction": 1, "trust": 1}, ny(11, 2, 9, 0), spam=True)
+    b.kiosk("rpt-mixed", "NYC-01", {"satisfaction": 1, "trust": 1}, ny(11, 2, 9, 5), test=True)
+    # A transaction counts on the day it was completed, whenever it was answered.
+    b.report("rpt-mixed", "E1", ny(11, 2, 23, 50), email=True)
+    b.answer_invitation("rpt-mixed", "E1", {"satisfaction": 3, "comments": "mail me: a.b@example.org"},
+                        ny(11, 3, 0, 20))  # fmt: skip
+    return report_stack
+
+
+def points(trend: dict[str, list[wc.TrendPoint]], tag: str) -> list[tuple[date, int, float | None]]:
+    return [(p.day, p.n, p.mean) for p in trend[tag]]
+
+
+def test_daily_buckets_are_local_days(around_the_fall_back: ReportStack) -> None:
+    rt = around_the_fall_back.rt
+    with rt.sessions() as session:
+        trend = wc.trend(rt, session, "rpt-mixed", date(2026, 10, 31), date(2026, 11, 4), "day")
+    assert points(trend, "satisfaction") == [
+        (date(2026, 10, 31), 1, 5.0),
+        (date(2026, 11, 1), 2, 2.5),  # 00:30 EDT and 23:30 EST: one 25-hour day
+        (date(2026, 11, 2), 2, 2.5),  # 00:10 EST (2) and E1 completed at 23:50 (3); not the spam, not the test
+        (date(2026, 11, 3), 0, None),
+    ]
+    assert points(trend, "trust") == [
+        (date(2026, 10, 31), 1, 4.0),
+        (date(2026, 11, 1), 1, 2.0),
+        (date(2026, 11, 2), 0, None),
+        (date(2026, 11, 3), 0, None),
+    ]
+    assert trend["trust"][0].agree_share == 1.0
+
+
+def test_weekly_and_monthly_buckets(around_the_fall_back: ReportStack) -> None:
+    rt = around_the_fall_back.rt
+    with rt.sessions() as session:
+        weekly = wc.trend(rt, session, "rpt-mixed", date(2026, 10, 26), date(2026, 11, 9), "week")
+        monthly = wc.trend(rt, session, "rpt-mixed", date(2026, 10, 1), date(2026, 12, 1), "month")
+        with_test = wc.trend(rt, session, "rpt-mixed", date(2026, 10, 1), date(2026, 12, 1), "month",
+                             include_test=True)  # fmt: skip
+    # ISO weeks start on Monday: 26 October holds Saturday 31 and Sunday 1 November.
+    assert points(weekly, "satisfaction") == [(date(2026, 10, 26), 3, 10 / 3), (date(2026, 11, 2), 2, 2.5)]
+    assert [(d, n) for d, n, _ in points(monthly, "satisfaction")] == [(date(2026, 10, 1), 1), (date(2026, 11, 1), 4)]
+    assert [(d, n) for d, n, _ in points(with_test, "satisfaction")] == [(date(2026, 10, 1), 1), (date(2026, 11, 1), 5)]
+
+
+def test_bucket_starts() -> None:
+    assert wc.bucket_starts(date(2026, 11, 4), date(2026, 11, 18), "week") == [date(2026, 11, 2), date(2026, 11, 9),
+                                                                               date(2026, 11, 16)]  # fmt: skip
+    assert wc.bucket_starts(date(2026, 11, 15), date(2027, 2, 1), "month") == [date(2026, 11, 1), date(2026, 12, 1),
+                                                                               date(2027, 1, 1)]  # fmt: skip
+    with pytest.raises(ValueError):
+        wc.bucket_starts(date(2026, 11, 1), date(2026, 12, 1), "year")
+
+
+def test_volumes_ratings_and_comments_of_an_arbitrary_period(around_the_fall_back: ReportStack) -> None:
+    rt = around_the_fall_back.rt
+    sid = rt.service_ids["rpt-mixed"]
+    with rt.sessions() as session:
+        scope = wc.scope_for(rt, [sid], (date(2026, 11, 1), date(2026, 11, 3)))
+        by_channel = wc.volumes(rt, session, scope, by=("channel",))
+        by_office = wc.volumes(rt, session, scope, by=("office",))
+        ratings = wc.ratings(session, scope, by=())
+        comments = wc.comments(session, scope)
+        with_test = wc.comments(session, wc.scope_for(rt, [sid], (date(2026, 11, 1), date(2026, 11, 3)), True))
+    kiosk = by_channel[wc.Key(sid, "kiosk")]
+    assert (kiosk.customers, kiosk.opportunities, kiosk.respondents) == (3, 3, 3)
+    email = by_channel[wc.Key(sid, "email")]
+    assert (email.customers, email.opportunities, email.respondents, email.response_rate) == (1, 1, 1, 1.0)
+    assert by_office[wc.Key(sid, None, rt.office_ids["NYC-01"])].customers == 3
+    assert by_office[wc.Key(sid, None, None)].customers == 1  # E1 has no office
+    assert ratings[wc.Key(sid)]["satisfaction"].counts == {4: 1, 1: 1, 2: 1, 3: 1}
+    assert [c.text for c in comments] == ["mail me: [email]"] == [c.text for c in with_test]
+    assert comments[0].channel == "email" and wc.a11_channel(comments[0].channel) == "email"
+
+
+def test_an_unknown_service_or_grouping_is_refused(report_stack: ReportStack) -> None:
+    rt = report_stack.rt
+    with pytest.raises(KeyError):
+        wc.scope_for(rt, ["nope"], (date(2026, 11, 1), date(2026, 11, 2)))
+    with rt.sessions() as session, pytest.raises(ValueError):
+        wc.volumes(rt, session, wc.scope_for(rt, None, (date(2026, 11, 1), date(2026, 11, 2))), by=("colour",))
+
+
+@pytest.mark.parametrize(
+    "text, masked",
+    [
+        ("Call me at (202) 555-0123 please", "Call me at [phone] please"),
+        ("+1 202 555 0124 or 202.555.0125", "[phone] or [phone]"),
+        ("my cell is 2025550126.", "my cell is [phone]."),
+        ("jo.doe+x@example.gov wrote", "[email] wrote"),
+        ("write to jane (at) example.com", "write to [email]"),
+        ("Both: a@b.co and 555-0199", "Both: [email] and [phone]"),
+        ("I waited 45 minutes on 3/4 at window 12", "I waited 45 minutes on 3/4 at window 12"),
+        ("I looked at travel.state.gov first", "I looked at travel.state.gov first"),
+        ("", ""),
+    ],
+)
+def test_masking(text: str, masked: str) -> None:
+    assert mask_contacts(text) == masked
