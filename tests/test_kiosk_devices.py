@@ -1,0 +1,121 @@
+"""Kiosk devices: `survey-engine kiosk register|list|revoke` as a newcomer runs them, and the enrollment rules
+(one use, 24 hours, hashed at rest, a cookie that keeps the secret out of the address)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine import kiosk as registry
+from engine.db import unit_of_work
+from engine.models import KioskDevice
+from tests.kiosk_support import COOKIE, register
+from tests.test_cli import cli
+
+ENROLL = re.compile(r"^https?://[^/]+/kiosk/enroll/([A-Za-z0-9_-]{32,})$")
+
+
+@pytest.fixture
+def sqlite_env(tmp_path):
+    """A fresh instance folder: the embedded default (SQLite, generated secrets), as a newcomer starts."""
+    return {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"), "SURVEY_ENGINE_DATABASE_URL": "",
+            "SURVEY_ENGINE_SECRET_KEY": "", "SURVEY_ENGINE_ENCRYPTION_KEY": ""}  # fmt: skip
+
+
+def test_register_list_revoke_on_the_command_line(sqlite_env):
+    cli("db", "upgrade", env=sqlite_env, check=True)
+    made = cli("kiosk", "register", "--service", "passport-renewal", "--office", "NYC-01", "--name", "Exit left",
+               "--language", "es", "--language", "en", env=sqlite_env, check=True)  # fmt: skip
+    last = made.stdout.strip().splitlines()[-1]
+    assert ENROLL.match(last), made.stdout
+    listed = cli("kiosk", "list", env=sqlite_env, check=True).stdout.strip().splitlines()
+    assert listed[0].split("\t")[:5] == ["id", "service", "office", "name", "state"]
+    device_id, service, office, name, state, seen = listed[1].split("\t")
+    assert (service, office, name, state, seen) == ("passport-renewal", "NYC-01", "Exit left", "awaiting enrollment",
+                                                    "never")  # fmt: skip
+    assert device_id in made.stdout
+    revoked = cli("kiosk", "revoke", device_id, env=sqlite_env, check=True)
+    assert "revoked" in revoked.stdout
+    assert cli("kiosk", "list", env=sqlite_env, check=True).stdout.splitlines()[1].split("\t")[4] == "revoked"
+    wrong = cli("kiosk", "revoke", "not-an-id", env=sqlite_env)
+    assert wrong.returncode != 0 and "not a device id" in wrong.stderr
+    no_kiosk = cli("kiosk", "register", "--service", "benefits-contact-center", "--office", "NYC-01", env=sqlite_env)
+    assert no_kiosk.returncode != 0 and "does not list the kiosk channel" in no_kiosk.stderr
+    bad_office = cli("kiosk", "register", "--service", "passport-renewal", "--office", "ZZZ", env=sqlite_env)
+    assert bad_office.returncode != 0 and "unknown office 'ZZZ'" in bad_office.stderr
+    bad_language = cli("kiosk", "register", "--service", "passport-renewal", "--office", "NYC-01", "--language", "fr",
+                       env=sqlite_env)  # fmt: skip
+    assert bad_language.returncode != 0 and "does not offer fr" in bad_language.stderr
+
+
+def test_the_demo_registers_a_kiosk_and_prints_its_enrollment_url(sqlite_env):
+    result = cli("demo", "--count", "2", "--service", "passport-renewal", env=sqlite_env, check=True)
+    assert ENROLL.match(result.stdout.strip().splitlines()[-1]), result.stdout
+    assert "demo kiosk" in result.stdout
+
+
+def test_the_code_is_kept_hashed_used_once_and_expires(client, runtime):
+    device_id, code = register(runtime, languages=["es"])
+    with runtime.sessions() as session:
+        device = session.get(KioskDevice, device_id)
+        assert device is not None and device.enrollment_hash == hashlib.sha256(code.encode()).hexdigest()
+        assert device.languages == ["es"] and device.credential_hash is None
+        assert device.enrollment_expires_at is not None
+        assert timedelta(hours=23, minutes=59) < device.enrollment_expires_at - datetime.now(UTC) <= timedelta(hours=24)
+    reply = client.get(f"/kiosk/enroll/{code}")
+    assert reply.status_code == 303 and reply.headers["Location"] == "/kiosk"
+    assert reply.headers["Referrer-Policy"] == "no-referrer" and reply.headers["Cache-Control"] == "no-store"
+    cookie = reply.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    for attribute in ("Secure", "HttpOnly", "Path=/", "SameSite=Strict"):
+        assert attribute in cookie
+    assert "Domain" not in cookie
+    credential = cookie.split(";")[0].split("=", 1)[1]
+    assert len(credential) >= 43 and code not in cookie
+    with runtime.sessions() as session:
+        stored = session.execute(select(KioskDevice.credential_hash)).scalar_one()
+    assert stored == hashlib.sha256(credential.encode()).hexdigest()
+    page = client.get("/kiosk")
+    assert page.status_code == 200 and code.encode() not in page.data and credential.encode() not in page.data
+    assert client.get("/kiosk/flow.json").get_json()["languages"] == [{"code": "es", "name": "Español"}]
+    again = client.get(f"/kiosk/enroll/{code}")
+    assert again.status_code == 410 and b"already used" in again.data
+    assert client.get("/kiosk/enroll/made-up-code").status_code == 404
+
+    old_id, old_code = register(runtime)
+    with unit_of_work(runtime.sessions) as session:
+        expired = session.get(KioskDevice, old_id)
+        assert expired is not None
+        expired.enrollment_expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    late = client.get(f"/kiosk/enroll/{old_code}")
+    assert late.status_code == 410 and b"expired" in late.data
+    with runtime.sessions() as session:
+        assert registry.list_devices(session)[1].state == "enrollment expired"
+
+
+def test_without_a_credential_the_kiosk_says_how_to_enroll(client, runtime):
+    for path in ("/kiosk", "/kiosk/flow.json", "/kiosk/sw.js", "/kiosk/assets/kiosk.js"):
+        reply = client.get(path)
+        assert reply.status_code == 401, path
+    page = client.get("/kiosk", headers={"Accept-Language": "es"})
+    assert "Este quiosco no está inscrito" in page.get_data(as_text=True)
+    assert b"survey-engine kiosk register" in page.data
+
+
+def test_the_service_worker_may_control_the_kiosk_page(client, runtime):
+    _, code = register(runtime)
+    client.get(f"/kiosk/enroll/{code}")
+    worker = client.get("/kiosk/sw.js")
+    assert worker.status_code == 200 and worker.headers["Service-Worker-Allowed"] == "/kiosk"
+    assert worker.mimetype == "text/javascript"
+    assert client.get("/kiosk/assets/nope.js").status_code == 404
+    document = client.get("/kiosk/flow.json").get_json()
+    assert document["idle_reset_seconds"] == 45
+    assert document["flow"] == {**document["flow"], "id": "a11-standard", "version": "1"}
+    comments = document["text"]["en"]["questions"]["comments"]
+    assert "do not include personal information" in comments
+    assert document["text"]["es"]["questions"]["comments"].startswith("¿Algo más")
