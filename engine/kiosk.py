@@ -197,10 +197,16 @@ def list_devices(session: Session, now: datetime | None = None) -> list[DeviceRo
     ]
 
 
+class ServiceGone(KioskError):
+    """The device's service is no longer configured (or no longer offers the kiosk channel)."""
+
+
 def device_context(rt: Runtime, device: KioskDevice) -> tuple[str, str]:
-    """The device's service slug and office code."""
-    slug = next(s for s, i in rt.service_ids.items() if i == device.service_id)
-    code = next(c for c, i in rt.office_ids.items() if i == device.office_id)
+    """The device's service slug and office code; :class:`ServiceGone` if the service left the configuration."""
+    slug = next((s for s, i in rt.service_ids.items() if i == device.service_id), None)
+    code = next((c for c, i in rt.office_ids.items() if i == device.office_id), "")
+    if slug is None or slug not in rt.catalog.services or CHANNEL not in rt.catalog.services[slug].channels:
+        raise ServiceGone(f"kiosk {device.id}: its service is no longer configured with the kiosk channel")
     return slug, code
 
 

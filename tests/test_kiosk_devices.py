@@ -32,15 +32,16 @@ def test_register_list_revoke_on_the_command_line(sqlite_env):
                "--language", "es", "--language", "en", env=sqlite_env, check=True)  # fmt: skip
     last = made.stdout.strip().splitlines()[-1]
     assert ENROLL.match(last), made.stdout
-    listed = cli("kiosk", "list", env=sqlite_env, check=True).stdout.strip().splitlines()
-    assert listed[0].split("\t")[:5] == ["id", "service", "office", "name", "state"]
-    device_id, service, office, name, state, seen = listed[1].split("\t")
+    result = cli("kiosk", "list", env=sqlite_env, check=True)
+    assert result.stderr.split("\t")[:5] == ["id", "service", "office", "name", "state"]
+    [line] = result.stdout.strip().splitlines()
+    device_id, service, office, name, state, seen = line.split("\t")
     assert (service, office, name, state, seen) == ("passport-renewal", "NYC-01", "Exit left", "awaiting enrollment",
                                                     "never")  # fmt: skip
     assert device_id in made.stdout
     revoked = cli("kiosk", "revoke", device_id, env=sqlite_env, check=True)
     assert "revoked" in revoked.stdout
-    assert cli("kiosk", "list", env=sqlite_env, check=True).stdout.splitlines()[1].split("\t")[4] == "revoked"
+    assert cli("kiosk", "list", env=sqlite_env, check=True).stdout.splitlines()[0].split("\t")[4] == "revoked"
     wrong = cli("kiosk", "revoke", "not-an-id", env=sqlite_env)
     assert wrong.returncode != 0 and "not a device id" in wrong.stderr
     no_kiosk = cli("kiosk", "register", "--service", "benefits-contact-center", "--office", "NYC-01", env=sqlite_env)
@@ -119,3 +120,36 @@ def test_the_service_worker_may_control_the_kiosk_page(client, runtime):
     comments = document["text"]["en"]["questions"]["comments"]
     assert "do not include personal information" in comments
     assert document["text"]["es"]["questions"]["comments"].startswith("¿Algo más")
+
+
+def test_the_kiosk_settings_of_a_service_are_checked(runtime):
+    from engine.catalog import parse_service
+    from engine.errors import ConfigError
+
+    base = {"name": "S", "agency": "A", "service_type": "other", "flow": "a11-standard", "channels": ["kiosk"],
+            "timezone": "UTC"}  # fmt: skip
+    flows = runtime.catalog.flows
+    parsed = parse_service("s", base, flows, {"kiosk"})
+    assert parsed.kiosk_idle_reset == timedelta(seconds=45) and parsed.kiosk_max_sessions_per_minute == 6
+    tuned = parse_service("s", {**base, "kiosk_idle_reset": "PT90S", "kiosk_max_sessions_per_minute": 10}, flows, None)
+    assert tuned.kiosk_idle_reset == timedelta(seconds=90) and tuned.kiosk_max_sessions_per_minute == 10
+    for key, value, message in [
+        ("kiosk_idle_reset", "45 seconds", "kiosk_idle_reset"),
+        ("kiosk_idle_reset", "PT0S", "between PT1S and PT1H"),
+        ("kiosk_idle_reset", "PT2H", "between PT1S and PT1H"),
+        ("kiosk_max_sessions_per_minute", 0, "positive whole number"),
+        ("kiosk_max_sessions_per_minute", "6", "positive whole number"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            parse_service("s", {**base, key: value}, flows, None)
+
+
+def test_a_kiosk_whose_service_left_the_configuration_keeps_its_queue(client, runtime):
+    from tests.kiosk_support import enrolled, post_batch, session_of
+
+    _, credential = enrolled(runtime)
+    runtime.catalog.services.pop("kiosk-office")
+    reply = post_batch(client, credential, [session_of([("trust", 5)])])
+    assert reply.status_code == 503 and reply.headers["Retry-After"] == "300"
+    assert "nothing was stored" in reply.get_json()["detail"]
+    assert client.get("/kiosk/flow.json").status_code == 503

@@ -141,7 +141,10 @@ def page() -> Any:
 def flow_json() -> Any:
     device = _device(api=False)
     rt = runtime()
-    service_slug, _ = registry.device_context(rt, device)
+    try:
+        service_slug, _ = registry.device_context(rt, device)
+    except registry.ServiceGone as exc:
+        return Response(str(exc), status=503, mimetype="text/plain", headers={"Retry-After": "300"})
     service = rt.catalog.services[service_slug]
     flow = rt.catalog.flow_of(service)
     with rt.sessions() as session:  # the version as published (what answers will be checked against)
@@ -192,5 +195,9 @@ def responses() -> Any:
         if attached.revoked_at is not None:  # revoked between the check and now
             raise Problem(401, "This kiosk was revoked; it can no longer submit responses.", kind="kiosk-revoked")
         attached.last_seen_at = now
-        results = registry.store_batch(session, rt, attached, batch, now)
+        try:
+            results = registry.store_batch(session, rt, attached, batch, now)
+        except registry.ServiceGone as exc:  # the sessions stay queued on the device until it is configured again
+            raise Problem(503, f"{exc}; nothing was stored, keep the sessions and retry later.",
+                          kind="kiosk-service-gone", headers={"Retry-After": "300"}) from None  # fmt: skip
     return jsonify({"results": [r.as_dict() for r in results]})

@@ -39,7 +39,10 @@ def register(service: str, office: str, name: str | None, languages: tuple[str, 
 
 @kiosk.command("list")
 def list_() -> None:
-    """Every device: id first, then service, office, name, state and last contact."""
+    """Every device, one a line, tab-separated: id first, then service, office, name, state and last contact.
+
+    The column names go to standard error, so ``kiosk list | cut -f1`` gives the ids alone.
+    """
     from engine import kiosk as registry
 
     rt = _runtime()
@@ -48,7 +51,7 @@ def list_() -> None:
     if not rows:
         click.echo("no kiosk devices (register one with `survey-engine kiosk register`)", err=True)
         return
-    click.echo("\t".join(["id", "service", "office", "name", "state", "last contact (UTC)"]))
+    click.echo("\t".join(["id", "service", "office", "name", "state", "last contact (UTC)"]), err=True)
     for row in rows:
         seen = row.last_seen_at.strftime("%Y-%m-%d %H:%M:%S") if row.last_seen_at else "never"
         click.echo("\t".join([str(row.id), row.service, row.office, row.name, row.state, seen]))
