@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from engine import kiosk as registry
 from engine.db import unit_of_work
@@ -178,20 +179,26 @@ def test_offline_three_visitors_reload_and_a_lost_reply_store_exactly_three(tabl
     assert page.evaluate("document.body.dataset.queue") == "3"
     assert stored(runtime) == []
 
+    lost: list[int] = []
     posts: list[str] = []
 
     def lose_first_reply(route: Any) -> None:
         posts.append(route.request.url)
-        if len(posts) == 1:
-            route.fetch()  # the server stores the batch...
-            route.abort()  # ...and the page never hears back
-        else:
+        if lost:
             route.continue_()
+            return
+        try:
+            reply = route.fetch()  # the server stores the batch...
+        except PlaywrightError:  # a retry timer fired while still offline
+            route.abort()
+            return
+        lost.append(reply.status)
+        route.abort()  # ...and the page never hears back
 
     page.route("**/api/v1/kiosk/responses", lose_first_reply)
     tablet.set_offline(False)
     _wait_queue_empty(page)
-    assert len(posts) >= 2
+    assert lost == [200] and len(posts) >= 2
     rows = stored(runtime)
     assert len(rows) == 3
     assert sorted(a["trust"].value for _, a in rows) == [1, 5, 5]
