@@ -148,13 +148,13 @@ def sign_in(client: Any, email: str, password: str = PASSWORD, address: str = "1
 # -- a quarter built through the real engine -------------------------------------------------------------------
 
 # dash-email: 6 counted transactions (4 NYC-01, 2 HNL-01) and 2 test ones; every one invited by email.
-# Answers (satisfaction, trust, comment) of 4 counted invitations (answered counts as delivered); a 5th counted invitation is opened and left
+# Answers (satisfaction, trust, effectiveness, comment) of 4 counted invitations (answered counts as delivered); a 5th counted invitation is opened and left
 # without an answer (a started response that is no respondent); one test invitation is answered too.
-EMAIL_ANSWERS = [
-    ("NYC-01", 5, 4, "Quick and kind. Call me at (202) 555-0199 or write to pat@example.com"),
-    ("NYC-01", 4, 4, None),
-    ("NYC-01", 2, 1, "Too slow."),
-    ("HNL-01", 5, 3, None),
+EMAIL_ANSWERS = [  # office, satisfaction, trust, effectiveness, comment
+    ("NYC-01", 5, 4, 4, "Quick and kind. Call me at (202) 555-0199 or write to pat@example.com"),
+    ("NYC-01", 4, 4, None, None),
+    ("NYC-01", 2, 1, None, "Too slow."),
+    ("HNL-01", 5, 3, 4, None),
 ]
 TEST_ANSWER = (1, 1, "test data: must never show in the counted view")
 # dash-drivers: 3 counted transactions, all answered: thumbs up + 2 positive drivers, up + 1, down + 2 negative.
@@ -231,9 +231,11 @@ def build_quarter(rt: Runtime) -> None:
             assert tx is not None and invitation.state.value == "sent"
             code = next(c for c, i in rt.office_ids.items() if i == tx.office_id)
         by_office.setdefault(code, []).append(invitation)
-    for office, satisfaction, trust, comment in EMAIL_ANSWERS:
+    for office, satisfaction, trust, effectiveness, comment in EMAIL_ANSWERS:
         invitation = by_office[office].pop(0)
         values = {"satisfaction": Given(value=satisfaction), "trust": Given(value=trust)}
+        if effectiveness:
+            values["effectiveness"] = Given(value=effectiveness)
         if comment:
             values["comments"] = Given(text=comment)
         _answer(rt, invitation.id, values)

@@ -61,6 +61,9 @@ def test_the_page_shows_the_figures_computed_by_hand(dash_client, quarter_built)
     # satisfaction 5, 4, 2, 5: one 2, one 4, two 5s; trust 4, 4, 1, 3: one 1, one 3, two 4s
     assert ratings["Satisfaction"] == ["0", "1", "0", "1", "2", "4", "4.00", "75.0\u00a0%"]
     assert ratings["Trust"] == ["1", "0", "1", "2", "0", "4", "3.00", "50.0\u00a0%"]
+    assert ratings["Effectiveness"] == ["0", "0", "0", "2", "0", "2", "4.00", "100.0\u00a0%"]
+    assert "Ease" not in ratings  # not answered: no row
+    assert "table-drivers" not in html and "as a 5-point question" in html  # a11-standard asks no driver choices
     offices = rows_by_first_cell(html, "table-office")
     for code, (customers, opportunities, respondents) in want["offices"].items():
         label = next(label for label in offices if label.startswith(code))
@@ -91,15 +94,21 @@ def test_the_page_agrees_with_the_a11_file(dash_client, quarter_built):
         assert (row["volume_of_customers"], row["volume_of_customers_provided_survey_opportunity"],
                 row["volume_of_respondents"]) == (want["customers"], want["opportunities"], want["respondents"])  # fmt: skip
         ratings = rows_by_first_cell(html, "table-ratings")
-        for tag, label in (("satisfaction", "Satisfaction"), ("trust", "Trust")):
-            cells = ratings[label]
+        for tag in wc.RATING_TAGS:
+            if tag not in ("satisfaction", "trust") and not row[f"{tag}_n"]:
+                assert tag.capitalize() not in ratings
+                continue
+            if slug == "dash-drivers" and tag == "satisfaction":
+                assert row["satisfaction_n"] in (None, 0) and ratings["Satisfaction"][5] == "0"
+                continue
+            cells = ratings[tag.capitalize()]
             assert int(cells[5]) == (row[f"{tag}_n"] or 0)
             assert cells[7] == _pct1(row[f"{tag}_agree_pct"])
             for point in (1, 5):
                 assert int(cells[point - 1]) == (row[f"{tag}_{point}"] or 0)
             if row.get(f"{tag}_mean") is not None:
                 assert cells[6] == f"{row[f'{tag}_mean']:.2f}"
-        drivers = rows_by_first_cell(html, "table-drivers")
+        drivers = rows_by_first_cell(html, "table-drivers") if "table-drivers" in html else {}
         for name, (positive, negative) in drivers.items():
             driver = name.lower()
             assert int(positive) == (row[f"positive_{driver}"] or 0), (slug, name)

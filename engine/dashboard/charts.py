@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH = 640
+WIDTH = 420
 FONT = 13
-LABEL_WIDTH = 170
+LABEL_WIDTH = 112
 # Series styles: colour class, dash pattern, marker shape.
 STYLES = (("series-a", "", "circle"), ("series-b", "6 4", "square"), ("series-c", "2 3", "diamond"))
 
@@ -44,7 +44,7 @@ def _svg(chart_id: str, title: str, desc: str, height: int, body: str) -> Markup
     )
 
 
-def _clip(label: str, limit: int = 24) -> str:
+def _clip(label: str, limit: int = 15) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
@@ -53,7 +53,7 @@ def bars(chart_id: str, title: str, desc: str, rows: Sequence[Bar], maximum: flo
     top = maximum if maximum is not None else max((r.value for r in rows), default=0)
     top = top or 1
     row_h, pad = 30, 8
-    span = WIDTH - LABEL_WIDTH - 90
+    span = WIDTH - LABEL_WIDTH - 60
     parts = []
     for i, row in enumerate(rows):
         y = pad + i * row_h
@@ -76,7 +76,7 @@ def diverging(
     top = max((max(n, p) for _, n, p in rows), default=0) or 1
     row_h, head = 28, 26
     centre = LABEL_WIDTH + (WIDTH - LABEL_WIDTH) / 2
-    half = (WIDTH - LABEL_WIDTH) / 2 - 40
+    half = (WIDTH - LABEL_WIDTH) / 2 - 26
     parts = [
         f'<text x="{centre - 6:.1f}" y="16" text-anchor="end" class="label strong">{escape(left)}</text>',
         f'<text x="{centre + 6:.1f}" y="16" class="label strong">{escape(right)}</text>',
@@ -110,8 +110,8 @@ def lines(
     unit: str = "%",
 ) -> Markup:  # fmt: skip
     """A line per series over the buckets in ``labels``; a bucket without answers leaves a gap."""
-    left, right, top, bottom = 44, 16, 34, 46
-    height = 280
+    left, right, top, bottom = 40, 14, 34, 40
+    height = 250
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     count = max(1, len(labels))
     step = plot_w / max(1, count - 1) if count > 1 else 0
@@ -128,9 +128,9 @@ def lines(
         y = y_at(level)
         parts.append(f'<line x1="{left}" x2="{WIDTH - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
                      f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{level:g}{escape(unit)}</text>')  # fmt: skip
-    every = max(1, -(-count // 8))  # at most about 8 bucket labels on the axis
+    every = max(1, -(-count // 5))  # at most about 5 bucket labels on the axis, never crowding the last one
     for i, label in enumerate(labels):
-        if i % every == 0 or i == count - 1:
+        if i % every == 0 or (i == count - 1 and i % every >= every / 2):
             parts.append(f'<text x="{x_at(i):.1f}" y="{height - bottom + 18}" text-anchor="middle" class="tick">'
                          f"{escape(label)}</text>")  # fmt: skip
     legend_x = left
@@ -147,10 +147,11 @@ def lines(
             if len(run) > 1:
                 d = "M" + "L".join(f"{x:.1f} {y:.1f}" for x, y in run)
                 parts.append(f'<path d="{d}" class="line {css}"{dash_attr}/>')
+        labelled = sum(v is not None for v in s.values) <= 8  # few points: print each one's value
         for i, v in enumerate(s.values):
             if v is not None:
                 parts.append(_marker(shape, x_at(i), y_at(v), css))
-                if count <= 12:
+                if labelled:
                     dy = -9 if s_index % 2 == 0 else 17
                     parts.append(f'<text x="{x_at(i):.1f}" y="{y_at(v) + dy:.1f}" text-anchor="middle" '
                                  f'class="value small">{escape(s.shown[i])}</text>')  # fmt: skip
@@ -159,7 +160,7 @@ def lines(
             + _marker(shape, legend_x + 13, 12, css)
             + f'<text x="{legend_x + 32}" y="16" class="label">{escape(s.name)}</text>'
         )
-        legend_x += 40 + 8 * len(s.name)
+        legend_x += 44 + 8 * len(s.name)
     if not any(v is not None for s in series for v in s.values):
         parts.append(f'<text x="{WIDTH / 2}" y="{top + plot_h / 2}" text-anchor="middle" class="label">—</text>')
     return _svg(chart_id, title, desc, height, "".join(parts))

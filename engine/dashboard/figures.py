@@ -37,7 +37,19 @@ DRIVER_NAMES = {
     "employee": N_("Employee"),
     "other": N_("Other"),
 }
+CHANNEL_SHORT = {"ivr": "IVR", "sms": "SMS", "email": N_("Email"), "kiosk": N_("Kiosk"), "web": N_("Website"),
+                 "console": N_("Console")}  # fmt: skip
 NO_OFFICE = N_("No office coded")
+NO_OFFICE_SHORT = N_("None")
+RATING_NAMES = {
+    "satisfaction": N_("Satisfaction"),
+    "trust": N_("Trust"),
+    "effectiveness": N_("Effectiveness"),
+    "ease": N_("Ease"),
+    "efficiency": N_("Efficiency"),
+    "transparency": N_("Transparency"),
+    "employee": N_("Employee"),
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class GroupRow:
 
     key: str
     label: str
+    short: str  # the label on the chart
     volumes: wc.Volumes
     ratings: dict[str, wc.Rating]
 
@@ -76,9 +89,15 @@ class ServiceFigures:
     by_office: list[GroupRow]
     comments: list[CommentView]
     thumbs: set[str] = field(default_factory=set)  # tags asked as thumbs up/down (no mean)
+    driver_choices: bool = True  # the flow asks drivers as choices (else as 5-point questions, in ``ratings``)
 
     def rating(self, tag: str) -> wc.Rating:
         return self.ratings.get(tag) or wc.Rating({})
+
+    @property
+    def rating_rows(self) -> list[tuple[str, wc.Rating]]:
+        """Satisfaction and trust always, the other rating tags when they were answered, in the A-11 order."""
+        return [(t, self.rating(t)) for t in wc.RATING_TAGS if t in TAGS or self.rating(t).n]
 
     @property
     def funnel_steps(self) -> list[tuple[str, int]]:
@@ -105,7 +124,7 @@ def thumbs_tags(rt: Runtime, slug: str) -> set[str]:
 
 
 def office_label(rt: Runtime, office_id: int | None) -> tuple[str, str]:
-    """(code, name) of an office id; ("", the no-office label) for None."""
+    """(code, "code · name") of an office id; ("", the no-office label) for None."""
     if office_id is None:
         return "", NO_OFFICE
     for code, id_ in rt.office_ids.items():
@@ -113,6 +132,11 @@ def office_label(rt: Runtime, office_id: int | None) -> tuple[str, str]:
             office = rt.catalog.offices.get(code)
             return code, f"{code} · {office.name}" if office else code
     return str(office_id), str(office_id)
+
+
+def driver_choices(rt: Runtime, slug: str) -> bool:
+    flow = rt.catalog.flows.get(rt.catalog.services[slug].flow)
+    return flow is None or any(q.a11 in wc.DRIVER_SIDES for q in flow.questions)
 
 
 def _groups(
@@ -125,10 +149,11 @@ def _groups(
     for key in keys:
         if dimension == "channel":
             code = key.channel or ""
-            label = CHANNEL_NAMES.get(code, code)
+            label, short = CHANNEL_NAMES.get(code, code), CHANNEL_SHORT.get(code, code)
         else:
             code, label = office_label(rt, key.office_id)
-        rows.append(GroupRow(code, label, vols.get(key) or wc.Volumes(), rates.get(key) or {}))
+            short = code or NO_OFFICE_SHORT
+        rows.append(GroupRow(code, label, short, vols.get(key) or wc.Volumes(), rates.get(key) or {}))
     if dimension == "office":
         rows.sort(key=lambda r: (r.key == "", -r.volumes.respondents, r.key))
     return rows
@@ -144,7 +169,7 @@ def service_figures(
     key = wc.Key(sid)
     funnel = wc.funnel(rt, session, scope).get(key) or wc.Funnel()
     totals = wc.volumes(rt, session, scope, by=()).get(key) or wc.Volumes()
-    ratings = wc.ratings(session, scope, by=(), tags=TAGS).get(key) or {}
+    ratings = wc.ratings(session, scope, by=(), tags=wc.RATING_TAGS).get(key) or {}
     trend = wc.trend(rt, session, slug, quarter.first_day, quarter.end_day, bucket, TAGS, include_test)
     chosen = wc.drivers(session, scope, by=()).get(key) or {}
     drivers = [(d, chosen.get(("positive", d), 0), chosen.get(("negative", d), 0)) for d in wc.DRIVERS]
@@ -157,6 +182,7 @@ def service_figures(
         slug=slug, quarter=quarter, include_test=include_test, bucket=bucket, funnel=funnel, totals=totals,
         ratings=ratings, trend=trend, drivers=drivers, by_channel=_groups(rt, session, scope, "channel"),
         by_office=_groups(rt, session, scope, "office"), comments=views, thumbs=thumbs_tags(rt, slug),
+        driver_choices=driver_choices(rt, slug),
     )  # fmt: skip
 
 
@@ -171,6 +197,7 @@ def quarter_choices(current: FiscalQuarter, selected: FiscalQuarter, count: int 
 
 
 def bucket_label(day: date, bucket: str) -> str:
-    if bucket == "month":
-        return day.strftime("%Y-%m")
-    return day.isoformat()
+    """A bucket's short label on the chart's axis, in the page's language ("Oct 5", "Oct 2026")."""
+    from flask_babel import format_date
+
+    return str(format_date(day, format="MMM y" if bucket == "month" else "MMM d"))

@@ -224,7 +224,7 @@ def service_page(service: str) -> Any:
         "dashboard/service.html", current_slug=service, service=config,
         service_name=translate(language, config.name), figs=figs, charts=_charts(figs), quarter=quarter,
         quarters=figures.quarter_choices(current, quarter), bucket=bucket, day=timedelta(days=1),
-        driver_names=figures.DRIVER_NAMES, data=data, test_preview=test_preview,
+        driver_names=figures.DRIVER_NAMES, rating_names=figures.RATING_NAMES, data=data, test_preview=test_preview,
         a11_url=url_for("dashboard.a11_csv", service=service, fiscal_year=quarter.fiscal_year,
                         quarter=quarter.quarter),
     )  # fmt: skip
@@ -249,11 +249,9 @@ def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
     )  # fmt: skip
     labels = [figures.bucket_label(p.day, f.bucket) for p in f.trend["satisfaction"]]
     series = [
-        charts.Series(_("Satisfaction"), [None if p.agree_share is None else p.agree_share * 100
-                                          for p in f.trend["satisfaction"]],
-                      [_pct(p.agree_share) for p in f.trend["satisfaction"]]),
-        charts.Series(_("Trust"), [None if p.agree_share is None else p.agree_share * 100 for p in f.trend["trust"]],
-                      [_pct(p.agree_share) for p in f.trend["trust"]]),
+        charts.Series(name, [None if p.agree_share is None else p.agree_share * 100 for p in f.trend[tag]],
+                      [_("%(share)s (n=%(count)d)", share=_pct(p.agree_share), count=p.n) for p in f.trend[tag]])
+        for tag, name in (("satisfaction", _("Satisfaction")), ("trust", _("Trust")))
     ]  # fmt: skip
     trend = charts.lines(
         "chart-trend", _("Satisfaction and trust over time"),
@@ -267,13 +265,13 @@ def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
     channel = charts.bars(
         "chart-channel", _("Response rate by channel"),
         _("Respondents divided by survey opportunities per channel; the numbers are in the table that follows."),
-        [charts.Bar(_(r.label), (r.volumes.response_rate or 0) * 100, _pct(r.volumes.response_rate))
+        [charts.Bar(_(r.short), (r.volumes.response_rate or 0) * 100, _pct(r.volumes.response_rate))
          for r in f.by_channel], maximum=100,
     )  # fmt: skip
     office = charts.bars(
         "chart-office", _("Satisfaction by office"),
         _("Share of satisfaction answers that agree (4 or 5) per office; the numbers are in the table that follows."),
-        [charts.Bar(_(r.label), (r.rating("satisfaction").agree_share or 0) * 100,
+        [charts.Bar(_(r.short), (r.rating("satisfaction").agree_share or 0) * 100,
                     _pct(r.rating("satisfaction").agree_share)) for r in f.by_office], maximum=100,
     )  # fmt: skip
     return {
@@ -298,6 +296,6 @@ def a11_csv(service: str) -> Any:
         body = formats.to_csv(a11.collection(rt, db, quarter, [service])).encode("utf-8")
     response = make_response(body)
     response.headers["Content-Type"] = formats.CSV_MEDIA_TYPE
-    name = f"a11-{service}-FY{quarter.fiscal_year}-Q{quarter.quarter}.csv"
+    name = f"a11-{service}-fy{quarter.fiscal_year}-q{quarter.quarter}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
