@@ -126,7 +126,7 @@ def sign_in() -> Any:
     except RateLimited as limited:
         minutes = max(1, -(-limited.retry_after // 60))
         response = _message(429, _("Too many sign-in attempts"),
-                            _("Wait %(minutes)d minutes, then try again.", minutes=minutes))  # fmt: skip
+                            _("Try again in %(minutes)d min.", minutes=minutes))  # fmt: skip
         response.headers["Retry-After"] = str(limited.retry_after)
         return response
     if user is None:
@@ -250,7 +250,7 @@ def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
     labels = [figures.bucket_label(p.day, f.bucket) for p in f.trend["satisfaction"]]
     series = [
         charts.Series(name, [None if p.agree_share is None else p.agree_share * 100 for p in f.trend[tag]],
-                      [_("%(share)s (n=%(count)d)", share=_pct(p.agree_share), count=p.n) for p in f.trend[tag]])
+                      [_("%(share)s (%(count)d answers)", share=_pct(p.agree_share), count=p.n) for p in f.trend[tag]])
         for tag, name in (("satisfaction", _("Satisfaction")), ("trust", _("Trust")))
     ]  # fmt: skip
     trend = charts.lines(
