@@ -154,3 +154,18 @@ def test_an_account_sees_only_its_services(dash_runtime, dash_client):
     assert dash_client.get("/dashboard/services/no-such-service").status_code == 404
     for query in ("fiscal_year=2027&quarter=5", "fiscal_year=abc&quarter=1", "bucket=year", "data=everything"):
         assert dash_client.get(f"/dashboard/services/dash-email?{query}").status_code == 400, query
+
+
+def test_the_pages_speak_the_browsers_language(dash_runtime, dash_client):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    spanish = {"Accept-Language": "es-US,es;q=0.9,en;q=0.5"}
+    form = dash_client.get("/dashboard/sign-in", headers=spanish)
+    assert 'lang="es"' in form.text and "Iniciar sesión" in form.text and "Contraseña" in form.text
+    refused = dash_client.post("/dashboard/sign-in", headers=spanish,
+                               data={"email": "pm@example.gov", "password": "wrong-password-123",
+                                     "csrf_token": csrf_of(form.text)})  # fmt: skip
+    assert refused.status_code == 401 and "no corresponden a ninguna cuenta" in refused.text
+    assert sign_in(dash_client, "pm@example.gov").status_code == 302
+    page = dash_client.get("/dashboard/services/dash-email", headers=spanish)
+    assert "Embudo de entrega" in page.text and "Descargar el archivo A-11" in page.text
+    assert "Delivery funnel" not in page.text
