@@ -140,14 +140,14 @@ def test_spanish_portrait_and_branching(browser, live_server, runtime):
 
 
 def test_idle_reset_keeps_a_partial_response(tablet, live_server, runtime):
-    page = _enroll(tablet, live_server, runtime, service="kiosk-quick")  # kiosk_idle_reset: PT2S
+    page = _enroll(tablet, live_server, runtime, service="kiosk-idle")  # kiosk_idle_reset: PT2S
     page.get_by_role("button", name="Start", exact=True).tap()
     page.locator(".options .option[data-value='5']").tap()
-    page.wait_for_selector("body[data-question=went_well]")
+    page.wait_for_selector("body[data-question=trust]")
     page.wait_for_selector("body[data-state=start]", timeout=WAIT)  # nobody tapped: back to the start
     _wait_queue_empty(page)
     [(response, answers)] = stored(runtime)
-    assert response.completed_at is None and set(answers) == {"trust"} and answers["trust"].value == 5
+    assert response.completed_at is None and set(answers) == {"satisfaction"} and answers["satisfaction"].value == 5
 
 
 def _answer_one(page: Any, rating: str) -> None:
