@@ -432,6 +432,8 @@ def _check(item: QueuedSession, flow: Flow, now: datetime) -> list[tuple[GivenAn
             pairs.append((answer, question, check_answer(question, answer.given)))
         except InvalidAnswer as exc:
             raise Rejected(f"question {question.id!r}: {exc.message}") from None
+    if all(g.empty for _, _, g in pairs):
+        raise Rejected("the session has no answers: nothing to store")
     ratings = {a.question_id: g.value for a, _, g in pairs}
     for _, question, _ in pairs:
         if not flow.applies(question, CHANNEL, ratings):

@@ -117,6 +117,7 @@ def test_answers_are_checked_against_the_flow_each_bad_session_rejected_alone(cl
         "an unknown choice": session_of([("trust", 5), ("went_well", ["teleport"])], flow="a11-drivers"),
         "answered twice": session_of([("trust", 5), ("trust", 1)], flow="a11-drivers"),
         "no answers": session_of([], flow="a11-drivers"),
+        "only blank text": session_of([("comments", "   ")], flow="a11-drivers"),
         "a language the flow lacks": session_of([("trust", 5)], flow="a11-drivers", language="fr"),
         "in the future": {**future, "flow": {"id": "a11-drivers", "version": "1"}},
     }
