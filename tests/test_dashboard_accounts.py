@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from engine.dashboard.accounts import hash_password, password_problem, verify_password
 from engine.db import unit_of_work, utcnow
+from engine.models import AuditEntry
 from engine.models.accounts import AccountToken, User
 from tests import dashboard_support
 from tests.conftest import ENCRYPTION, SECRET
@@ -66,6 +67,12 @@ def test_user_create_prints_a_one_time_link_alone_on_the_last_line(
     assert sign_in(dash_client, "pat.manager@example.gov").status_code == 302
     again = dash_client.get(f"/dashboard/set-password/{token}")
     assert again.status_code == 404 and "does not work" in again.text
+
+    with dash_runtime.sessions() as session:
+        audited = session.execute(select(AuditEntry.action, AuditEntry.subject).order_by(AuditEntry.id)).all()
+        assert [tuple(a) for a in audited] == [("user.create", "pat.manager@example.gov"),
+                                               ("user.password_set", "pat.manager@example.gov")]  # fmt: skip
+        assert token not in str(session.execute(select(AuditEntry.detail)).all())
 
     listed = cli(database_url, flows_dir, dash_config_dir, "list")
     assert re.search(r"pat\.manager@example\.gov\tactive\tdash-drivers,dash-email\t\d{4}-", listed.stdout)

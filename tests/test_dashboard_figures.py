@@ -155,3 +155,17 @@ def test_the_trend_counts_every_answer_once_whatever_the_bucket(dash_client, qua
     expected_buckets = {"day": (90, 92), "week": (13, 15), "month": (3, 3)}[bucket]
     assert expected_buckets[0] <= len(data) <= expected_buckets[1]
     assert '<svg class="chart" id="chart-trend" role="img"' in html
+
+
+def test_a_quarter_with_only_test_data_points_to_the_test_view(dash_runtime, dash_client):
+    from tests.dashboard_support import _intake, _tx
+
+    _intake(dash_runtime, "dash-other", [_tx("dash-other", n, "NYC-01", test=True) for n in range(3)])
+    make_account(dash_runtime, "pm@example.gov", ("dash-other",))
+    assert sign_in(dash_client, "pm@example.gov").status_code == 302
+    page = dash_client.get("/dashboard/services/dash-other").text
+    assert "No counted transactions this quarter yet. Test transactions: 3." in page
+    assert rows_by_first_cell(page, "table-funnel")["Transactions"][0] == "0"
+    assert 'data=test">See the test data</a>' in page
+    shown = dash_client.get("/dashboard/services/dash-other?data=test").text
+    assert rows_by_first_cell(shown, "table-funnel")["Transactions"][0] == "3"

@@ -169,3 +169,14 @@ def test_the_pages_speak_the_browsers_language(dash_runtime, dash_client):
     page = dash_client.get("/dashboard/services/dash-email", headers=spanish)
     assert "Embudo de entrega" in page.text and "Descargar el archivo A-11" in page.text
     assert "Delivery funnel" not in page.text
+
+
+def test_a_session_lasts_at_most_twelve_hours(dash_runtime, dash_client):
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    assert sign_in(dash_client, "pm@example.gov").status_code == 302
+    with dash_client.session_transaction() as session:
+        session["at"] -= 11 * 3600
+    assert dash_client.get("/dashboard/services/dash-email").status_code == 200
+    with dash_client.session_transaction() as session:
+        session["at"] -= 1 * 3600 + 1
+    assert dash_client.get("/dashboard/services/dash-email").status_code == 302

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from engine.crypto import token_hash
 from engine.db import utcnow
 from engine.i18n import N_
-from engine.models import Service
+from engine.models import AuditEntry, Service
 from engine.models.accounts import AccountToken, User, UserService
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 3
@@ -143,6 +143,11 @@ def _service_ids(session: Session, slugs: tuple[str, ...]) -> list[int]:
     return [found[s] for s in wanted]
 
 
+def audit(session: Session, actor: str, action: str, user: User, **detail: object) -> None:
+    """Record an account action in ``audit_log`` (never a password or a token)."""
+    session.add(AuditEntry(actor=actor, action=action, subject=user.email, detail=detail or None))
+
+
 def _link(session: Session, user: User, public_url: str, now: datetime) -> NewLink:
     """A new one-time link; links given earlier for the same account stop working."""
     session.execute(
@@ -166,6 +171,7 @@ def create_user(session: Session, email: str, services: tuple[str, ...], public_
     user.services = [UserService(service_id=i) for i in ids]
     session.add(user)
     session.flush()
+    audit(session, "cli", "user.create", user, services=sorted(set(services)))
     return _link(session, user, public_url, now)
 
 
@@ -180,6 +186,7 @@ def find_user(session: Session, email: str) -> User:
 def reset_link(session: Session, email: str, public_url: str) -> NewLink:
     """A new set-password link for an existing account (its password stays until the link is used)."""
     user = find_user(session, email)
+    audit(session, "cli", "user.reset", user)
     return _link(session, user, public_url, utcnow())
 
 
@@ -187,12 +194,14 @@ def set_disabled(session: Session, email: str, disabled: bool) -> User:
     """Disable (every session ends at its next request) or enable an account."""
     user = find_user(session, email)
     user.disabled_at = utcnow() if disabled else None
+    audit(session, "cli", "user.disable" if disabled else "user.enable", user)
     return user
 
 
 def set_services(session: Session, email: str, services: tuple[str, ...]) -> User:
     user = find_user(session, email)
     user.services = [UserService(service_id=i) for i in _service_ids(session, services)]
+    audit(session, "cli", "user.services", user, services=sorted(set(services)))
     return user
 
 
@@ -229,4 +238,5 @@ def use_token(session: Session, token: str, password: str) -> User | None:
         return None
     user.password_hash = hash_password(password)
     user.password_set_at = now
+    audit(session, "set-password link", "user.password_set", user)
     return user

@@ -186,6 +186,13 @@ def service_figures(
     )  # fmt: skip
 
 
+def test_transactions(rt: Runtime, session: Session, slug: str, quarter: FiscalQuarter) -> int:
+    """Transactions of the quarter once test and console data are let in (the hint towards the test view)."""
+    scope = wc.scope_for(rt, [slug], quarter, include_test=True)
+    found = wc.funnel(rt, session, scope).get(wc.Key(rt.service_ids[slug]))
+    return found.transactions if found else 0
+
+
 def quarter_choices(current: FiscalQuarter, selected: FiscalQuarter, count: int = 8) -> list[FiscalQuarter]:
     """The current quarter and the ones before it (and the selected one if older), newest first."""
     quarters = [current]

@@ -8,6 +8,7 @@ Content-Security-Policy that allows nothing but this origin. Pages work without 
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -32,10 +33,12 @@ from engine.dashboard.signin import (
 from engine.db import unit_of_work, utcnow
 from engine.fiscal import FiscalQuarter
 from engine.i18n import N_, translate
+from engine.logs import log
 from engine.reporting import a11, formats
 from engine.reporting import what_counts as wc
 from engine.web import guarded_by, runtime
 
+logger = logging.getLogger("survey_engine.dashboard")
 LANGUAGES = ("en", "es")
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")  # fmt: skip
@@ -124,15 +127,19 @@ def sign_in() -> Any:
     try:
         user = authenticate(email, password, request.remote_addr or "unknown")
     except RateLimited as limited:
+        log(logger, "dashboard sign-in rate-limited", logging.WARNING, client=request.remote_addr,
+            retry_after=limited.retry_after)  # fmt: skip
         minutes = max(1, -(-limited.retry_after // 60))
         response = _message(429, _("Too many sign-in attempts"),
                             _("Try again in %(minutes)d min.", minutes=minutes))  # fmt: skip
         response.headers["Retry-After"] = str(limited.retry_after)
         return response
     if user is None:
+        log(logger, "dashboard sign-in refused", client=request.remote_addr)
         return _page("dashboard/sign_in.html", 401, next=target, email=email, message=None,
                      error=_("That email address and password do not match an account."))  # fmt: skip
     begin_session(user)
+    log(logger, "dashboard sign-in", user=str(user.id), client=request.remote_addr)
     return redirect(target)
 
 
@@ -216,7 +223,7 @@ def service_page(service: str) -> Any:
         figs = figures.service_figures(rt, db, service, quarter, bucket, include_test)
         test_preview = None
         if not include_test and figs.funnel.transactions == 0:
-            test_preview = figures.service_figures(rt, db, service, quarter, "month", True, 0).funnel.transactions
+            test_preview = figures.test_transactions(rt, db, service, quarter)
     language = g.get("language", "en")
     config = rt.catalog.services[service]
     current = figures.current_quarter(rt, service, utcnow())
