@@ -164,8 +164,7 @@ def _answer_one(page: Any, rating: str) -> None:
 
 def test_offline_three_visitors_reload_and_a_lost_reply_store_exactly_three(tablet, live_server, runtime):
     page = _enroll(tablet, live_server, runtime, service="kiosk-quick")
-    page.wait_for_function("navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready", timeout=WAIT)
-    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    assert page.evaluate("navigator.serviceWorker.ready.then(() => true)")  # installed: page, assets, flow cached
     page.reload()  # the worker now controls the page
     page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=WAIT)
     page.wait_for_selector("body[data-state=start]")
