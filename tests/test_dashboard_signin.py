@@ -152,7 +152,13 @@ def test_an_account_sees_only_its_services(dash_runtime, dash_client):
         refused = dash_client.get(path)
         assert refused.status_code == 403 and "Not your service" in refused.text, path
     assert dash_client.get("/dashboard/services/no-such-service").status_code == 404
-    for query in ("fiscal_year=2027&quarter=5", "fiscal_year=abc&quarter=1", "bucket=year", "data=everything"):
+    for query in (
+        "fiscal_year=2027&quarter=5",
+        "fiscal_year=abc&quarter=1",
+        "fiscal_year=1950&quarter=1",
+        "bucket=year",
+        "data=everything",
+    ):
         assert dash_client.get(f"/dashboard/services/dash-email?{query}").status_code == 400, query
 
 

@@ -201,6 +201,8 @@ def _quarter(slug: str) -> FiscalQuarter:
     if not (year or "").isdigit() or not (quarter or "").isdigit():
         abort(400, _("Give the fiscal year (for example 2027) and the quarter (1 to 4)."))
     try:
+        if not 2000 <= int(year or 0) <= 2999:  # the report API's range
+            raise ValueError(year)
         return FiscalQuarter(int(year or 0), int(quarter or 0))
     except ValueError:
         abort(400, _("Give the fiscal year (for example 2027) and the quarter (1 to 4)."))
