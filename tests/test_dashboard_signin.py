@@ -186,3 +186,22 @@ def test_a_session_lasts_at_most_twelve_hours(dash_runtime, dash_client):
     with dash_client.session_transaction() as session:
         session["at"] -= 1 * 3600 + 1
     assert dash_client.get("/dashboard/services/dash-email").status_code == 302
+
+
+def test_the_limit_holds_across_app_instances_sharing_the_database(dash_runtime, dash_app, dash_settings):
+    """Two web processes each with their own runtime and connection pool: attempts on either count together."""
+    from engine.app import create_app
+    from engine.runtime import build_runtime
+
+    other_runtime = build_runtime(dash_settings, channels=dash_runtime.channels)
+    other_runtime.sync_catalog()
+    try:
+        other = create_app(runtime=other_runtime).test_client()
+        make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+        clients = [dash_app.test_client(), other]
+        for n in range(PER_ACCOUNT):
+            assert sign_in(clients[n % 2], "pm@example.gov", f"wrong-password-{n:03d}").status_code == 401
+        assert sign_in(clients[PER_ACCOUNT % 2], "pm@example.gov").status_code == 429
+        assert sign_in(clients[(PER_ACCOUNT + 1) % 2], "pm@example.gov").status_code == 429
+    finally:
+        other_runtime.engine.dispose()
