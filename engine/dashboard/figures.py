@@ -90,14 +90,18 @@ class ServiceFigures:
     comments: list[CommentView]
     thumbs: set[str] = field(default_factory=set)  # tags asked as thumbs up/down (no mean)
     driver_choices: bool = True  # the flow asks drivers as choices (else as 5-point questions, in ``ratings``)
+    asked: set[str] = field(default_factory=lambda: set(TAGS))  # the rating tags the flow asks
 
     def rating(self, tag: str) -> wc.Rating:
         return self.ratings.get(tag) or wc.Rating({})
 
     @property
     def rating_rows(self) -> list[tuple[str, wc.Rating]]:
-        """Satisfaction and trust always, the other rating tags when they were answered, in the A-11 order."""
-        return [(t, self.rating(t)) for t in wc.RATING_TAGS if t in TAGS or self.rating(t).n]
+        """The rating tags the flow asks as a rating, and any other that holds answers, in the A-11 order."""
+        return [(t, self.rating(t)) for t in wc.RATING_TAGS if t in self.asked or self.rating(t).n]
+
+    def shows(self, tag: str) -> bool:
+        return tag in self.asked or bool(self.rating(tag).n)
 
     @property
     def funnel_steps(self) -> list[tuple[str, int]]:
@@ -132,6 +136,13 @@ def office_label(rt: Runtime, office_id: int | None) -> tuple[str, str]:
             office = rt.catalog.offices.get(code)
             return code, f"{code} · {office.name}" if office else code
     return str(office_id), str(office_id)
+
+
+def asked_tags(rt: Runtime, slug: str) -> set[str]:
+    flow = rt.catalog.flows.get(rt.catalog.services[slug].flow)
+    if flow is None:
+        return set(TAGS)
+    return {q.a11 for q in flow.questions if q.is_rating and q.a11 in wc.RATING_TAGS}
 
 
 def driver_choices(rt: Runtime, slug: str) -> bool:
@@ -182,7 +193,7 @@ def service_figures(
         slug=slug, quarter=quarter, include_test=include_test, bucket=bucket, funnel=funnel, totals=totals,
         ratings=ratings, trend=trend, drivers=drivers, by_channel=_groups(rt, session, scope, "channel"),
         by_office=_groups(rt, session, scope, "office"), comments=views, thumbs=thumbs_tags(rt, slug),
-        driver_choices=driver_choices(rt, slug),
+        driver_choices=driver_choices(rt, slug), asked=asked_tags(rt, slug),
     )  # fmt: skip
 
 

@@ -260,7 +260,7 @@ def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
     series = [
         charts.Series(name, [None if p.agree_share is None else p.agree_share * 100 for p in f.trend[tag]],
                       [_("%(share)s (%(count)d answers)", share=_pct(p.agree_share), count=p.n) for p in f.trend[tag]])
-        for tag, name in (("satisfaction", _("Satisfaction")), ("trust", _("Trust")))
+        for tag, name in (("satisfaction", _("Satisfaction")), ("trust", _("Trust"))) if f.shows(tag)
     ]  # fmt: skip
     trend = charts.lines(
         "chart-trend", _("Satisfaction and trust over time"),
