@@ -153,3 +153,16 @@ def test_a_kiosk_whose_service_left_the_configuration_keeps_its_queue(client, ru
     assert reply.status_code == 503 and reply.headers["Retry-After"] == "300"
     assert "nothing was stored" in reply.get_json()["detail"]
     assert client.get("/kiosk/flow.json").status_code == 503
+
+
+def test_the_page_shell_is_in_the_device_language_and_holds_no_secret(client, runtime):
+    _, code = register(runtime, languages=["es", "en"])
+    client.get(f"/kiosk/enroll/{code}")
+    page = client.get("/kiosk")
+    html = page.get_data(as_text=True)
+    assert '<html lang="es">' in html and "Este quiosco no puede mostrar la encuesta" in html
+    assert (
+        page.headers["Referrer-Policy"] == "no-referrer"
+        and "default-src 'self'" in page.headers["Content-Security-Policy"]
+    )
+    assert f"{COOKIE}=" in page.headers["Set-Cookie"], "the credential's cookie is renewed at every load"

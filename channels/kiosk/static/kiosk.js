@@ -440,7 +440,7 @@
     }
     if (response && response.status === 401) { location.reload(); return; } // the server's refusal page says why
     if (!response || !response.ok) {
-      message('unavailable', 'This kiosk cannot show the survey right now. Please tell a member of staff.');
+      message('unavailable', document.body.dataset.unavailable);
       setTimeout(load, 30 * 1000);
       return;
     }
