@@ -209,6 +209,17 @@ def test_a_revoked_kiosk_says_so(tablet, live_server, runtime):
     with unit_of_work(runtime.sessions) as session:
         [device] = registry.list_devices(session)
         registry.revoke(session, str(device.id))
+    page.get_by_role("button", name="Start", exact=True).tap()  # the page already open: its sync is refused
+    _tap_option(page, "Agree")
+    page.wait_for_selector("body[data-question=trust]")
+    for _ in range(6):
+        page.get_by_role("button", name="Skip").tap()
+    page.locator("#answer-text").wait_for()
+    page.get_by_role("button", name="Finish").tap()
+    page.wait_for_selector("body[data-state=revoked]", timeout=WAIT)
+    assert page.get_by_role("heading", name=re.compile("no longer enrolled")).is_visible()
+    page.wait_for_function("document.body.dataset.queue === '1'")  # the answers stay on the device
+    assert stored(runtime) == []
     reply = page.goto(f"{live_server}/kiosk")
     assert reply.status == 401
     assert page.get_by_role("heading", name="This kiosk was revoked").is_visible()
