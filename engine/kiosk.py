@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -442,18 +442,28 @@ def _check(item: QueuedSession, flow: Flow, now: datetime) -> list[tuple[GivenAn
 
 
 def _spam(session: Session, device_id: uuid.UUID, completed_at: datetime, limit: int) -> bool:
-    """Whether ``limit`` completed sessions of this device already fall within the 60 s before ``completed_at``."""
-    count = session.execute(
-        select(func.count())
-        .select_from(Response)
-        .where(
-            Response.kiosk_device_id == device_id,
-            Response.completed_at.is_not(None),
-            Response.completed_at > completed_at - SPAM_WINDOW,
-            Response.completed_at <= completed_at,
-        )
-    ).scalar_one()
-    return int(count) >= limit
+    """Whether some 60 s window around ``completed_at`` would hold more than ``limit`` completed sessions of this
+    device with this one: it is the excess. Works whatever order the sessions arrive in."""
+    times = sorted(
+        [
+            *session.execute(
+                select(Response.completed_at).where(
+                    Response.kiosk_device_id == device_id,
+                    Response.completed_at > completed_at - SPAM_WINDOW,
+                    Response.completed_at < completed_at + SPAM_WINDOW,
+                )
+            ).scalars(),
+            completed_at,
+        ]
+    )
+    for start in times:
+        if start > completed_at:
+            break
+        if start > completed_at - SPAM_WINDOW:
+            inside = sum(1 for t in times if start <= t < start + SPAM_WINDOW)
+            if inside > limit:
+                return True
+    return False
 
 
 def store_batch(

@@ -275,3 +275,14 @@ def test_flagged_sessions_are_left_out_of_the_a11_figures(client, runtime, make_
     [row] = [r for r in reply.get_json()["rows"] if r["channel"] == "self_service_kiosk"]
     assert row["volume_of_customers"] == row["volume_of_respondents"] == 6
     assert row["satisfaction_5"] == row["satisfaction_n"] == 6
+
+
+def test_the_excess_is_flagged_whatever_order_the_sessions_arrive_in(client, runtime):
+    _, credential = enrolled(runtime)
+    start = datetime.now(UTC) - timedelta(hours=3)
+    sessions = [session_of(ALL_FIVES, at=start + timedelta(seconds=n * 2)) for n in range(10)]
+    for item in reversed(sessions):  # one a request, newest first
+        post_batch(client, credential, [item])
+    with runtime.sessions() as session:
+        flags = session.execute(select(Response.suspected_spam).order_by(Response.completed_at)).scalars().all()
+    assert flags.count(True) == 4 and flags.count(False) == 6
