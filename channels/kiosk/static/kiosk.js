@@ -392,7 +392,7 @@
           backoff = 0;
           continue;
         }
-        if (response.status === 401) { message('revoked', t().ui.revoked); return; }
+        if (response.status === 401) { message('revoked', doc ? t().ui.revoked : document.body.dataset.unavailable); return; }
         if ([400, 413, 415, 422].includes(response.status)) {
           if (batch.length > 1) { size = 1; continue; }
           let detail = null;
@@ -431,7 +431,11 @@
     if ('serviceWorker' in navigator) {
       navigator.serviceWorker.register('/kiosk/sw.js', { scope: '/kiosk' }).catch((e) => console.warn('kiosk: no service worker', e));
     }
-    await recover();
+    try {
+      await recover();
+    } catch (e) {
+      console.warn('kiosk: no IndexedDB; answers cannot be kept while offline', e);
+    }
     let response;
     try {
       response = await fetch('/kiosk/flow.json', { credentials: 'same-origin' });
