@@ -87,7 +87,11 @@
   }
 
   async function save() {
-    if (current && current.session.answers.length) await put(current);
+    try {
+      if (current && current.session.answers.length) await put(current);
+    } catch (e) {
+      console.warn('kiosk: could not keep the answer on the device', e);
+    }
   }
 
   // End the visitor's session: completed, or cleared by the idle timer (kept as a partial session).
@@ -95,13 +99,17 @@
     const ending = current;
     current = null;
     if (!ending || !ending.session.answers.length) {
-      if (ending) await remove(ending.client_uuid);
+      if (ending) await remove(ending.client_uuid).catch(() => undefined);
       return;
     }
     ending.state = 'queued';
     ending.session.language = lang;
     if (completed) ending.session.completed_at = new Date().toISOString();
-    await put(ending);
+    try {
+      await put(ending);
+    } catch (e) {
+      console.warn('kiosk: could not queue the session on the device', e);
+    }
     sync();
   }
 
