@@ -117,6 +117,24 @@ def test_the_page_agrees_with_the_a11_file(dash_client, quarter_built):
             assert ratings["Trust"][:5] == ["1", "—", "—", "—", "2"] and ratings["Trust"][6] == "—"
 
 
+def test_the_office_breakdown_agrees_with_the_a11_file_by_office(dash_client, quarter_built):
+    quarter, auth = quarter_built
+    answer = dash_client.get(f"/api/v1/reports/a11?fiscal_year={quarter.fiscal_year}&quarter={quarter.quarter}"
+                             "&service=dash-email&by=office&format=json", headers=auth)  # fmt: skip
+    rows = {row["office"]: row for row in answer.get_json()["rows"]}
+    html = dash_client.get(f"/dashboard/services/dash-email?fiscal_year={quarter.fiscal_year}"
+                           f"&quarter={quarter.quarter}").text  # fmt: skip
+    offices = rows_by_first_cell(html, "table-office")
+    assert {label.split(" ")[0] for label in offices} == set(rows) == {"NYC-01", "HNL-01"}
+    for label, cells in offices.items():
+        row = rows[label.split(" ")[0]]
+        assert [int(c) for c in cells[:3]] == [row["volume_of_customers"],
+                                               row["volume_of_customers_provided_survey_opportunity"],
+                                               row["volume_of_respondents"]]  # fmt: skip
+        assert cells[4] == _pct1(row["satisfaction_agree_pct"]) and int(cells[5]) == row["satisfaction_n"]
+        assert cells[6] == _pct1(row["trust_agree_pct"]) and int(cells[7]) == row["trust_n"]
+
+
 def test_the_download_is_exactly_the_bytes_of_the_report_api(dash_client, quarter_built):
     quarter, auth = quarter_built
     api = _a11(dash_client, auth, quarter, "dash-email", "csv")
