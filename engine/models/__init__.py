@@ -15,6 +15,7 @@ from engine.models.enums import (
 from engine.models.invitations import DeliveryEvent, Invitation
 from engine.models.kiosk import KioskDevice
 from engine.models.receipts import WebhookReceipt
+from engine.models.reporting import ResponseTally
 from engine.models.responses import Answer, AnswerChoice, Response
 from engine.models.suppressions import AuditEntry, Suppression
 from engine.models.tokens import SurveyToken
@@ -42,6 +43,7 @@ __all__ = [
     "KioskDevice",
     "Office",
     "Response",
+    "ResponseTally",
     "Scope",
     "Service",
     "ServiceLevel",

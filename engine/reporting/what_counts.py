@@ -62,9 +62,11 @@ from engine.models import (
     Invitation,
     InvitationState,
     Response,
+    ResponseTally,
     ServiceLevel,
     Transaction,
 )
+from engine.models.reporting import TALLIED_TAGS
 from engine.runtime import Runtime
 
 # Engine channel names → the A-11 channel vocabulary (SPEC §6.1). ``web``: a survey from the agency's own site.
@@ -176,15 +178,22 @@ def _not_test(include_test: bool, *conditions: ColumnElement[bool]) -> ColumnEle
 def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
     """Counted transactions: ``transaction_id, service_id, channel, office_id, moment``."""
     tx = Transaction
-    post_call = (
-        select(Response.channel)
-        .where(Response.transaction_id == tx.id, Response.invitation_id.is_(None), Response.suspected_spam.is_(False))
-        .limit(1)
-        .scalar_subquery()
-    )
+    # The channel of a post-call survey of the transaction (a response with a transaction and no invitation): one
+    # join to those few responses, not a look-up per transaction.
+    post_calls = (
+        select(Response.transaction_id.label("transaction_id"), func.min(Response.channel).label("channel"))
+        .where(Response.invitation_id.is_(None), Response.transaction_id.is_not(None),
+               Response.suspected_spam.is_(False))
+        .group_by(Response.transaction_id)
+        .subquery("post_calls")
+    )  # fmt: skip
+    post_call = post_calls.c.channel
     firsts = first_channels(rt, scope)
     first = case(firsts, value=tx.service_id, else_=None) if firsts else literal(None)
-    channel = func.coalesce(post_call, Invitation.channel, tx.channel, first)
+    # Intake stores the invitation's channel in ``transactions.channel`` (the same rule-5 choice; dispatch never
+    # switches channels), so no join to the invitations is needed for it, nor for test data: an invitation is
+    # test data exactly when its transaction is or its channel is test-only (console).
+    channel = func.coalesce(post_call, tx.channel, first)
     query = (
         select(
             tx.id.label("transaction_id"),
@@ -194,16 +203,13 @@ def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
             tx.completed_at.label("moment"),
             tx.decision.label("decision"),
         )
-        .outerjoin(Invitation, Invitation.transaction_id == tx.id)
+        .outerjoin(post_calls, post_calls.c.transaction_id == tx.id)
         .where(
             scope.moment_in(tx.service_id, tx.completed_at),
             tx.decision != Decision.INVALID,
             _not_test(
                 scope.include_test,
                 tx.test.is_(False),
-                or_(
-                    Invitation.id.is_(None), and_(Invitation.test.is_(False), Invitation.channel.not_in(TEST_CHANNELS))
-                ),
                 or_(tx.channel.is_(None), tx.channel.not_in(TEST_CHANNELS)),
             ),
         )
@@ -254,7 +260,11 @@ def counted_responses(scope: Scope) -> Subquery:
     r = Response
     moment = func.coalesce(tx.completed_at, r.started_at)
     has_answer = exists().where(Answer.response_id == r.id)
-    heard = or_(r.state["ivr_phase"].as_string().in_(IVR_HEARD_PHASES), has_answer)
+    # Only asked of responses without an invitation (post-call IVR), so the look-up runs for those alone.
+    heard = case(
+        (r.invitation_id.is_not(None), false()),
+        else_=or_(r.state["ivr_phase"].as_string().in_(IVR_HEARD_PHASES), has_answer),
+    )
     query = (
         select(
             r.id.label("response_id"),
@@ -289,9 +299,17 @@ def counted_responses(scope: Scope) -> Subquery:
 
 
 def respondents(scope: Scope) -> Subquery:
-    """Counted responses with at least one answer (the same columns as :func:`counted_responses`)."""
+    """Counted responses with at least one answer (the same columns as :func:`counted_responses`).
+
+    "At least one answer" is read from ``response_tallies`` (kept by triggers on ``answers``; see
+    :mod:`engine.models.reporting`), one row per response instead of every answer.
+    """
     resp = counted_responses(scope)
-    query = select(resp).where(exists().where(Answer.response_id == resp.c.response_id))
+    query = (
+        select(*resp.c)
+        .select_from(resp.join(ResponseTally, ResponseTally.response_id == resp.c.response_id))
+        .where(ResponseTally.answers > 0)
+    )
     return query.subquery("respondents")
 
 
@@ -407,7 +425,38 @@ class Rating:
 def ratings(
     session: Session, scope: Scope, by: Sequence[str] = ("channel",), tags: Sequence[str] = RATING_TAGS
 ) -> dict[Key, dict[str, Rating]]:
-    """Per group and rating tag, the count of answers at each point (1 = worst … 5 = best; thumbs: 1 and 5)."""
+    """Per group and rating tag, the count of answers at each point (1 = worst … 5 = best; thumbs: 1 and 5).
+
+    Read from ``response_tallies`` (one row per response); :func:`ratings_from_answers` reads the raw answers
+    and gives the same figures.
+    """
+    unknown = [t for t in tags if t not in TALLIED_TAGS]
+    if unknown:
+        return ratings_from_answers(session, scope, by, tags)
+    resp = counted_responses(scope)
+    cols = _group_columns(resp, by)
+    points = [(tag, point) for tag in tags for point in (1, 2, 3, 4, 5)]
+    sums = [func.sum(case((getattr(ResponseTally, tag) == point, 1), else_=0)) for tag, point in points]
+    query = (
+        select(*cols, *sums)
+        .select_from(resp.join(ResponseTally, ResponseTally.response_id == resp.c.response_id))
+        .group_by(*cols)
+    )
+    out: dict[Key, dict[str, Rating]] = {}
+    for row in session.execute(query):
+        per_tag: dict[str, Rating] = {}
+        for (tag, point), n in zip(points, row[3:], strict=True):
+            if n:
+                per_tag.setdefault(tag, Rating({})).counts[point] = int(n)
+        if per_tag:
+            out[_key(row)] = per_tag
+    return out
+
+
+def ratings_from_answers(
+    session: Session, scope: Scope, by: Sequence[str] = ("channel",), tags: Sequence[str] = RATING_TAGS
+) -> dict[Key, dict[str, Rating]]:
+    """:func:`ratings` computed from the raw ``answers`` rows (any tag)."""
     resp = counted_responses(scope)
     cols = _group_columns(resp, by)
     query = (
