@@ -169,8 +169,7 @@ def test_the_trend_counts_every_answer_once_whatever_the_bucket(dash_client, qua
     # columns: satisfaction agree, mean, n, trust agree, mean, n (the second header row is skipped by its label)
     data = {k: v for k, v in rows.items() if k[:1].isdigit()}
     assert sum(int(v[2]) for v in data.values()) == 4 and sum(int(v[5]) for v in data.values()) == 4
-    expected_buckets = {"day": (90, 92), "week": (13, 15), "month": (3, 3)}[bucket]
-    assert expected_buckets[0] <= len(data) <= expected_buckets[1]
+    assert 1 <= len(data) <= 2  # only periods with answers are listed (all four came within minutes)
     assert '<svg class="chart" id="chart-trend" role="img"' in html
 
 

@@ -277,11 +277,14 @@ def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
         [charts.Bar(_(r.short), (r.volumes.response_rate or 0) * 100, _pct(r.volumes.response_rate))
          for r in f.by_channel], maximum=100,
     )  # fmt: skip
+    tag = "satisfaction" if f.shows("satisfaction") else "trust"  # a flow may ask trust alone (A-11 2024)
     office = charts.bars(
-        "chart-office", _("Satisfaction by office"),
-        _("Share of satisfaction answers that agree (4 or 5) per office; the numbers are in the table that follows."),
-        [charts.Bar(_(r.short), (r.rating("satisfaction").agree_share or 0) * 100,
-                    _pct(r.rating("satisfaction").agree_share)) for r in f.by_office], maximum=100,
+        "chart-office", _("Satisfaction by office") if tag == "satisfaction" else _("Trust by office"),
+        _("Share of satisfaction answers that agree (4 or 5) per office; the numbers are in the table that follows.")
+        if tag == "satisfaction" else
+        _("Share of trust answers that agree (4 or 5; thumbs up) per office; the numbers are in the table that follows."),
+        [charts.Bar(r.short if r.key else _(r.short), (r.rating(tag).agree_share or 0) * 100,
+                    _pct(r.rating(tag).agree_share)) for r in f.by_office], maximum=100,
     )  # fmt: skip
     return {
         "funnel": funnel,
