@@ -145,10 +145,9 @@ def collection(
     """The §6.1 rows of ``quarter`` for ``services`` (slugs or ids; None: every configured service)."""
     scope = wc.scope_for(rt, services, quarter, include_test=False)
     by = ("channel", "office") if by_office else ("channel",)
-    volumes = wc.volumes(rt, session, scope, by)
-    ratings = wc.ratings(session, scope, by)
-    drivers = wc.drivers(session, scope, by)
-    slis = wc.service_level_sums(rt, session, scope, by)
+    wc.tune_for_reports(session)
+    figures = wc.figures(rt, session, scope, by)
+    volumes, ratings, drivers, slis = figures.volumes, figures.ratings, figures.drivers, figures.service_levels
     sli_names = sorted({name for per in slis.values() for name in per})
     office_codes = dict(session.execute(select(Office.id, Office.code)).tuples().all())
     header = columns(by_office, sli_names)

@@ -43,12 +43,12 @@ from sqlalchemy import (
     and_,
     case,
     distinct,
-    exists,
     false,
     func,
     literal,
     or_,
     select,
+    text,
     true,
 )
 from sqlalchemy.orm import Session
@@ -93,6 +93,18 @@ def a11_channel(channel: str | None) -> str | None:
     """The A-11 name of an engine channel (``sms`` → ``sms_text_messages``); None for a channel A-11 has no name
     for (``console``)."""
     return A11_CHANNELS.get(channel or "")
+
+
+def tune_for_reports(session: Session) -> None:
+    """On PostgreSQL, give this transaction's report queries room: hash joins of millions of rows in memory
+    rather than spilled to disk (``work_mem``), and no JIT compilation (it costs more than it saves on queries of
+    a few seconds). ``SET LOCAL`` ends with the transaction; nothing changes on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+        session.execute(text("SET LOCAL jit = off"))
+
+
+REPORT_WORK_MEM = "128MB"
 
 
 # -- the scope: which services, which period ------------------------------------------------------------------
@@ -255,15 +267,19 @@ def sent_not_failed(inv: Subquery) -> ColumnElement[bool]:
 def counted_responses(scope: Scope) -> Subquery:
     """Counted responses (answered or not): ``response_id, service_id, channel, office_id, moment, transaction_id,
     invitation_id, kiosk_device_id, started_at, completed_at, heard_first`` (a post-call caller who heard the first
-    question)."""
+    question), ``answers`` (how many) and the rating of each tallied tag (``satisfaction`` … ``employee``).
+
+    The answer count and ratings come from ``response_tallies`` (kept by triggers on ``answers``; see
+    :mod:`engine.models.reporting`): one narrow row per response instead of every answer.
+    """
     tx = Transaction
     r = Response
+    t = ResponseTally
     moment = func.coalesce(tx.completed_at, r.started_at)
-    has_answer = exists().where(Answer.response_id == r.id)
-    # Only asked of responses without an invitation (post-call IVR), so the look-up runs for those alone.
+    answers = func.coalesce(t.answers, 0)
     heard = case(
         (r.invitation_id.is_not(None), false()),
-        else_=or_(r.state["ivr_phase"].as_string().in_(IVR_HEARD_PHASES), has_answer),
+        else_=or_(r.state["ivr_phase"].as_string().in_(IVR_HEARD_PHASES), answers > 0),
     )
     query = (
         select(
@@ -278,8 +294,11 @@ def counted_responses(scope: Scope) -> Subquery:
             r.started_at.label("started_at"),
             r.completed_at.label("completed_at"),
             heard.label("heard_first"),
+            answers.label("answers"),
+            *(getattr(t, tag).label(tag) for tag in TALLIED_TAGS),
         )
         .outerjoin(tx, tx.id == r.transaction_id)
+        .outerjoin(t, t.response_id == r.id)
         .where(
             r.suspected_spam.is_(False),
             or_(
@@ -299,18 +318,9 @@ def counted_responses(scope: Scope) -> Subquery:
 
 
 def respondents(scope: Scope) -> Subquery:
-    """Counted responses with at least one answer (the same columns as :func:`counted_responses`).
-
-    "At least one answer" is read from ``response_tallies`` (kept by triggers on ``answers``; see
-    :mod:`engine.models.reporting`), one row per response instead of every answer.
-    """
+    """Counted responses with at least one answer (the same columns as :func:`counted_responses`)."""
     resp = counted_responses(scope)
-    query = (
-        select(*resp.c)
-        .select_from(resp.join(ResponseTally, ResponseTally.response_id == resp.c.response_id))
-        .where(ResponseTally.answers > 0)
-    )
-    return query.subquery("respondents")
+    return select(*resp.c).where(resp.c.answers > 0).subquery("respondents")
 
 
 # -- grouping ---------------------------------------------------------------------------------------------------
@@ -367,31 +377,66 @@ class Volumes:
 
 def volumes(rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)) -> dict[Key, Volumes]:
     """Customers, opportunities and respondents per group (SPEC §6)."""
-    out: dict[Key, Volumes] = {}
+    out = _transaction_pass(rt, session, scope, by)
+    for key, (v, _) in _response_pass(session, scope, by).items():
+        total = out.setdefault(key, Volumes())
+        total.customers += v.customers
+        total.opportunities += v.opportunities
+        total.respondents += v.respondents
+    return out
+
+
+def _transaction_pass(rt: Runtime, session: Session, scope: Scope, by: Sequence[str]) -> dict[Key, Volumes]:
+    """One pass over the counted transactions and their invitation: customers, and invitations that are
+    opportunities (intake makes at most one invitation per transaction, on the transaction's channel)."""
     tx = counted_transactions(rt, scope)
-    inv = counted_invitations(scope)
-    resp = counted_responses(scope)
-    answered = respondents(scope)
-    parts = (
-        ("customers", _grouped_counts(session, tx, by)),
-        ("customers", _grouped_counts(session, resp, by, resp.c.transaction_id.is_(None))),
-        ("opportunities", _grouped_counts(session, inv, by, sent_not_failed(inv))),
-        (
-            "opportunities",
-            _grouped_counts(
-                session,
-                resp,
-                by,
-                resp.c.invitation_id.is_(None),
-                or_(resp.c.transaction_id.is_(None), resp.c.heard_first),
-            ),
-        ),
-        ("respondents", _grouped_counts(session, answered, by)),
+    cols = _group_columns(tx, by)
+    inv = Invitation
+    opportunity = and_(
+        inv.sent_at.is_not(None),
+        inv.state.not_in(SENT_NOT_FAILED_EXCLUDED),
+        _not_test(scope.include_test, inv.test.is_(False), inv.channel.not_in(TEST_CHANNELS)),
     )
-    for field, counts in parts:
-        for key, n in counts.items():
-            v = out.setdefault(key, Volumes())
-            setattr(v, field, getattr(v, field) + n)
+    query = (
+        select(*cols, func.count(), func.sum(case((opportunity, 1), else_=0)))
+        .select_from(tx)
+        .outerjoin(inv, inv.transaction_id == tx.c.transaction_id)
+        .group_by(*cols)
+    )
+    return {_key(row): Volumes(int(row[3]), int(row[4] or 0), 0) for row in session.execute(query)}
+
+
+POINTS = (1, 2, 3, 4, 5)
+
+
+def _response_pass(
+    session: Session, scope: Scope, by: Sequence[str], tags: Sequence[str] = RATING_TAGS
+) -> dict[Key, tuple[Volumes, dict[str, Rating]]]:
+    """One pass over the counted responses: kiosk customers, post-call and kiosk opportunities, respondents, and
+    the count of ratings at each point of each tag."""
+    resp = counted_responses(scope)
+    cols = _group_columns(resp, by)
+    no_tx = resp.c.transaction_id.is_(None)
+    opportunity = and_(resp.c.invitation_id.is_(None), or_(no_tx, resp.c.heard_first))
+    points = [(tag, point) for tag in tags for point in POINTS]
+    query = (
+        select(
+            *cols,
+            func.sum(case((no_tx, 1), else_=0)),
+            func.sum(case((opportunity, 1), else_=0)),
+            func.sum(case((resp.c.answers > 0, 1), else_=0)),
+            *(func.sum(case((resp.c[tag] == point, 1), else_=0)) for tag, point in points),
+        )
+        .select_from(resp)
+        .group_by(*cols)
+    )
+    out: dict[Key, tuple[Volumes, dict[str, Rating]]] = {}
+    for row in session.execute(query):
+        per_tag: dict[str, Rating] = {}
+        for (tag, point), n in zip(points, row[6:], strict=True):
+            if n:
+                per_tag.setdefault(tag, Rating({})).counts[point] = int(n)
+        out[_key(row)] = (Volumes(int(row[3] or 0), int(row[4] or 0), int(row[5] or 0)), per_tag)
     return out
 
 
@@ -427,30 +472,37 @@ def ratings(
 ) -> dict[Key, dict[str, Rating]]:
     """Per group and rating tag, the count of answers at each point (1 = worst … 5 = best; thumbs: 1 and 5).
 
-    Read from ``response_tallies`` (one row per response); :func:`ratings_from_answers` reads the raw answers
-    and gives the same figures.
+    Read from the tallies; :func:`ratings_from_answers` reads the raw answers and gives the same figures.
     """
-    unknown = [t for t in tags if t not in TALLIED_TAGS]
-    if unknown:
+    if any(t not in TALLIED_TAGS for t in tags):
         return ratings_from_answers(session, scope, by, tags)
-    resp = counted_responses(scope)
-    cols = _group_columns(resp, by)
-    points = [(tag, point) for tag in tags for point in (1, 2, 3, 4, 5)]
-    sums = [func.sum(case((getattr(ResponseTally, tag) == point, 1), else_=0)) for tag, point in points]
-    query = (
-        select(*cols, *sums)
-        .select_from(resp.join(ResponseTally, ResponseTally.response_id == resp.c.response_id))
-        .group_by(*cols)
-    )
-    out: dict[Key, dict[str, Rating]] = {}
-    for row in session.execute(query):
-        per_tag: dict[str, Rating] = {}
-        for (tag, point), n in zip(points, row[3:], strict=True):
-            if n:
-                per_tag.setdefault(tag, Rating({})).counts[point] = int(n)
+    return {key: per_tag for key, (_, per_tag) in _response_pass(session, scope, by, tags).items() if per_tag}
+
+
+@dataclass
+class Figures:
+    """Everything the §6.1 file needs, per group, from three passes over the store."""
+
+    volumes: dict[Key, Volumes]
+    ratings: dict[Key, dict[str, Rating]]
+    drivers: dict[Key, dict[tuple[str, str], int]]
+    service_levels: dict[Key, dict[str, tuple[float, int]]]
+
+
+def figures(rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)) -> Figures:
+    """Volumes, ratings, drivers and service-level sums per group: what :func:`volumes`, :func:`ratings`,
+    :func:`drivers` and :func:`service_level_sums` give, with one pass over the responses for the first two."""
+    out = _transaction_pass(rt, session, scope, by)
+    per_response = _response_pass(session, scope, by)
+    ratings: dict[Key, dict[str, Rating]] = {}
+    for key, (v, per_tag) in per_response.items():
+        total = out.setdefault(key, Volumes())
+        total.customers += v.customers
+        total.opportunities += v.opportunities
+        total.respondents += v.respondents
         if per_tag:
-            out[_key(row)] = per_tag
-    return out
+            ratings[key] = per_tag
+    return Figures(out, ratings, drivers(session, scope, by), service_level_sums(rt, session, scope, by))
 
 
 def ratings_from_answers(
