@@ -154,7 +154,7 @@ def _groups(
     rt: Runtime, session: Session, scope: wc.Scope, dimension: str
 ) -> list[GroupRow]:  # fmt: skip
     vols = wc.volumes(rt, session, scope, by=(dimension,))
-    rates = wc.ratings(session, scope, by=(dimension,), tags=TAGS)
+    rates = wc.ratings(session, scope, by=(dimension,), tags=wc.RATING_TAGS if dimension == "channel" else TAGS)
     keys = sorted(set(vols) | set(rates), key=lambda k: (str(k.channel), k.office_id or 0))
     rows = []
     for key in keys:
@@ -170,6 +170,22 @@ def _groups(
     return rows
 
 
+def _service_totals(by_channel: list[GroupRow]) -> tuple[wc.Volumes, dict[str, wc.Rating]]:
+    """The service's volumes and ratings: the sums of its channel groups, which partition every counted row (a
+    customer, an opportunity, a respondent and an answer each count under exactly one channel)."""
+    totals = wc.Volumes()
+    ratings: dict[str, wc.Rating] = {}
+    for row in by_channel:
+        totals.customers += row.volumes.customers
+        totals.opportunities += row.volumes.opportunities
+        totals.respondents += row.volumes.respondents
+        for tag, rating in row.ratings.items():
+            merged = ratings.setdefault(tag, wc.Rating({}))
+            for point, count in rating.counts.items():
+                merged.counts[point] = merged.counts.get(point, 0) + count
+    return totals, ratings
+
+
 def service_figures(
     rt: Runtime, session: Session, slug: str, quarter: FiscalQuarter, bucket: str = "week",
     include_test: bool = False, comments: int = 20,
@@ -179,8 +195,8 @@ def service_figures(
     sid = rt.service_ids[slug]
     key = wc.Key(sid)
     funnel = wc.funnel(rt, session, scope).get(key) or wc.Funnel()
-    totals = wc.volumes(rt, session, scope, by=()).get(key) or wc.Volumes()
-    ratings = wc.ratings(session, scope, by=(), tags=wc.RATING_TAGS).get(key) or {}
+    by_channel = _groups(rt, session, scope, "channel")
+    totals, ratings = _service_totals(by_channel)
     trend = wc.trend(rt, session, slug, quarter.first_day, quarter.end_day, bucket, TAGS, include_test)
     chosen = wc.drivers(session, scope, by=()).get(key) or {}
     drivers = [(d, chosen.get(("positive", d), 0), chosen.get(("negative", d), 0)) for d in wc.DRIVERS]
@@ -191,7 +207,7 @@ def service_figures(
                                  office_label(rt, c.office_id)[1], c.text))  # fmt: skip
     return ServiceFigures(
         slug=slug, quarter=quarter, include_test=include_test, bucket=bucket, funnel=funnel, totals=totals,
-        ratings=ratings, trend=trend, drivers=drivers, by_channel=_groups(rt, session, scope, "channel"),
+        ratings=ratings, trend=trend, drivers=drivers, by_channel=by_channel,
         by_office=_groups(rt, session, scope, "office"), comments=views, thumbs=thumbs_tags(rt, slug),
         driver_choices=driver_choices(rt, slug), asked=asked_tags(rt, slug),
     )  # fmt: skip
