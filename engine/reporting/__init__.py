@@ -21,6 +21,7 @@ Session; every figure excludes spam always, and test/console data unless ``inclu
     comments(session, scope, limit=20)          # [Comment(response_id, service_id, channel, office_id,
                                                 #    answered_at, text)]  newest first, text masked
     a11_channel("sms") -> "sms_text_messages"   # engine channel names → A-11 vocabulary for display
+    figures(rt, session, scope, by)             # volumes + ratings + drivers + service-level sums at once
 
 ``Key`` is ``(service_id, channel, office_id)``; a dimension not asked for in ``by`` is ``None``. Office ids are
 ``offices.id`` (``rt.office_ids`` maps codes to ids). The §6.1 file itself: ``a11.collection(rt, session,

@@ -13,9 +13,10 @@ The rules, as implemented:
   and transactions decided ``invalid`` count nowhere; ``include_test=True`` (the dashboard's labelled "test data"
   view) lets test and console data in. Spam-flagged responses count nowhere, ever.
 - **Channel of a transaction** (``customers``): the channel of the response that started without an invitation
-  (a post-call IVR survey), else its invitation's channel (intake makes at most one invitation per transaction),
-  else the channel rule 5 chose for it (intake stores it in ``transactions.channel`` for every transaction,
-  sampled out or not), else the service's first configured channel.
+  (a post-call IVR survey), else its invitation's channel, else the channel rule 5 chose for it, else the
+  service's first configured channel. Intake stores the rule-5 channel in ``transactions.channel`` for every
+  transaction, sampled out or not, and makes at most one invitation per transaction, on that same channel
+  (dispatch never switches), so ``transactions.channel`` is both the invitation's and the would-be channel.
 - **Channel of a response**: ``responses.channel``, the channel that started it (a web page opened from an email
   link is stored as ``email``). Engine names map to the A-11 vocabulary with :func:`a11_channel`.
 - **Customers**: counted transactions, plus responses that have no transaction (kiosk sessions).
@@ -23,6 +24,10 @@ The rules, as implemented:
   report makes it failed and takes it out); post-call IVR responses whose caller heard the first question (the
   call reached the ``questions`` phase, or an answer exists); kiosk sessions.
   **Respondents**: counted responses with at least one answer.
+
+Performance: ratings and "has an answer" are read from ``response_tallies`` (one row per response, kept by
+triggers on ``answers``), and the §6.1 figures come from :func:`figures` in three passes (transactions with
+their invitation; responses with their tallies; service-level indicators) plus the drivers.
 
 Groups are :class:`Key` tuples ``(service_id, channel, office_id)``: ``channel`` and ``office_id`` are ``None``
 when the caller did not ask to split by them (``by=("channel",)``, ``("office",)``, ``("channel", "office")`` or
