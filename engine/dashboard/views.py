@@ -75,7 +75,7 @@ def _headers(response: Any) -> Any:
     return response
 
 
-@bp.app_context_processor
+@bp.context_processor
 def _context() -> dict[str, Any]:
     return {"csrf_token": csrf_token}
 
