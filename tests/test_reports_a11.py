@@ -389,3 +389,29 @@ def test_an_empty_quarter_has_every_configured_row(report_stack: ReportStack) ->
         ("rpt-thumbs", "email"),
     ]
     assert all(r["volume_of_customers"] == "0" and r["response_rate"] == "" for r in rows)
+
+
+def test_cli_xlsx_and_json_match_the_api(quarter: Any, tmp_path: Any) -> None:
+    stack, _, key = quarter
+    target = tmp_path / "q4.xlsx"
+    cli = stack.cli("report", "a11", "--fiscal-year", "2026", "--quarter", "4", "--service", "rpt-thumbs",
+                    "--format", "xlsx", "--output", str(target))  # fmt: skip
+    assert cli.returncode == 0, cli.stderr.decode()
+    api = stack.client.get("/api/v1/reports/a11?fiscal_year=2026&quarter=4&service=rpt-thumbs&format=xlsx", headers=key)
+    assert formats.read_xlsx(target.read_bytes()) == formats.read_xlsx(api.get_data())
+    header, rows = formats.read_xlsx(target.read_bytes())
+    row = dict(zip(header, rows[0], strict=True))
+    assert row["survey_type"] == "thumbs_up_down" and row["trust_agree_pct"] == 0.6667 and row["trust_mean"] is None
+    cli = stack.cli("report", "a11", "--fiscal-year", "2026", "--quarter", "4", "--service", "rpt-thumbs",
+                    "--format", "json")  # fmt: skip
+    assert (
+        json.loads(cli.stdout)
+        == stack.client.get("/api/v1/reports/a11?fiscal_year=2026&quarter=4&service=rpt-thumbs", headers=key).get_json()
+    )
+
+
+def test_cli_refuses_bad_options(report_stack: ReportStack) -> None:
+    unknown = report_stack.cli("report", "a11", "--fiscal-year", "2026", "--quarter", "4", "--service", "nope")
+    assert unknown.returncode == 2 and b"unknown services: nope" in unknown.stderr
+    quarter = report_stack.cli("report", "responses", "--fiscal-year", "2026", "--quarter", "5")
+    assert quarter.returncode == 2 and b"--quarter" in quarter.stderr
