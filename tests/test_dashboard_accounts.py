@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -165,3 +166,23 @@ def test_password_hashes_are_scrypt_salted_and_checked():
     assert not verify_password(PASSWORD, "md5$abc")
     assert password_problem("correct horse battery", "x@example.gov") is None
     assert password_problem("a" * 300, "x@example.gov") is not None
+
+
+def test_disable_enable_and_services_from_the_command_line(dash_runtime, dash_client, database_url, flows_dir,
+                                                          dash_config_dir):  # fmt: skip
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    run = functools.partial(cli, database_url, flows_dir, dash_config_dir)
+    assert run("disable", "--email", "PM@example.gov").returncode == 0
+    assert sign_in(dash_client, "pm@example.gov").status_code == 401
+    assert "pm@example.gov\tdisabled\tdash-email" in run("list").stdout
+    assert run("enable", "--email", "pm@example.gov").returncode == 0
+    assert sign_in(dash_client, "pm@example.gov").status_code == 302
+    assert dash_client.get("/dashboard/services/dash-other").status_code == 403
+    assert run("services", "--email", "pm@example.gov", "--service", "dash-other").returncode == 0
+    assert dash_client.get("/dashboard/services/dash-other").status_code == 200
+    assert dash_client.get("/dashboard/services/dash-email").status_code == 403
+    unknown = run("disable", "--email", "nobody@example.gov")
+    assert unknown.returncode != 0 and "no account for nobody@example.gov" in unknown.stderr
+    with dash_runtime.sessions() as session:
+        actions = session.execute(select(AuditEntry.action).order_by(AuditEntry.id)).scalars().all()
+    assert actions[-3:] == ["user.disable", "user.enable", "user.services"]
