@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PUBLIC = {"/healthz", "/readyz", "/api/v1/openapi.json", "/static/<path:filename>"}
+PUBLIC = {"/healthz", "/readyz", "/api/v1/openapi.json", "/static/<path:filename>", "/dashboard/sign-in"}
 
 
 def test_every_route_is_public_on_purpose_or_guarded(app):
@@ -35,3 +35,23 @@ def test_guarded_routes_refuse_a_caller_without_credentials(app, client):
             assert "WWW-Authenticate" in response.headers
             checked += 1
     assert checked >= 4
+
+
+def test_every_guarded_route_refuses_a_caller_without_credentials(app, client):
+    """Not only the API: webhooks, links, kiosk and dashboard pages give an anonymous caller nothing (no 2xx)."""
+    import re
+
+    checked = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        access = getattr(view, "access", "")
+        if rule.endpoint == "static" or access.startswith("public") or hasattr(view, "required_scopes"):
+            continue
+        url = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", "not-a-real-value", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method, data={"Body": "5"})
+            assert not 200 <= response.status_code < 300, (method, url, response.status_code)
+            if response.status_code in (302, 303):
+                assert "/dashboard/sign-in" in response.headers["Location"], (method, url)
+            checked.append((method, rule.rule))
+    assert len(checked) >= 15, checked

@@ -36,7 +36,7 @@ from engine.i18n import N_, translate
 from engine.logs import log
 from engine.reporting import a11, formats
 from engine.reporting import what_counts as wc
-from engine.web import guarded_by, runtime
+from engine.web import guarded_by, public, runtime
 
 logger = logging.getLogger("survey_engine.dashboard")
 LANGUAGES = ("en", "es")
@@ -112,7 +112,7 @@ def _http_error(exc: HTTPException) -> Any:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-@guarded_by("none needed to see the form; a POST is checked: password (scrypt), CSRF token, rate limit")
+@public("the sign-in form itself; its POST is checked: password (scrypt), CSRF token, rate limit")
 def sign_in() -> Any:
     target = safe_next(request.values.get("next"))
     if request.method == "GET":
