@@ -128,3 +128,24 @@ def test_an_unknown_service_or_grouping_is_refused(report_stack: ReportStack) ->
 )
 def test_masking(text: str, masked: str) -> None:
     assert mask_contacts(text) == masked
+
+
+def test_csv_lines_stream_in_chunks() -> None:
+    from engine.reporting.formats import csv_lines
+
+    chunks = list(csv_lines(["a", "b"], ([n, None] for n in range(5)), batch=2))
+    assert chunks == ["a,b\r\n0,\r\n1,\r\n", "2,\r\n3,\r\n", "4,\r\n"]
+    assert list(csv_lines(["a"], [], batch=2)) == ["a\r\n"]
+
+
+def test_report_queries_get_room_on_postgresql(report_stack: ReportStack) -> None:
+    from sqlalchemy import text
+
+    rt = report_stack.rt
+    with rt.sessions() as session:
+        wc.tune_for_reports(session)
+        if session.get_bind().dialect.name == "postgresql":
+            assert session.execute(text("SHOW work_mem")).scalar_one() == wc.REPORT_WORK_MEM
+            assert session.execute(text("SHOW jit")).scalar_one() == "off"
+            session.rollback()  # SET LOCAL ends with the transaction
+            assert session.execute(text("SHOW work_mem")).scalar_one() != wc.REPORT_WORK_MEM
