@@ -59,6 +59,8 @@ SERVICES = {
                    "timezone": "America/Chicago"},
     "rpt-other": {**_COMMON, "name": "Other Service", "flow": "a11-standard", "channels": ["email"],
                   "timezone": "America/Denver"},
+    "rpt-console": {**_COMMON, "name": "Console Service", "flow": "a11-standard", "channels": ["console"],
+                    "timezone": "America/New_York"},
 }  # fmt: skip
 OFFICES = {
     "NYC-01": {"name": "New York Passport Agency", "timezone": "America/New_York"},

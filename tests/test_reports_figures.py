@@ -149,3 +149,29 @@ def test_report_queries_get_room_on_postgresql(report_stack: ReportStack) -> Non
             assert session.execute(text("SHOW jit")).scalar_one() == "off"
             session.rollback()  # SET LOCAL ends with the transaction
             assert session.execute(text("SHOW work_mem")).scalar_one() != wc.REPORT_WORK_MEM
+
+
+def test_console_data_counts_only_in_the_test_view(report_stack: ReportStack) -> None:
+    """The console channel (the demo's) is test data: a transaction sent and answered there counts nowhere in A-11
+    figures, even when its system of record did not flag it as a test; the test-data view shows it."""
+    rt = report_stack.rt
+    b = QuarterBuilder(rt)
+    result = b.report("rpt-console", "C1", ny(11, 2, 12, 0), email=True)
+    assert result["decision"] == "scheduled" and result["channel"] == "console"
+    b.answer_invitation("rpt-console", "C1", {"satisfaction": 4, "comments": "fine"}, ny(11, 2, 12, 30),
+                        channel="console")  # fmt: skip
+    period = (date(2026, 11, 1), date(2026, 11, 3))
+    with rt.sessions() as session:
+        counted = wc.scope_for(rt, ["rpt-console"], period)
+        shown = wc.scope_for(rt, ["rpt-console"], period, include_test=True)
+        assert wc.volumes(rt, session, counted, by=()) == {}
+        assert wc.comments(session, counted) == []
+        assert wc.funnel(rt, session, counted) == {}
+        volume = wc.volumes(rt, session, shown, by=())[wc.Key(rt.service_ids["rpt-console"])]
+        assert (volume.customers, volume.opportunities, volume.respondents) == (1, 1, 1)
+        assert [c.text for c in wc.comments(session, shown)] == ["fine"]
+    key = report_stack.key(["rpt-console"])
+    doc = report_stack.client.get("/api/v1/reports/a11?fiscal_year=2027&quarter=1", headers=key).get_json()
+    assert doc["rows"] == []  # the console channel has no A-11 name: no row, nothing counted
+    text = report_stack.client.get("/api/v1/reports/a11/responses?fiscal_year=2027&quarter=1", headers=key)
+    assert text.get_data(as_text=True).count("\r\n") == 1  # the header alone
