@@ -25,9 +25,14 @@ The rules, as implemented:
   call reached the ``questions`` phase, or an answer exists); kiosk sessions.
   **Respondents**: counted responses with at least one answer.
 
-Performance: ratings and "has an answer" are read from ``response_tallies`` (one row per response, kept by
-triggers on ``answers``), and the §6.1 figures come from :func:`figures` in three passes (transactions with
-their invitation; responses with their tallies; service-level indicators) plus the drivers.
+Performance: the §6.1 figures (:func:`figures`) read summaries kept by triggers (:mod:`engine.models.reporting`),
+one narrow table per figure, joining nothing big: customers from one scan of the counted transactions;
+opportunities from ``invitation_tallies``; post-call and kiosk customers and opportunities, respondents and
+ratings from ``response_tallies``; service-level sums from ``service_level_tallies``; plus the drivers. Each
+summary copies the keys the rules above read (period moment, service, channel, office, left-out and test flags)
+and the filters on it are the rules above, restated; a transaction's channel still comes from its post-call
+survey at query time (:func:`post_calls`, a few rows by index). The ``*_from_rows`` functions compute the same
+figures from the raw rows: ``tests/test_reports_summary.py`` proves them equal, before and after later changes.
 
 Groups are :class:`Key` tuples ``(service_id, channel, office_id)``: ``channel`` and ``office_id`` are ``None``
 when the caller did not ask to split by them (``by=("channel",)``, ``("office",)``, ``("channel", "office")`` or
@@ -71,7 +76,7 @@ from engine.models import (
     ServiceLevel,
     Transaction,
 )
-from engine.models.reporting import TALLIED_TAGS
+from engine.models.reporting import TALLIED_TAGS, InvitationTally, ServiceLevelTally
 from engine.runtime import Runtime
 
 # Engine channel names → the A-11 channel vocabulary (SPEC §6.1). ``web``: a survey from the agency's own site.
@@ -192,25 +197,33 @@ def _not_test(include_test: bool, *conditions: ColumnElement[bool]) -> ColumnEle
     return true() if include_test else and_(*conditions)
 
 
-def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
-    """Counted transactions: ``transaction_id, service_id, channel, office_id, moment``."""
-    tx = Transaction
-    # The channel of a post-call survey of the transaction (a response with a transaction and no invitation): one
-    # join to those few responses, not a look-up per transaction.
-    post_calls = (
+def post_calls() -> Subquery:
+    """The channel of a post-call survey of each transaction that has one (a response with a transaction and no
+    invitation, not spam): few rows, found by ``ix_responses_post_call``; joined, not looked up per transaction."""
+    return (
         select(Response.transaction_id.label("transaction_id"), func.min(Response.channel).label("channel"))
         .where(Response.invitation_id.is_(None), Response.transaction_id.is_not(None),
                Response.suspected_spam.is_(False))
         .group_by(Response.transaction_id)
         .subquery("post_calls")
     )  # fmt: skip
-    post_call = post_calls.c.channel
+
+
+def transaction_channel(rt: Runtime, scope: Scope, post_call: Any, stored: Any, service: Any) -> ColumnElement[Any]:
+    """A transaction's channel: its post-call survey's, else the one stored at intake, else the service's first."""
     firsts = first_channels(rt, scope)
-    first = case(firsts, value=tx.service_id, else_=None) if firsts else literal(None)
+    first = case(firsts, value=service, else_=None) if firsts else literal(None)
+    return func.coalesce(post_call, stored, first)
+
+
+def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
+    """Counted transactions: ``transaction_id, service_id, channel, office_id, moment``."""
+    tx = Transaction
+    calls = post_calls()
     # Intake stores the invitation's channel in ``transactions.channel`` (the same rule-5 choice; dispatch never
     # switches channels), so no join to the invitations is needed for it, nor for test data: an invitation is
     # test data exactly when its transaction is or its channel is test-only (console).
-    channel = func.coalesce(post_call, tx.channel, first)
+    channel = transaction_channel(rt, scope, calls.c.channel, tx.channel, tx.service_id)
     query = (
         select(
             tx.id.label("transaction_id"),
@@ -220,7 +233,7 @@ def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
             tx.completed_at.label("moment"),
             tx.decision.label("decision"),
         )
-        .outerjoin(post_calls, post_calls.c.transaction_id == tx.id)
+        .outerjoin(calls, calls.c.transaction_id == tx.id)
         .where(
             scope.moment_in(tx.service_id, tx.completed_at),
             tx.decision != Decision.INVALID,
@@ -392,8 +405,19 @@ def volumes(rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("c
 
 
 def _transaction_pass(rt: Runtime, session: Session, scope: Scope, by: Sequence[str]) -> dict[Key, Volumes]:
-    """One pass over the counted transactions and their invitation: customers, and invitations that are
-    opportunities (intake makes at most one invitation per transaction, on the transaction's channel)."""
+    """Customers (one scan of the counted transactions) and invitations that are opportunities (one scan of the
+    counted invitation tallies, kept by triggers; see :mod:`engine.models.reporting`)."""
+    tx = counted_transactions(rt, scope)
+    out = {key: Volumes(n, 0, 0) for key, n in _grouped_counts(session, tx, by).items()}
+    inv = counted_invitation_tallies(rt, scope)
+    for key, n in _grouped_counts(session, inv, by, inv.c.opportunity.is_(True)).items():
+        out.setdefault(key, Volumes()).opportunities += n
+    return out
+
+
+def transaction_pass_from_rows(rt: Runtime, session: Session, scope: Scope, by: Sequence[str]) -> dict[Key, Volumes]:
+    """What :func:`_transaction_pass` gives, from the transactions joined to their invitation (the raw rows;
+    intake makes at most one invitation per transaction, on the transaction's channel)."""
     tx = counted_transactions(rt, scope)
     cols = _group_columns(tx, by)
     inv = Invitation
@@ -411,26 +435,101 @@ def _transaction_pass(rt: Runtime, session: Session, scope: Scope, by: Sequence[
     return {_key(row): Volumes(int(row[3]), int(row[4] or 0), 0) for row in session.execute(query)}
 
 
+def counted_invitation_tallies(rt: Runtime, scope: Scope) -> Subquery:
+    """The tallies of the sent invitations of the counted transactions, not test data: ``invitation_id,
+    service_id, channel`` (the transaction's), ``office_id, opportunity`` (not failed since)."""
+    t = InvitationTally
+    calls = post_calls()
+    channel = transaction_channel(rt, scope, calls.c.channel, t.channel, t.service_id)
+    query = (
+        select(t.invitation_id, t.service_id, channel.label("channel"), t.office_id, t.opportunity)
+        .outerjoin(calls, calls.c.transaction_id == t.transaction_id)
+        .where(
+            scope.moment_in(t.service_id, t.moment),
+            t.left_out.is_(False),
+            _not_test(scope.include_test, t.test.is_(False)),
+        )
+    )
+    return query.subquery("counted_invitation_tallies")
+
+
+def counted_service_level_tallies(rt: Runtime, scope: Scope) -> Subquery:
+    """The tallies of the service-level indicators of the counted transactions: ``service_id, channel, office_id,
+    name, value``."""
+    t = ServiceLevelTally
+    calls = post_calls()
+    channel = transaction_channel(rt, scope, calls.c.channel, t.channel, t.service_id)
+    query = (
+        select(t.service_id, channel.label("channel"), t.office_id, t.name, t.value)
+        .outerjoin(calls, calls.c.transaction_id == t.transaction_id)
+        .where(
+            scope.moment_in(t.service_id, t.moment),
+            t.left_out.is_(False),
+            _not_test(scope.include_test, t.test.is_(False)),
+        )
+    )
+    return query.subquery("counted_service_level_tallies")
+
+
 POINTS = (1, 2, 3, 4, 5)
+
+
+def counted_tallies(scope: Scope) -> Subquery:
+    """The tally rows of the counted responses (answered or not), read from ``response_tallies`` alone (its copied
+    keys, kept by triggers; see :mod:`engine.models.reporting`): ``response_id, service_id, channel, office_id,
+    moment, has_transaction, invited, heard, answers`` and the rating of each tallied tag. The same responses as
+    :func:`counted_responses` (``tests/test_reports_summary.py`` proves it), without joining anything."""
+    t = ResponseTally
+    query = select(
+        t.response_id, t.service_id, t.channel, t.office_id, t.moment, t.has_transaction, t.invited, t.heard,
+        t.answers, *(getattr(t, tag) for tag in TALLIED_TAGS),
+    ).where(
+        t.left_out.is_(False),
+        scope.moment_in(t.period_service_id, t.moment),
+        _not_test(scope.include_test, t.test.is_(False)),
+    )  # fmt: skip
+    return query.subquery("counted_tallies")
 
 
 def _response_pass(
     session: Session, scope: Scope, by: Sequence[str], tags: Sequence[str] = RATING_TAGS
 ) -> dict[Key, tuple[Volumes, dict[str, Rating]]]:
-    """One pass over the counted responses: kiosk customers, post-call and kiosk opportunities, respondents, and
-    the count of ratings at each point of each tag."""
+    """One scan of the counted tallies: kiosk customers, post-call and kiosk opportunities, respondents, and the
+    count of ratings at each point of each tag."""
+    resp = counted_tallies(scope)
+    no_tx = resp.c.has_transaction.is_(False)
+    opportunity = and_(resp.c.invited.is_(False), or_(no_tx, resp.c.heard.is_(True), resp.c.answers > 0))
+    return _response_sums(session, resp, by, tags, no_tx, opportunity)
+
+
+def response_pass_from_rows(
+    session: Session, scope: Scope, by: Sequence[str], tags: Sequence[str] = RATING_TAGS
+) -> dict[Key, tuple[Volumes, dict[str, Rating]]]:
+    """What :func:`_response_pass` gives, from the responses joined to their transaction (the raw rows; the
+    ratings and answer counts still come from the tallies, proven equal to the answers apart)."""
     resp = counted_responses(scope)
-    cols = _group_columns(resp, by)
     no_tx = resp.c.transaction_id.is_(None)
     opportunity = and_(resp.c.invitation_id.is_(None), or_(no_tx, resp.c.heard_first))
+    return _response_sums(session, resp, by, tags, no_tx, opportunity)
+
+
+def _response_sums(
+    session: Session,
+    resp: Subquery,
+    by: Sequence[str],
+    tags: Sequence[str],
+    no_tx: ColumnElement[bool],
+    opportunity: ColumnElement[bool],
+) -> dict[Key, tuple[Volumes, dict[str, Rating]]]:
+    cols = _group_columns(resp, by)
     points = [(tag, point) for tag in tags for point in POINTS]
     query = (
         select(
             *cols,
-            func.sum(case((no_tx, 1), else_=0)),
-            func.sum(case((opportunity, 1), else_=0)),
-            func.sum(case((resp.c.answers > 0, 1), else_=0)),
-            *(func.sum(case((resp.c[tag] == point, 1), else_=0)) for tag, point in points),
+            func.count().filter(no_tx),
+            func.count().filter(opportunity),
+            func.count().filter(resp.c.answers > 0),
+            *(func.count().filter(resp.c[tag] == point) for tag, point in points),
         )
         .select_from(resp)
         .group_by(*cols)
@@ -572,7 +671,21 @@ def driver_questions_answered(
 def service_level_sums(
     rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)
 ) -> dict[Key, dict[str, tuple[float, int]]]:
-    """Per group and service-level indicator, (sum, count) over the group's counted transactions."""
+    """Per group and service-level indicator, (sum, count) over the group's counted transactions (one scan of the
+    service-level tallies; :func:`service_level_sums_from_rows` reads the raw rows and gives the same figures)."""
+    sl = counted_service_level_tallies(rt, scope)
+    cols = _group_columns(sl, by)
+    query = select(*cols, sl.c.name, func.sum(sl.c.value), func.count()).group_by(*cols, sl.c.name)
+    out: dict[Key, dict[str, tuple[float, int]]] = {}
+    for row in session.execute(query):
+        out.setdefault(_key(row), {})[row[3]] = (float(row[4]), int(row[5]))
+    return out
+
+
+def service_level_sums_from_rows(
+    rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)
+) -> dict[Key, dict[str, tuple[float, int]]]:
+    """:func:`service_level_sums` from the counted transactions joined to their service-level indicators."""
     tx = counted_transactions(rt, scope)
     cols = _group_columns(tx, by)
     query = (
