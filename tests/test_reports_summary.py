@@ -4,7 +4,7 @@
 the raw rows say, and every figure read from them equals the same figure computed from the raw rows: after a
 quarter fed through the engine, and after later changes (answers changed or deleted, a response deleted, flagged
 spam or moving on in its IVR call, an invitation sent late or failed by a bounce, a transaction's office, test
-flag or service-level indicator changed)."""
+flag or service-level indicator changed, an indicator deleted)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def test_the_tallies_match_the_answers(report_stack: ReportStack) -> None:
     with unit_of_work(rt.sessions) as session:
         # A bounce fails an answered invitation; a response is flagged spam; a post-call caller moves on to the
         # questions; an unsent invitation is sent late; a transaction moves office, another becomes test data, an
-        # indicator is corrected.
+        # indicator is corrected and another deleted.
         m1 = session.get(Response, ids["M1"])
         session.execute(update(Invitation).where(Invitation.id == m1.invitation_id).values(state="failed"))
         session.execute(update(Response).where(Response.id == ids["M4"]).values(suspected_spam=True))
@@ -150,6 +150,8 @@ def test_the_tallies_match_the_answers(report_stack: ReportStack) -> None:
         u1 = session.get(Response, ids["U1"])
         session.execute(update(Transaction).where(Transaction.id == u1.transaction_id).values(test=True))
         session.execute(update(ServiceLevel).where(ServiceLevel.transaction_id == m2.transaction_id).values(value=7))
+        m4 = session.get(Response, ids["M4"])
+        session.execute(delete(ServiceLevel).where(ServiceLevel.transaction_id == m4.transaction_id))
     assert_agree(report_stack)
     with rt.sessions() as session:
         assert session.get(ResponseTally, ids["M4"]).left_out  # type: ignore[union-attr]

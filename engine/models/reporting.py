@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, ForeignKeyConstraint, Index, Integer, SmallInteger, String, and_
+from sqlalchemy import Float, ForeignKey, Index, Integer, SmallInteger, String, and_
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base
@@ -76,11 +76,6 @@ class ServiceLevelTally(Base):
     ``transactions``."""
 
     __tablename__ = "service_level_tallies"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["transaction_id", "name"], ["service_levels.transaction_id", "service_levels.name"], ondelete="CASCADE"
-        ),
-    )
 
     transaction_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)

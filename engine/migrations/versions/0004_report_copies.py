@@ -14,7 +14,8 @@ So that the quarterly collection reads one narrow table per figure and joins not
 - ``invitation_tallies``: one row per sent invitation (made when ``sent_at`` is first set; intake's unsent
   invitations cost nothing) with its transaction's keys and whether it is an opportunity now (not failed since).
 - ``service_level_tallies``: one row per service-level indicator with its transaction's keys (on PostgreSQL one
-  statement-level insert per intake statement, from its transition table).
+  statement-level insert per intake statement, from its transition table; no foreign key, whose check would cost
+  intake a look-up per indicator: a delete trigger takes a deleted indicator's copy away).
 - ``ix_responses_post_call``: the few responses that decide a transaction's channel (post-call surveys).
 
 Triggers keep them on PostgreSQL and SQLite alike: on ``responses``, ``invitations`` and ``service_levels``
@@ -100,6 +101,14 @@ def upsert_service_levels(where: str, source: str = "service_levels s") -> str:
     return _upsert("service_level_tallies", "transaction_id, name", columns, values, source, where)
 
 
+def upsert_new_service_level() -> str:
+    """Insert or refresh the copy of the row trigger's indicator ``NEW`` (one look-up: its transaction)."""
+    values = ["NEW.transaction_id", "NEW.name", "NEW.value", *TX_VALUES, TX_TEST]
+    columns = ("transaction_id", "name", "value", *TX_KEYS)
+    return _upsert("service_level_tallies", "transaction_id, name", columns, values, "transactions tx",
+                   "tx.id = NEW.transaction_id")  # fmt: skip
+
+
 def _changed(dialect: str, columns: tuple[str, ...], phase: bool = False, failed: bool = False) -> str:
     """A trigger's WHEN: any of ``columns`` changed (or the IVR phase; or whether the state is ``failed``)."""
     differs = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
@@ -151,9 +160,6 @@ def _create_tables() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         *keys(),
-        sa.ForeignKeyConstraint(["transaction_id", "name"], ["service_levels.transaction_id", "service_levels.name"],
-                                name=op.f("fk_service_level_tallies_transaction_id_service_levels"),
-                                ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("transaction_id", "name", name=op.f("pk_service_level_tallies")),
     )  # fmt: skip
     op.create_index("ix_responses_post_call", "responses", ["transaction_id"], unique=False,
@@ -166,7 +172,11 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     on_response = upsert_responses(dialect, "r.id = NEW.id")
     on_invitation = upsert_invitations("i.id = NEW.id")
-    on_level = upsert_service_levels("s.transaction_id = NEW.transaction_id AND s.name = NEW.name")
+    on_level = upsert_new_service_level()
+    # No foreign key from the copies to ``service_levels`` (its check would cost intake a look-up per indicator):
+    # a deleted indicator (or its transaction's cascade) takes its copy with it here.
+    on_level_gone = ("DELETE FROM service_level_tallies WHERE transaction_id = OLD.transaction_id "
+                     "AND name = OLD.name;")  # fmt: skip
     on_transaction = " ".join([upsert_responses(dialect, "r.transaction_id = NEW.id"),
                                upsert_invitations("i.transaction_id = NEW.id AND i.sent_at IS NOT NULL"),
                                upsert_service_levels("s.transaction_id = NEW.id")])  # fmt: skip
@@ -179,6 +189,7 @@ def upgrade() -> None:
         _pg_function("report_copies_on_invitation", on_invitation)
         _pg_function("report_copies_on_service_level", on_level)
         _pg_function("report_copies_on_transaction", on_transaction)
+        _pg_function("report_copies_on_gone_service_level", on_level_gone, returns="OLD")
         _pg_function("report_copies_on_new_service_levels",
                      upsert_service_levels("true", "new_levels s"), returns="NULL")  # fmt: skip
         for table, name, when, function in (
@@ -187,9 +198,10 @@ def upgrade() -> None:
             ("invitations", "invitations_copy_insert", "NEW.sent_at IS NOT NULL", "report_copies_on_invitation"),
             ("invitations", "invitations_copy_update", invitation_changed, "report_copies_on_invitation"),
             ("service_levels", "service_levels_copy_update", level_changed, "report_copies_on_service_level"),
+            ("service_levels", "service_levels_copy_delete", None, "report_copies_on_gone_service_level"),
             ("transactions", "transactions_copy_update", transaction_changed, "report_copies_on_transaction"),
         ):
-            event = "INSERT" if name.endswith("insert") else "UPDATE"
+            event = name.rpartition("_")[2].upper()
             condition = f"WHEN ({when}) " if when else ""
             op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW {condition}"
                        f"EXECUTE FUNCTION {function}()")  # fmt: skip
@@ -204,9 +216,10 @@ def upgrade() -> None:
             ("invitations", "invitations_copy_update", invitation_changed, on_invitation),
             ("service_levels", "service_levels_copy_insert", None, on_level),
             ("service_levels", "service_levels_copy_update", level_changed, on_level),
+            ("service_levels", "service_levels_copy_delete", None, on_level_gone),
             ("transactions", "transactions_copy_update", transaction_changed, on_transaction),
         ):
-            event = "INSERT" if name.endswith("insert") else "UPDATE"
+            event = name.rpartition("_")[2].upper()
             condition = f"WHEN {when} " if when else ""
             op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW {condition}BEGIN {body} END")
     op.execute(upsert_responses(dialect, "true"))
@@ -218,7 +231,7 @@ def downgrade() -> None:
     triggers = {
         "responses": ("responses_copy_insert", "responses_copy_update"),
         "invitations": ("invitations_copy_insert", "invitations_copy_update"),
-        "service_levels": ("service_levels_copy_insert", "service_levels_copy_update"),
+        "service_levels": ("service_levels_copy_insert", "service_levels_copy_update", "service_levels_copy_delete"),
         "transactions": ("transactions_copy_update",),
     }
     postgresql = op.get_bind().dialect.name == "postgresql"
@@ -226,7 +239,14 @@ def downgrade() -> None:
         for name in names:
             op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}" if postgresql else f"DROP TRIGGER IF EXISTS {name}")
     if postgresql:
-        for function in ("response", "invitation", "service_level", "transaction", "new_service_levels"):
+        for function in (
+            "response",
+            "invitation",
+            "service_level",
+            "transaction",
+            "new_service_levels",
+            "gone_service_level",
+        ):
             op.execute(f"DROP FUNCTION IF EXISTS report_copies_on_{function}()")
     op.drop_index("ix_responses_post_call", table_name="responses")
     op.drop_table("service_level_tallies")
