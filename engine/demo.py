@@ -32,7 +32,7 @@ def _transactions(rt: Runtime, slug: str, count: int, rng: random.Random, stamp:
             "touchpoint": rng.choice(["phone", "in_person", "web"]),
             "language": rng.choice(["en", "en", "es"]),
             # Fictional numbers (555-01xx) and the reserved example.com domain.
-            "contact": {"email": f"demo-{stamp}-{n}@example.com", "phone": f"+1202555{100 + n % 100:04d}"},
+            "contact": {"email": f"demo-{stamp}-{slug}-{n}@example.com", "phone": f"+1202555{100 + n % 100:04d}"},
             "consent": {"sms": True, "voice": False},
             "service_level": {"wait_seconds": rng.randint(10, 900)},
             "test": True,
@@ -99,6 +99,11 @@ def feed(rt: Runtime, count: int, services: list[str] | None = None, answer_rate
         )
     chosen = [i for i in sent if rng.random() < answer_rate]
     lines.append(f"answered: {_answer(rt, chosen, rng)} survey(s) through the survey-session engine")
+    lines.append(
+        'dashboard: everything above is test data (its "test data" view shows it); make an account with '
+        f"`survey-engine user create --email you@agency.gov {' '.join('--service ' + s for s in slugs)}` and open "
+        f"{rt.settings.public_url.rstrip('/')}/dashboard"
+    )
     lines.extend(_demo_kiosk(rt, slugs))
     return lines
 

@@ -1,0 +1,70 @@
+"""The issue's "done when", tried as a newcomer would: the README's commands on a fresh embedded database, then
+the dashboard in the app, and the quarter's A-11 CSV from the dashboard, the API and the CLI, byte for byte."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from zoneinfo import ZoneInfo
+
+from engine.db import utcnow
+from engine.fiscal import fiscal_quarter
+from tests.dashboard_support import csrf_of
+from tests.test_cli import cli, sqlite_env  # noqa: F401  (the fixture)
+
+PASSWORD = "correct horse battery staple 42"
+
+
+def test_after_the_demo_the_dashboard_shows_it_and_the_a11_csv_is_one_file(sqlite_env, monkeypatch):  # noqa: F811
+    cli("db", "upgrade", env=sqlite_env, check=True)
+    demo = cli("demo", "--count", "12", "--answer-rate", "1", env=sqlite_env, check=True)
+    assert "survey-engine user create" in demo.stdout and "/kiosk/enroll/" in demo.stdout
+    made = cli("user", "create", "--email", "pat@agency.gov", "--service", "passport-renewal",
+               "--service", "benefits-contact-center", env=sqlite_env, check=True)  # fmt: skip
+    link = made.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"http://127\.0\.0\.1:8000/dashboard/\S+", link), link
+    key = cli("api-key", "create", "--name", "cx", "--service", "passport-renewal", "--scope", "reports",
+              env=sqlite_env, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
+
+    for name, value in sqlite_env.items():
+        monkeypatch.setenv(name, value)
+    from engine.app import create_app
+
+    client = create_app().test_client()
+    path = link.removeprefix("http://127.0.0.1:8000")
+    form = client.get(path)
+    assert form.status_code == 200
+    done = client.post(path, data={"password": PASSWORD, "confirm": PASSWORD, "csrf_token": csrf_of(form.text)})
+    assert done.status_code in (302, 303)
+    page = client.get("/dashboard/sign-in")
+    signed = client.post("/dashboard/sign-in", data={"email": "pat@agency.gov", "password": PASSWORD,
+                                                     "csrf_token": csrf_of(page.text)})  # fmt: skip
+    assert signed.status_code in (302, 303)
+
+    quarter = fiscal_quarter(utcnow(), ZoneInfo("America/New_York"))
+    query = f"fiscal_year={quarter.fiscal_year}&quarter={quarter.quarter}"
+    counted = client.get(f"/dashboard/services/passport-renewal?{query}")
+    assert counted.status_code == 200 and "test data" in counted.text
+    shown = client.get(f"/dashboard/services/passport-renewal?{query}&data=test")
+    assert shown.status_code == 200
+    for heading in ("funnel", "Satisfaction", "Trust", "omment"):
+        assert heading in shown.text, heading
+    assert "<svg" in shown.text and "<table" in shown.text
+    respondents = re.compile(r"<dt>Respondents</dt><dd>([0-9,]+)</dd>")
+    assert respondents.search(counted.text).group(1) == "0"  # the demo's console data counts nowhere
+    assert int(respondents.search(shown.text).group(1).replace(",", "")) > 0  # its test-data view shows it
+
+    from_dashboard = client.get(f"/dashboard/services/passport-renewal/a11.csv?{query}")
+    assert from_dashboard.status_code == 200
+    from_api = client.get(f"/api/v1/reports/a11?{query}&service=passport-renewal&format=csv",
+                          headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    assert from_api.status_code == 200
+    from_cli = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "report", "a11", "--fiscal-year", str(quarter.fiscal_year),
+         "--quarter", str(quarter.quarter), "--service", "passport-renewal", "--format", "csv"],
+        env={**os.environ, **sqlite_env}, capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert from_dashboard.data == from_api.data == from_cli.stdout
+    assert from_api.data.startswith(b"fiscal_year,quarter,agency,service_slug,")
