@@ -72,8 +72,8 @@ def test_errors_are_announced_and_focusable(phone, live_server, survey_path, run
     page.locator("#q-satisfaction").get_by_role("radio", name="Strongly agree", exact=True).check()
     page.get_by_role("button", name=re.compile("Submit")).click()
     summary = page.get_by_role("alert")
-    assert summary.is_visible()
-    assert page.evaluate("document.activeElement.id") == "error-summary"
+    summary.wait_for(state="visible")  # the answer page has loaded (is_visible alone does not wait)
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'error-summary'")
     assert axe_violations(page) == []
     assert _stored(runtime)[1] == {}
 
