@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 
 from engine import kiosk as registry
 from engine.db import unit_of_work
@@ -52,10 +53,10 @@ def test_enroll_then_answer_by_taps(tablet, live_server, runtime):
     assert page.url == f"{live_server}/kiosk", "no secret stays in the address after enrollment"
     cookie = next(c for c in tablet.cookies() if c["name"] == COOKIE)
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
-    assert page.get_by_role("heading", name="Paperwork Reduction Act statement").is_visible()
+    expect(page.get_by_role("heading", name="Paperwork Reduction Act statement")).to_be_visible()
     assert axe_violations(page) == []
     page.get_by_role("button", name="Start", exact=True).tap()
-    assert page.get_by_text("Question 1 of 8").is_visible()
+    expect(page.get_by_text("Question 1 of 8")).to_be_visible()
     assert axe_violations(page) == []
     for n, choice in enumerate(["Strongly agree", "Agree", "Agree", "Strongly agree", "Neither agree nor disagree",
                                 "Agree"], start=1):  # fmt: skip
@@ -63,7 +64,7 @@ def test_enroll_then_answer_by_taps(tablet, live_server, runtime):
         _tap_option(page, choice)
     page.wait_for_selector("body[data-question=employee]")
     page.get_by_role("button", name="Skip").tap()
-    assert page.get_by_text("Please do not include personal information").first.is_visible()
+    expect(page.get_by_text("Please do not include personal information").first).to_be_visible()
     page.locator("#answer-text").fill("Quick and friendly.")
     assert axe_violations(page) == []
     page.get_by_role("button", name="Finish").tap()
@@ -96,14 +97,14 @@ def test_a_used_enrollment_link_is_refused_with_a_clear_page(browser, live_serve
         again = other.new_page()
         reply = again.goto(f"{live_server}/kiosk/enroll/{code}")
         assert reply.status == 410
-        assert again.get_by_role("heading", name="This enrollment link cannot be used").is_visible()
-        assert again.get_by_text("already used").is_visible()
+        expect(again.get_by_role("heading", name="This enrollment link cannot be used")).to_be_visible()
+        expect(again.get_by_text("already used")).to_be_visible()
         assert reply.headers["cache-control"] == "no-store" and reply.headers["referrer-policy"] == "no-referrer"
         assert axe_violations(again) == []
         reply = again.goto(f"{live_server}/kiosk")
         assert reply.status == 401
-        assert again.get_by_role("heading", name="This kiosk is not enrolled").is_visible()
-        assert again.get_by_text("survey-engine kiosk register").is_visible()
+        expect(again.get_by_role("heading", name="This kiosk is not enrolled")).to_be_visible()
+        expect(again.get_by_text("survey-engine kiosk register")).to_be_visible()
     finally:
         first.close()
         other.close()
@@ -115,9 +116,9 @@ def test_spanish_portrait_and_branching(browser, live_server, runtime):
         page = _enroll(context, live_server, runtime, service="kiosk-quick")
         page.get_by_role("button", name="Español").tap()
         page.wait_for_function("document.documentElement.lang === 'es'")
-        assert page.get_by_role("heading", name=re.compile("Ley de Reducción de Trámites")).is_visible()
+        expect(page.get_by_role("heading", name=re.compile("Ley de Reducción de Trámites"))).to_be_visible()
         page.get_by_role("button", name="Comenzar").tap()
-        assert page.get_by_role("button", name="English").is_visible(), "the language toggle is on every screen"
+        expect(page.get_by_role("button", name="English")).to_be_visible()
         box = page.locator(".options .option").first.bounding_box()
         assert box["height"] >= 48 and box["width"] >= 48
         assert axe_violations(page) == []
@@ -217,10 +218,10 @@ def test_a_revoked_kiosk_says_so(tablet, live_server, runtime):
     page.locator("#answer-text").wait_for()
     page.get_by_role("button", name="Finish").tap()
     page.wait_for_selector("body[data-state=revoked]", timeout=WAIT)
-    assert page.get_by_role("heading", name=re.compile("no longer enrolled")).is_visible()
+    expect(page.get_by_role("heading", name=re.compile("no longer enrolled"))).to_be_visible()
     page.wait_for_function("document.body.dataset.queue === '1'")  # the answers stay on the device
     assert stored(runtime) == []
     reply = page.goto(f"{live_server}/kiosk")
     assert reply.status == 401
-    assert page.get_by_role("heading", name="This kiosk was revoked").is_visible()
+    expect(page.get_by_role("heading", name="This kiosk was revoked")).to_be_visible()
     assert axe_violations(page) == []
