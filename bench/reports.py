@@ -4,8 +4,9 @@ Generates FY2027 Q1 (2026-10-01 .. 2026-12-31) for four services in four time zo
 (no row inserts): 2,000,000 transactions (one service-level indicator each), 1,800,000 invitations (sent; 3 %
 reported failed), 1,250,000 responses on SMS and email with 8 answers each (7 ratings and a comment on one in
 ten) = 10,000,000 answers; 2.5 % of the transactions are test data and 1 % of the responses are flagged spam
-(which must not count). Then it times ``engine.reporting.a11.collection`` for all services, the way the API
-and the CLI build the file:
+(which must not count). The report summaries (``response_tallies``, ``invitation_tallies``,
+``service_level_tallies``) are filled by their database triggers as the rows arrive, as in service. Then it
+times ``engine.reporting.a11.collection`` for all services, the way the API and the CLI build the file:
 
 - **cold**: the first build in a fresh process on a fresh connection right after the data was loaded and
   ANALYZEd (PostgreSQL's shared buffers and the OS page cache are not flushed: the machine is shared);
