@@ -251,6 +251,7 @@ def downgrade() -> None:
     op.drop_index("ix_responses_post_call", table_name="responses")
     op.drop_table("service_level_tallies")
     op.drop_table("invitation_tallies")
-    with op.batch_alter_table("response_tallies") as batch:
-        for column in reversed(RESPONSE_KEYS):
-            batch.drop_column(column)
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite ≥ 3.35): a batch copy of the table would break the triggers of
+    # migration 0003 that write it.
+    for column in reversed(RESPONSE_KEYS):
+        op.execute(f"ALTER TABLE response_tallies DROP COLUMN {column}")
