@@ -435,14 +435,16 @@ def transaction_pass_from_rows(rt: Runtime, session: Session, scope: Scope, by: 
     return {_key(row): Volumes(int(row[3]), int(row[4] or 0), 0) for row in session.execute(query)}
 
 
-def counted_invitation_tallies(rt: Runtime, scope: Scope) -> Subquery:
-    """The tallies of the sent invitations of the counted transactions, not test data: ``invitation_id,
-    service_id, channel`` (the transaction's), ``office_id, opportunity`` (not failed since)."""
-    t = InvitationTally
+def _counted_copies(
+    rt: Runtime, scope: Scope, t: Any, leading: Sequence[Any], trailing: Sequence[Any], name: str
+) -> Subquery:
+    """Rows of a per-transaction copy table (``invitation_tallies``, ``service_level_tallies``) whose transaction
+    counts in ``scope``: in its period, not ``invalid``, not test data. ``channel`` (the transaction's) stands
+    between the ``leading`` and the ``trailing`` columns."""
     calls = post_calls()
     channel = transaction_channel(rt, scope, calls.c.channel, t.channel, t.service_id)
     query = (
-        select(t.invitation_id, t.service_id, channel.label("channel"), t.office_id, t.opportunity)
+        select(*leading, channel.label("channel"), *trailing)
         .outerjoin(calls, calls.c.transaction_id == t.transaction_id)
         .where(
             scope.moment_in(t.service_id, t.moment),
@@ -450,25 +452,23 @@ def counted_invitation_tallies(rt: Runtime, scope: Scope) -> Subquery:
             _not_test(scope.include_test, t.test.is_(False)),
         )
     )
-    return query.subquery("counted_invitation_tallies")
+    return query.subquery(name)
+
+
+def counted_invitation_tallies(rt: Runtime, scope: Scope) -> Subquery:
+    """The tallies of the sent invitations of the counted transactions, not test data: ``invitation_id,
+    service_id, channel`` (the transaction's), ``office_id, opportunity`` (not failed since)."""
+    t = InvitationTally
+    return _counted_copies(rt, scope, t, (t.invitation_id, t.service_id), (t.office_id, t.opportunity),
+                           "counted_invitation_tallies")  # fmt: skip
 
 
 def counted_service_level_tallies(rt: Runtime, scope: Scope) -> Subquery:
     """The tallies of the service-level indicators of the counted transactions: ``service_id, channel, office_id,
     name, value``."""
     t = ServiceLevelTally
-    calls = post_calls()
-    channel = transaction_channel(rt, scope, calls.c.channel, t.channel, t.service_id)
-    query = (
-        select(t.service_id, channel.label("channel"), t.office_id, t.name, t.value)
-        .outerjoin(calls, calls.c.transaction_id == t.transaction_id)
-        .where(
-            scope.moment_in(t.service_id, t.moment),
-            t.left_out.is_(False),
-            _not_test(scope.include_test, t.test.is_(False)),
-        )
-    )
-    return query.subquery("counted_service_level_tallies")
+    return _counted_copies(rt, scope, t, (t.service_id,), (t.office_id, t.name, t.value),
+                           "counted_service_level_tallies")  # fmt: skip
 
 
 POINTS = (1, 2, 3, 4, 5)
