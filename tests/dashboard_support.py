@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 from sqlalchemy import select
 
 from engine.app import create_app
@@ -35,6 +34,7 @@ from engine.models import ContactKind, Invitation, Transaction
 from engine.runtime import Runtime, build_runtime
 from engine.sessions import Given, SurveySessions
 from engine.settings import Settings, load_settings
+from tests.helpers import write_config
 from tests.stand_ins import ScriptedChannel
 
 PUBLIC_URL = "https://surveys.example.gov"
@@ -72,10 +72,7 @@ class DashboardEmail(ScriptedChannel):
 
 @pytest.fixture(scope="session")
 def dash_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("dashboard-config")
-    (target / "services.yaml").write_text(yaml.safe_dump({"services": SERVICES}, sort_keys=False))
-    (target / "offices.yaml").write_text(yaml.safe_dump({"offices": OFFICES}, sort_keys=False))
-    return target
+    return write_config(tmp_path_factory.mktemp("dashboard-config"), SERVICES, OFFICES)
 
 
 @pytest.fixture

@@ -32,7 +32,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
@@ -47,6 +46,7 @@ from engine.dispatch import Dispatcher, DispatchStats
 from engine.models import DeliveryEvent, Invitation, Suppression
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
+from tests.helpers import write_config
 from tests.twilio_support import free_port, prism_mock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,11 +81,8 @@ SERVICES = {
 
 @pytest.fixture(scope="session")
 def email_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("email-config")
-    (target / "services.yaml").write_text(yaml.safe_dump({"services": SERVICES}, sort_keys=False))
-    offices = {"offices": {"DC-01": {"name": "Washington Passport Agency", "timezone": "America/New_York"}}}
-    (target / "offices.yaml").write_text(yaml.safe_dump(offices, sort_keys=False))
-    return target
+    offices = {"DC-01": {"name": "Washington Passport Agency", "timezone": "America/New_York"}}
+    return write_config(tmp_path_factory.mktemp("email-config"), SERVICES, offices)
 
 
 # -- SendGrid stand-ins ------------------------------------------------------------------------------------------

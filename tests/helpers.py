@@ -1,10 +1,12 @@
-"""Small builders shared by the tests: transactions as an integrator would send them, row counts."""
+"""Small builders shared by the tests: transactions as an integrator would send them, row counts, config dirs."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import func, select
 
 from engine.db import Base
@@ -32,3 +34,11 @@ def counts(rt: Runtime) -> dict[str, int]:
 
 def post(client: Any, body: Any, auth: dict[str, str]) -> Any:
     return client.post("/api/v1/transactions", json=body, headers=auth)
+
+
+def write_config(directory: Path, services: dict[str, Any], offices: dict[str, Any]) -> Path:
+    """A config directory (``services.yaml``, ``offices.yaml``) holding these services and offices."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "services.yaml").write_text(yaml.safe_dump({"services": services}, sort_keys=False))
+    (directory / "offices.yaml").write_text(yaml.safe_dump({"offices": offices}, sort_keys=False))
+    return directory

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import select
 
 from engine.api.auth import create_api_key
@@ -31,6 +30,7 @@ from engine.models import Answer, AnswerChoice, Invitation, Response, Transactio
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
 from tests.conftest import ENCRYPTION, SECRET
+from tests.helpers import write_config
 from tests.twilio_support import ACCOUNT_SID, PUBLIC_URL, signed_post, twilio_provider_env
 
 POST_CALL_NUMBER = "+12025550142"
@@ -139,18 +139,11 @@ class IvrStack:
             return found
 
 
-def write_config(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "services.yaml").write_text(yaml.safe_dump({"services": SERVICES}, sort_keys=False))
-    (directory / "offices.yaml").write_text(yaml.safe_dump({"offices": OFFICES}, sort_keys=False))
-    return directory
-
-
 def build_stack(database_url: str, flows_dir: Path, tmp_path: Path, twilio_base_url: str) -> Iterator[IvrStack]:
     env = {
         "SURVEY_ENGINE_DATABASE_URL": database_url,
         "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
-        "SURVEY_ENGINE_CONFIG_DIR": str(write_config(tmp_path / "ivr-config")),
+        "SURVEY_ENGINE_CONFIG_DIR": str(write_config(tmp_path / "ivr-config", SERVICES, OFFICES)),
         "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir),
         "SURVEY_ENGINE_SECRET_KEY": SECRET,
         "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,

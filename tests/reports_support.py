@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 from sqlalchemy import select
 
 from engine.api.auth import create_api_key
@@ -35,6 +34,7 @@ from engine.models import ContactKind, Invitation, InvitationState, KioskDevice,
 from engine.runtime import Runtime, build_runtime
 from engine.sessions import Given, SurveySessions
 from engine.settings import load_settings
+from tests.helpers import write_config
 from tests.stand_ins import ScriptedChannel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,10 +84,7 @@ class StandInEmail(ScriptedChannel):
 
 @pytest.fixture(scope="session")
 def report_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("report-config")
-    (target / "services.yaml").write_text(yaml.safe_dump({"services": SERVICES}, sort_keys=False))
-    (target / "offices.yaml").write_text(yaml.safe_dump({"offices": OFFICES}, sort_keys=False))
-    return target
+    return write_config(tmp_path_factory.mktemp("report-config"), SERVICES, OFFICES)
 
 
 @dataclass

@@ -17,7 +17,6 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-import yaml
 from sqlalchemy import select
 
 from channels.sms import SmsChannel
@@ -29,6 +28,7 @@ from engine.dispatch import Dispatcher, DispatchStats
 from engine.models import Answer, AnswerChoice, Invitation, Response, Suppression
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
+from tests.helpers import write_config
 from tests.twilio_support import (
     ACCOUNT_SID,
     FROM_NUMBER,
@@ -64,11 +64,8 @@ SERVICES = {
 
 @pytest.fixture(scope="session")
 def sms_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("sms-config")
-    (target / "services.yaml").write_text(yaml.safe_dump({"services": SERVICES}, sort_keys=False))
-    offices = {"offices": {"DC-01": {"name": "Washington Passport Agency", "timezone": "America/New_York"}}}
-    (target / "offices.yaml").write_text(yaml.safe_dump(offices, sort_keys=False))
-    return target
+    offices = {"DC-01": {"name": "Washington Passport Agency", "timezone": "America/New_York"}}
+    return write_config(tmp_path_factory.mktemp("sms-config"), SERVICES, offices)
 
 
 @pytest.fixture(scope="session")

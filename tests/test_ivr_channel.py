@@ -33,13 +33,14 @@ from engine.models import (
     Transaction,
 )
 from tests.conftest import ROOT
-from tests.helpers import ago, counts
+from tests.helpers import ago, counts, write_config
 from tests.ivr_support import (  # noqa: F401  (the ivr and ivr_prism fixtures)
+    OFFICES,
     POST_CALL_NUMBER,
+    SERVICES,
     IvrStack,
     ivr_prism_stack,
     ivr_stack,
-    write_config,
 )
 from tests.twilio_support import (  # noqa: F401  (twilio_prism: a fixture ivr_prism needs)
     PUBLIC_URL,
@@ -259,7 +260,7 @@ def test_status_callbacks_settle_a_call_nobody_answered_once(ivr_prism):
 
 
 def _outgoing(tmp_path: Path) -> Outgoing:
-    catalog = load_catalog(write_config(tmp_path / "config"), ROOT / "flows", {"ivr", "console"})
+    catalog = load_catalog(write_config(tmp_path / "config", SERVICES, OFFICES), ROOT / "flows", {"ivr", "console"})
     service = catalog.services["ivr-outbound"]
     return Outgoing(uuid.uuid4(), service, catalog.flow_of(service), "en", ContactKind.PHONE, CALLER,
                     datetime.now(UTC) + timedelta(hours=48), False)  # fmt: skip
