@@ -16,16 +16,31 @@ import yaml
 
 from engine.durations import parse_duration
 from engine.errors import ConfigError
-from engine.flows import Flow, load_flows
+from engine.flows import Flow, Pra, load_flows, parse_pra
 
 MAX_WINDOW = timedelta(hours=48)
 MAX_ANSWER_WINDOW = timedelta(days=7)
-SERVICE_TYPES = {"administrative", "compliance", "informational", "recreational", "benefits", "other"}
+# A-11 280.4's seven service types, in the policy's order.
+SERVICE_TYPES = (
+    "administrative",
+    "benefits",
+    "compliance",
+    "recreation",
+    "informational",
+    "data_and_research",
+    "regulatory",
+)
+# A-11 280.7's timing of the survey within the customer's journey (reported as ``transaction_point``).
+TRANSACTION_POINTS = ("post_interaction", "post_service_journey", "relational")
 SERVICE_KEYS = {
     "name",
     "agency",
     "service_type",
     "service_stage",
+    "bureau",
+    "service_provider",
+    "transaction_point",
+    "pra",
     "flow",
     "channels",
     "sample_rate",
@@ -87,6 +102,11 @@ class ServiceConfig:
     sender: dict[str, str] = field(default_factory=dict)
     support: dict[str, str] = field(default_factory=dict)
     twilio_opt_out_handling: bool = False
+    bureau: str | None = None
+    service_provider: str | None = None
+    transaction_point: str = "post_interaction"
+    # The agency's own PRA clearance; when set it stands everywhere in place of the flow's (SPEC §2 rule 9).
+    pra: Pra | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,10 @@ class Catalog:
 
     def flow_of(self, service: ServiceConfig) -> Flow:
         return self.flows[service.flow]
+
+    def pra_of(self, service: ServiceConfig) -> Pra:
+        """The PRA block that stands for ``service``: its own clearance, else its flow's."""
+        return service.pra or self.flows[service.flow].pra
 
 
 def _zone(name: Any, where: str) -> ZoneInfo:
@@ -154,7 +178,16 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
         if key not in raw:
             raise ConfigError(f"{where}: {key} is required")
     if raw["service_type"] not in SERVICE_TYPES:
-        raise ConfigError(f"{where}: service_type must be one of {', '.join(sorted(SERVICE_TYPES))}")
+        raise ConfigError(
+            f"{where}: service_type {raw['service_type']!r} is not one of A-11 280.4's seven: {', '.join(SERVICE_TYPES)}"
+        )
+    point = raw.get("transaction_point", "post_interaction")
+    if point not in TRANSACTION_POINTS:
+        raise ConfigError(f"{where}: transaction_point must be one of {', '.join(TRANSACTION_POINTS)}")
+    for key in ("bureau", "service_provider", "service_stage"):
+        if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key].strip()):
+            raise ConfigError(f"{where}: {key} must be non-empty text")
+    pra = parse_pra(raw["pra"], f"{where}: pra") if raw.get("pra") is not None else None
     if raw["flow"] not in flows:
         raise ConfigError(f"{where}: flow {raw['flow']!r} is not in the flows directory")
     channels = raw["channels"]
@@ -231,6 +264,10 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
         sender=dict(raw.get("sender") or {}),
         support=dict(raw.get("support") or {}),
         twilio_opt_out_handling=bool(raw.get("twilio_opt_out_handling", False)),
+        bureau=raw.get("bureau"),
+        service_provider=raw.get("service_provider"),
+        transaction_point=str(point),
+        pra=pra,
     )
 
 

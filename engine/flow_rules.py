@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from engine.errors import ConfigError
-from engine.flows import CHOICE_TYPES, DEFAULT_SCALE, POINTS, RATING_TYPES, Flow, parse_flow
+from engine.flows import BURDEN_MINUTES, CHOICE_TYPES, DEFAULT_SCALE, POINTS, RATING_TYPES, Flow, parse_flow
 
 MAX_QUESTIONS = 15
 PRA_WARNING_DAYS = 30
@@ -59,7 +59,7 @@ SHOW_IF_KEYS = {"question", "rating"}
 
 SLUG = re.compile(r"^[a-z][a-z0-9_-]*$")
 OMB_CONTROL_NUMBER = re.compile(r"^\d{4}-\d{4}$")
-BURDEN_MINUTES = re.compile(r"(\d+)\s+minutes?\b", re.IGNORECASE)
+
 LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 # Where each rule comes from; a problem names the rule and, after it, this source.

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -46,6 +47,8 @@ class Pra:
     omb_control_number: str
     expiration_date: date
     burden_statement: str
+    # How long the survey takes, in minutes: every surface that says "how long" reads it from here.
+    burden_minutes: int = 2
 
     def expired(self, on: date) -> bool:
         return on > self.expiration_date
@@ -211,15 +214,18 @@ def content_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def parse_flow(data: Any, source: str = "<flow>", path: Path | None = None) -> Flow:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a flow is a YAML mapping")
-    missing = [key for key in ("id", "version", "title", "edition", "pra", "questions") if key not in data]
-    if missing:
-        raise ConfigError(f"{source}: missing {', '.join(missing)}")
-    pra = data["pra"]
+BURDEN_MINUTES = re.compile(r"(\d+)\s+minutes?\b", re.IGNORECASE)
+
+
+def parse_pra(pra: Any, source: str, default_minutes: int | None = None) -> Pra:
+    """A PRA block (a flow's, or a service's own clearance): ``{omb_control_number, expiration_date,
+    burden_statement[, burden_minutes]}``. ``burden_minutes`` defaults to the figure the statement gives
+    ("… average 2 minutes per response"), else ``default_minutes`` (a flow's ``minutes``), else 2."""
     if not isinstance(pra, dict):
         raise ConfigError(f"{source}: pra must be a mapping")
+    unknown = set(pra) - {"omb_control_number", "expiration_date", "burden_statement", "burden_minutes"}
+    if unknown:
+        raise ConfigError(f"{source}: pra: unknown keys {', '.join(sorted(unknown))}")
     pra_missing = [k for k in ("omb_control_number", "expiration_date", "burden_statement") if not pra.get(k)]
     if pra_missing:
         raise ConfigError(f"{source}: rule pra (5 CFR 1320.8(b)(3)): pra block lacks {', '.join(pra_missing)}")
@@ -231,6 +237,26 @@ def parse_flow(data: Any, source: str = "<flow>", path: Path | None = None) -> F
             raise ConfigError(f"{source}: pra.expiration_date {expiration!r} is not a date (YYYY-MM-DD)") from exc
     if not isinstance(expiration, date) or isinstance(expiration, datetime):
         raise ConfigError(f"{source}: rule pra: pra.expiration_date must be a date (YYYY-MM-DD)")
+    statement = str(pra["burden_statement"]).strip()
+    minutes = pra.get("burden_minutes")
+    if minutes is None:
+        stated = BURDEN_MINUTES.search(statement)
+        minutes = int(stated.group(1)) if stated else (default_minutes or 2)
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 600:
+        raise ConfigError(f"{source}: rule pra: pra.burden_minutes must be a whole number of minutes (1-600)")
+    return Pra(str(pra["omb_control_number"]), expiration, statement, minutes)
+
+
+def parse_flow(data: Any, source: str = "<flow>", path: Path | None = None) -> Flow:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a flow is a YAML mapping")
+    missing = [key for key in ("id", "version", "title", "edition", "pra", "questions") if key not in data]
+    if missing:
+        raise ConfigError(f"{source}: missing {', '.join(missing)}")
+    minutes = data.get("minutes")
+    pra = parse_pra(
+        data["pra"], source, minutes if isinstance(minutes, int) and not isinstance(minutes, bool) else None
+    )
     questions = data["questions"]
     if not isinstance(questions, list):
         raise ConfigError(f"{source}: questions must be a list")
@@ -246,7 +272,7 @@ def parse_flow(data: Any, source: str = "<flow>", path: Path | None = None) -> F
         version=str(data["version"]),
         title=str(data["title"]),
         edition=str(data["edition"]),
-        pra=Pra(str(pra["omb_control_number"]), expiration, str(pra["burden_statement"]).strip()),
+        pra=pra,
         default_language=str(data.get("default_language", "en")),
         content_hash=content_hash(data),
         raw=data,

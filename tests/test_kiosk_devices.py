@@ -126,7 +126,7 @@ def test_the_kiosk_settings_of_a_service_are_checked(runtime):
     from engine.catalog import parse_service
     from engine.errors import ConfigError
 
-    base = {"name": "S", "agency": "A", "service_type": "other", "flow": "a11-standard", "channels": ["kiosk"],
+    base = {"name": "S", "agency": "A", "service_type": "regulatory", "flow": "a11-standard", "channels": ["kiosk"],
             "timezone": "UTC"}  # fmt: skip
     flows = runtime.catalog.flows
     parsed = parse_service("s", base, flows, {"kiosk"})

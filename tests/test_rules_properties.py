@@ -118,7 +118,7 @@ def make_service(
         slug="svc",
         name="Service",
         agency="Agency",
-        service_type="other",
+        service_type="regulatory",
         flow="a11-standard",
         channels=("console",),
         timezone=ZoneInfo(zone),
