@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 from babel import Locale
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
-from engine import dashboard, migrate, survey_web
+from engine import dashboard, migrate, request_checks, survey_web
 from engine.api import ops, opt_outs, reports, transactions
 from engine.api.problems import Problem, problem_response
 from engine.i18n import LOCALES
@@ -20,6 +20,8 @@ from engine.runtime import Runtime, build_runtime
 from engine.settings import Settings, load_settings
 
 logger = logging.getLogger("survey_engine")
+# Every HTML page, error pages included, unless its blueprint sets a stricter one (SPEC §2 rule 12).
+HTML_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 # Each language named in its own words, for the language switch ("English", "Español").
 LANGUAGE_NAMES = {code: str(Locale.parse(code).get_display_name(code)).capitalize() for code in ("en", "es")}
 
@@ -30,11 +32,15 @@ def create_app(
     settings = settings or (runtime.settings if runtime else load_settings())
     configure_logging(settings.log_level)
     rt = runtime or build_runtime(settings, migrate_database=migrate_database)
-    if migrate.is_current(rt.engine):
-        rt.sync_catalog()
-        report_expired_flows(rt)
-    else:
-        log(logger, "database schema is not current: run `survey-engine db upgrade`", logging.WARNING)
+    try:
+        if migrate.is_current(rt.engine):
+            rt.sync_catalog()
+            report_expired_flows(rt)
+        else:
+            log(logger, "database schema is not current: run `survey-engine db upgrade`", logging.WARNING)
+    except request_checks.UNREACHABLE as exc:
+        # The app still starts: it answers 503 until the database is back (and then syncs the catalogue).
+        log(logger, "database unreachable at start-up", logging.ERROR, error=type(exc).__name__)
 
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     Babel(app, locale_selector=lambda: g.get("language", "en"), default_translation_directories=str(LOCALES))
@@ -53,14 +59,36 @@ def create_app(
         if bp is not None:
             app.register_blueprint(bp)
 
+    request_checks.install(app)
+
+    @app.before_request
+    def catalogue_synced() -> None:
+        # The database was away at start-up and is back: mirror the catalogue now.
+        ops_endpoint = request.endpoint in ("ops.healthz", "ops.readyz", "ops.openapi")
+        if not rt.synced and not ops_endpoint and migrate.is_current(rt.engine):
+            rt.sync_catalog()
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if settings.public_url.startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", HTML_CSP)
+            response.headers.setdefault("Referrer-Policy", "no-referrer")
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
     @app.errorhandler(Problem)
     def on_problem(problem: Problem) -> Any:
         return problem.response()
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException) -> Any:
-        if request.path.startswith("/api/") or request.path.startswith("/channels/"):
-            return problem_response(exc.code or 500, exc.description or exc.name)
+        if request_checks.is_api(request.path):
+            # Keep the exception's own headers (``Allow`` on a 405, ``Retry-After`` on a 429/503).
+            headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+            return problem_response(exc.code or 500, exc.description or exc.name, headers=headers)
         return exc
 
     @app.errorhandler(Exception)

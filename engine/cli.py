@@ -24,6 +24,15 @@ def main() -> None:
     """Survey delivery engine: A-11 CX feedback for public services."""
 
 
+def _refuse_unreachable(settings: Settings) -> None:
+    """Stop the start with one line when the database cannot be reached (SPEC §2 rule 11), not a traceback."""
+    from engine.db import unreachable_reason
+
+    reason = unreachable_reason(settings.database_url)
+    if reason:
+        raise click.ClickException(reason)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -34,6 +43,9 @@ def serve(host: str, port: int) -> None:
     from engine.app import create_app
     from engine.scheduler import start_background
 
+    settings = _settings()
+    if not settings.is_sqlite:
+        _refuse_unreachable(settings)
     rt = _runtime(migrate_database=True)
     app = create_app(runtime=rt)
     scheduler = start_background(rt)
@@ -49,7 +61,7 @@ def serve(host: str, port: int) -> None:
 @click.option("--workers", default=2, show_default=True, type=int)
 def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
-    _settings()
+    _refuse_unreachable(_settings())
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
             "engine.app:create_app()"]  # fmt: skip
     os.execv(sys.executable, args)
@@ -68,6 +80,7 @@ def worker() -> None:
     from engine.scheduler import run_blocking
 
     configure_logging(settings.log_level)
+    _refuse_unreachable(settings)
     rt = _runtime()
     click.echo("survey-engine worker started", err=True)
     run_blocking(rt)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +45,24 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def unreachable_reason(url: str) -> str | None:
+    """``None`` when the database at ``url`` answers, else one line saying why it cannot be reached."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import text
+
+    engine = make_engine(url, **({} if url.startswith("sqlite") else {"connect_args": {"connect_timeout": 10}}))
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+        detail = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
+        where = engine.url.render_as_string(hide_password=True)
+        return f"the database at {where} cannot be reached: {detail}"
+    finally:
+        engine.dispose()
+    return None
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -108,8 +127,33 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def owner_only_sqlite_file(url: str) -> None:
+    """Create the SQLite file of ``url`` readable by its owner alone (0600), with its -wal and -shm if present.
+
+    SQLite gives the -wal and -shm files it creates later the mode of the database file.
+    """
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports the missing folder itself ("unable to open database file")
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if name.exists():
+                os.chmod(name, 0o600)
+    except PermissionError:
+        return  # not ours to change; SQLite says what it can or cannot open
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        owner_only_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

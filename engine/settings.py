@@ -61,6 +61,12 @@ def _project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def owner_only_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) if needed and make it readable by its owner alone (0700)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
 def _load_or_create_secrets(instance_dir: Path, missing: list[str]) -> dict[str, str]:
     """Read generated secrets from the instance folder, creating the ones still missing (owner-only file).
 
@@ -68,7 +74,7 @@ def _load_or_create_secrets(instance_dir: Path, missing: list[str]) -> dict[str,
     side file makes read-generate-write one step, so they all end with the same keys.
     """
     path = instance_dir / "secrets.json"
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    owner_only_dir(instance_dir)
     lock_fd = os.open(instance_dir / ".secrets.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -126,6 +132,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
         # psycopg 3 is the driver we ship; accept the plain URL people copy from their provider.
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
     embedded = database_url.startswith("sqlite")
+    if embedded:
+        owner_only_dir(instance_dir)  # SPEC §2 rule 12: the folder of the database and secrets, owner only
 
     found: dict[str, str] = {}
     missing = []

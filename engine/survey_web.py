@@ -23,13 +23,16 @@ from engine.crypto import token_hash
 from engine.db import unit_of_work, utcnow
 from engine.flows import Flow
 from engine.i18n import N_, best_language, translate
+from engine.limits import text_problem
 from engine.models import Invitation, Transaction
 from engine.sessions import Given, InvalidAnswer, SurveyClosed, SurveySessions, check_answer, parse_form
 from engine.tokens import invitation_for
-from engine.web import guarded_by, runtime
+from engine.web import checks_own_form, guarded_by, runtime
 
 bp = Blueprint("survey", __name__)
 CSRF_MAX_AGE = 6 * 3600
+UNSTORABLE = N_("This answer holds a character we cannot store. Please remove it and send again.")
+NOTHING_ANSWERED = N_("Please answer at least one question before you send your answers.")
 
 
 @bp.after_request
@@ -152,6 +155,7 @@ def _message(flow: Flow, name: str) -> str:
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
 @guarded_by("survey link token (128 random bits, stored hashed)")
+@checks_own_form
 def survey(token: str) -> Any:
     rt = runtime()
     sessions = SurveySessions(rt)
@@ -206,14 +210,21 @@ def survey(token: str) -> Any:
             if not question.asked_on("web"):
                 continue
             q = question
+            if any(text_problem(value) for value in posted.get(q.id, [])):
+                errors[q.id] = UNSTORABLE
+                posted[q.id] = []
+                continue
             try:
                 given[q.id] = check_answer(q, parse_form(q, posted.get(q.id, [])))
             except InvalidAnswer as exc:
                 errors[q.id] = exc.message
         ratings = {qid: g_.value for qid, g_ in given.items()}
-        applicable = {q.id for q in sessions.questions_for(flow, "web", ratings)}
+        asked = sessions.questions_for(flow, "web", ratings)
+        applicable = {q.id for q in asked}
         if errors.keys() - applicable:
             errors = {k: v for k, v in errors.items() if k in applicable}
+        if not errors and asked and all(given.get(q.id, Given()).empty for q in asked):
+            errors[asked[0].id] = NOTHING_ANSWERED  # an empty form stores nothing and keeps the survey open
         if errors:
             issued = int(time.time())
             views = _views(sessions, flow, ctx["service_name"], language, posted, errors)

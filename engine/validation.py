@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from engine.catalog import Catalog, OfficeConfig, ServiceConfig
 from engine.errors import FieldError, ValidationFailed
+from engine.limits import moment_problem, number_problem, text_problem
 from engine.rules import in_future
 
 TRANSACTION_FIELDS = {
@@ -73,7 +74,25 @@ def parse_timestamp(value: Any, name: str) -> datetime:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
         raise FieldError(name, f"{value!r} is not a real date and time") from None
+    problem = moment_problem(moment)
+    if problem:
+        raise FieldError(name, problem)
     return moment
+
+
+def text_error(value: Any, name: str) -> FieldError | None:
+    """A :class:`FieldError` when ``value`` is text no database can keep (NUL, a lone surrogate), else None."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            return FieldError(name, problem)
+    return None
+
+
+def shown(name: Any) -> str:
+    """A name taken from the input, safe to echo in a field path (unstorable characters escaped)."""
+    text = str(name)
+    return text if text_problem(text) is None else text.encode("unicode_escape").decode("ascii")
 
 
 # Phone numbers and email addresses are checked by phonenumbers and email_validator, which cost some 20-25 µs
@@ -86,6 +105,9 @@ CONTACT_CACHE_SIZE = 4096
 def normalize_phone(value: Any, name: str = "contact.phone") -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldError(name, "must be a phone number as a string, e.g. +12025550123")
+    unstorable = text_error(value, name)
+    if unstorable:
+        raise unstorable
     normalized, problem = _checked_phone(value)
     if normalized is None:
         raise FieldError(name, problem)
@@ -107,6 +129,9 @@ def _checked_phone(value: str) -> tuple[str | None, str]:
 def normalize_email(value: Any, name: str = "contact.email") -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldError(name, "must be an email address as a string")
+    unstorable = text_error(value, name)
+    if unstorable:
+        raise unstorable
     plain = _plain_email(value)
     if plain is not None:
         return plain
@@ -165,6 +190,9 @@ def _plain_email(value: str) -> str | None:
 def parse_zone(value: Any, name: str) -> ZoneInfo:
     if not isinstance(value, str) or not value:
         raise FieldError(name, "must be an IANA time zone name, e.g. America/New_York")
+    unstorable = text_error(value, name)
+    if unstorable:
+        raise unstorable
     try:
         return zone_named(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -174,7 +202,7 @@ def parse_zone(value: Any, name: str) -> ZoneInfo:
 def _unknown(obj: dict[str, Any], allowed: set[str], prefix: str, errors: list[FieldError]) -> None:
     for key in obj:
         if key not in allowed:
-            errors.append(FieldError(f"{prefix}{key}", "unknown field"))
+            errors.append(FieldError(f"{prefix}{shown(key)}", "unknown field"))
 
 
 def _bool(obj: dict[str, Any], key: str, name: str, errors: list[FieldError]) -> bool:
@@ -195,11 +223,15 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
     external_id = raw.get("id")
     if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > MAX_ID:
         errors.append(FieldError("id", f"is required: a string of 1 to {MAX_ID} characters"))
+    elif unstorable := text_error(external_id, "id"):
+        errors.append(unstorable)
 
     service = None
     slug = raw.get("service")
     if not isinstance(slug, str) or not slug:
         errors.append(FieldError("service", "is required: the slug of a configured service"))
+    elif unstorable := text_error(slug, "service"):
+        errors.append(unstorable)
     elif slug not in catalog.services:
         errors.append(FieldError("service", f"unknown service {slug!r}"))
     else:
@@ -217,20 +249,25 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
             errors.append(exc)
 
     touchpoint = raw.get("touchpoint")
-    if touchpoint is not None and touchpoint not in TOUCHPOINTS:
+    if touchpoint is not None and (not isinstance(touchpoint, str) or touchpoint not in TOUCHPOINTS):
         errors.append(FieldError("touchpoint", f"must be one of {', '.join(sorted(TOUCHPOINTS))}"))
 
     office = None
     code = raw.get("office")
     if code is not None:
-        if not isinstance(code, str) or code not in catalog.offices:
+        if unstorable := text_error(code, "office"):
+            errors.append(unstorable)
+        elif not isinstance(code, str) or code not in catalog.offices:
             errors.append(FieldError("office", f"unknown office {code!r}: not in config/offices.yaml"))
         else:
             office = catalog.offices[code]
 
     language = raw.get("language")
     if language is not None:
-        if not isinstance(language, str) or not BCP47.match(language):
+        if unstorable := text_error(language, "language"):
+            errors.append(unstorable)
+            language = None
+        elif not isinstance(language, str) or not BCP47.match(language):
             errors.append(FieldError("language", "must be a BCP 47 language tag, e.g. en or es-US"))
             language = None
         else:
@@ -276,9 +313,11 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
         else:
             for name, value in service_level.items():
                 if not SLI_NAME.match(str(name)):
-                    errors.append(FieldError(f"service_level.{name}", "names are lower-case letters, digits and _"))
-                elif not isinstance(value, int | float) or isinstance(value, bool) or value != value:
-                    errors.append(FieldError(f"service_level.{name}", "must be a number"))
+                    errors.append(
+                        FieldError(f"service_level.{shown(name)}", "names are lower-case letters, digits and _")
+                    )
+                elif problem := number_problem(value):
+                    errors.append(FieldError(f"service_level.{name}", problem))
                 else:
                     levels[name] = float(value)
 
@@ -290,7 +329,9 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
         else:
             for name, value in attributes.items():
                 if not ATTRIBUTE_NAME.match(str(name)):
-                    errors.append(FieldError(f"attributes.{name}", "names are letters, digits, _ . and -"))
+                    errors.append(FieldError(f"attributes.{shown(name)}", "names are letters, digits, _ . and -"))
+                elif unstorable := text_error(value, f"attributes.{name}"):
+                    errors.append(unstorable)
                 elif not isinstance(value, str) or len(value) > MAX_ATTRIBUTE_LENGTH:
                     errors.append(
                         FieldError(

@@ -13,17 +13,18 @@ from engine.errors import FieldError
 from engine.intake import iso
 from engine.models import ContactKind, Scope, SuppressionReason
 from engine.suppressions import ADDRESSED_CHANNELS, channels_for, restore, suppress
-from engine.validation import normalize_email, normalize_phone
+from engine.validation import normalize_email, normalize_phone, shown, text_error
 from engine.web import json_body, runtime
 
 bp = Blueprint("opt_outs", __name__, url_prefix="/api/v1")
 
 POST_FIELDS = {"phone", "email", "channel", "reason", "note"}
 DELETE_FIELDS = {"phone", "email", "channel", "reason"}
+MAX_TEXT = 1000
 
 
 def _address(body: dict[str, Any], allowed: set[str]) -> tuple[ContactKind, str, list[str], list[FieldError]]:
-    errors = [FieldError(k, "unknown field") for k in sorted(set(body) - allowed)]
+    errors = [FieldError(shown(k), "unknown field") for k in sorted(set(body) - allowed)]
     kind = ContactKind.PHONE
     address = ""
     given = [k for k in ("phone", "email") if body.get(k) is not None]
@@ -42,7 +43,7 @@ def _address(body: dict[str, Any], allowed: set[str]) -> tuple[ContactKind, str,
     channels = channels_for(kind)
     channel = body.get("channel")
     if channel is not None:
-        if channel not in ADDRESSED_CHANNELS:
+        if not isinstance(channel, str) or channel not in ADDRESSED_CHANNELS:
             errors.append(FieldError("channel", f"must be one of {', '.join(ADDRESSED_CHANNELS)}"))
         elif ADDRESSED_CHANNELS[channel] is not kind:
             errors.append(FieldError("channel", f"a {kind.value} is not reached on {channel}"))
@@ -65,12 +66,16 @@ def post_opt_out() -> Any:
     reason = SuppressionReason.OPTED_OUT
     if body.get("reason") is not None:
         try:
+            if not isinstance(body["reason"], str):
+                raise ValueError(body["reason"])
             reason = SuppressionReason(body["reason"])
         except ValueError:
             errors.append(FieldError("reason", f"must be one of {', '.join(r.value for r in SuppressionReason)}"))
     note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 1000):
-        errors.append(FieldError("note", "must be a string of at most 1000 characters"))
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_TEXT):
+        errors.append(FieldError("note", f"must be a string of at most {MAX_TEXT} characters"))
+    elif unstorable := text_error(note, "note"):
+        errors.append(unstorable)
     if errors:
         raise Problem(422, "The opt-out is invalid; each error names its field.", kind="invalid-opt-out", errors=errors)
     rt = runtime()
@@ -90,6 +95,10 @@ def delete_opt_out() -> Any:
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         errors.append(FieldError("reason", "is required: say why the contact may be asked again (it is audited)"))
+    elif len(reason) > MAX_TEXT:
+        errors.append(FieldError("reason", f"must be a string of at most {MAX_TEXT} characters"))
+    elif unstorable := text_error(reason, "reason"):
+        errors.append(unstorable)
     if errors:
         raise Problem(422, "The restore is invalid; each error names its field.", kind="invalid-restore", errors=errors)
     rt = runtime()
