@@ -96,6 +96,8 @@ def get_a11() -> Any:
 def get_a11_responses() -> Any:
     quarter, services, _, _ = parse_query(RESPONSES_PARAMS, ("csv",))
     rt = runtime()
+    with rt.engine.connect() as connection:  # a database that is away is a 503 now, not a cut-off stream later
+        connection.exec_driver_sql("SELECT 1")
 
     def generate() -> Any:
         with rt.sessions() as session:

@@ -1,0 +1,173 @@
+"""SPEC §2 rule 11: with the database unreachable, the API answers 503 problem+json with ``Retry-After``, people
+get a translated "try again shortly" page, ``/readyz`` says not ready, and ``web``/``worker``/``serve`` refuse to
+start with one line.
+
+Two real ways of losing it: a PostgreSQL URL on a port nothing listens on (and an SQLite file in a folder that does
+not exist), from start-up on; and a PostgreSQL database dropped under a live app, its connections terminated.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from engine import migrate
+from engine.api.auth import create_api_key
+from engine.app import create_app
+from engine.db import make_engine, unit_of_work
+from engine.runtime import build_runtime
+from engine.settings import load_settings
+from tests.conftest import ENCRYPTION, PG_URL, ROOT, SECRET, _pg_admin_reachable
+from tests.helpers import tx
+from tests.kiosk_support import API as KIOSK_API
+from tests.kiosk_support import COOKIE as KIOSK_COOKIE
+
+TOKEN = "A" * 22
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environment(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The shipped configuration and flows (the CLI runs them as a user would) on ``database_url``."""
+    return {
+        "SURVEY_ENGINE_DATABASE_URL": database_url,
+        "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
+        "SURVEY_ENGINE_CONFIG_DIR": str(ROOT / "config"),
+        "SURVEY_ENGINE_FLOWS_DIR": str(ROOT / "flows"),
+        "SURVEY_ENGINE_SECRET_KEY": SECRET,
+        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
+        "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
+    }
+
+
+def unreachable_url(kind: str, tmp_path: Path) -> str:
+    if kind == "postgresql":
+        return f"postgresql+psycopg://root@127.0.0.1:{free_port()}/nothing"
+    return f"sqlite:///{tmp_path / 'no-such-folder' / 'survey-engine.db'}"
+
+
+def assert_api_503(response: Any) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["type"].endswith("/database-unreachable")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def assert_page_503(response: Any, language: str = "en") -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.mimetype == "text/html"
+    assert int(response.headers["Retry-After"]) > 0
+    html = response.get_data(as_text=True)
+    assert ("Please try again shortly" if language == "en" else "Vuelva a intentarlo en unos minutos") in html
+    assert f'lang="{language}"' in html
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def api_calls(client: Any, key: str) -> list[Any]:
+    auth = {"Authorization": f"Bearer {key}"}
+    contact = {"email": "pat@example.com"}
+    return [
+        client.post("/api/v1/transactions", json=tx("D-1", contact=contact), headers=auth),
+        client.post("/api/v1/transactions", json={"transactions": [tx("D-2", contact=contact)]}, headers=auth),
+        client.get("/api/v1/transactions/passport-renewal/D-1", headers=auth),
+        client.get("/api/v1/reports/a11?fiscal_year=2027&quarter=1", headers=auth),
+        client.get("/api/v1/reports/a11/responses?fiscal_year=2027&quarter=1", headers=auth),
+        client.post("/api/v1/opt-outs", json={"email": "pat@example.com"}, headers=auth),
+        client.delete("/api/v1/opt-outs", json={"email": "pat@example.com", "reason": "asked"}, headers=auth),
+        client.post("/api/v1/transactions", json=tx("D-3"), headers={"Authorization": "Bearer se_unknown_key"}),
+    ]
+
+
+def page_calls(client: Any) -> list[tuple[Any, str]]:
+    client.set_cookie(KIOSK_COOKIE, "a-credential-the-database-would-have-to-look-up")
+    return [
+        (client.get(f"/s/{TOKEN}"), "en"),
+        (client.get(f"/s/{TOKEN}", headers={"Accept-Language": "es"}), "es"),
+        (client.post(f"/s/{TOKEN}?lang=es", data={"q-trust": "4"}), "es"),
+        (client.get(f"/u/{TOKEN}"), "en"),
+        (client.get("/kiosk"), "en"),
+        (client.get("/dashboard/"), "en"),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_unreachable_from_start_up(kind, tmp_path):
+    settings = load_settings(environment(unreachable_url(kind, tmp_path), tmp_path))
+    app = create_app(settings)  # starts: it answers 503 until the database is back
+    client = app.test_client()
+    for response in api_calls(client, "se_" + "x" * 43):
+        assert_api_503(response)
+    client.set_cookie(KIOSK_COOKIE, "a-credential-the-database-would-have-to-look-up")
+    assert_api_503(client.post(KIOSK_API, json={"sessions": []}))
+    for response, language in page_calls(client):
+        assert_page_503(response, language)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["type"].endswith("/database-unreachable")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_database_dropped_under_a_live_app(tmp_path):
+    reason = _pg_admin_reachable()
+    if reason:
+        pytest.skip(reason)
+    name = f"survey_engine_down_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        settings = load_settings(environment(url, tmp_path))
+        rt = build_runtime(settings)
+        app = create_app(runtime=rt)
+        client = app.test_client()
+        with unit_of_work(rt.sessions) as session:
+            key = create_api_key(session, "down", list(rt.catalog.services), ["intake", "reports", "admin"])
+        auth = {"Authorization": f"Bearer {key}"}
+        first = client.post("/api/v1/transactions", json=tx("U-1", contact={"email": "a@example.com"}), headers=auth)
+        assert first.status_code == 200  # up: the pool holds live connections now
+        assert client.get("/readyz").status_code == 200
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # terminates the app's connections
+        for response in api_calls(client, key):
+            assert_api_503(response)
+        client.set_cookie(KIOSK_COOKIE, "a-credential-the-database-would-have-to-look-up")
+        assert_api_503(client.post(KIOSK_API, json={"sessions": []}))
+        for response, language in page_calls(client):
+            if response.status_code != 503:  # a page that needs no data (the dashboard's sign-in redirect)
+                assert response.status_code in (302, 303), response.status_code
+                continue
+            assert_page_503(response, language)
+        assert client.get("/readyz").status_code == 503
+        rt.engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("command", ["web", "worker", "serve"])
+def test_the_roles_refuse_to_start_with_one_line(command, tmp_path):
+    env = {**os.environ, **environment(unreachable_url("postgresql", tmp_path), tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "engine.cli", command], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode != 0
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "database" in lines[0] and "cannot be reached" in lines[0] and "Traceback" not in done.stderr
