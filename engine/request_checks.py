@@ -71,14 +71,14 @@ def _page(template: str, status: int, headers: dict[str, str] | None = None) -> 
 
 
 def refuse_unstorable() -> Any:
-    """``before_request``: answer 422 (API) or a 400 page when the request holds text no database can keep."""
+    """``before_request``: answer 422: a problem (API) or a page when the request holds text no database can keep."""
     errors = _unstorable()
     if not errors:
         return None
     if is_api(request.path):
         return problem_response(422, "The request holds text no database can keep; each error names its field.",
                                 kind="unstorable-text", errors=errors)  # fmt: skip
-    return _page("survey/bad_request.html", 400)
+    return _page("survey/bad_request.html", 422)
 
 
 def database_unreachable(exc: Exception) -> Response:

@@ -33,6 +33,7 @@ BCP47 = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 SLI_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 MAX_ID = 200
+MAX_LANGUAGE = 35
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_LENGTH = 500
 DEFAULT_PHONE_REGION = "US"
@@ -200,9 +201,12 @@ def parse_zone(value: Any, name: str) -> ZoneInfo:
 
 
 def _unknown(obj: dict[str, Any], allowed: set[str], prefix: str, errors: list[FieldError]) -> None:
-    for key in obj:
+    """Unknown fields, and known ones sent as ``null`` (leave a field out rather than send null)."""
+    for key, value in obj.items():
         if key not in allowed:
             errors.append(FieldError(f"{prefix}{shown(key)}", "unknown field"))
+        elif value is None:
+            errors.append(FieldError(f"{prefix}{key}", "must not be null: leave the field out instead"))
 
 
 def _bool(obj: dict[str, Any], key: str, name: str, errors: list[FieldError]) -> bool:
@@ -267,7 +271,7 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
         if unstorable := text_error(language, "language"):
             errors.append(unstorable)
             language = None
-        elif not isinstance(language, str) or not BCP47.match(language):
+        elif not isinstance(language, str) or len(language) > MAX_LANGUAGE or not BCP47.match(language):
             errors.append(FieldError("language", "must be a BCP 47 language tag, e.g. en or es-US"))
             language = None
         else:

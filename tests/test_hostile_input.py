@@ -220,7 +220,7 @@ def test_a_nul_in_a_page_address_is_a_4xx_page(client, path):
 
 def test_a_nul_in_a_form_value_is_a_4xx_page(client):
     response = client.post("/u/sometoken", data={"List-Unsubscribe": "One-Click\x00"})
-    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert response.status_code == 422 and response.mimetype == "text/html"
 
 
 # -- 12. headers and files ------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import cache
+import copy
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,24 @@ def openapi_document() -> dict[str, Any]:
     with OPENAPI.open(encoding="utf-8") as handle:
         document: dict[str, Any] = yaml.safe_load(handle)
         return document
+
+
+def served_document() -> dict[str, Any]:
+    """The document with this deployment's services and offices as ``enum``s: as strict as the code."""
+    rt = runtime()
+    services = tuple(sorted(set(rt.catalog.services) | set(rt.service_ids)))
+    return _with_catalog(services, tuple(sorted(rt.catalog.offices)))
+
+
+@lru_cache(maxsize=8)
+def _with_catalog(services: tuple[str, ...], offices: tuple[str, ...]) -> dict[str, Any]:
+    document = copy.deepcopy(openapi_document())
+    schemas = document["components"]["schemas"]
+    if services:
+        schemas["ServiceSlug"]["enum"] = list(services)
+    if offices:
+        schemas["Transaction"]["properties"]["office"]["enum"] = list(offices)
+    return document
 
 
 @bp.get("/healthz")
@@ -49,4 +68,4 @@ def readyz() -> Any:
 @bp.get("/api/v1/openapi.json")
 @public("the published API contract")
 def openapi() -> Any:
-    return jsonify(openapi_document())
+    return jsonify(served_document())

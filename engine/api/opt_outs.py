@@ -25,6 +25,8 @@ MAX_TEXT = 1000
 
 def _address(body: dict[str, Any], allowed: set[str]) -> tuple[ContactKind, str, list[str], list[FieldError]]:
     errors = [FieldError(shown(k), "unknown field") for k in sorted(set(body) - allowed)]
+    errors += [FieldError(k, "must not be null: leave the field out instead") for k in allowed if k in body
+               and body[k] is None]  # fmt: skip
     kind = ContactKind.PHONE
     address = ""
     given = [k for k in ("phone", "email") if body.get(k) is not None]
