@@ -11,6 +11,7 @@ import sys
 import click
 
 from engine import migrate
+from engine.commands.api_key import api_key
 from engine.commands.common import _runtime, _settings
 from engine.commands.kiosk import kiosk
 from engine.commands.report import report
@@ -91,33 +92,6 @@ def db_upgrade() -> None:
     click.echo(f"database at revision {migrate.current(engine)}")
 
 
-@main.group("api-key")
-def api_key() -> None:
-    """API keys for systems of record, report readers and administrators."""
-
-
-@api_key.command("create")
-@click.option("--name", required=True, help="Who uses the key (shown in audits).")
-@click.option("--service", "services", multiple=True, required=True, help="A service slug; repeat for more.")
-@click.option("--scope", "scopes", multiple=True, type=click.Choice(["intake", "reports", "admin"]),
-              help="Repeat for more; default intake and reports.")  # fmt: skip
-def api_key_create(name: str, services: tuple[str, ...], scopes: tuple[str, ...]) -> None:
-    """Create a key; it is printed once, alone on the last line."""
-    from engine.api.auth import create_api_key
-    from engine.db import unit_of_work
-
-    rt = _runtime()
-    try:
-        with unit_of_work(rt.sessions) as session:
-            key = create_api_key(session, name, services, scopes or ("intake", "reports"))
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"API key for {name} ({', '.join(sorted(set(services)))}; {', '.join(scopes or ('intake', 'reports'))}):"
-    )
-    click.echo(key)
-
-
 @main.group()
 def flows() -> None:
     """Survey flows."""
@@ -188,6 +162,7 @@ def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
         click.echo(line)
 
 
+main.add_command(api_key)
 main.add_command(kiosk)
 main.add_command(report)
 main.add_command(user)
