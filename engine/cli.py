@@ -13,6 +13,7 @@ import click
 from engine import migrate
 from engine.commands.api_key import api_key
 from engine.commands.common import _runtime, _settings
+from engine.commands.init import init
 from engine.commands.kiosk import kiosk
 from engine.commands.report import report
 from engine.commands.user import user
@@ -163,6 +164,7 @@ def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
 
 
 main.add_command(api_key)
+main.add_command(init)
 main.add_command(kiosk)
 main.add_command(report)
 main.add_command(user)
