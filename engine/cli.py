@@ -31,17 +31,22 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Web and scheduler in one process (the embedded default); creates or upgrades the database."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
 
     from engine.app import create_app
+    from engine.logs import AccessLog
     from engine.scheduler import start_background
+
+    class RequestHandler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            """Nothing: engine.logs.AccessLog writes the (masked) access line."""
 
     rt = _runtime(migrate_database=True)
     app = create_app(runtime=rt)
     scheduler = start_background(rt)
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
     try:
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        run_simple(host, port, AccessLog(app), threaded=True, use_reloader=False, request_handler=RequestHandler)
     finally:
         scheduler.shutdown(wait=False)
 
@@ -53,7 +58,7 @@ def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
     _settings()
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
-            "engine.app:create_app()"]  # fmt: skip
+            "--logger-class", "engine.gunicorn_logging.JsonLogger", "engine.app:create_app()"]  # fmt: skip
     os.execv(sys.executable, args)
 
 
