@@ -127,3 +127,15 @@ def test_sign_in_with_unstorable_text_is_a_form_error(dash_runtime, dash_client)
         assert failures.scalar_one() == len(bodies)  # each counted towards the rate limit
     # The account still signs in with the right words.
     assert sign_in(dash_client, EMAIL).status_code == 302
+
+
+def test_authenticate_never_sends_unstorable_text_to_the_database(dash_runtime, dash_app):
+    """A lone surrogate cannot arrive through a form (it is not UTF-8), but the check does not rely on that."""
+    from engine.dashboard.signin import authenticate
+
+    make_account(dash_runtime, EMAIL, ("dash-email",))
+    with dash_app.test_request_context("/dashboard/sign-in", method="POST"):
+        for email, password in (("pat\ud800@agency.gov", PASSWORD), (EMAIL, PASSWORD + "\udfff"),
+                                ("pat\x00@agency.gov", PASSWORD), (EMAIL, "\x00" + PASSWORD)):  # fmt: skip
+            assert authenticate(email, password, "127.0.0.1") is None
+        assert authenticate(EMAIL, PASSWORD, "127.0.0.1") is not None
