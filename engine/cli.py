@@ -11,7 +11,9 @@ import sys
 import click
 
 from engine import migrate
+from engine.commands.api_key import api_key
 from engine.commands.common import _runtime, _settings
+from engine.commands.init import init
 from engine.commands.kiosk import kiosk
 from engine.commands.report import report
 from engine.commands.user import user
@@ -38,20 +40,25 @@ def _refuse_unreachable(settings: Settings) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Web and scheduler in one process (the embedded default); creates or upgrades the database."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
 
     from engine.app import create_app
+    from engine.logs import AccessLog
     from engine.scheduler import start_background
 
     settings = _settings()
     if not settings.is_sqlite:
         _refuse_unreachable(settings)
+    class RequestHandler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            """Nothing: engine.logs.AccessLog writes the (masked) access line."""
+
     rt = _runtime(migrate_database=True)
     app = create_app(runtime=rt)
     scheduler = start_background(rt)
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
     try:
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        run_simple(host, port, AccessLog(app), threaded=True, use_reloader=False, request_handler=RequestHandler)
     finally:
         scheduler.shutdown(wait=False)
 
@@ -63,7 +70,7 @@ def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
     _refuse_unreachable(_settings())
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
-            "engine.app:create_app()"]  # fmt: skip
+            "--logger-class", "engine.gunicorn_logging.JsonLogger", "engine.app:create_app()"]  # fmt: skip
     os.execv(sys.executable, args)
 
 
@@ -102,33 +109,6 @@ def db_upgrade() -> None:
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
     click.echo(f"database at revision {migrate.current(engine)}")
-
-
-@main.group("api-key")
-def api_key() -> None:
-    """API keys for systems of record, report readers and administrators."""
-
-
-@api_key.command("create")
-@click.option("--name", required=True, help="Who uses the key (shown in audits).")
-@click.option("--service", "services", multiple=True, required=True, help="A service slug; repeat for more.")
-@click.option("--scope", "scopes", multiple=True, type=click.Choice(["intake", "reports", "admin"]),
-              help="Repeat for more; default intake and reports.")  # fmt: skip
-def api_key_create(name: str, services: tuple[str, ...], scopes: tuple[str, ...]) -> None:
-    """Create a key; it is printed once, alone on the last line."""
-    from engine.api.auth import create_api_key
-    from engine.db import unit_of_work
-
-    rt = _runtime()
-    try:
-        with unit_of_work(rt.sessions) as session:
-            key = create_api_key(session, name, services, scopes or ("intake", "reports"))
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"API key for {name} ({', '.join(sorted(set(services)))}; {', '.join(scopes or ('intake', 'reports'))}):"
-    )
-    click.echo(key)
 
 
 @main.group()
@@ -201,6 +181,8 @@ def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
         click.echo(line)
 
 
+main.add_command(api_key)
+main.add_command(init)
 main.add_command(kiosk)
 main.add_command(report)
 main.add_command(user)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import gettext
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
 
-LOCALES = Path(__file__).resolve().parent.parent / "locales"
+from engine.settings import shipped
+
+# The translators' folder at the root of a checkout, or its copy inside the package when installed from a wheel.
+LOCALES = shipped("locales")
 DOMAIN = "messages"
 SOURCE_LANGUAGE = "en"
 

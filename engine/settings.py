@@ -57,8 +57,20 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-def _project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+# Where a wheel carries the repository's root folders (setup.py maps them into the package).
+SHIPPED = {
+    "locales": PACKAGE / "locales",
+    "flows": PACKAGE / "starter" / "flows",
+    "config": PACKAGE / "starter" / "config",
+}
+
+
+def shipped(name: str) -> Path:
+    """The engine's own copy of ``locales``, ``flows`` or ``config``: inside the installed package (a wheel), else
+    the folder of that name at the root of the source checkout (``pip install -e .``)."""
+    packaged = SHIPPED[name]
+    return packaged if packaged.is_dir() else PACKAGE.parent / name
 
 
 def owner_only_dir(path: Path) -> None:
@@ -125,7 +137,9 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
     """Resolve settings from ``env`` (default: the process environment) and explicit overrides."""
     values = dict(os.environ if env is None else env)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    root = _project_root()
+    # config/, flows/ and instance/ default to the current directory (the checkout, or where `survey-engine init`
+    # wrote a starter), never to the installed package's folder.
+    root = Path.cwd()
     instance_dir = Path(values.get("SURVEY_ENGINE_INSTANCE_DIR") or root / "instance").resolve()
     database_url = values.get("SURVEY_ENGINE_DATABASE_URL") or f"sqlite:///{instance_dir / 'survey-engine.db'}"
     if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):

@@ -1,13 +1,17 @@
 """Dashboard sessions: sign-in checks, the signed session cookie, CSRF tokens and the sign-in rate limit.
 
 The session is Flask's signed cookie (Secure when the public URL is https, HttpOnly, SameSite=Lax) holding the
-account id, a stamp of its password hash and the sign-in time; every request reloads the account, so a changed
-password or a disabled account ends every session at its next request, and a session lasts at most
-``SESSION_HOURS``. Every form carries the session's CSRF token and every POST is refused (400) without it.
+account id, a stamp of its password hash, the sign-in time and a random session id whose SHA-256 is a row of
+``dashboard_sessions``; every request reloads the account and that row, so a changed password or a disabled
+account ends every session at its next request, signing out ends the session on the server (a copy of the cookie
+made before no longer opens anything, in any process), and a session lasts at most ``SESSION_HOURS``. Every form
+carries the session's CSRF token and every POST is refused (400) without it.
 
 Attempts are rows of ``sign_in_attempts``, so the limit holds across processes: each attempt is recorded (and
 committed) before it is counted, and one over the limit is answered 429 and not kept. An unknown email, a wrong
-password, an account without a password yet and a disabled account get the same answer after the same work.
+password, an account without a password yet and a disabled account get the same answer after the same work; so
+does an email or password holding text no database can keep (a NUL byte, an unpaired surrogate), which is never
+sent to the database.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from typing import Any, TypeVar
 from flask import abort, g, redirect, request, session, url_for
 from sqlalchemy import delete, func, select, update
 
+from engine.crypto import token_hash
 from engine.dashboard.accounts import hash_password, needs_rehash, session_stamp, verify_password
 from engine.db import unit_of_work, utcnow
+from engine.limits import text_problem
 from engine.models import Service
-from engine.models.accounts import SignInAttempt, User, UserService
+from engine.models.accounts import DashboardSession, SignInAttempt, User, UserService
 from engine.web import guarded_by, runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,8 +85,9 @@ def current_user() -> SignedIn | None:
         found: SignedIn | None = g.user
         return found
     g.user = None
-    uid, stamp, at = session.get("uid"), session.get("stamp"), session.get("at")
-    if not uid or not stamp or not isinstance(at, int | float) or time.time() - at > SESSION_HOURS * 3600:
+    uid, stamp, at, sid = session.get("uid"), session.get("stamp"), session.get("at"), session.get("sid")
+    if (not uid or not stamp or not isinstance(sid, str) or not isinstance(at, int | float)
+            or time.time() - at > SESSION_HOURS * 3600):  # fmt: skip
         if uid:
             _end_session()
         return None
@@ -98,6 +105,15 @@ def current_user() -> SignedIn | None:
         if not hmac.compare_digest(session_stamp(user), str(stamp)):
             _end_session()
             return None
+        held = db.execute(
+            select(DashboardSession.user_id).where(
+                DashboardSession.id_hash == token_hash(sid), DashboardSession.ended_at.is_(None),
+                DashboardSession.expires_at > utcnow(),
+            )
+        ).scalar_one_or_none()  # fmt: skip
+        if held != user.id:
+            _end_session()
+            return None
         slugs = db.execute(
             select(Service.slug).join(UserService, UserService.service_id == Service.id)
             .where(UserService.user_id == user.id).order_by(Service.slug)
@@ -111,15 +127,37 @@ def _end_session() -> None:
 
 
 def begin_session(user: User) -> None:
-    """A fresh session for ``user`` (new CSRF token: nothing from before the sign-in carries over)."""
+    """A fresh session for ``user``, held on the server (new CSRF token: nothing from before carries over)."""
+    _close_server_session()
     session.clear()
+    sid = secrets.token_urlsafe(32)
+    now = utcnow()
+    with unit_of_work(runtime().sessions) as db:
+        db.execute(delete(DashboardSession).where(DashboardSession.expires_at < now - KEEP_ATTEMPTS))
+        db.add(DashboardSession(id_hash=token_hash(sid), user_id=user.id, created_at=now,
+                                expires_at=now + timedelta(hours=SESSION_HOURS)))  # fmt: skip
     session["uid"] = str(user.id)
     session["stamp"] = session_stamp(user)
     session["at"] = int(time.time())
+    session["sid"] = sid
     session["csrf"] = secrets.token_urlsafe(32)
 
 
+def _close_server_session() -> None:
+    """Mark this cookie's server-side session ended (a copy of the cookie then opens nothing)."""
+    sid = session.get("sid")
+    if isinstance(sid, str) and sid:
+        with unit_of_work(runtime().sessions) as db:
+            db.execute(
+                update(DashboardSession).where(DashboardSession.id_hash == token_hash(sid),
+                                               DashboardSession.ended_at.is_(None))
+                .values(ended_at=utcnow()).execution_options(synchronize_session=False)
+            )  # fmt: skip
+
+
 def end_session() -> None:
+    """Sign out: the session ends on the server and the cookie is cleared."""
+    _close_server_session()
     _end_session()
     g.user = None
 
@@ -190,12 +228,22 @@ def _record(email: str, address: str, now: datetime) -> list[int]:
 
 
 def authenticate(email: str, password: str, address: str) -> User | None:
-    """The account when ``email`` and ``password`` match an enabled account; raises RateLimited when over."""
+    """The account when ``email`` and ``password`` match an enabled account; raises RateLimited when over.
+
+    Text a database cannot keep (``engine.limits.text_problem``) never matches and never reaches a query: it is
+    counted as a failed attempt (under a digest of the address as received) after the same work as any other.
+    """
     now = utcnow()
+    unstorable = text_problem(email) is not None or text_problem(password) is not None
+    if unstorable:
+        email = email.encode("utf-8", "surrogatepass").hex()  # a key the limit can count; matches no account
+        password = ""
     ids = _record(email, address, now)
     rt = runtime()
     with unit_of_work(rt.sessions) as db:
-        user = db.execute(select(User).where(User.email == email.strip().lower())).scalar_one_or_none()
+        user = None
+        if not unstorable:
+            user = db.execute(select(User).where(User.email == email.strip().lower())).scalar_one_or_none()
         stored = user.password_hash if user is not None else None
         ok = verify_password(password, stored)
         if not ok or user is None or user.disabled_at is not None:

@@ -58,3 +58,18 @@ class SignInAttempt(Base):
     key: Mapped[str] = mapped_column(String(100))
     attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
     succeeded: Mapped[bool] = mapped_column(default=False)
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard session: the cookie holds a random id, this row its SHA-256 (SPEC §2 rule 12).
+
+    Signing out stamps ``ended_at``, so a copy of the cookie made before stops working in every process.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
