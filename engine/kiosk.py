@@ -114,6 +114,24 @@ def register(
     return device, code
 
 
+def enrollable(session: Session, code: str, now: datetime | None = None) -> KioskDevice:
+    """The device a one-time code would enroll, without using the code up (the page a GET of the link shows),
+    or :class:`EnrollmentRefused` saying why it cannot."""
+    now = now or utcnow()
+    device = session.execute(
+        select(KioskDevice).where(KioskDevice.enrollment_hash == token_hash(code))
+    ).scalar_one_or_none()
+    if device is None:
+        raise EnrollmentRefused("unknown")
+    if device.revoked_at is not None:
+        raise EnrollmentRefused("revoked")
+    if device.enrolled_at is not None:
+        raise EnrollmentRefused("used")
+    if device.enrollment_expires_at is None or device.enrollment_expires_at <= now:
+        raise EnrollmentRefused("expired")
+    return device
+
+
 def enroll(session: Session, code: str, now: datetime | None = None) -> tuple[KioskDevice, str]:
     """Consume a one-time code: the device and its new credential (returned once). A second use is refused."""
     now = now or utcnow()

@@ -32,11 +32,17 @@ def tablet(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def _open_and_confirm(page: Any, live_server: str, code: str) -> None:
+    """Open the enrollment link (it shows a page and uses nothing up) and tap "Enroll this device"."""
+    page.goto(f"{live_server}/kiosk/enroll/{code}")
+    page.get_by_role("button", name="Enroll this device").tap()
+    page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+
+
 def _enroll(context: Any, live_server: str, runtime: Any, service: str = "kiosk-office") -> Any:
     _, code = register(runtime, service=service)
     page = context.new_page()
-    page.goto(f"{live_server}/kiosk/enroll/{code}")
-    page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+    _open_and_confirm(page, live_server, code)
     return page
 
 
@@ -91,9 +97,15 @@ def test_a_used_enrollment_link_is_refused_with_a_clear_page(browser, live_serve
     _, code = register(runtime)
     first, other = _tablet(browser), _tablet(browser)
     try:
+        preview = other.new_page()  # a chat app's preview of the link: it shows the page and uses nothing up
+        shown = preview.goto(f"{live_server}/kiosk/enroll/{code}")
+        assert shown.status == 200
+        expect(preview.get_by_role("heading", name="Enroll this tablet as a kiosk")).to_be_visible()
+        assert axe_violations(preview) == []
         page = first.new_page()
-        page.goto(f"{live_server}/kiosk/enroll/{code}")
-        page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+        _open_and_confirm(page, live_server, code)
+        preview.get_by_role("button", name="Enroll this device").tap()  # the stale page's button: used by now
+        expect(preview.get_by_text("already used")).to_be_visible()
         again = other.new_page()
         reply = again.goto(f"{live_server}/kiosk/enroll/{code}")
         assert reply.status == 410
