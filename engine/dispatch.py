@@ -34,6 +34,7 @@ from engine import rules, tokens
 from engine.catalog import ServiceConfig
 from engine.channels import Outcome, Outgoing, SendResult
 from engine.db import SMALL_LIST, among, insert_rows, plans, unit_of_work, update_rows, utcnow
+from engine.delivery import settle_held
 from engine.logs import log
 from engine.models import (
     ANSWERABLE_STATES,
@@ -353,6 +354,7 @@ class Dispatcher:
 
     def record(self, results: Sequence[SendResult], channel: str, now: datetime | None = None) -> None:
         now = now or utcnow()
+        landed = [r.provider_id for r in results if r.provider_id]
         slugs = {service_id: slug for slug, service_id in self.rt.service_ids.items()}
         ids = [r.invitation_id for r in results]
         with unit_of_work(self.rt.sessions) as session:
@@ -405,6 +407,8 @@ class Dispatcher:
                 else:
                     self._finish(session, inv, InvitationState.UNKNOWN, r.detail or "outcome_unknown", now,
                                  event="unknown", detail=r.detail)  # fmt: skip
+        # Reports the provider sent before these ids were committed were held: apply them now (SPEC §2 rule 10).
+        settle_held(self.rt.sessions, landed)
 
     def _retry(self, session: Session, inv: Invitation, service: ServiceConfig, r: SendResult, now: datetime) -> None:
         delay = rules.retry_delay(inv.attempts)

@@ -7,8 +7,9 @@ SHA-256) that the kiosk page holds in a cookie. ``revoke`` ends a device: its cr
 
 ``store_batch`` takes the sessions a device queued (often offline, sometimes days old) and stores each exactly
 once by its client UUID, each in its own savepoint: ``stored``, ``duplicate`` (the server has it already: a retry)
-or ``rejected`` with the reason (an unknown flow version, an answer the question cannot take, a time in the
-future). Every answer goes through the survey-session engine, validated against the flow version the device
+or ``rejected`` with the reason (an unknown flow version, a flow its service never used, an answer the question
+cannot take, a time in the future, text with NUL or an unpaired surrogate, a time outside 1970-9999, anything the
+store refuses). Only an unreachable database fails a batch, so one session never stalls a device. Every answer goes through the survey-session engine, validated against the flow version the device
 showed. Office, service and channel come from the device, never from the body. Completed sessions beyond the
 service's ``kiosk_max_sessions_per_minute`` within 60 seconds of device time on one device are stored flagged
 ``suspected_spam`` (left out of every figure).
@@ -16,15 +17,17 @@ service's ``kiosk_max_sessions_per_minute`` within 60 seconds of device time on 
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from engine.crypto import token_hash
@@ -32,11 +35,15 @@ from engine.db import utcnow
 from engine.errors import FieldError, ValidationFailed
 from engine.flow_store import published_flow
 from engine.flows import Flow, Question
+from engine.limits import EARLIEST, moment_problem, text_problem
 from engine.models import KioskDevice, Office, Response, Service
 from engine.runtime import Runtime
 from engine.sessions import Given, InvalidAnswer, SurveySessions, check_answer
 
 CHANNEL = "kiosk"
+logger = logging.getLogger("survey_engine.kiosk")
+# The database is unreachable or busy: the batch answers 503 and the device keeps its queue (nothing is dropped).
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 ENROLLMENT_VALID = timedelta(hours=24)
 # How far a device's clock may run ahead of the server's (the same tolerance as a transaction's completed_at).
 CLOCK_SKEW = timedelta(minutes=5)
@@ -105,6 +112,24 @@ def register(
     session.add(device)
     session.flush()
     return device, code
+
+
+def enrollable(session: Session, code: str, now: datetime | None = None) -> KioskDevice:
+    """The device a one-time code would enroll, without using the code up (the page a GET of the link shows),
+    or :class:`EnrollmentRefused` saying why it cannot."""
+    now = now or utcnow()
+    device = session.execute(
+        select(KioskDevice).where(KioskDevice.enrollment_hash == token_hash(code))
+    ).scalar_one_or_none()
+    if device is None:
+        raise EnrollmentRefused("unknown")
+    if device.revoked_at is not None:
+        raise EnrollmentRefused("revoked")
+    if device.enrolled_at is not None:
+        raise EnrollmentRefused("used")
+    if device.enrollment_expires_at is None or device.enrollment_expires_at <= now:
+        raise EnrollmentRefused("expired")
+    return device
 
 
 def enroll(session: Session, code: str, now: datetime | None = None) -> tuple[KioskDevice, str]:
@@ -237,12 +262,36 @@ class QueuedSession:
     started_at: datetime
     completed_at: datetime | None
     answers: tuple[GivenAnswer, ...]
+    # Why this session can never be stored (text a database cannot keep, a time no calendar holds), naming the
+    # field; the session is then answered ``rejected`` and the rest of the batch is stored.
+    rejection: str | None = None
 
 
-def _timestamp(value: Any, where: str, errors: list[FieldError]) -> datetime | None:
+class _Spoiled:
+    """The fields of one session whose values no store can keep: they make that session ``rejected``, not the
+    whole batch malformed (SPEC §2 rule 11)."""
+
+    def __init__(self, where: str) -> None:
+        self.prefix = f"{where}."
+        self.problems: list[str] = []
+
+    def add(self, field: str, problem: str) -> None:
+        self.problems.append(f"{field.removeprefix(self.prefix)} {problem}")
+
+    def text(self, value: str, field: str) -> None:
+        problem = text_problem(value)
+        if problem:
+            self.add(field, problem)
+
+
+def _timestamp(value: Any, where: str, errors: list[FieldError], spoiled: _Spoiled) -> datetime | None:
     if not isinstance(value, str) or len(value) > 40:
         errors.append(FieldError(where, "must be an ISO 8601 date-time string with a time zone"))
         return None
+    unstorable = text_problem(value)
+    if unstorable:
+        spoiled.add(where, unstorable)
+        return EARLIEST
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -251,17 +300,22 @@ def _timestamp(value: Any, where: str, errors: list[FieldError]) -> datetime | N
     if parsed.tzinfo is None:
         errors.append(FieldError(where, "must carry a time zone (Z or an offset such as -05:00)"))
         return None
+    problem = moment_problem(parsed)
+    if problem:
+        spoiled.add(where, problem)
+        return EARLIEST
     return parsed.astimezone(UTC)
 
 
-def _text_field(value: Any, where: str, errors: list[FieldError], limit: int) -> str | None:
+def _text_field(value: Any, where: str, errors: list[FieldError], limit: int, spoiled: _Spoiled) -> str | None:
     if not isinstance(value, str) or not value or len(value) > limit:
         errors.append(FieldError(where, f"must be a non-empty string of at most {limit} characters"))
         return None
+    spoiled.text(value, where)
     return value
 
 
-def _answer(raw: Any, where: str, errors: list[FieldError]) -> GivenAnswer | None:
+def _answer(raw: Any, where: str, errors: list[FieldError], spoiled: _Spoiled) -> GivenAnswer | None:
     if not isinstance(raw, dict):
         errors.append(FieldError(where, "must be an object"))
         return None
@@ -274,8 +328,12 @@ def _answer(raw: Any, where: str, errors: list[FieldError]) -> GivenAnswer | Non
     present = [k for k in VALUE_KEYS if k in raw]
     if len(present) != 1:
         errors.append(FieldError(where, "needs exactly one of value, choices or text"))
-    qid = _text_field(raw.get("question_id"), f"{where}.question_id", errors, 64) if "question_id" in raw else None
-    at = _timestamp(raw["answered_at"], f"{where}.answered_at", errors) if "answered_at" in raw else None
+    qid = (
+        _text_field(raw.get("question_id"), f"{where}.question_id", errors, 64, spoiled)
+        if "question_id" in raw
+        else None
+    )
+    at = _timestamp(raw["answered_at"], f"{where}.answered_at", errors, spoiled) if "answered_at" in raw else None
     given = Given()
     if present == ["value"]:
         value = raw["value"]
@@ -293,12 +351,15 @@ def _answer(raw: Any, where: str, errors: list[FieldError]) -> GivenAnswer | Non
         ):
             errors.append(FieldError(f"{where}.choices", f"must be a list of 1 to {MAX_CHOICES} choice ids"))
         else:
+            for n, choice in enumerate(choices):
+                spoiled.text(choice, f"{where}.choices[{n}]")
             given = Given(choices=tuple(choices))
     elif present == ["text"]:
         text = raw["text"]
         if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
             errors.append(FieldError(f"{where}.text", f"must be a string of at most {MAX_TEXT_CHARS} characters"))
         else:
+            spoiled.text(text, f"{where}.text")
             given = Given(text=text)
     if len(errors) > found or qid is None or at is None:
         return None
@@ -310,6 +371,7 @@ def _session(raw: Any, where: str, errors: list[FieldError]) -> QueuedSession | 
         errors.append(FieldError(where, "must be an object"))
         return None
     found = len(errors)
+    spoiled = _Spoiled(where)
     unknown = sorted(set(raw) - SESSION_KEYS)
     if unknown:
         errors.append(FieldError(where, f"unknown fields {', '.join(unknown)}"))
@@ -329,13 +391,13 @@ def _session(raw: Any, where: str, errors: list[FieldError]) -> QueuedSession | 
         if not isinstance(flow, dict) or set(flow) != {"id", "version"}:
             errors.append(FieldError(f"{where}.flow", "must be {id, version}"))
         else:
-            flow_id = _text_field(flow["id"], f"{where}.flow.id", errors, 100)
-            flow_version = _text_field(flow["version"], f"{where}.flow.version", errors, 32)
-    language = _text_field(raw.get("language"), f"{where}.language", errors, 35) if "language" in raw else None
-    started = _timestamp(raw["started_at"], f"{where}.started_at", errors) if "started_at" in raw else None
+            flow_id = _text_field(flow["id"], f"{where}.flow.id", errors, 100, spoiled)
+            flow_version = _text_field(flow["version"], f"{where}.flow.version", errors, 32, spoiled)
+    language = _text_field(raw.get("language"), f"{where}.language", errors, 35, spoiled) if "language" in raw else None
+    started = _timestamp(raw["started_at"], f"{where}.started_at", errors, spoiled) if "started_at" in raw else None
     completed = None
     if raw.get("completed_at") is not None:
-        completed = _timestamp(raw["completed_at"], f"{where}.completed_at", errors)
+        completed = _timestamp(raw["completed_at"], f"{where}.completed_at", errors, spoiled)
     answers: list[GivenAnswer] = []
     raw_answers = raw.get("answers")
     if "answers" in raw:
@@ -343,13 +405,14 @@ def _session(raw: Any, where: str, errors: list[FieldError]) -> QueuedSession | 
             errors.append(FieldError(f"{where}.answers", f"must be a list of at most {MAX_ANSWERS} answers"))
         else:
             for i, item in enumerate(raw_answers):
-                answer = _answer(item, f"{where}.answers[{i}]", errors)
+                answer = _answer(item, f"{where}.answers[{i}]", errors, spoiled)
                 if answer is not None:
                     answers.append(answer)
     if len(errors) > found or client_uuid is None or flow_id is None or flow_version is None:
         return None
     assert language is not None and started is not None
-    return QueuedSession(client_uuid, flow_id, flow_version, language, started, completed, tuple(answers))
+    rejection = "; ".join(spoiled.problems) or None
+    return QueuedSession(client_uuid, flow_id, flow_version, language, started, completed, tuple(answers), rejection)
 
 
 def parse_batch(body: Any) -> list[QueuedSession]:
@@ -469,56 +532,123 @@ def _spam(session: Session, device_id: uuid.UUID, completed_at: datetime, limit:
 def store_batch(
     session: Session, rt: Runtime, device: KioskDevice, batch: Sequence[QueuedSession], now: datetime | None = None
 ) -> list[Outcome]:
-    """Store each session once, in its own savepoint; the caller commits. Results keep the batch's order."""
+    """Store each session once, in its own savepoint; the caller commits. Results keep the batch's order.
+
+    Whatever one session holds, it ends ``stored``, ``duplicate`` or ``rejected``: only an unreachable or busy
+    database (:data:`UNAVAILABLE`) fails the batch, so that the device keeps its queue and retries.
+    """
     now = now or utcnow()
     # One sync of one device at a time (PostgreSQL): the spam window and the duplicate check see each other.
     session.execute(select(KioskDevice.id).where(KioskDevice.id == device.id).with_for_update())
     service, _ = device_context(rt, device)
-    limit = max_sessions_per_minute(rt, service)
-    sessions = SurveySessions(rt)
-    flows: dict[tuple[str, str], tuple[int, Flow] | None] = {}
+    batch_of = _Batch(rt, device, service, max_sessions_per_minute(rt, service), now)
     results: dict[uuid.UUID, Outcome] = {}
     # Completed sessions in device time order, so the spam window counts them as they happened.
     order = sorted(batch, key=lambda s: (s.completed_at or s.started_at, s.started_at))
     for item in order:
-        results[item.client_uuid] = _store_one(session, rt, sessions, device, service, item, flows, limit, now)
+        results[item.client_uuid] = _store_one(session, batch_of, item)
     return [results[item.client_uuid] for item in batch]
 
 
-def _store_one(
-    session: Session, rt: Runtime, sessions: SurveySessions, device: KioskDevice, service: str,
-    item: QueuedSession, flows: dict[tuple[str, str], tuple[int, Flow] | None], limit: int, now: datetime,
-) -> Outcome:  # fmt: skip
+@dataclass
+class _Batch:
+    """What every session of one sync shares: the device, its service, and the flow versions looked up so far."""
+
+    rt: Runtime
+    device: KioskDevice
+    service: str
+    limit: int
+    now: datetime
+    flows: dict[tuple[str, str], tuple[int, Flow] | None] = field(default_factory=dict)
+    used: dict[int, bool] = field(default_factory=dict)
+
+    @property
+    def sessions(self) -> SurveySessions:
+        return SurveySessions(self.rt)
+
+
+def _service_used(session: Session, batch: _Batch, flow_id: str, flow_version_id: int) -> bool:
+    """Whether the device's service shows this flow version: its current flow (any published version of it, so
+    that a kiosk that was offline across an update still syncs), or a version it has responses on (a flow the
+    service used before it moved to another). Another service's flow is not this kiosk's to answer."""
+    if flow_id == batch.rt.catalog.flow_of(batch.rt.catalog.services[batch.service]).id:
+        return True
+    if flow_version_id not in batch.used:
+        batch.used[flow_version_id] = (
+            session.execute(
+                select(Response.id)
+                .where(
+                    Response.service_id == batch.rt.service_ids[batch.service],
+                    Response.flow_version_id == flow_version_id,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
+    return batch.used[flow_version_id]
+
+
+def _store_one(session: Session, batch: _Batch, item: QueuedSession) -> Outcome:
+    if item.rejection is not None:
+        return Outcome(item.client_uuid, "rejected", item.rejection)
+    try:
+        with session.begin_nested():
+            return _attempt(session, batch, item)
+    except UNAVAILABLE:
+        raise
+    except IntegrityError:
+        # The same session stored at this moment by a concurrent retry stands; any other constraint is this
+        # session's own fault and retrying it would never help.
+        owner = session.execute(
+            select(Response.kiosk_device_id).where(Response.client_uuid == item.client_uuid)
+        ).first()
+        if owner is not None and owner[0] == batch.device.id:
+            return Outcome(item.client_uuid, "duplicate")
+        logger.warning("kiosk session refused by the store", extra={"reason": "IntegrityError"})
+        return Outcome(item.client_uuid, "rejected", "the server's store refused this session's values")
+    except Exception as exc:  # one session must never stall the device's queue (SPEC §2 rule 11)
+        logger.warning(
+            "kiosk session could not be stored", extra={"reason": type(exc).__name__, "device": str(batch.device.id)}
+        )
+        return Outcome(item.client_uuid, "rejected", f"the server cannot store this session ({type(exc).__name__})")
+
+
+def _attempt(session: Session, batch: _Batch, item: QueuedSession) -> Outcome:
+    """Check and store one session inside its savepoint (a return keeps what it wrote, an exception undoes it)."""
+    device = batch.device
     existing = session.execute(select(Response.kiosk_device_id).where(Response.client_uuid == item.client_uuid)).first()
     if existing is not None:
         if existing[0] == device.id:
             return Outcome(item.client_uuid, "duplicate")
         return Outcome(item.client_uuid, "rejected", "this client_uuid belongs to another device's session")
     key = (item.flow_id, item.flow_version)
-    if key not in flows:
-        flows[key] = published_flow(session, *key)
-    published = flows[key]
+    if key not in batch.flows:
+        batch.flows[key] = published_flow(session, *key)
+    published = batch.flows[key]
     if published is None:
         return Outcome(item.client_uuid, "rejected", f"flow {item.flow_id} v{item.flow_version} was never published")
     flow_version_id, flow = published
+    if not _service_used(session, batch, item.flow_id, flow_version_id):
+        return Outcome(
+            item.client_uuid,
+            "rejected",
+            f"flow {item.flow_id} v{item.flow_version} is not a flow of this kiosk's service ({batch.service})",
+        )
     try:
-        checked = _check(item, flow, now)
+        checked = _check(item, flow, batch.now)
     except Rejected as exc:
         return Outcome(item.client_uuid, "rejected", str(exc))
-    spam = item.completed_at is not None and _spam(session, device.id, item.completed_at, limit)
-    try:
-        with session.begin_nested():
-            response = sessions.start_session(
-                session, service, CHANNEL, item.language,
-                kiosk_device_id=device.id, office_id=device.office_id, client_uuid=item.client_uuid,
-                started_at=min(a.answered_at for a in item.answers), flow_version_id=flow_version_id,
-            )  # fmt: skip
-            response.suspected_spam = spam
-            for answer, question, given in checked:
-                sessions.record(session, response, question, given, now=answer.answered_at)
-            if item.completed_at is not None:
-                sessions.complete(session, response, now=item.completed_at)
-            session.flush()
-    except IntegrityError:  # the same session stored at this moment by a concurrent retry: it stands
-        return Outcome(item.client_uuid, "duplicate")
+    spam = item.completed_at is not None and _spam(session, device.id, item.completed_at, batch.limit)
+    sessions = batch.sessions
+    response = sessions.start_session(
+        session, batch.service, CHANNEL, item.language,
+        kiosk_device_id=device.id, office_id=device.office_id, client_uuid=item.client_uuid,
+        started_at=min(a.answered_at for a in item.answers), flow_version_id=flow_version_id,
+    )  # fmt: skip
+    response.suspected_spam = spam
+    for answer, question, given in checked:
+        sessions.record(session, response, question, given, now=answer.answered_at)
+    if item.completed_at is not None:
+        sessions.complete(session, response, now=item.completed_at)
+    session.flush()
     return Outcome(item.client_uuid, "stored", suspected_spam=spam)

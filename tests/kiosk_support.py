@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,15 @@ def enrolled(runtime: Any, service: str = "kiosk-office", office: str = "NYC-01"
     with unit_of_work(runtime.sessions) as session:
         _, credential = kiosk.enroll(session, code)
     return device_id, credential
+
+
+def enroll_in(client: Any, code: str) -> Any:
+    """Open the enrollment link and tap "Enroll this device", as a person does: the POST's reply."""
+    page = client.get(f"/kiosk/enroll/{code}")
+    assert page.status_code == 200, page.status_code
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert token is not None
+    return client.post(f"/kiosk/enroll/{code}", data={"csrf_token": token.group(1)})
 
 
 def iso(moment: datetime) -> str:

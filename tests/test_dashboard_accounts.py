@@ -31,11 +31,15 @@ ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"^https://surveys\.example\.gov/dashboard/set-password/[A-Za-z0-9_-]{43}$")
 
 
-def cli(database_url: str, flows_dir: Path, config_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SURVEY_ENGINE_DATABASE_URL": database_url, "SURVEY_ENGINE_CONFIG_DIR": str(config_dir),
+def cli_env(database_url: str, flows_dir: Path, config_dir: Path) -> dict[str, str]:
+    return {**os.environ, "SURVEY_ENGINE_DATABASE_URL": database_url, "SURVEY_ENGINE_CONFIG_DIR": str(config_dir),
            "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir), "SURVEY_ENGINE_SECRET_KEY": SECRET,
            "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION, "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
            "SURVEY_ENGINE_INSTANCE_DIR": str(config_dir.parent / "instance")}  # fmt: skip
+
+
+def cli(database_url: str, flows_dir: Path, config_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = cli_env(database_url, flows_dir, config_dir)
     return subprocess.run([sys.executable, "-m", "engine.cli", "user", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
 
@@ -96,6 +100,31 @@ def test_user_create_refuses_unknown_services_and_duplicates(dash_runtime, datab
     assert second.returncode != 0 and "exists already" in second.stderr
     with dash_runtime.sessions() as session:
         assert session.execute(select(User.email)).scalars().all() == ["a@example.gov"]
+
+
+def test_two_creates_racing_for_one_email_end_in_a_clear_message(dash_runtime, database_url, flows_dir,
+                                                                  dash_config_dir):  # fmt: skip
+    """The second `user create` checks while the first has inserted but not yet committed: it waits on the store
+    (PostgreSQL's unique index, SQLite's write lock) and then says the account exists, with a non-zero exit."""
+    racing = dash_runtime.sessions()
+    racing.add(User(email="race@example.gov", created_at=utcnow()))
+    racing.flush()  # inserted, not committed: the other command's check cannot see it yet (PostgreSQL)
+    second = subprocess.Popen([sys.executable, "-m", "engine.cli", "user", "create", "--email", "Race@example.gov",
+                               "--service", "dash-email"], env=cli_env(database_url, flows_dir, dash_config_dir),
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        second.wait(timeout=4)  # it must be waiting on the first's insert, not done
+        raise AssertionError(f"the second create did not wait: {second.stdout.read()} {second.stderr.read()}")
+    except subprocess.TimeoutExpired:
+        pass
+    racing.commit()
+    racing.close()
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 1, (out, err)
+    assert "an account for race@example.gov exists already" in err and "Traceback" not in err
+    assert "IntegrityError" not in err and "duplicate key" not in err
+    with dash_runtime.sessions() as session:
+        assert session.execute(select(User.email)).scalars().all() == ["race@example.gov"]
 
 
 def test_a_link_used_twice_is_refused_and_the_password_stays(dash_runtime, dash_client):

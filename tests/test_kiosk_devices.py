@@ -13,7 +13,7 @@ from sqlalchemy import select
 from engine import kiosk as registry
 from engine.db import unit_of_work
 from engine.models import KioskDevice
-from tests.kiosk_support import COOKIE, register
+from tests.kiosk_support import COOKIE, enroll_in, register
 from tests.test_cli import cli
 
 ENROLL = re.compile(r"^https?://[^/]+/kiosk/enroll/([A-Za-z0-9_-]{32,})$")
@@ -67,7 +67,7 @@ def test_the_code_is_kept_hashed_used_once_and_expires(client, runtime):
         assert device.languages == ["es"] and device.credential_hash is None
         assert device.enrollment_expires_at is not None
         assert timedelta(hours=23, minutes=59) < device.enrollment_expires_at - datetime.now(UTC) <= timedelta(hours=24)
-    reply = client.get(f"/kiosk/enroll/{code}")
+    reply = enroll_in(client, code)
     assert reply.status_code == 303 and reply.headers["Location"] == "/kiosk"
     assert reply.headers["Referrer-Policy"] == "no-referrer" and reply.headers["Cache-Control"] == "no-store"
     cookie = reply.headers["Set-Cookie"]
@@ -84,7 +84,7 @@ def test_the_code_is_kept_hashed_used_once_and_expires(client, runtime):
     assert page.status_code == 200 and code.encode() not in page.data and credential.encode() not in page.data
     assert client.get("/kiosk/flow.json").get_json()["languages"] == [{"code": "es", "name": "Español"}]
     again = client.get(f"/kiosk/enroll/{code}")
-    assert again.status_code == 410 and b"already used" in again.data
+    assert again.status_code == 410 and b"Enroll this device" not in again.data and b"already used" in again.data
     assert client.get("/kiosk/enroll/made-up-code").status_code == 404
 
     old_id, old_code = register(runtime)
@@ -98,6 +98,35 @@ def test_the_code_is_kept_hashed_used_once_and_expires(client, runtime):
         assert registry.list_devices(session)[1].state == "enrollment expired"
 
 
+def test_opening_the_link_uses_nothing_up_only_the_button_enrolls(app, runtime):
+    device_id, code = register(runtime)
+    preview = app.test_client()  # a chat app's link preview, a mail scanner: they GET the link, often twice
+    for _ in range(2):
+        shown = preview.get(f"/kiosk/enroll/{code}", headers={"Accept-Language": "es"})
+        assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+        assert "Inscribir este dispositivo" in shown.get_data(as_text=True)
+        assert f"{COOKIE}=" not in shown.headers.get("Set-Cookie", "")
+    with runtime.sessions() as session:
+        device = session.get(KioskDevice, device_id)
+        assert device is not None and device.enrolled_at is None and device.credential_hash is None
+
+    tablet = app.test_client()
+    form = tablet.get(f"/kiosk/enroll/{code}")
+    assert "Enroll this device" in form.get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.get_data(as_text=True)).group(1)
+    forged = app.test_client()  # another site's form: no page cookie, or a token of its own making
+    assert forged.post(f"/kiosk/enroll/{code}", data={"csrf_token": token}).status_code == 403
+    assert tablet.post(f"/kiosk/enroll/{code}", data={"csrf_token": "0" * 64}).status_code == 403
+    assert tablet.post(f"/kiosk/enroll/{code}").status_code == 403
+    with runtime.sessions() as session:
+        assert session.get(KioskDevice, device_id).enrolled_at is None, "a refused POST used nothing up"
+    done = tablet.post(f"/kiosk/enroll/{code}", data={"csrf_token": token})
+    assert done.status_code == 303 and done.headers["Location"] == "/kiosk"
+    assert tablet.get("/kiosk").status_code == 200
+    assert tablet.post(f"/kiosk/enroll/{code}", data={"csrf_token": token}).status_code == 410
+    assert preview.get(f"/kiosk/enroll/{code}").status_code == 410
+
+
 def test_without_a_credential_the_kiosk_says_how_to_enroll(client, runtime):
     for path in ("/kiosk", "/kiosk/flow.json", "/kiosk/sw.js", "/kiosk/assets/kiosk.js"):
         reply = client.get(path)
@@ -109,7 +138,7 @@ def test_without_a_credential_the_kiosk_says_how_to_enroll(client, runtime):
 
 def test_the_service_worker_may_control_the_kiosk_page(client, runtime):
     _, code = register(runtime)
-    client.get(f"/kiosk/enroll/{code}")
+    enroll_in(client, code)
     worker = client.get("/kiosk/sw.js")
     assert worker.status_code == 200 and worker.headers["Service-Worker-Allowed"] == "/kiosk"
     assert worker.mimetype == "text/javascript"
@@ -157,7 +186,7 @@ def test_a_kiosk_whose_service_left_the_configuration_keeps_its_queue(client, ru
 
 def test_the_page_shell_is_in_the_device_language_and_holds_no_secret(client, runtime):
     _, code = register(runtime, languages=["es", "en"])
-    client.get(f"/kiosk/enroll/{code}")
+    enroll_in(client, code)
     page = client.get("/kiosk")
     html = page.get_data(as_text=True)
     assert '<html lang="es">' in html and "Este quiosco no puede mostrar la encuesta" in html

@@ -37,7 +37,7 @@ from channels.email.blueprint import bp
 from channels.email.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventVerifier
 from engine.api.problems import problem_response
 from engine.db import unit_of_work
-from engine.delivery import Report, apply_status
+from engine.delivery import Report, apply_status, settle_held
 from engine.models import InvitationState, SuppressionReason
 from engine.web import guarded_by, runtime
 
@@ -160,6 +160,7 @@ def events() -> Any:
     if not isinstance(batch, list):
         return problem_response(400, "The body is not a JSON array of events.")
     applied = repeated = ignored = 0
+    held: set[str] = set()
     rt = runtime()
     with unit_of_work(rt.sessions) as session:
         for event in batch:
@@ -171,5 +172,7 @@ def events() -> Any:
             if apply_status(session, report):
                 applied += 1
             else:
-                repeated += 1  # applied before, or names no invitation of ours
+                repeated += 1  # applied before, or names no invitation of ours yet (held until dispatch records it)
+                held.add(report.provider_id)
+    settle_held(rt.sessions, held)
     return jsonify(received=len(batch), applied=applied, not_applied=repeated, ignored=ignored)

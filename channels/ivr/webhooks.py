@@ -31,7 +31,7 @@ from channels.ivr import calls, handoff, twiml
 from channels.twilio_api import twilio_signed
 from engine.conversations import remember, seen
 from engine.db import unit_of_work, utcnow
-from engine.delivery import Report, apply_status
+from engine.delivery import Report, apply_status, settle_held
 from engine.models import InvitationState, Response, WebhookReceipt
 from engine.web import runtime
 
@@ -187,8 +187,11 @@ def status() -> HttpResponse:
             detail += f", error {form.get('ErrorCode')}"
         report = Report(provider_id=call_sid, event_key=f"{call_sid}:{call_status}", event=f"call_{call_status}",
                         state=state, detail=detail)  # fmt: skip
-        with unit_of_work(runtime().sessions) as session:
+        rt = runtime()
+        with unit_of_work(rt.sessions) as session:
             if request.args.get("invitation"):
                 handoff.invitation_of_call(session, request.args.get("invitation"), call_sid)  # settles an unknown
-            apply_status(session, report, utcnow())
+            applied = apply_status(session, report, utcnow())
+        if not applied:  # held until the CallSid lands (or a repeat): apply what is held if it landed meanwhile
+            settle_held(rt.sessions, [call_sid])
     return _twiml(twiml.empty())

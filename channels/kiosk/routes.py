@@ -1,8 +1,11 @@
 """The kiosk channel's blueprint: enrollment, the page and what it runs offline, and the sync endpoint.
 
-* ``GET /kiosk/enroll/<code>`` consumes the one-time code, sets the device credential cookie (``__Host-`` prefix:
-  Secure, Path=/, no Domain; HttpOnly; SameSite=Strict) and answers 303 to ``/kiosk``, so no secret stays in
-  the address. A second opening gets a page saying the link was used.
+* ``GET /kiosk/enroll/<code>`` uses nothing up (a chat app's link preview or a mail scanner may fetch it): it shows
+  a page with an "Enroll this device" button, or the page saying why the link cannot be used. The button POSTs to
+  the same address with a CSRF token bound to the code and to a SameSite=Strict cookie the GET set (a cross-site
+  form cannot send it); that POST consumes the one-time code, sets the device credential cookie (``__Host-``
+  prefix: Secure, Path=/, no Domain; HttpOnly; SameSite=Strict) and answers 303 to ``/kiosk``, so no secret
+  stays in the address. A second use gets a page saying the link was used.
 * ``GET /kiosk`` (the page shell), ``/kiosk/flow.json`` (the flow version and its words), ``/kiosk/sw.js`` (the
   service worker, allowed the ``/kiosk`` scope by ``Service-Worker-Allowed``) and ``/kiosk/assets/<name>``: all
   need the credential. Without one: 401 and a page saying how to enroll; a revoked device: 401 and a page that
@@ -13,6 +16,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ from flask import Blueprint, Response, g, jsonify, redirect, render_template, re
 from channels.kiosk.texts import kiosk_document
 from engine import kiosk as registry
 from engine.api.problems import Problem
+from engine.crypto import token_hash
 from engine.db import unit_of_work, utcnow
 from engine.errors import ValidationFailed
 from engine.flow_store import published_flow
@@ -34,6 +41,9 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 ASSETS = {"kiosk.js": "text/javascript", "kiosk.css": "text/css"}
 COOKIE = "__Host-survey-kiosk"
+# The enrollment page's anti-forgery cookie (random, SameSite=Strict): the form's token is bound to it and the code.
+ENROLL_COOKIE = "__Host-survey-kiosk-enroll"
+ENROLL_FORM_AGE = int(timedelta(hours=1).total_seconds())
 # Browsers keep a cookie at most 400 days; the page renews it on every load.
 COOKIE_MAX_AGE = int(timedelta(days=400).total_seconds())
 GUARD = "kiosk device credential (HttpOnly SameSite=Strict cookie; 256 random bits, stored hashed)"
@@ -101,16 +111,50 @@ def refused(exc: _Refused) -> Response:
     return _refusal("kiosk/not_enrolled.html", 401)
 
 
+ENROLL_GUARD = "one-time enrollment code (192 random bits, stored hashed, valid 24 hours)"
+
+
+def _enroll_token(code: str, nonce: str) -> str:
+    key = runtime().settings.secret_key.encode()
+    return hmac.new(key, f"kiosk-enroll:{token_hash(code)}:{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+def _enroll_refused(reason: str) -> Response:
+    return _refusal("kiosk/enroll_refused.html", 404 if reason == "unknown" else 410, reason=reason)
+
+
 @bp.get("/kiosk/enroll/<code>")
-@guarded_by("one-time enrollment code (192 random bits, stored hashed, valid 24 hours)")
+@guarded_by(ENROLL_GUARD)
+def enroll_page(code: str) -> Any:
+    """The confirm page: nothing is used up until a person taps the button."""
+    rt = runtime()
+    with rt.sessions() as session:
+        try:
+            device = registry.enrollable(session, code)
+        except registry.EnrollmentRefused as exc:
+            return _enroll_refused(exc.reason)
+        name = device.name
+    nonce = request.cookies.get(ENROLL_COOKIE) or secrets.token_urlsafe(24)
+    response = _refusal("kiosk/enroll.html", 200, device_name=name, csrf_token=_enroll_token(code, nonce))
+    response.set_cookie(ENROLL_COOKIE, nonce, max_age=ENROLL_FORM_AGE, path="/", secure=True, httponly=True,
+                        samesite="Strict")  # fmt: skip
+    return response
+
+
+@bp.post("/kiosk/enroll/<code>")
+@guarded_by(ENROLL_GUARD)
 def enroll(code: str) -> Any:
+    nonce = request.cookies.get(ENROLL_COOKIE, "")
+    given = request.form.get("csrf_token", "")
+    if not nonce or not given or not hmac.compare_digest(given, _enroll_token(code, nonce)):
+        # A forged or stale form: nothing is used up; the page's own link starts again.
+        return _refusal("kiosk/enroll_forbidden.html", 403, link=request.path)
     rt = runtime()
     try:
         with unit_of_work(rt.sessions) as session:
             _, credential = registry.enroll(session, code)
     except registry.EnrollmentRefused as exc:
-        status = 404 if exc.reason == "unknown" else 410
-        return _refusal("kiosk/enroll_refused.html", status, reason=exc.reason)
+        return _enroll_refused(exc.reason)
     response = redirect("/kiosk", code=303)
     response.set_cookie(COOKIE, credential, max_age=COOKIE_MAX_AGE, path="/", secure=True, httponly=True,
                         samesite="Strict")  # fmt: skip

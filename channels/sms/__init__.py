@@ -33,7 +33,7 @@ class SmsChannel:
     suppressed_by: ClassVar[tuple[str, ...] | None] = ("sms",)
     test_only: ClassVar[bool] = False
     # One invitation a hand-over: the dispatcher records a hand-over's provider ids only once the whole batch is
-    # sent, and a status callback for a sid not yet recorded finds no invitation (``apply_status`` drops it). One
+    # sent, and a status callback for a sid not yet recorded is held until it lands (``engine.delivery``). One
     # at a time keeps that gap to milliseconds; each message is one API call anyway.
     batch_size: ClassVar[int] = 1
 

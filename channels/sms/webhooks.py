@@ -6,7 +6,8 @@ Both are checked against ``X-Twilio-Signature`` (403 and no change otherwise) an
   database transaction as the turn, and stores the TwiML answered, so a retried request gets the same TwiML and
   changes nothing (SPEC §2 rule 10).
 * status — Twilio's delivery report for a message we sent, applied once per ``MessageSid`` and status through
-  :func:`engine.delivery.apply_status`; an unknown message or status changes nothing.
+  :func:`engine.delivery.apply_status`; an unknown status word changes nothing, and a report on a message whose sid
+  dispatch has not recorded yet is held and applied when the sid lands.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from channels.twilio_api import SUPPRESSING_CODES, twilio_signed
 from engine.api.problems import problem_response
 from engine.conversations import remember, seen
 from engine.db import unit_of_work
-from engine.delivery import Report, apply_status
+from engine.delivery import Report, apply_status, settle_held
 from engine.errors import FieldError
 from engine.models import InvitationState
 from engine.validation import normalize_phone
@@ -101,7 +102,9 @@ def status() -> Any:
                     detail=detail, suppress=reason, suppress_channels=channels)  # fmt: skip
     rt = runtime()
     with unit_of_work(rt.sessions) as session:
-        apply_status(session, report)
+        applied = apply_status(session, report)
+    if not applied:  # held (dispatch has not recorded this sid yet) or a repeat: if the sid landed meanwhile, apply
+        settle_held(rt.sessions, [sid])
     return xml(twiml(None))
 
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.crypto import token_hash
 from engine.db import utcnow
 from engine.i18n import N_
+from engine.limits import text_problem
 from engine.models import AuditEntry, Service
 from engine.models.accounts import AccountToken, User, UserService
 
@@ -161,16 +163,27 @@ def _link(session: Session, user: User, public_url: str, now: datetime) -> NewLi
 
 
 def create_user(session: Session, email: str, services: tuple[str, ...], public_url: str) -> NewLink:
-    """A new account seeing ``services``, and its one-time set-password link."""
+    """A new account seeing ``services``, and its one-time set-password link.
+
+    One account per address, also when two ``user create`` race: the loser's insert meets the unique index and
+    ends in the same :class:`AccountError` as a sequential duplicate, not a database error."""
+    problem = text_problem(email)
+    if problem:
+        raise AccountError(f"--email {problem}")
     address = normalize_email(email)
     ids = _service_ids(session, services)
+    exists = f"an account for {address} exists already (new link: `survey-engine user reset`)"
     if session.execute(select(User.id).where(User.email == address)).first():
-        raise AccountError(f"an account for {address} exists already (new link: `survey-engine user reset`)")
+        raise AccountError(exists)
     now = utcnow()
     user = User(email=address, created_at=now)
     user.services = [UserService(service_id=i) for i in ids]
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError:  # another `user create` for this address committed between the check and the insert
+        raise AccountError(exists) from None
     audit(session, "cli", "user.create", user, services=sorted(set(services)))
     return _link(session, user, public_url, now)
 

@@ -3,6 +3,7 @@
 from engine.models.accounts import AccountToken, SignInAttempt, User, UserService
 from engine.models.api_keys import ApiKey, ApiKeyService
 from engine.models.catalog import FlowVersion, Office, Service
+from engine.models.early_reports import EarlyReport
 from engine.models.enums import (
     ANSWERABLE_STATES,
     COOLDOWN_STATES,
@@ -37,6 +38,7 @@ __all__ = [
     "ContactKind",
     "Decision",
     "DeliveryEvent",
+    "EarlyReport",
     "FlowVersion",
     "Invitation",
     "InvitationState",

@@ -1,5 +1,6 @@
 """A visitor answers the kiosk in Chromium on a tablet with taps: enrollment, English and Spanish, branching,
-the idle reset, offline with a reload and a lost sync reply (exactly three stored), a revoked device, axe-core."""
+the idle reset, offline with a reload and a lost sync reply (exactly three stored), poisoned sessions queued ahead
+of good ones (dropped, the good ones stored), a revoked device, axe-core."""
 
 from __future__ import annotations
 
@@ -32,11 +33,17 @@ def tablet(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def _open_and_confirm(page: Any, live_server: str, code: str) -> None:
+    """Open the enrollment link (it shows a page and uses nothing up) and tap "Enroll this device"."""
+    page.goto(f"{live_server}/kiosk/enroll/{code}")
+    page.get_by_role("button", name="Enroll this device").tap()
+    page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+
+
 def _enroll(context: Any, live_server: str, runtime: Any, service: str = "kiosk-office") -> Any:
     _, code = register(runtime, service=service)
     page = context.new_page()
-    page.goto(f"{live_server}/kiosk/enroll/{code}")
-    page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+    _open_and_confirm(page, live_server, code)
     return page
 
 
@@ -91,9 +98,15 @@ def test_a_used_enrollment_link_is_refused_with_a_clear_page(browser, live_serve
     _, code = register(runtime)
     first, other = _tablet(browser), _tablet(browser)
     try:
+        preview = other.new_page()  # a chat app's preview of the link: it shows the page and uses nothing up
+        shown = preview.goto(f"{live_server}/kiosk/enroll/{code}")
+        assert shown.status == 200
+        expect(preview.get_by_role("heading", name="Enroll this tablet as a kiosk")).to_be_visible()
+        assert axe_violations(preview) == []
         page = first.new_page()
-        page.goto(f"{live_server}/kiosk/enroll/{code}")
-        page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+        _open_and_confirm(page, live_server, code)
+        preview.get_by_role("button", name="Enroll this device").tap()  # the stale page's button: used by now
+        expect(preview.get_by_text("already used")).to_be_visible()
         again = other.new_page()
         reply = again.goto(f"{live_server}/kiosk/enroll/{code}")
         assert reply.status == 410
@@ -225,3 +238,69 @@ def test_a_revoked_kiosk_says_so(tablet, live_server, runtime):
     assert reply.status == 401
     expect(page.get_by_role("heading", name="This kiosk was revoked")).to_be_visible()
     assert axe_violations(page) == []
+
+
+POISON = """async () => {
+  const open = () => new Promise((resolve, reject) => {
+    const request = indexedDB.open('survey-kiosk', 1);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const database = await open();
+  const all = await new Promise((resolve) => {
+    const request = database.transaction('sessions').objectStore('sessions').getAll();
+    request.onsuccess = () => resolve(request.result);
+  });
+  const model = all[0];
+  const first = model.session.answers[0];
+  const poisoned = (n, change) => {
+    const record = structuredClone(model);
+    record.client_uuid = crypto.randomUUID();
+    record.session.client_uuid = record.client_uuid;
+    record.seq = n;  // queued long before the visitors of today: first in line
+    change(record.session);
+    return record;
+  };
+  const poison = [
+    poisoned(1, (s) => { s.answers = [first, { question_id: 'comments', text: 'half \\ud800 pair',
+                                               answered_at: first.answered_at }]; }),
+    poisoned(2, (s) => { s.started_at = '0001-01-01T00:00:00+23:59'; }),
+    poisoned(3, (s) => { s.flow = { id: 'a11-standard', version: '1' };
+                         s.answers = [{ question_id: 'trust', value: 5, answered_at: first.answered_at }]; }),
+  ];
+  await new Promise((resolve, reject) => {
+    const tx = database.transaction('sessions', 'readwrite');
+    for (const record of poison) tx.objectStore('sessions').put(record);
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+  });
+  database.close();
+  return poison.map((r) => r.client_uuid);
+}"""
+
+
+def test_poisoned_sessions_queued_ahead_are_dropped_and_the_good_ones_sync(tablet, live_server, runtime):
+    """Sessions the server will never store (an unpaired surrogate, a time no calendar holds, another service's
+    flow) sit in IndexedDB ahead of two good ones: the page syncs, the server answers them ``rejected`` with a
+    reason, the page drops them, and the good ones are stored (SPEC §2 rule 11: a kiosk never stalls)."""
+    page = _enroll(tablet, live_server, runtime, service="kiosk-quick")
+    tablet.set_offline(True)
+    for rating in ("5", "1"):
+        _answer_one(page, rating)
+    page.wait_for_function("document.body.dataset.queue === '2'", timeout=WAIT)
+    poisoned = page.evaluate(POISON)
+    replies: list[int] = []
+    page.on("response", lambda r: replies.append(r.status) if r.url.endswith("/api/v1/kiosk/responses") else None)
+    tablet.set_offline(False)
+    _wait_queue_empty(page)
+    assert replies and all(status == 200 for status in replies), replies
+    rows = stored(runtime)
+    assert sorted(a["trust"].value for _, a in rows) == [1, 5], "the good sessions are stored"
+    assert not {str(r.client_uuid) for r, _ in rows} & set(poisoned)
+    dropped = page.evaluate("JSON.parse(localStorage.getItem('survey-kiosk-rejected') || '[]')")
+    reasons = {d["client_uuid"]: d.get("reason", "") for d in dropped}
+    assert set(reasons) == set(poisoned), dropped
+    assert reasons[poisoned[0]].startswith("answers[1].text must not contain an unpaired surrogate")
+    assert reasons[poisoned[1]].startswith("started_at must fall between the years 1970 and 9999")
+    assert "not a flow of this kiosk's service" in reasons[poisoned[2]]
+    assert page.evaluate("document.body.dataset.queue") == "0"
