@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import select
 
-from engine.models import Invitation, Response, Survey, Transaction
+from engine.db import unit_of_work
+from engine.flows import parse_flow
+from engine.models import FlowVersion, Invitation, KioskDevice, Response, Survey, Transaction
+from engine.sessions import Given, SurveySessions
 from tests.helpers import write_config
 from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, build_stack, local
 
@@ -26,6 +31,7 @@ COMMON = {"agency": "Department of State", "service_type": "administrative", "se
           "timezone": "America/New_York"}  # fmt: skip
 OWN_PRA = {"omb_control_number": "1405-0123", "expiration_date": "2028-06-30", "burden_minutes": 3,
            "burden_statement": "Public reporting burden is estimated to average 3 minutes per response."}  # fmt: skip
+ROOT = Path(__file__).resolve().parent.parent
 OFFICES = {"NYC-01": {"name": "New York Passport Agency", "timezone": "America/New_York"}}
 
 
@@ -139,3 +145,65 @@ def test_a_switched_service_reports_a_row_per_survey_and_past_quarters_do_not_mo
         assert all(survey == ids[tx] for tx, survey in invited)
         answered = session.execute(select(Response.transaction_id, Response.survey_id)).tuples().all()
         assert answered and all(survey == ids[tx] for tx, survey in answered)
+
+
+def way_3_flow() -> Any:
+    """A 2021 flow asking both choose-all driver questions to every respondent (the policy's "way 3")."""
+    raw = yaml.safe_load((ROOT / "flows" / "a11-standard.yaml").read_text())
+    drivers = yaml.safe_load((ROOT / "flows" / "a11-drivers.yaml").read_text())
+    choose = [q for q in drivers["questions"] if q["a11"] in ("drivers_positive", "drivers_negative")]
+    for question in choose:
+        question.pop("show_if")
+    keep = [q for q in raw["questions"] if q["a11"] in ("satisfaction", "trust")]
+    comments = [q for q in raw["questions"] if q["a11"] == "free_text"]
+    raw.update(id="a11-way3", version="1", title="Way 3 Survey", driver_form="positive_negative",
+               questions=[*keep, *choose, *comments])  # fmt: skip
+    return parse_flow(raw, "way 3")
+
+
+def test_way_3_reports_both_driver_sides_of_every_respondent(stacks: Any) -> None:
+    """Both choose-all questions asked to everyone: every driver of both sides has its column, humanity and other
+    included, in the §6.1 row of the survey used and in the §6.2 file (0 offered, 1 chosen, on both sides)."""
+    (make,) = stacks
+    stack = make("a11-standard")
+    rt = stack.rt
+    flow = way_3_flow()
+    sessions = SurveySessions(rt)
+    at = local(NEW_YORK, 2026, 8, 3, 10, 0)
+    answers = [
+        {"satisfaction": 5, "trust": 4, "went_well": ("humanity", "other"), "could_be_better": ("ease",)},
+        {"satisfaction": 2, "trust": 2, "could_be_better": ("humanity", "employee")},
+    ]
+    ids = []
+    with unit_of_work(rt.sessions) as session:
+        version = FlowVersion(flow_id=flow.id, version=flow.version, content_hash=flow.content_hash,
+                              title=flow.title, definition=flow.definition)  # fmt: skip
+        device = KioskDevice(service_id=rt.service_ids["sv-switch"], office_id=rt.office_ids["NYC-01"],
+                             name="Lobby tablet", languages=["en"], created_at=at, enrolled_at=at)  # fmt: skip
+        session.add_all([version, device])
+        session.flush()
+        for given in answers:
+            response = sessions.start_session(session, "sv-switch", "kiosk", "en", kiosk_device_id=device.id,
+                                              office_id=device.office_id, client_uuid=uuid.uuid4(), started_at=at,
+                                              flow_version_id=version.id)  # fmt: skip
+            for qid, value in given.items():
+                sessions.record(session, response, flow.question(qid),
+                                Given(choices=value) if isinstance(value, tuple) else Given(value=value), at)  # fmt: skip
+            ids.append(str(response.id))
+    key = stack.key(["sv-switch"])
+    q4 = rows(a11(stack, key, "fiscal_year=2026&quarter=4&format=csv&service=sv-switch"))
+    (kiosk,) = [r for r in q4 if r["channel"] == "self_service_kiosk"]
+    assert (kiosk["survey_title"], kiosk["survey_type"], kiosk["volume_of_respondents"]) == (
+        "Way 3 Survey",
+        "likert_scale",
+        "2",
+    )
+    drivers = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
+    assert [kiosk[f"positive_{d}"] for d in drivers] == ["0", "0", "0", "0", "1", "0", "1"]
+    assert [kiosk[f"negative_{d}"] for d in drivers] == ["0", "1", "0", "0", "1", "1", "0"]
+    assert (kiosk["satisfaction_n"], kiosk["trust_mean"], kiosk["effectiveness_n"]) == ("2", "3.00", "")
+    body = stack.client.get("/api/v1/reports/a11/responses?fiscal_year=2026&quarter=4&service=sv-switch",
+                            headers=key).get_data(as_text=True)  # fmt: skip
+    file_rows = {r[0]: r[1:] for r in csv.reader(io.StringIO(body))}
+    assert file_rows[ids[0]] == ["4", "0", "0", "0", "0", "1", "0", "1", "0", "1", "0", "0", "0", "0", "0", ""]
+    assert file_rows[ids[1]] == ["2", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "1", "1", "0", ""]
