@@ -181,6 +181,9 @@ def test_the_dashboard_files_a_quarter_keeps_a_reflection_and_says_what_moved(qu
     page = client.get(page_url).text
     assert "Submitted" in page and "pm@example.gov" in page
     assert "Nothing has moved" in page
+    assert re.search(r'quarter=4">FY2026 Q4</a>:\s+by pm@example.gov on', page)
+    spanish = client.get(page_url, headers={"Accept-Language": "es"}).text
+    assert "Presentado" in spanish and "Presentar de nuevo" in spanish
 
     _more_data(stack)
     page = client.get(page_url).text

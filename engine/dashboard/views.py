@@ -263,6 +263,7 @@ def _filing(rt: Any, db: Any, service: str, quarter: FiscalQuarter) -> dict[str,
         "count": len(submissions.listed(rt, db, quarter, [service])),
         "moved": moved,
         "changed": any(m.changed for m in moved),
+        "filed": submissions.submitted_quarters(rt, db, service),
         "reflection": reflection.text if reflection is not None else "",
         "max_reflection": submissions.MAX_REFLECTION,
     }
