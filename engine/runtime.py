@@ -36,6 +36,8 @@ class Runtime:
     service_salts: dict[str, str] = field(default_factory=dict)
     office_ids: dict[str, int] = field(default_factory=dict)
     flow_version_ids: dict[str, int] = field(default_factory=dict)
+    # Each service's survey today (its flow version and effective PRA block: ``engine.surveys``).
+    survey_ids: dict[str, int] = field(default_factory=dict)
 
     def channel_options(self, service: ServiceConfig) -> list[ChannelOption]:
         options = []
@@ -118,6 +120,9 @@ class Runtime:
             versions = session.execute(select(FlowVersion.flow_id, FlowVersion.version, FlowVersion.id)).all()
             current = {f.id: f.version for f in self.catalog.flows.values()}
             self.flow_version_ids = {fid: vid for fid, ver, vid in versions if current.get(fid) == ver}
+            from engine.surveys import sync_surveys
+
+            self.survey_ids = sync_surveys(session, self.catalog, self.flow_version_ids)
 
 
 def build_runtime(

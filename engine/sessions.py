@@ -30,6 +30,7 @@ from engine.models import (
     Transaction,
 )
 from engine.runtime import Runtime
+from engine.surveys import survey_for_version
 
 MAX_TEXT = 2000
 
@@ -149,6 +150,7 @@ class SurveySessions:
             transaction_id=tx.id,
             invitation_id=invitation.id,
             flow_version_id=self.rt.flow_version_ids[flow.id],
+            survey_id=self.rt.survey_ids[service],
             office_id=tx.office_id,
             channel=channel or invitation.channel,
             language=language,
@@ -187,6 +189,9 @@ class SurveySessions:
                 if existing is not None:
                     return existing
         flow = self.rt.catalog.flow_of(self.rt.catalog.services[service_slug])
+        survey_id: int | None = self.rt.survey_ids[service_slug]
+        if flow_version_id is not None and flow_version_id != self.rt.flow_version_ids[flow.id]:
+            survey_id = survey_for_version(session, self.rt.catalog.services[service_slug], flow_version_id)
         response = Response(
             id=uuid.uuid4(),
             service_id=self.rt.service_ids[service_slug],
@@ -195,6 +200,7 @@ class SurveySessions:
             client_uuid=client_uuid,
             provider_ref=provider_ref,
             flow_version_id=flow_version_id or self.rt.flow_version_ids[flow.id],
+            survey_id=survey_id,
             office_id=office_id,
             channel=channel,
             language=language,

@@ -105,12 +105,12 @@ class ReportStack:
                               capture_output=True, timeout=120, check=False)  # fmt: skip
 
 
-@pytest.fixture
-def report_stack(database_url: str, flows_dir: Path, report_config_dir: Path, tmp_path: Path) -> Iterator[ReportStack]:
+def build_stack(database_url: str, flows_dir: Path, config_dir: Path, instance_dir: Path) -> ReportStack:
+    """The runtime and app on ``database_url`` with the stand-in providers, for the services in ``config_dir``."""
     env = {
         "SURVEY_ENGINE_DATABASE_URL": database_url,
-        "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
-        "SURVEY_ENGINE_CONFIG_DIR": str(report_config_dir),
+        "SURVEY_ENGINE_INSTANCE_DIR": str(instance_dir),
+        "SURVEY_ENGINE_CONFIG_DIR": str(config_dir),
         "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir),
         "SURVEY_ENGINE_SECRET_KEY": SECRET,
         "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
@@ -127,8 +127,14 @@ def report_stack(database_url: str, flows_dir: Path, report_config_dir: Path, tm
     rt.sync_catalog()
     app = create_app(runtime=rt)
     app.testing = True
-    yield ReportStack(rt, app, app.test_client(), env)
-    rt.engine.dispose()
+    return ReportStack(rt, app, app.test_client(), env)
+
+
+@pytest.fixture
+def report_stack(database_url: str, flows_dir: Path, report_config_dir: Path, tmp_path: Path) -> Iterator[ReportStack]:
+    stack = build_stack(database_url, flows_dir, report_config_dir, tmp_path / "instance")
+    yield stack
+    stack.rt.engine.dispose()
 
 
 def local(zone: ZoneInfo, *parts: int) -> datetime:

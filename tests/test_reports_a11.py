@@ -105,6 +105,7 @@ def one(tag: str, point: int) -> dict[str, Any]:
 
 NO_DRIVERS = {f"{side}_{d}": None for side in ("positive", "negative") for d in what_counts.DRIVERS}
 TAGS = what_counts.RATING_TAGS
+TAIL = {"bureau": None, "service_provider": None, "reflection": None}
 
 
 def mixed_row(channel: str, **cells: Any) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def mixed_row(channel: str, **cells: Any) -> dict[str, Any]:
         "channel": channel, "transaction_point": "post_interaction", "survey_title": STANDARD_TITLE,
         "survey_type": "likert_scale", "omb_control_number": "1090-0011",
         "trust_question_text": "This interaction increased my trust in Passport Renewal.",
-        **zero_tags(*TAGS), **NO_DRIVERS, "sli_wait_seconds_mean": None, **cells,
+        **zero_tags(*TAGS), **NO_DRIVERS, "sli_wait_seconds_mean": None, **TAIL, **cells,
     }  # fmt: skip
 
 
@@ -173,7 +174,7 @@ def expected_q4() -> list[dict[str, Any]]:
         "positive_humanity": 0, "positive_employee": 1, "positive_other": 0,
         "negative_effectiveness": 0, "negative_ease": 1, "negative_efficiency": 0, "negative_transparency": 0,
         "negative_humanity": 0, "negative_employee": 0, "negative_other": 0,
-        "sli_wait_seconds_mean": None,
+        "sli_wait_seconds_mean": None, **TAIL,
     }  # fmt: skip
     rows = [phone, sms, email, kiosk, thumbs]
     return [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]

@@ -91,3 +91,38 @@ def report_responses(fiscal_year: int, quarter: int, services: tuple[str, ...], 
     with rt.sessions() as session:
         rows = responses_file.rows(rt, session, _quarter(fiscal_year, quarter), chosen)
         _write(formats.csv_lines(responses_file.COLUMNS, rows), output)
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container): say so rather than fail
+        return "unknown-os-user"
+
+
+@report.command("submit")
+@click.option("--fiscal-year", type=YEAR, required=True, help="Federal fiscal year (FY2027 starts 2026-10-01).")
+@click.option("--quarter", type=QUARTER, required=True, help="Fiscal quarter 1-4.")
+@click.option("--service", required=True, help="The service whose quarter is filed.")
+@click.option("--by", "by", default=None, help="Who files it (default: the operating-system user).")
+def report_submit(fiscal_year: int, quarter: int, service: str, by: str | None) -> None:
+    """File a quarter: freeze the service's §6.1 CSV, JSON and XLSX and §6.2 CSV; prints the submission id."""
+    from engine.db import unit_of_work
+    from engine.limits import text_problem
+    from engine.reporting import submissions
+
+    rt = _runtime()
+    (slug,) = _services(rt, (service,)) or [service]
+    who = (by if by is not None else _os_user()).strip()
+    problem = "must not be empty" if not who else text_problem(who)
+    if problem is None and len(who) > submissions.MAX_SUBMITTER:
+        problem = f"must be at most {submissions.MAX_SUBMITTER} characters"
+    if problem:
+        raise click.BadParameter(problem, param_hint="--by")
+    with unit_of_work(rt.sessions) as session:
+        row = submissions.submit(rt, session, _quarter(fiscal_year, quarter), slug, who)
+        view = submissions.view(rt, row)
+    click.echo(f"Filed FY{fiscal_year} Q{quarter} of {slug} as {who} at {view['submitted_at']}.")
+    click.echo(view["id"])

@@ -1,5 +1,7 @@
 """The dashboard's pages: sign-in and sign-out, setting a password from a one-time link, the services of an
-account, one service's page per quarter, and the quarter's A-11 file of that service.
+account, one service's page per quarter, the quarter's A-11 file of that service, and filing the quarter: its
+state (draft, or submitted by whom and when, with what moved in the live figures since), the "Submit" button and
+the quarter's reflection text (A-11 280.11; editable at any time, a submission keeps the text it was filed with).
 
 Every POST carries the session's CSRF token (checked before any view runs); every page is sent with
 ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` (the set-password link holds its token) and a
@@ -34,7 +36,7 @@ from engine.db import unit_of_work, utcnow
 from engine.fiscal import FiscalQuarter
 from engine.i18n import N_, translate
 from engine.logs import log
-from engine.reporting import a11, formats
+from engine.reporting import a11, formats, submissions
 from engine.reporting import what_counts as wc
 from engine.web import guarded_by, public, runtime
 
@@ -226,6 +228,7 @@ def service_page(service: str) -> Any:
         test_preview = None
         if not include_test and figs.funnel.transactions == 0:
             test_preview = figures.test_transactions(rt, db, service, quarter)
+        filing = None if include_test else _filing(rt, db, service, quarter)
     language = g.get("language", "en")
     config = rt.catalog.services[service]
     current = figures.current_quarter(rt, service, utcnow())
@@ -235,8 +238,82 @@ def service_page(service: str) -> Any:
         quarters=figures.quarter_choices(current, quarter), bucket=bucket, day=timedelta(days=1),
         driver_names=figures.DRIVER_NAMES, rating_names=figures.RATING_NAMES, data=data, test_preview=test_preview,
         a11_url=url_for("dashboard.a11_csv", service=service, fiscal_year=quarter.fiscal_year,
-                        quarter=quarter.quarter),
+                        quarter=quarter.quarter), filing=filing, figure_names=FIGURE_NAMES,
     )  # fmt: skip
+
+
+FIGURE_NAMES = {
+    "volume_of_customers": N_("Customers"),
+    "volume_of_customers_provided_survey_opportunity": N_("Survey opportunities"),
+    "volume_of_respondents": N_("Respondents"),
+    "response_rate": N_("Response rate"),
+    "satisfaction_mean": N_("Satisfaction mean (1-5)"),
+    "trust_mean": N_("Trust mean (1-5)"),
+    "trust_agree_pct": N_("Trust share agreeing"),
+}
+
+
+def _filing(rt: Any, db: Any, service: str, quarter: FiscalQuarter) -> dict[str, Any]:
+    """The quarter's filing state: the standing submission (None: a draft), what moved since, the reflection."""
+    latest = submissions.latest(rt, db, quarter, service)
+    reflection = submissions.reflection(rt, db, quarter, service)
+    moved = submissions.what_moved(rt, db, latest, service) if latest is not None else []
+    return {
+        "submission": latest,
+        "count": len(submissions.listed(rt, db, quarter, [service])),
+        "moved": moved,
+        "changed": any(m.changed for m in moved),
+        "filed": submissions.submitted_quarters(rt, db, service),
+        "reflection": reflection.text if reflection is not None else "",
+        "max_reflection": submissions.MAX_REFLECTION,
+    }
+
+
+def _posted_quarter() -> FiscalQuarter:
+    year, quarter = request.form.get("fiscal_year", ""), request.form.get("quarter", "")
+    if year.isdigit() and quarter.isdigit() and 2000 <= int(year) <= 2999 and 1 <= int(quarter) <= 4:
+        return FiscalQuarter(int(year), int(quarter))
+    abort(400, _("Give the fiscal year (for example 2027) and the quarter (1 to 4)."))
+
+
+def _back(service: str, quarter: FiscalQuarter) -> Any:
+    target = url_for("dashboard.service_page", service=service, fiscal_year=quarter.fiscal_year,
+                     quarter=quarter.quarter)  # fmt: skip
+    return redirect(target + "#filing-h", code=303)
+
+
+@bp.route("/services/<service>/submit", methods=["POST"])
+@signed_in
+def submit_quarter(service: str) -> Any:
+    """File the quarter: freeze its four files with the account's email and the time."""
+    require_service(service)
+    quarter = _posted_quarter()
+    user = current_user()
+    assert user is not None
+    rt = runtime()
+    with unit_of_work(rt.sessions) as db:
+        row = submissions.submit(rt, db, quarter, service, user.email)
+        log(logger, "quarter submitted", service=service, fiscal_year=quarter.fiscal_year, quarter=quarter.quarter,
+            submission=str(row.id))  # fmt: skip
+    return _back(service, quarter)
+
+
+@bp.route("/services/<service>/reflection", methods=["POST"])
+@signed_in
+def save_reflection(service: str) -> Any:
+    """Write the quarter's reflection (empty text removes it)."""
+    require_service(service)
+    quarter = _posted_quarter()
+    text = request.form.get("text", "")
+    if submissions.reflection_problem(text) is not None:
+        abort(400, _("The reflection must be at most %(count)s characters of ordinary text.",
+                     count=f"{submissions.MAX_REFLECTION:,}"))  # fmt: skip
+    user = current_user()
+    assert user is not None
+    rt = runtime()
+    with unit_of_work(rt.sessions) as db:
+        submissions.save_reflection(rt, db, quarter, service, text, user.email)
+    return _back(service, quarter)
 
 
 def _pct(share: float | None) -> str:

@@ -18,7 +18,9 @@ from engine.models.kiosk import KioskDevice
 from engine.models.receipts import WebhookReceipt
 from engine.models.reporting import ResponseTally
 from engine.models.responses import Answer, AnswerChoice, Response
+from engine.models.submissions import Reflection, Submission
 from engine.models.suppressions import AuditEntry, Suppression
+from engine.models.surveys import Survey
 from engine.models.tokens import SurveyToken
 from engine.models.transactions import Contact, ServiceLevel, Transaction
 
@@ -44,14 +46,17 @@ __all__ = [
     "InvitationState",
     "KioskDevice",
     "Office",
+    "Reflection",
     "Response",
     "ResponseTally",
     "Scope",
     "Service",
     "ServiceLevel",
     "SignInAttempt",
+    "Submission",
     "Suppression",
     "SuppressionReason",
+    "Survey",
     "SurveyToken",
     "Transaction",
     "User",

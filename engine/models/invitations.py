@@ -49,6 +49,8 @@ class Invitation(Base):
     # Why it was cancelled, failed, expired or left unknown.
     reason: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The survey (flow version and PRA block) it was sent under: ``surveys.id`` (no foreign key, see there).
+    survey_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class DeliveryEvent(Base):

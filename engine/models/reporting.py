@@ -49,6 +49,8 @@ class ResponseTally(Base):
     heard: Mapped[bool | None]
     left_out: Mapped[bool | None]
     test: Mapped[bool | None]
+    # The survey the response was answered under (migration 0007_surveys_used).
+    survey_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class InvitationTally(Base):
@@ -68,6 +70,8 @@ class InvitationTally(Base):
     left_out: Mapped[bool]
     test: Mapped[bool]
     opportunity: Mapped[bool]
+    # The transaction's survey (migration 0007_surveys_used).
+    survey_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ServiceLevelTally(Base):
@@ -86,6 +90,8 @@ class ServiceLevelTally(Base):
     channel: Mapped[str | None] = mapped_column(String(32))
     left_out: Mapped[bool]
     test: Mapped[bool]
+    # The transaction's survey (migration 0007_surveys_used).
+    survey_id: Mapped[int | None] = mapped_column(Integer)
 
 
 # Post-call surveys (a response with a transaction and no invitation) are few: the reports find them by this index

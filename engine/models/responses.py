@@ -38,6 +38,8 @@ class Response(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Where a conversation stands (SMS, IVR): the question awaiting an answer, re-prompts used, questions skipped.
     state: Mapped[dict[str, Any] | None]
+    # The survey (flow version and PRA block) it was answered under: ``surveys.id`` (no foreign key, see there).
+    survey_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Answer(Base):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, str_enum
@@ -41,6 +41,8 @@ class Transaction(Base):
     # Where the transaction came from: the intake API, a post-call IVR hand-off, ...
     source: Mapped[str] = mapped_column(String(32), default="api")
     attributes: Mapped[dict[str, Any] | None]
+    # The survey (flow version and PRA block) it was decided under: ``surveys.id`` (no foreign key, see there).
+    survey_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ServiceLevel(Base):

@@ -4,6 +4,11 @@ CSV follows RFC 4180 (comma, ``"`` quoting where needed, CRLF line ends, UTF-8 w
 empty cells are empty, means carry 2 decimals and fractions 4 (as the cells hold them, see
 :mod:`engine.reporting.a11`). XLSX has one sheet, a bold frozen header row, numbers as numbers (formatted
 ``0.00`` / ``0.0000``), text as text and empty cells blank.
+
+Spreadsheet formulas are neutralized (SPEC §2 rule 12, OWASP "CSV injection"): a text cell that begins, after any
+leading whitespace, with ``=``, ``+``, ``-`` or ``@``, or begins with a tab or a carriage return, is written with a
+leading ``'`` in CSV, and always as a plain string cell in XLSX (openpyxl would store ``=…`` as a formula).
+Numbers are never touched: a negative number stays a number.
 """
 
 from __future__ import annotations
@@ -14,16 +19,34 @@ from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from engine.reporting.a11 import Cell, Collection, json_value
+from engine.reporting.a11 import Collection, json_value
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORMATS = ("csv", "json", "xlsx")
 
 
-def csv_text(cell: Cell) -> str:
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet could take ``text`` for a formula (SPEC §2 rule 12)."""
+    if text[:1] in ("\t", "\r"):
+        return True
+    return text.lstrip()[:1] in FORMULA_STARTS
+
+
+def neutralized(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet could take it for a formula."""
+    return "'" + text if looks_like_formula(text) else text
+
+
+def csv_text(cell: Any) -> str:
+    """A cell as CSV text: empty for None, numbers as they are, text neutralized (rule 12)."""
     if cell is None:
         return ""
+    if isinstance(cell, str):
+        return neutralized(cell)
     return str(cell)
 
 
@@ -31,7 +54,7 @@ def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]], batch: int =
     """CSV text in chunks of ``batch`` rows: the header first, then the rows (for streaming)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
+    writer.writerow([csv_text(c) for c in header])
     for count, row in enumerate(rows, start=1):
         writer.writerow([csv_text(c) for c in row])
         if count % batch == 0:
@@ -76,6 +99,9 @@ def to_xlsx(collection: Collection, title: str | None = None) -> bytes:
             if isinstance(value, Decimal):
                 target.value = float(value)
                 target.number_format = "0.00" if value.as_tuple().exponent == -2 else "0.0000"
+            elif isinstance(value, str):
+                target.value = value
+                target.data_type = "s"  # never a formula, whatever the text begins with (rule 12)
             else:
                 target.value = value
     out = io.BytesIO()

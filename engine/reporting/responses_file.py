@@ -8,8 +8,10 @@ free text is masked (:mod:`engine.reporting.masking`) and ``external_id`` is the
 Cells: ``question_1`` the trust rating (1-5; a thumbs question 0 down / 1 up); a driver column is ``1`` chosen,
 ``0`` offered and not chosen, empty when not asked — a side counts as offered when the respondent answered its
 question, or when the flow shows it on that channel after the respondent's trust rating (``show_if``); a flow
-whose drivers are 5-point questions has no driver choices and leaves every driver column empty. Rows come in
-the order (service slug, start of the response, response id), the same on every run.
+whose drivers are 5-point questions has no driver choices and leaves every driver column empty. The flow is the
+version the response was answered on (its recorded survey, ``engine.surveys``; today's flow of the service for a
+response stored before surveys were recorded). Rows come in the order (service slug, start of the response,
+response id), the same on every run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from engine.fiscal import FiscalQuarter
 from engine.flows import Flow
 from engine.models import Answer, AnswerChoice, Service
 from engine.reporting import what_counts as wc
+from engine.reporting.a11 import surveys_used
 from engine.reporting.masking import mask_contacts
 from engine.runtime import Runtime
 
@@ -55,6 +58,7 @@ def _query(scope: wc.Scope) -> Any:
             resp.c.response_id,
             resp.c.service_id,
             resp.c.channel,
+            resp.c.survey_id,
             func.max(case((Answer.a11_tag == "trust", Answer.value))).label("trust"),
             func.max(case((Answer.a11_tag == "free_text", Answer.text))).label("free_text"),
             *answered,
@@ -64,7 +68,9 @@ def _query(scope: wc.Scope) -> Any:
         .join(Service, Service.id == resp.c.service_id)
         .join(Answer, Answer.response_id == resp.c.response_id)
         .outerjoin(AnswerChoice, AnswerChoice.answer_id == Answer.id)
-        .group_by(resp.c.response_id, resp.c.service_id, resp.c.channel, Service.slug, resp.c.started_at)
+        .group_by(
+            resp.c.response_id, resp.c.service_id, resp.c.channel, resp.c.survey_id, Service.slug, resp.c.started_at
+        )
         .order_by(Service.slug, resp.c.started_at, resp.c.response_id)
     )
 
@@ -86,21 +92,34 @@ def rows(rt: Runtime, session: Session, quarter: FiscalQuarter,
     """The §6.2 rows of ``quarter`` (no header), in batches from the database."""
     scope = wc.scope_for(rt, services, quarter, include_test=False)
     by_id = {id_: slug for slug, id_ in rt.service_ids.items()}
-    flows = {sid: rt.catalog.flow_of(rt.catalog.services[by_id[sid]]) for sid in scope.service_ids}
-    thumbs = {sid: any(q.a11 == "trust" and q.type == "thumbs" for q in f.questions) for sid, f in flows.items()}
-    sides = {sid: _sides(f) for sid, f in flows.items()}
+    today = {sid: rt.catalog.flow_of(rt.catalog.services[by_id[sid]]) for sid in scope.service_ids}
+    described: dict[int, Flow] = {}
+    shapes: dict[tuple[int, int | None], tuple[Flow, bool, set[str]]] = {}
+
+    def shape(sid: int, survey: int | None) -> tuple[Flow, bool, set[str]]:
+        """The flow a response was answered on, whether its trust question is thumbs, and its driver sides."""
+        if (sid, survey) not in shapes:
+            if survey is not None and survey not in described:
+                found = surveys_used(session, [survey]).get(survey)
+                if found is not None:
+                    described[survey] = found.flow
+            flow = described.get(survey, today[sid]) if survey is not None else today[sid]
+            thumbs = any(q.a11 == "trust" and q.type == "thumbs" for q in flow.questions)
+            shapes[(sid, survey)] = (flow, thumbs, _sides(flow))
+        return shapes[(sid, survey)]
+
     result = session.execute(_query(scope), execution_options={"yield_per": BATCH})
     for row in result:
         m = row._mapping
         sid = int(m["service_id"])
-        flow = flows[sid]
+        flow, thumbs, sides = shape(sid, m["survey_id"])
         trust = m["trust"]
         question_1: Any = None
         if trust is not None:
-            question_1 = (1 if int(trust) == 5 else 0) if thumbs[sid] else int(trust)
+            question_1 = (1 if int(trust) == 5 else 0) if thumbs else int(trust)
         cells: list[Any] = [str(m["response_id"]), question_1]
         for side in ("positive", "negative"):
-            offered = side in sides[sid] and (
+            offered = side in sides and (
                 bool(m[f"answered_{side}"]) or _offered(flow, m["channel"], None if trust is None else int(trust), side)
             )
             for driver in wc.DRIVERS:

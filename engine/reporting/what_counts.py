@@ -34,9 +34,12 @@ and the filters on it are the rules above, restated; a transaction's channel sti
 survey at query time (:func:`post_calls`, a few rows by index). The ``*_from_rows`` functions compute the same
 figures from the raw rows: ``tests/test_reports_summary.py`` proves them equal, before and after later changes.
 
-Groups are :class:`Key` tuples ``(service_id, channel, office_id)``: ``channel`` and ``office_id`` are ``None``
-when the caller did not ask to split by them (``by=("channel",)``, ``("office",)``, ``("channel", "office")`` or
-``()``). Channels are engine names (``sms``, ``ivr`` ...), offices ``offices.id`` (``None``: no office coded).
+Groups are :class:`Key` tuples ``(service_id, channel, office_id, survey_id)``: ``channel``, ``office_id`` and
+``survey_id`` are ``None`` when the caller did not ask to split by them (``by`` holds any of ``"channel"``,
+``"office"``, ``"survey"``; ``()`` is per service). Channels are engine names (``sms``, ``ivr`` ...), offices
+``offices.id`` (``None``: no office coded), surveys ``surveys.id`` (the survey recorded with the transaction: for
+customers, opportunities and service levels the transaction's, for responses the response's; ``None``: stored
+before surveys were recorded).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Subquery
 
 from engine.fiscal import FiscalQuarter, day_bounds, local_midnight
+from engine.limits import MAX_NUMBER
 from engine.models import (
     Answer,
     AnswerChoice,
@@ -96,7 +100,7 @@ DRIVERS = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "e
 DRIVER_SIDES = {"drivers_positive": "positive", "drivers_negative": "negative", "drivers_improve": "negative"}
 SENT_NOT_FAILED_EXCLUDED = (InvitationState.FAILED.value,)
 IVR_HEARD_PHASES = ("questions", "done")
-DIMENSIONS = ("channel", "office")
+DIMENSIONS = ("channel", "office", "survey")
 
 
 def a11_channel(channel: str | None) -> str | None:
@@ -232,6 +236,7 @@ def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
             tx.office_id.label("office_id"),
             tx.completed_at.label("moment"),
             tx.decision.label("decision"),
+            tx.survey_id.label("survey_id"),
         )
         .outerjoin(calls, calls.c.transaction_id == tx.id)
         .where(
@@ -261,6 +266,7 @@ def counted_invitations(scope: Scope) -> Subquery:
             Invitation.state.label("state"),
             Invitation.sent_at.label("sent_at"),
             tx.completed_at.label("moment"),
+            tx.survey_id.label("survey_id"),
         )
         .join(tx, tx.id == Invitation.transaction_id)
         .where(
@@ -313,6 +319,7 @@ def counted_responses(scope: Scope) -> Subquery:
             r.completed_at.label("completed_at"),
             heard.label("heard_first"),
             answers.label("answers"),
+            r.survey_id.label("survey_id"),
             *(getattr(t, tag).label(tag) for tag in TALLIED_TAGS),
         )
         .outerjoin(tx, tx.id == r.transaction_id)
@@ -345,11 +352,13 @@ def respondents(scope: Scope) -> Subquery:
 
 
 class Key(NamedTuple):
-    """A group of a report: a service, and the channel (engine name) and office id when split by them."""
+    """A group of a report: a service, and the channel (engine name), office id and survey id when split by them
+    (the survey: ``surveys.id`` recorded with the row, None for rows stored before surveys were recorded)."""
 
     service_id: int
     channel: str | None = None
     office_id: int | None = None
+    survey_id: int | None = None
 
 
 def _check_by(by: Sequence[str]) -> tuple[str, ...]:
@@ -365,17 +374,18 @@ def _group_columns(sub: Subquery, by: Sequence[str]) -> list[Any]:
         sub.c.service_id,
         sub.c.channel if "channel" in by else literal(None).label("g_channel"),
         sub.c.office_id if "office" in by else literal(None).label("g_office"),
+        sub.c.survey_id if "survey" in by else literal(None).label("g_survey"),
     ]
 
 
 def _key(row: Sequence[Any]) -> Key:
-    return Key(int(row[0]), row[1], row[2])
+    return Key(int(row[0]), row[1], row[2], row[3])
 
 
 def _grouped_counts(session: Session, sub: Subquery, by: Sequence[str], *where: Any) -> dict[Key, int]:
     cols = _group_columns(sub, by)
     query = select(*cols, func.count()).select_from(sub).where(*where).group_by(*cols)
-    return {_key(row): int(row[3]) for row in session.execute(query)}
+    return {_key(row): int(row[4]) for row in session.execute(query)}
 
 
 # -- the aggregates ---------------------------------------------------------------------------------------------
@@ -432,7 +442,7 @@ def transaction_pass_from_rows(rt: Runtime, session: Session, scope: Scope, by: 
         .outerjoin(inv, inv.transaction_id == tx.c.transaction_id)
         .group_by(*cols)
     )
-    return {_key(row): Volumes(int(row[3]), int(row[4] or 0), 0) for row in session.execute(query)}
+    return {_key(row): Volumes(int(row[4]), int(row[5] or 0), 0) for row in session.execute(query)}
 
 
 def _counted_copies(
@@ -459,7 +469,7 @@ def counted_invitation_tallies(rt: Runtime, scope: Scope) -> Subquery:
     """The tallies of the sent invitations of the counted transactions, not test data: ``invitation_id,
     service_id, channel`` (the transaction's), ``office_id, opportunity`` (not failed since)."""
     t = InvitationTally
-    return _counted_copies(rt, scope, t, (t.invitation_id, t.service_id), (t.office_id, t.opportunity),
+    return _counted_copies(rt, scope, t, (t.invitation_id, t.service_id), (t.office_id, t.opportunity, t.survey_id),
                            "counted_invitation_tallies")  # fmt: skip
 
 
@@ -467,7 +477,7 @@ def counted_service_level_tallies(rt: Runtime, scope: Scope) -> Subquery:
     """The tallies of the service-level indicators of the counted transactions: ``service_id, channel, office_id,
     name, value``."""
     t = ServiceLevelTally
-    return _counted_copies(rt, scope, t, (t.service_id,), (t.office_id, t.name, t.value),
+    return _counted_copies(rt, scope, t, (t.service_id,), (t.office_id, t.name, t.value, t.survey_id),
                            "counted_service_level_tallies")  # fmt: skip
 
 
@@ -482,7 +492,7 @@ def counted_tallies(scope: Scope) -> Subquery:
     t = ResponseTally
     query = select(
         t.response_id, t.service_id, t.channel, t.office_id, t.moment, t.has_transaction, t.invited, t.heard,
-        t.answers, *(getattr(t, tag) for tag in TALLIED_TAGS),
+        t.answers, t.survey_id, *(getattr(t, tag) for tag in TALLIED_TAGS),
     ).where(
         t.left_out.is_(False),
         scope.moment_in(t.period_service_id, t.moment),
@@ -537,10 +547,10 @@ def _response_sums(
     out: dict[Key, tuple[Volumes, dict[str, Rating]]] = {}
     for row in session.execute(query):
         per_tag: dict[str, Rating] = {}
-        for (tag, point), n in zip(points, row[6:], strict=True):
+        for (tag, point), n in zip(points, row[7:], strict=True):
             if n:
                 per_tag.setdefault(tag, Rating({})).counts[point] = int(n)
-        out[_key(row)] = (Volumes(int(row[3] or 0), int(row[4] or 0), int(row[5] or 0)), per_tag)
+        out[_key(row)] = (Volumes(int(row[4] or 0), int(row[5] or 0), int(row[6] or 0)), per_tag)
     return out
 
 
@@ -624,8 +634,8 @@ def ratings_from_answers(
     )
     out: dict[Key, dict[str, Rating]] = {}
     for row in session.execute(query):
-        rating = out.setdefault(_key(row), {}).setdefault(row[3], Rating({}))
-        rating.counts[int(row[4])] = rating.counts.get(int(row[4]), 0) + int(row[5])
+        rating = out.setdefault(_key(row), {}).setdefault(row[4], Rating({}))
+        rating.counts[int(row[5])] = rating.counts.get(int(row[5]), 0) + int(row[6])
     return out
 
 
@@ -644,7 +654,7 @@ def drivers(session: Session, scope: Scope, by: Sequence[str] = ("channel",)) ->
     )
     out: dict[Key, dict[tuple[str, str], int]] = {}
     for row in session.execute(query):
-        out.setdefault(_key(row), {})[(row[3], row[4])] = int(row[5])
+        out.setdefault(_key(row), {})[(row[4], row[5])] = int(row[6])
     return out
 
 
@@ -664,8 +674,18 @@ def driver_questions_answered(
     )
     out: dict[Key, dict[str, int]] = {}
     for row in session.execute(query):
-        out.setdefault(_key(row), {})[row[3]] = int(row[4])
+        out.setdefault(_key(row), {})[row[4]] = int(row[5])
     return out
+
+
+def reportable(value: Any) -> ColumnElement[bool]:
+    """A stored service-level value that enters a mean: finite and within ±10^12 (SPEC §2 rule 11).
+
+    Intake refuses anything else, but a value stored before (or written by other means) must never make a report
+    fail: ``NaN``, ``±Infinity`` and out-of-range values are left out of the mean and of its count. (On PostgreSQL
+    ``NaN`` sorts above every number and ``±Infinity`` beyond the bounds; on SQLite ``NaN`` is stored as NULL.)
+    """
+    return and_(value.is_not(None), value >= -float(MAX_NUMBER), value <= float(MAX_NUMBER))
 
 
 def service_level_sums(
@@ -675,10 +695,14 @@ def service_level_sums(
     service-level tallies; :func:`service_level_sums_from_rows` reads the raw rows and gives the same figures)."""
     sl = counted_service_level_tallies(rt, scope)
     cols = _group_columns(sl, by)
-    query = select(*cols, sl.c.name, func.sum(sl.c.value), func.count()).group_by(*cols, sl.c.name)
+    query = (
+        select(*cols, sl.c.name, func.sum(sl.c.value), func.count())
+        .where(reportable(sl.c.value))
+        .group_by(*cols, sl.c.name)
+    )
     out: dict[Key, dict[str, tuple[float, int]]] = {}
     for row in session.execute(query):
-        out.setdefault(_key(row), {})[row[3]] = (float(row[4]), int(row[5]))
+        out.setdefault(_key(row), {})[row[4]] = (float(row[5]), int(row[6]))
     return out
 
 
@@ -692,11 +716,12 @@ def service_level_sums_from_rows(
         select(*cols, ServiceLevel.name, func.sum(ServiceLevel.value), func.count())
         .select_from(tx)
         .join(ServiceLevel, ServiceLevel.transaction_id == tx.c.transaction_id)
+        .where(reportable(ServiceLevel.value))
         .group_by(*cols, ServiceLevel.name)
     )
     out: dict[Key, dict[str, tuple[float, int]]] = {}
     for row in session.execute(query):
-        out.setdefault(_key(row), {})[row[3]] = (float(row[4]), int(row[5]))
+        out.setdefault(_key(row), {})[row[4]] = (float(row[5]), int(row[6]))
     return out
 
 

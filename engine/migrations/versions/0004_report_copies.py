@@ -48,6 +48,17 @@ SERVICE_LEVEL_COLUMNS = ("transaction_id", "name", "value")
 TX_KEYS = ("service_id", "moment", "office_id", "channel", "left_out", "test")
 TX_VALUES = ("tx.service_id", "tx.completed_at", "tx.office_id", "tx.channel", "tx.decision = 'invalid'")
 TX_TEST = f"(tx.test OR COALESCE(tx.channel IN {TEST_CHANNELS}, false))"
+# Migration 0007_surveys_used rebuilds these triggers with ``survey=True``: each copy then also carries the survey
+# id (the response's; the transaction's for invitations and service levels). The default builds this revision's.
+
+
+def _tx_keys(survey: bool) -> tuple[str, ...]:
+    return (*TX_KEYS, "survey_id") if survey else TX_KEYS
+
+
+def _tx_values(survey: bool) -> tuple[str, ...]:
+    """The values of :func:`_tx_keys`."""
+    return (*TX_VALUES, TX_TEST, *(("tx.survey_id",) if survey else ()))
 
 
 def _phase(dialect: str, row: str) -> str:
@@ -62,7 +73,7 @@ def _upsert(table: str, key: str, columns: tuple[str, ...], values: list[str], s
             f"ON CONFLICT ({key}) DO UPDATE SET {refresh};")  # fmt: skip
 
 
-def upsert_responses(dialect: str, where: str) -> str:
+def upsert_responses(dialect: str, where: str, survey: bool = False) -> str:
     """Insert or refresh the copied keys of the tally rows of the responses ``r`` matching ``where``."""
     values = [
         "r.id",
@@ -77,34 +88,35 @@ def upsert_responses(dialect: str, where: str) -> str:
         f"COALESCE({_phase(dialect, 'r')} IN {HEARD_PHASES}, false)",
         "(r.suspected_spam OR COALESCE(tx.decision = 'invalid', false))",
         f"(r.test OR COALESCE(tx.test, false) OR r.channel IN {TEST_CHANNELS})",
+        *(("r.survey_id",) if survey else ()),
     ]
-    columns = ("response_id", "answers", *RESPONSE_KEYS)
+    columns = ("response_id", "answers", *RESPONSE_KEYS, *(("survey_id",) if survey else ()))
     source = "responses r LEFT JOIN transactions tx ON tx.id = r.transaction_id"
     sql = _upsert("response_tallies", "response_id", columns, values, source, where)
     return sql.replace("answers = excluded.answers, ", "")  # an existing row keeps its answer tallies
 
 
-def upsert_invitations(where: str) -> str:
+def upsert_invitations(where: str, survey: bool = False) -> str:
     """Insert or refresh the copies of the invitations ``i`` matching ``where``."""
     values = ["i.id", "i.transaction_id", *TX_VALUES, f"({TX_TEST} OR i.test OR i.channel IN {TEST_CHANNELS})",
-              "(i.sent_at IS NOT NULL AND i.state <> 'failed')"]  # fmt: skip
-    columns = ("invitation_id", "transaction_id", *TX_KEYS, "opportunity")
+              "(i.sent_at IS NOT NULL AND i.state <> 'failed')", *(("tx.survey_id",) if survey else ())]  # fmt: skip
+    columns = ("invitation_id", "transaction_id", *TX_KEYS, "opportunity", *(("survey_id",) if survey else ()))
     source = "invitations i JOIN transactions tx ON tx.id = i.transaction_id"
     return _upsert("invitation_tallies", "invitation_id", columns, values, source, where)
 
 
-def upsert_service_levels(where: str, source: str = "service_levels s") -> str:
+def upsert_service_levels(where: str, source: str = "service_levels s", survey: bool = False) -> str:
     """Insert or refresh the copies of the service-level indicators ``s`` matching ``where``."""
-    values = ["s.transaction_id", "s.name", "s.value", *TX_VALUES, TX_TEST]
-    columns = ("transaction_id", "name", "value", *TX_KEYS)
+    values = ["s.transaction_id", "s.name", "s.value", *_tx_values(survey)]
+    columns = ("transaction_id", "name", "value", *_tx_keys(survey))
     source = f"{source} JOIN transactions tx ON tx.id = s.transaction_id"
     return _upsert("service_level_tallies", "transaction_id, name", columns, values, source, where)
 
 
-def upsert_new_service_level() -> str:
+def upsert_new_service_level(survey: bool = False) -> str:
     """Insert or refresh the copy of the row trigger's indicator ``NEW`` (one look-up: its transaction)."""
-    values = ["NEW.transaction_id", "NEW.name", "NEW.value", *TX_VALUES, TX_TEST]
-    columns = ("transaction_id", "name", "value", *TX_KEYS)
+    values = ["NEW.transaction_id", "NEW.name", "NEW.value", *_tx_values(survey)]
+    columns = ("transaction_id", "name", "value", *_tx_keys(survey))
     return _upsert("service_level_tallies", "transaction_id, name", columns, values, "transactions tx",
                    "tx.id = NEW.transaction_id")  # fmt: skip
 
@@ -170,16 +182,29 @@ def _create_tables() -> None:
 def upgrade() -> None:
     _create_tables()
     dialect = op.get_bind().dialect.name
-    on_response = upsert_responses(dialect, "r.id = NEW.id")
-    on_invitation = upsert_invitations("i.id = NEW.id")
-    on_level = upsert_new_service_level()
+    create_triggers(dialect)
+    copy_existing(dialect)
+
+
+def copy_existing(dialect: str, survey: bool = False) -> None:
+    """Copy (or refresh the copies of) every existing row."""
+    op.execute(upsert_responses(dialect, "true", survey))
+    op.execute(upsert_invitations("i.sent_at IS NOT NULL", survey))
+    op.execute(upsert_service_levels("true", survey=survey))
+
+
+def create_triggers(dialect: str, survey: bool = False) -> None:
+    """The triggers (and on PostgreSQL their functions) that keep the copies."""
+    on_response = upsert_responses(dialect, "r.id = NEW.id", survey)
+    on_invitation = upsert_invitations("i.id = NEW.id", survey)
+    on_level = upsert_new_service_level(survey)
     # No foreign key from the copies to ``service_levels`` (its check would cost intake a look-up per indicator):
     # a deleted indicator (or its transaction's cascade) takes its copy with it here.
     on_level_gone = ("DELETE FROM service_level_tallies WHERE transaction_id = OLD.transaction_id "
                      "AND name = OLD.name;")  # fmt: skip
-    on_transaction = " ".join([upsert_responses(dialect, "r.transaction_id = NEW.id"),
-                               upsert_invitations("i.transaction_id = NEW.id AND i.sent_at IS NOT NULL"),
-                               upsert_service_levels("s.transaction_id = NEW.id")])  # fmt: skip
+    on_transaction = " ".join([upsert_responses(dialect, "r.transaction_id = NEW.id", survey),
+                               upsert_invitations("i.transaction_id = NEW.id AND i.sent_at IS NOT NULL", survey),
+                               upsert_service_levels("s.transaction_id = NEW.id", survey=survey)])  # fmt: skip
     response_changed = _changed(dialect, RESPONSE_COLUMNS, phase=True)
     invitation_changed = _changed(dialect, INVITATION_COLUMNS, failed=True)
     level_changed = _changed(dialect, SERVICE_LEVEL_COLUMNS)
@@ -191,7 +216,7 @@ def upgrade() -> None:
         _pg_function("report_copies_on_transaction", on_transaction)
         _pg_function("report_copies_on_gone_service_level", on_level_gone, returns="OLD")
         _pg_function("report_copies_on_new_service_levels",
-                     upsert_service_levels("true", "new_levels s"), returns="NULL")  # fmt: skip
+                     upsert_service_levels("true", "new_levels s", survey), returns="NULL")  # fmt: skip
         for table, name, when, function in (
             ("responses", "responses_copy_insert", None, "report_copies_on_response"),
             ("responses", "responses_copy_update", response_changed, "report_copies_on_response"),
@@ -222,12 +247,10 @@ def upgrade() -> None:
             event = name.rpartition("_")[2].upper()
             condition = f"WHEN {when} " if when else ""
             op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW {condition}BEGIN {body} END")
-    op.execute(upsert_responses(dialect, "true"))
-    op.execute(upsert_invitations("i.sent_at IS NOT NULL"))
-    op.execute(upsert_service_levels("true"))
 
 
-def downgrade() -> None:
+def drop_triggers() -> None:
+    """Drop what :func:`create_triggers` made."""
     triggers = {
         "responses": ("responses_copy_insert", "responses_copy_update"),
         "invitations": ("invitations_copy_insert", "invitations_copy_update"),
@@ -248,6 +271,10 @@ def downgrade() -> None:
             "gone_service_level",
         ):
             op.execute(f"DROP FUNCTION IF EXISTS report_copies_on_{function}()")
+
+
+def downgrade() -> None:
+    drop_triggers()
     op.drop_index("ix_responses_post_call", table_name="responses")
     op.drop_table("service_level_tallies")
     op.drop_table("invitation_tallies")

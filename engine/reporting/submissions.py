@@ -1,0 +1,182 @@
+"""Filing a quarter (SPEC §6 "Submissions"): freeze a service's A-11 files with who and when, read them back,
+keep the reflection text, and say what moved in the live figures since.
+
+:func:`submit` builds the §6.1 CSV, JSON and XLSX and the §6.2 CSV of one service and quarter exactly as the
+report API and CLI serve them (the JSON as ``report a11 --format json`` prints it) and stores them in
+``submissions``; those bytes are served from there forever, whatever arrives later. A later submission of the same
+quarter supersedes the earlier one; both are kept. :func:`submitted_quarters` gives a service's filed quarters
+(the newest submission of each), for the public pages. :func:`what_moved` compares the filed figures with the
+live ones. Reflections (:func:`save_reflection`) stay editable after a submission: the filed files keep the text
+as it was; filing again files the new text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.db import utcnow
+from engine.fiscal import FiscalQuarter
+from engine.limits import text_problem
+from engine.models import Reflection, Submission
+from engine.reporting import a11, formats, responses_file
+from engine.runtime import Runtime
+
+FILES = {"csv": "collection_csv", "json": "collection_json", "xlsx": "collection_xlsx", "responses": "responses_csv"}
+MEDIA_TYPES = {"csv": formats.CSV_MEDIA_TYPE, "json": "application/json", "xlsx": formats.XLSX_MEDIA_TYPE,
+               "responses": formats.CSV_MEDIA_TYPE}  # fmt: skip
+MAX_SUBMITTER = 320
+MAX_REFLECTION = 10_000
+
+
+def collection_json(collection: a11.Collection) -> bytes:
+    """The §6.1 JSON as filed: ``report a11 --format json``'s bytes."""
+    return (json.dumps(formats.to_json(collection), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def files(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str) -> dict[str, bytes]:
+    """The four files of one service and quarter, as they stand now: ``{csv, json, xlsx, responses}``."""
+    collection = a11.collection(rt, session, quarter, [service])
+    rows = responses_file.rows(rt, session, quarter, [service])
+    return {
+        "csv": formats.to_csv(collection).encode("utf-8"),
+        "json": collection_json(collection),
+        "xlsx": formats.to_xlsx(collection),
+        "responses": "".join(formats.csv_lines(responses_file.COLUMNS, rows)).encode("utf-8"),
+    }
+
+
+def submit(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str, by: str,
+           now: datetime | None = None) -> Submission:  # fmt: skip
+    """Freeze the quarter's files of ``service`` as filed by ``by`` (the caller commits)."""
+    made = files(rt, session, quarter, service)
+    row = Submission(
+        service_id=rt.service_ids[service], fiscal_year=quarter.fiscal_year, quarter=quarter.quarter,
+        submitted_at=now or utcnow(), submitted_by=by[:MAX_SUBMITTER],
+        **{column: made[fmt] for fmt, column in FILES.items()},
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    return row
+
+
+def view(rt: Runtime, row: Submission) -> dict[str, Any]:
+    """A submission as the API shows it."""
+    slug = next((s for s, i in rt.service_ids.items() if i == row.service_id), None)
+    return {"id": str(row.id), "fiscal_year": row.fiscal_year, "quarter": row.quarter, "service": slug,
+            "submitted_at": row.submitted_at.isoformat().replace("+00:00", "Z"), "submitted_by": row.submitted_by}  # fmt: skip
+
+
+def listed(rt: Runtime, session: Session, quarter: FiscalQuarter, services: list[str]) -> list[Submission]:
+    """The submissions of ``quarter`` for ``services``, newest first."""
+    ids = [rt.service_ids[s] for s in services]
+    query = (
+        select(Submission)
+        .where(
+            Submission.fiscal_year == quarter.fiscal_year,
+            Submission.quarter == quarter.quarter,
+            Submission.service_id.in_(ids),
+        )
+        .order_by(Submission.submitted_at.desc(), Submission.id)
+    )
+    return list(session.execute(query).scalars())
+
+
+def latest(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str) -> Submission | None:
+    """The submission that stands for the quarter (the newest), or None: the quarter is a draft."""
+    found = listed(rt, session, quarter, [service])
+    return found[0] if found else None
+
+
+def submitted_quarters(rt: Runtime, session: Session, service: str) -> list[Submission]:
+    """A service's filed quarters, newest quarter first: the standing (newest) submission of each."""
+    query = (
+        select(Submission)
+        .where(Submission.service_id == rt.service_ids[service])
+        .order_by(Submission.fiscal_year.desc(), Submission.quarter.desc(), Submission.submitted_at.desc())
+    )
+    out: dict[tuple[int, int], Submission] = {}
+    for row in session.execute(query).scalars():
+        out.setdefault((row.fiscal_year, row.quarter), row)
+    return list(out.values())
+
+
+# -- reflections ---------------------------------------------------------------------------------------------------
+
+
+def reflection(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str) -> Reflection | None:
+    return session.get(Reflection, (rt.service_ids[service], quarter.fiscal_year, quarter.quarter))
+
+
+def reflection_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a reflection, or None."""
+    if len(text) > MAX_REFLECTION:
+        return f"must be at most {MAX_REFLECTION:,} characters"
+    return text_problem(text)
+
+
+def save_reflection(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str, text: str,
+                    by: str) -> None:  # fmt: skip
+    """Write (or replace) the quarter's reflection of ``service``; empty text removes it."""
+    row = reflection(rt, session, quarter, service)
+    text = text.strip()
+    if not text:
+        if row is not None:
+            session.delete(row)
+        return
+    if row is None:
+        session.add(Reflection(service_id=rt.service_ids[service], fiscal_year=quarter.fiscal_year,
+                               quarter=quarter.quarter, text=text, updated_by=by[:MAX_SUBMITTER]))  # fmt: skip
+    else:
+        row.text = text
+        row.updated_by = by[:MAX_SUBMITTER]
+        row.updated_at = utcnow()
+
+
+# -- what moved ----------------------------------------------------------------------------------------------------
+
+FIGURES = ("volume_of_customers", "volume_of_customers_provided_survey_opportunity", "volume_of_respondents",
+           "response_rate", "satisfaction_mean", "trust_mean", "trust_agree_pct")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Moved:
+    """One headline figure of the service's quarter: as filed, and live now."""
+
+    figure: str
+    submitted: Decimal | int | None
+    live: Decimal | int | None
+
+    @property
+    def changed(self) -> bool:
+        return self.submitted != self.live
+
+
+def headline(rows: list[dict[str, Any]]) -> dict[str, Decimal | int | None]:
+    """The service's totals over its rows: volumes summed, rates and means from the summed counts."""
+    out: dict[str, Decimal | int | None] = {}
+    for column in FIGURES[:3]:
+        out[column] = sum(int(r.get(column) or 0) for r in rows)
+    out["response_rate"] = a11.share_cell(int(out[FIGURES[2]] or 0), int(out[FIGURES[1]] or 0))
+    for tag in ("satisfaction", "trust"):
+        counts = {p: sum(int(r.get(f"{tag}_{p}") or 0) for r in rows) for p in (1, 2, 3, 4, 5)}
+        n = sum(counts.values())
+        out[f"{tag}_mean"] = a11.mean_cell(sum(p * c for p, c in counts.items()), n)
+        if tag == "trust":
+            out["trust_agree_pct"] = a11.share_cell(counts[4] + counts[5], n)
+    return out
+
+
+def what_moved(rt: Runtime, session: Session, submission: Submission, service: str) -> list[Moved]:
+    """The headline figures as filed in ``submission`` and as the live data gives them now."""
+    quarter = FiscalQuarter(submission.fiscal_year, submission.quarter)
+    filed = json.loads(submission.collection_json.decode("utf-8"))["rows"]
+    live = a11.collection(rt, session, quarter, [service]).rows
+    before, now = headline(filed), headline(live)
+    return [Moved(f, before[f], now[f]) for f in FIGURES]

@@ -1,0 +1,210 @@
+"""Filing a quarter (SPEC §6 "Submissions"): the API, the CLI and the dashboard freeze the four files with who and
+when; the filed bytes never change after new bounces and answers; a later submission supersedes; reflections.
+
+The quarter is the fixture quarter of ``tests/test_reports_a11.py`` (FY2026 Q4), built through the real engine on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import uuid
+from typing import Any
+
+import pytest
+
+from engine.fiscal import FiscalQuarter
+from engine.reporting import formats, submissions
+from tests import reports_support
+from tests.dashboard_support import csrf_of, make_account, sign_in
+from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, local
+from tests.test_reports_a11 import build_quarter
+
+report_config_dir = reports_support.report_config_dir
+report_stack = reports_support.report_stack
+
+Q4 = "fiscal_year=2026&quarter=4"
+SUBMISSIONS = "/api/v1/reports/a11/submissions"
+
+
+@pytest.fixture
+def quarter(report_stack: ReportStack) -> tuple[ReportStack, dict[str, str]]:
+    build_quarter(report_stack)
+    return report_stack, report_stack.key(["rpt-mixed"])
+
+
+def _files(stack: ReportStack, key: dict[str, str], submission: str) -> dict[str, bytes]:
+    out = {}
+    for fmt in ("csv", "json", "xlsx", "responses"):
+        answer = stack.client.get(f"{SUBMISSIONS}/{submission}?format={fmt}", headers=key)
+        assert answer.status_code == 200, (fmt, answer.get_data(as_text=True))
+        out[fmt] = answer.get_data()
+    return out
+
+
+def _live(stack: ReportStack, key: dict[str, str]) -> dict[str, bytes]:
+    base = f"/api/v1/reports/a11?{Q4}&service=rpt-mixed"
+    return {
+        "csv": stack.client.get(base + "&format=csv", headers=key).get_data(),
+        "json": stack.client.get(base + "&format=json", headers=key).get_data(),
+        "responses": stack.client.get(f"/api/v1/reports/a11/responses?{Q4}&service=rpt-mixed", headers=key).get_data(),
+    }
+
+
+def _more_data(stack: ReportStack) -> None:
+    """What arrives after filing: a late bounce of an opportunity, and a new answered transaction."""
+    b = QuarterBuilder(stack.rt)
+    b.fail("rpt-mixed", "M4", local(NEW_YORK, 2026, 10, 3, 9, 0))
+    b.report("rpt-mixed", "LATE1", local(NEW_YORK, 2026, 9, 29, 12, 0), email=True)
+    b.answer_invitation("rpt-mixed", "LATE1", {"satisfaction": 1, "trust": 1}, local(NEW_YORK, 2026, 9, 29, 12, 30))
+
+
+def test_a_filed_quarter_reads_back_byte_identical_after_new_bounces_and_answers(quarter: Any) -> None:
+    stack, key = quarter
+    before = _live(stack, key)
+    answer = stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed"},
+                               headers=key)  # fmt: skip
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert set(body) == {"id", "fiscal_year", "quarter", "service", "submitted_at", "submitted_by"}
+    assert (body["fiscal_year"], body["quarter"], body["service"]) == (2026, 4, "rpt-mixed")
+    assert body["submitted_by"].startswith("api-key:rpt-")
+    assert uuid.UUID(body["id"])
+    filed = _files(stack, key, body["id"])
+    # The filed files are the files as they stood: the report API's bytes (JSON: the same document).
+    assert filed["csv"] == before["csv"] and filed["responses"] == before["responses"]
+    assert json.loads(filed["json"]) == json.loads(before["json"])
+    header, rows = formats.read_xlsx(filed["xlsx"])
+    assert header == next(csv.reader(io.StringIO(filed["csv"].decode())))
+    assert len(rows) == len(json.loads(filed["json"])["rows"])
+
+    _more_data(stack)
+    after = _live(stack, key)
+    assert after["csv"] != before["csv"] and after["responses"] != before["responses"]  # the live data moved
+    assert _files(stack, key, body["id"]) == filed  # the filed bytes did not
+
+    # A second filing supersedes the first; both are kept and listed, newest first.
+    second = stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed"},
+                               headers=key).get_json()  # fmt: skip
+    listed = stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key)
+    assert listed.status_code == 200
+    assert [s["id"] for s in listed.get_json()["submissions"]] == [second["id"], body["id"]]
+    assert _files(stack, key, second["id"])["csv"] == after["csv"]
+    assert _files(stack, key, body["id"]) == filed
+
+
+@pytest.mark.parametrize(
+    ("payload", "fields"),
+    [
+        ({"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed", "extra": 1}, {"extra"}),
+        ({"fiscal_year": "2026", "quarter": 5, "service": "rpt-mixed"}, {"fiscal_year", "quarter"}),
+        ({"fiscal_year": True, "quarter": 4}, {"fiscal_year", "service"}),
+        ({"fiscal_year": 2026, "quarter": 4, "service": "nope"}, {"service"}),
+    ],
+)
+def test_bad_submissions_are_422_naming_each_field_and_file_nothing(quarter: Any, payload: Any, fields: Any) -> None:
+    stack, key = quarter
+    answer = stack.client.post(SUBMISSIONS, json=payload, headers=key)
+    assert answer.status_code == 422, answer.get_data(as_text=True)
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert {e["field"] for e in answer.get_json()["errors"]} == fields
+    assert stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key).get_json() == {"submissions": []}
+
+
+def test_a_key_files_and_reads_only_its_services(quarter: Any) -> None:
+    stack, key = quarter
+    other = stack.key(["rpt-thumbs"])
+    intake_only = stack.key(["rpt-mixed"], ("intake",))
+    payload = {"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed"}
+    assert stack.client.post(SUBMISSIONS, json=payload, headers=other).status_code == 403
+    assert stack.client.post(SUBMISSIONS, json=payload, headers=intake_only).status_code == 403
+    filed = stack.client.post(SUBMISSIONS, json=payload, headers=key).get_json()
+    assert stack.client.get(f"{SUBMISSIONS}/{filed['id']}", headers=other).status_code == 404
+    assert stack.client.get(f"{SUBMISSIONS}/{uuid.uuid4()}", headers=key).status_code == 404
+    assert stack.client.get(f"{SUBMISSIONS}/not-a-uuid", headers=key).status_code == 404
+    assert stack.client.get(f"{SUBMISSIONS}?{Q4}&service=rpt-mixed", headers=other).status_code == 403
+    assert stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=other).get_json() == {"submissions": []}
+    bad = stack.client.get(f"{SUBMISSIONS}/{filed['id']}?format=pdf&x=1", headers=key)
+    assert bad.status_code == 400
+    assert {e["field"] for e in bad.get_json()["errors"]} == {"format", "x"}
+    assert stack.client.get(f"{SUBMISSIONS}?quarter=9", headers=key).status_code == 400
+
+
+def test_the_cli_files_a_quarter_and_prints_the_id_alone_last(quarter: Any) -> None:
+    stack, key = quarter
+    done = stack.cli("report", "submit", "--fiscal-year", "2026", "--quarter", "4", "--service", "rpt-mixed",
+                     "--by", "Jo Analyst")  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    last = done.stdout.decode().strip().splitlines()[-1]
+    assert re.fullmatch(r"[0-9a-f-]{36}", last)
+    (listed,) = stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key).get_json()["submissions"]
+    assert (listed["id"], listed["submitted_by"]) == (last, "Jo Analyst")
+    live = stack.client.get(f"/api/v1/reports/a11?{Q4}&service=rpt-mixed&format=csv", headers=key).get_data()
+    assert _files(stack, key, last)["csv"] == live
+    refused = stack.cli("report", "submit", "--fiscal-year", "2026", "--quarter", "4", "--service", "nope")
+    assert refused.returncode == 2 and b"nope" in refused.stderr
+
+
+def test_the_dashboard_files_a_quarter_keeps_a_reflection_and_says_what_moved(quarter: Any) -> None:
+    stack, key = quarter
+    make_account(stack.rt, "pm@example.gov", ("rpt-mixed",))
+    client = stack.app.test_client()
+    assert sign_in(client, "pm@example.gov").status_code == 302
+    page_url = f"/dashboard/services/rpt-mixed?{Q4}"
+    page = client.get(page_url)
+    assert page.status_code == 200
+    assert "Draft" in page.text and 'id="submit-quarter"' in page.text
+    form = {"fiscal_year": "2026", "quarter": "4"}
+    # No CSRF token: refused, nothing written.
+    assert client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": "x"}).status_code == 400
+    assert client.post("/dashboard/services/rpt-mixed/submit", data=form).status_code == 400
+    token = csrf_of(page.text)
+    reflection = "=We shortened the form; wait times fell."
+    saved = client.post("/dashboard/services/rpt-mixed/reflection",
+                        data={**form, "text": reflection, "csrf_token": token})  # fmt: skip
+    assert saved.status_code == 303
+    too_long = client.post("/dashboard/services/rpt-mixed/reflection",
+                           data={**form, "text": "x" * 10_001, "csrf_token": token})  # fmt: skip
+    assert too_long.status_code == 400
+    doc = stack.client.get(f"/api/v1/reports/a11?{Q4}&service=rpt-mixed", headers=key).get_json()
+    assert {r["reflection"] for r in doc["rows"]} == {reflection}
+    columns = list(doc["rows"][0])
+    assert columns[-3:] == ["bureau", "service_provider", "reflection"]
+
+    filed = client.post("/dashboard/services/rpt-mixed/submit", data={**form, "csrf_token": token})
+    assert filed.status_code == 303
+    (listed,) = stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key).get_json()["submissions"]
+    assert listed["submitted_by"] == "pm@example.gov"
+    page = client.get(page_url).text
+    assert "Submitted" in page and "pm@example.gov" in page
+    assert "Nothing has moved" in page
+    assert re.search(r'quarter=4">FY2026 Q4</a>:\s+by pm@example.gov on', page)
+    spanish = client.get(page_url, headers={"Accept-Language": "es"}).text
+    assert "Presentado" in spanish and "Presentar de nuevo" in spanish
+
+    _more_data(stack)
+    page = client.get(page_url).text
+    assert "What moved in the live figures since it was submitted" in page
+    moved = re.findall(r'<tr class="changed"><th scope="row">([^<]+)</th>', page)
+    assert "Customers" in moved and "Respondents" in moved and "Survey opportunities" in moved
+    # The reflection stays editable; the filing keeps the text it was filed with.
+    client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": "changed", "csrf_token": token})
+    stored = stack.client.get(f"{SUBMISSIONS}/{listed['id']}?format=json", headers=key).get_json()
+    assert {r["reflection"] for r in stored["rows"]} == {reflection}
+    other = stack.client.get(f"/api/v1/reports/a11?{Q4}&service=rpt-mixed", headers=key).get_json()
+    assert {r["reflection"] for r in other["rows"]} == {"changed"}
+
+
+def test_submitted_quarters_reads_a_services_filings_back(quarter: Any) -> None:
+    stack, key = quarter
+    for _ in range(2):
+        stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed"}, headers=key)
+    stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 3, "service": "rpt-mixed"}, headers=key)
+    with stack.rt.sessions() as session:
+        filed = submissions.submitted_quarters(stack.rt, session, "rpt-mixed")
+        assert [(s.fiscal_year, s.quarter) for s in filed] == [(2026, 4), (2026, 3)]
+        standing = submissions.latest(stack.rt, session, FiscalQuarter(2026, 4), "rpt-mixed")
+        assert standing is not None and filed[0].id == standing.id
