@@ -96,6 +96,8 @@ def _strings(node: Any, key: str | None = None) -> Iterator[str]:
                 "ivr_keypad",
                 "driver_form",
                 "expiration_date",
+                "omb_wording_approval",
+                "burden_minutes",
             ):
                 continue  # fmt: skip
             yield from _strings(v, str(k))
