@@ -22,7 +22,17 @@ from typing import Any
 import yaml
 
 from engine.errors import ConfigError
-from engine.flows import BURDEN_MINUTES, CHOICE_TYPES, DEFAULT_SCALE, POINTS, RATING_TYPES, Flow, parse_flow
+from engine.flows import (
+    BURDEN_MINUTES,
+    CHOICE_TYPES,
+    DEFAULT_SCALE,
+    POINTS,
+    RATING_TYPES,
+    Flow,
+    Pra,
+    parse_flow,
+    parse_pra,
+)
 
 MAX_QUESTIONS = 15
 PRA_WARNING_DAYS = 30
@@ -72,16 +82,17 @@ DRIVER_FORMS = ("likert", "improve", "positive_negative")
 IVR_KEYPADS = ("one_is_best", "one_is_worst")
 CHANNELS = ("ivr", "sms", "email", "web", "kiosk")
 WORDING_CHANNELS = ("ivr", "sms", "kiosk")
-MESSAGE_CHANNELS = ("default", *CHANNELS)
+MESSAGE_CHANNELS = ("default", *CHANNELS, "sms_link")
 REQUIRED_MESSAGES = ("invitation", "intro", "thanks")
 QUESTION_PLACEHOLDERS = {"service"}
-MESSAGE_PLACEHOLDERS = {"agency", "service", "minutes", "omb_control_number", "pra_expiration", "link"}
+MESSAGE_PLACEHOLDERS = {"agency", "service", "minutes", "duration", "omb_control_number", "pra_expiration", "link"}
+HOW_LONG_PLACEHOLDERS = ("{duration}", "{minutes}")
 
 TOP_KEYS = {
     "id", "version", "title", "edition", "default_language", "languages", "minutes", "driver_form",
     "positive_from", "ivr_keypad", "pra", "scales", "messages", "questions",
 }  # fmt: skip
-PRA_KEYS = {"omb_control_number", "expiration_date", "burden_statement"}
+PRA_KEYS = {"omb_control_number", "expiration_date", "burden_statement", "burden_minutes"}
 QUESTION_KEYS = {
     "id", "a11", "type", "text", "wording", "scale", "choices", "show_if", "skip_on", "required", "omb_wording_approval",
 }  # fmt: skip
@@ -256,6 +267,16 @@ def _expected_key(points: tuple[int, ...], point: int, one_is_best: bool) -> int
     return ordered.index(point) + 1
 
 
+def burden_problems(block: dict[str, Any]) -> list[str]:
+    """A PRA block whose ``burden_minutes`` (what every surface says) disagrees with its burden statement."""
+    given = block.get("burden_minutes")
+    stated = BURDEN_MINUTES.search(str(block.get("burden_statement", "")))
+    if _is_int(given) and stated and int(stated.group(1)) != given:
+        return [f"burden_minutes {given} disagrees with the burden statement ({stated.group(0)}): every surface says "
+                "burden_minutes, so make them one figure"]  # fmt: skip
+    return []
+
+
 class _FlowCheck:
     def __init__(self, flow: Flow, today: date, check_expiry: bool = True) -> None:
         self.check_expiry = check_expiry
@@ -340,6 +361,8 @@ class _FlowCheck:
             r.warn("pra", f"PRA approval expires on {ends} ({(ends - self.today).days} days): renew it")
         minutes = self.raw.get("minutes")
         stated = BURDEN_MINUTES.search(str(block.get("burden_statement", "")))
+        for problem in burden_problems(block):
+            r.problem("pra", problem)
         if _is_int(minutes) and stated and int(stated.group(1)) != minutes:
             r.warn("pra", f"the burden statement says {stated.group(0)} but minutes is {minutes}")
 
@@ -400,12 +423,26 @@ class _FlowCheck:
                     r.problem("wording", f"messages.{name}.{channel} must be non-empty English text")
                     continue
                 _check_template(r, template, MESSAGE_PLACEHOLDERS, f"messages.{name}.{channel}")
-        sms = _text(_mapping(messages.get("invitation")).get("sms"))
-        if sms:
+        for name, templates in messages.items():
+            for channel, template in _mapping(templates).items():
+                if isinstance(template, str) and "{minutes}" in template:
+                    r.warn("placeholders", f"messages.{name}.{channel}: {{minutes}} is the bare number; "
+                           "{duration} says it with the plural form of each language (1 minute, 2 minutes)")  # fmt: skip
+        # The first text says who asks, how long, the control number and how to stop (SPEC §2 rule 9, §4 sms).
+        invitation = _mapping(messages.get("invitation"))
+        for channel in ("sms", "sms_link"):
+            sms = _text(invitation.get(channel))
+            if not sms:
+                continue
+            where = f"messages.invitation.{channel}"
             if "{omb_control_number}" not in sms:
-                r.problem("pra", "messages.invitation.sms must carry the OMB control number ({omb_control_number})")
+                r.problem("pra", f"{where} must carry the OMB control number ({{omb_control_number}})")
             if "STOP" not in sms:
-                r.problem("messages", "messages.invitation.sms must say how to opt out (Reply STOP to opt out)")
+                r.problem("messages", f"{where} must say how to opt out (Reply STOP to opt out)")
+            if "{agency}" not in sms:
+                r.problem("messages", f"{where} must say who is asking ({{agency}})")
+            if not any(p in sms for p in HOW_LONG_PLACEHOLDERS):
+                r.problem("pra", f"{where} must say how long the survey takes ({{duration}})")
 
     # -- each question -------------------------------------------------------------------------------------------
 
@@ -850,3 +887,58 @@ def validate_paths(paths: list[str], today: date | None = None) -> tuple[list[st
             problems.append(f"{name}: rule unique-flow-ids: flow id {flow.id!r} is also defined in {seen[flow.id]}")
         seen.setdefault(flow.id, path)
     return problems, warnings, len(files)
+
+
+def _effective_pra_problems(where: str, pra: Pra, whose: str, today: date) -> tuple[list[str], list[str]]:
+    line = f"{where}: rule pra ({SOURCES['pra']}): "
+    if pra.expired(today):
+        return [line + f"the PRA approval that stands for it ({whose}, OMB {pra.omb_control_number}) expired on "
+                f"{pra.expiration_date}: nothing is sent for this service"], []  # fmt: skip
+    if pra.expiration_date - today <= timedelta(days=PRA_WARNING_DAYS):
+        days = (pra.expiration_date - today).days
+        return [], [line + f"the PRA approval that stands for it ({whose}, OMB {pra.omb_control_number}) expires "
+                    f"on {pra.expiration_date} ({days} days): renew it"]  # fmt: skip
+    return [], []
+
+
+def validate_services(config_dir: Path, flows_dir: Path, today: date | None = None) -> tuple[list[str], list[str]]:
+    """Every configured service's effective PRA block (its own ``pra``, else its flow's): complete, well formed,
+    its burden minutes one figure with its statement, and current (SPEC §2 rule 9). ``(problems, warnings)``."""
+    today = today or date.today()
+    path = config_dir / "services.yaml"
+    if not path.is_file():
+        return [], []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return [f"services.yaml: rule format: cannot read the file: {exc}"], []
+    services = data.get("services") if isinstance(data, dict) else None
+    problems: list[str] = []
+    warnings: list[str] = []
+    for slug, raw in _mapping(services).items():
+        where = f"services.yaml: service {slug!r}"
+        raw = _mapping(raw)
+        block = raw.get("pra")
+        if block is not None:
+            try:
+                pra = parse_pra(block, where)
+            except ConfigError as exc:
+                problems.append(_parse_problem(where, str(exc)))
+                continue
+            number = _mapping(block).get("omb_control_number")
+            if not isinstance(number, str) or not OMB_CONTROL_NUMBER.match(number):
+                problems.append(f"{where}: rule pra ({SOURCES['pra']}): omb_control_number {number!r} must be a "
+                                'quoted string like "1405-0187"')  # fmt: skip
+            problems += [f"{where}: rule pra ({SOURCES['pra']}): {p}" for p in burden_problems(_mapping(block))]
+            whose = "its own"
+        else:
+            flow_path = flows_dir / f"{raw.get('flow')}.yaml"
+            try:
+                pra = parse_flow(yaml.safe_load(flow_path.read_text(encoding="utf-8")), flow_path.name).pra
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
+                continue  # a missing or broken flow is reported by the flow check and the start-up
+            whose = f"flow {raw.get('flow')}'s"
+        found, warned = _effective_pra_problems(where, pra, whose, today)
+        problems += found
+        warnings += warned
+    return problems, warnings
