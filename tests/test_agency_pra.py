@@ -370,3 +370,23 @@ def test_the_stop_key_is_signed_like_every_webhook(ivr):
                             data={"CallSid": call.sid, "AccountSid": ACCOUNT_SID, "Digits": "0"})  # fmt: skip
     assert reply.status_code == 403 and ivr.rows(Suppression) == []
     assert signed_post  # the signed path is the one the tests above take
+
+
+def test_an_outbound_call_with_a_language_menu_names_the_agency_before_it(ivr):
+    reported = ivr.report({"id": "M-1", "service": "ivr-ssa", "completed_at": ago(minutes=5),
+                           "contact": {"phone": "+12025550196"}, "consent": {"voice": True}})  # fmt: skip
+    sid = "CA" + uuid.uuid4().hex
+    with unit_of_work(ivr.rt.sessions) as session:
+        invitation = session.get(Invitation, uuid.UUID(reported["invitation"]["id"]))
+        invitation.state, invitation.provider_id, invitation.sent_at = invitation.state.SENT, sid, datetime.now(UTC)
+    call = ivr.call(sid=sid, called="+12025550196", direction="outbound-api", AnsweredBy="human")
+    call.dial(f"/channels/ivr/voice?invitation={reported['invitation']['id']}")
+    assert call.text.startswith("Hello, this is Social Security Administration, calling about your recent Benefits "
+                                "Contact Center. For English, press 1.")  # fmt: skip
+    call.press("2")
+    assert call.text.startswith(
+        "Hola, le llama Administración del Seguro Social sobre su trámite reciente: Centro de Atención de Beneficios. "
+        "Sus respuestas nos ayudan a mejorar este servicio. La encuesta es voluntaria y toma aproximadamente 1 minuto. "
+        f"Esta encuesta está aprobada por la OMB con el número de control {SSA}. "
+    )
+    assert "Para no recibir más llamadas de encuestas en este número, oprima 0 en cualquier momento." in call.text

@@ -112,8 +112,17 @@ class Call:
     def _flow_message(self, name: str) -> str:
         return flow_message(self.flow, name, CHANNEL, self.language, self.service)
 
+    def _opening(self, language: str) -> str:
+        names = {"agency": translate(language, self.service.agency), "service": translate(language, self.service.name)}
+        return translate(language, OPENING_OUTBOUND if self.outbound else OPENING_POST_CALL, **names)
+
     def _language_menu(self) -> str:
-        options = [
+        """The call opens by naming the agency and the service (in the service's language), then each offered
+        language's own line."""
+        first = self.service.default_language if self.service.default_language in self.flow.languages else None
+        opening_language = first or self.flow.default_language
+        options = [(opening_language, self._opening(opening_language))]
+        options += [
             (language, translate(language, LANGUAGE_OPTION, key=str(key)))
             for key, language in enumerate(self.flow.languages, start=1)
         ]
@@ -123,9 +132,8 @@ class Call:
         """Who calls and about what, why, voluntary, how long, the OMB control number (the full statement on 9),
         on an outbound call the stop key; then the flow's intro."""
         language, pra = self.language, pra_of(self.service, self.flow)
-        names = {"agency": translate(language, self.service.agency), "service": translate(language, self.service.name)}
         lines = [
-            translate(language, OPENING_OUTBOUND if self.outbound else OPENING_POST_CALL, **names),
+            self._opening(language),
             translate(language, WHY_AND_HOW_LONG, duration=duration(language, pra.burden_minutes)),
             translate(language, PRA_NOTICE, omb=pra.omb_control_number),
         ]
