@@ -103,15 +103,19 @@ def create_app(
 
 
 def report_expired_flows(rt: Runtime) -> None:
-    """SPEC §2 rule 9: an expired PRA approval is said loudly at start-up; the service keeps running."""
+    """SPEC §2 rule 9: an expired PRA approval is said loudly at start-up, per service and the block that stands
+    for it (the service's own clearance, else its flow's); the service keeps running."""
     from engine.db import utcnow
 
     today = utcnow().date()
-    for flow in rt.catalog.flows.values():
-        if flow.pra.expired(today):
-            log(logger, "PRA APPROVAL EXPIRED: nothing is sent with this flow; transactions are decided pra_expired",
-                logging.ERROR, flow=flow.id, omb_control_number=flow.pra.omb_control_number,
-                expiration_date=flow.pra.expiration_date.isoformat())  # fmt: skip
-        elif (flow.pra.expiration_date - today).days <= 30:
-            log(logger, "PRA approval expires within 30 days", logging.WARNING, flow=flow.id,
-                expiration_date=flow.pra.expiration_date.isoformat())  # fmt: skip
+    for service in rt.catalog.services.values():
+        pra = rt.catalog.pra_of(service)
+        whose = "service" if service.pra is not None else "flow"
+        if pra.expired(today):
+            log(logger, "PRA APPROVAL EXPIRED: nothing is sent for this service; transactions are decided pra_expired",
+                logging.ERROR, service=service.slug, flow=service.flow, pra_of=whose,
+                omb_control_number=pra.omb_control_number, expiration_date=pra.expiration_date.isoformat())  # fmt: skip
+        elif (pra.expiration_date - today).days <= 30:
+            log(logger, "PRA approval expires within 30 days", logging.WARNING, service=service.slug, flow=service.flow,
+                pra_of=whose, omb_control_number=pra.omb_control_number,
+                expiration_date=pra.expiration_date.isoformat())  # fmt: skip

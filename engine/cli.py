@@ -119,12 +119,17 @@ def flows() -> None:
 @flows.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 def flows_validate(paths: tuple[str, ...]) -> None:
-    """Check flows (default: every flow in the flows directory); exit non-zero on any broken rule."""
-    from engine.flow_rules import validate_paths
+    """Check flows (default: every flow in the flows directory, and every configured service's effective PRA
+    block); exit non-zero on any broken rule."""
+    from engine.flow_rules import validate_paths, validate_services
 
     settings = _settings()
     problems, warnings, checked = validate_paths([*paths] or [str(settings.flows_dir)])
     problems += _published_changes(settings, [*paths] or [str(settings.flows_dir)])
+    if not paths:  # the configured flows: the services' own PRA blocks stand beside them (SPEC §2 rule 9)
+        found, warned = validate_services(settings.config_dir, settings.flows_dir)
+        problems += found
+        warnings += warned
     for line in warnings:
         click.echo(f"warning: {line}", err=True)
     for line in problems:

@@ -22,7 +22,17 @@ from typing import Any
 import yaml
 
 from engine.errors import ConfigError
-from engine.flows import BURDEN_MINUTES, CHOICE_TYPES, DEFAULT_SCALE, POINTS, RATING_TYPES, Flow, parse_flow
+from engine.flows import (
+    BURDEN_MINUTES,
+    CHOICE_TYPES,
+    DEFAULT_SCALE,
+    POINTS,
+    RATING_TYPES,
+    Flow,
+    Pra,
+    parse_flow,
+    parse_pra,
+)
 
 MAX_QUESTIONS = 15
 PRA_WARNING_DAYS = 30
@@ -35,7 +45,36 @@ TAGS = {
 }  # fmt: skip
 TYPES = {"likert5", "stars5", "thumbs", "choose_all", "choose_one", "text", "yes_no"}
 DRIVERS = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
-LIKERT_DRIVERS = {"effectiveness", "ease", "efficiency", "transparency", "employee", "humanity"}
+LIKERT_DRIVERS = {"effectiveness", "ease", "efficiency", "transparency", "employee"}
+# SPEC §6.1: the tags the A-11 file has rating columns for (``<tag>_1`` … ``<tag>_agree_pct``), and what every other
+# tag a flow may carry is reported as. A tag with no columns is refused: nothing asked is silently dropped.
+RATING_COLUMNS = ("satisfaction", "trust", "effectiveness", "ease", "efficiency", "transparency", "employee")
+REPORTED_AS = {
+    "drivers_positive": "the positive_<driver> columns (§6.1)",
+    "drivers_negative": "the negative_<driver> columns (§6.1)",
+    "drivers_improve": "the negative_<driver> columns (§6.1)",
+    "free_text": "the response-level file's question_4 (§6.2)",
+}
+NO_COLUMNS = {
+    "humanity": "ask humanity as a choice (driver: humanity) of the choose-all driver questions, reported as "
+    "positive_humanity / negative_humanity",
+    "other": "leave the question out, or offer 'other' as a choice (driver: other) of a choose-all driver question",
+}
+# A-11 280.7's sentence bases of the two statements it protects, word for word; [...] is what the agency fills in.
+# "Agencies should use the statements below as a sentence base and make only minor edits. Any requested
+# modification to the wording of these statements must first be discussed with OMB" (SPEC §2 rule 8).
+WORDING_BASES = {
+    "trust": (
+        "This interaction increased my trust in [Program/Service name].",
+        "I trust [Agency/Program/Service name] to fulfill our country's commitment to [relevant population].",
+    ),
+    "satisfaction": (
+        "Please rate your experience [5 star option].",
+        "I am satisfied with the service I received from [program/service name].",
+    ),
+}
+OPTIONAL_SLOTS = {"[5 star option]"}
+APPROVAL_WHEN = re.compile(r"\b(19|20)\d\d\b")
 FIVE_POINT = {"likert5", "stars5"}
 TRUST_TYPES = {"2021": FIVE_POINT, "2024": FIVE_POINT | {"thumbs"}}
 EDITIONS = ("2021", "2024")
@@ -43,17 +82,20 @@ DRIVER_FORMS = ("likert", "improve", "positive_negative")
 IVR_KEYPADS = ("one_is_best", "one_is_worst")
 CHANNELS = ("ivr", "sms", "email", "web", "kiosk")
 WORDING_CHANNELS = ("ivr", "sms", "kiosk")
-MESSAGE_CHANNELS = ("default", *CHANNELS)
+MESSAGE_CHANNELS = ("default", *CHANNELS, "sms_link")
 REQUIRED_MESSAGES = ("invitation", "intro", "thanks")
 QUESTION_PLACEHOLDERS = {"service"}
-MESSAGE_PLACEHOLDERS = {"agency", "service", "minutes", "omb_control_number", "pra_expiration", "link"}
+MESSAGE_PLACEHOLDERS = {"agency", "service", "minutes", "duration", "omb_control_number", "pra_expiration", "link"}
+HOW_LONG_PLACEHOLDERS = ("{duration}", "{minutes}")
 
 TOP_KEYS = {
     "id", "version", "title", "edition", "default_language", "languages", "minutes", "driver_form",
     "positive_from", "ivr_keypad", "pra", "scales", "messages", "questions",
 }  # fmt: skip
-PRA_KEYS = {"omb_control_number", "expiration_date", "burden_statement"}
-QUESTION_KEYS = {"id", "a11", "type", "text", "wording", "scale", "choices", "show_if", "skip_on", "required"}
+PRA_KEYS = {"omb_control_number", "expiration_date", "burden_statement", "burden_minutes"}
+QUESTION_KEYS = {
+    "id", "a11", "type", "text", "wording", "scale", "choices", "show_if", "skip_on", "required", "omb_wording_approval",
+}  # fmt: skip
 CHOICE_KEYS = {"id", "label", "driver"}
 SHOW_IF_KEYS = {"question", "rating"}
 
@@ -68,6 +110,8 @@ SOURCES = {
     "trust": "A-11 280.7",
     "satisfaction": "A-11 280.7",
     "drivers": "A-11 280.7",
+    "wording-base": "A-11 280.7",
+    "report-columns": "SPEC §6.1",
     "driver-choices": "A-11 280.7",
     "free-text": "A-11 280.7",
     "pra": "5 CFR 1320.8(b)(3)",
@@ -177,9 +221,60 @@ def _keypad_mentions(wording: str, labels: dict[int, str]) -> list[tuple[int, in
     return found
 
 
+_SERVICE_WORD = "servicename"
+_SLOT = re.compile(r"\[[^\]]+\]")
+
+
+def _normal(text: str) -> str:
+    """``text`` for the sentence-base comparison: lower case, no punctuation, single spaces, ``{service}`` a word."""
+    text = text.replace("{service}", f" {_SERVICE_WORD} ").lower()
+    return " ".join(re.sub(r"[^\w\s]", "", text).split())
+
+
+def _base_pattern(base: str) -> re.Pattern[str]:
+    """A sentence base as a pattern over :func:`_normal` text: each ``[...]`` slot holds one to eight words (the
+    ``{service}`` placeholder is one), an optional slot none to eight."""
+    pattern, position = "", 0
+    for slot in _SLOT.finditer(base):
+        words = _normal(base[position : slot.start()])
+        if words:
+            pattern += (" " if pattern else "") + re.escape(words)
+        optional = slot.group(0) in OPTIONAL_SLOTS
+        if pattern:
+            pattern += r"(?: \S+){0,8}" if optional else r"(?: \S+){1,8}"
+        else:
+            pattern += r"(?:\S+ ?){0,8}" if optional else r"\S+(?: \S+){0,7}"
+        position = slot.end()
+    words = _normal(base[position:])
+    if words:
+        pattern += (" " if pattern else "") + re.escape(words)
+    return re.compile(f"^{pattern}$")
+
+
+def keeps_sentence_base(tag: str, statement: str) -> bool:
+    """Whether ``statement`` keeps one of A-11 280.7's sentence bases for ``tag`` (SPEC §2 rule 8)."""
+    said = _normal(statement)
+    return any(_base_pattern(base).match(said) for base in WORDING_BASES.get(tag, ()))
+
+
+def first_sentence(text: str) -> str:
+    """The statement a channel wording opens with: its text up to the first sentence end."""
+    return re.split(r"(?<=[.?!])\s+", text.strip(), maxsplit=1)[0]
+
+
 def _expected_key(points: tuple[int, ...], point: int, one_is_best: bool) -> int:
     ordered = sorted(points, reverse=one_is_best)
     return ordered.index(point) + 1
+
+
+def burden_problems(block: dict[str, Any]) -> list[str]:
+    """A PRA block whose ``burden_minutes`` (what every surface says) disagrees with its burden statement."""
+    given = block.get("burden_minutes")
+    stated = BURDEN_MINUTES.search(str(block.get("burden_statement", "")))
+    if _is_int(given) and stated and int(stated.group(1)) != given:
+        return [f"burden_minutes {given} disagrees with the burden statement ({stated.group(0)}): every surface says "
+                "burden_minutes, so make them one figure"]  # fmt: skip
+    return []
 
 
 class _FlowCheck:
@@ -205,6 +300,8 @@ class _FlowCheck:
         self.messages()
         self.questions_each()
         self.trust_and_satisfaction()
+        self.sentence_bases()
+        self.report_columns()
         self.drivers()
         self.free_text()
         return self.report.problems, self.report.warnings
@@ -264,6 +361,8 @@ class _FlowCheck:
             r.warn("pra", f"PRA approval expires on {ends} ({(ends - self.today).days} days): renew it")
         minutes = self.raw.get("minutes")
         stated = BURDEN_MINUTES.search(str(block.get("burden_statement", "")))
+        for problem in burden_problems(block):
+            r.problem("pra", problem)
         if _is_int(minutes) and stated and int(stated.group(1)) != minutes:
             r.warn("pra", f"the burden statement says {stated.group(0)} but minutes is {minutes}")
 
@@ -324,12 +423,26 @@ class _FlowCheck:
                     r.problem("wording", f"messages.{name}.{channel} must be non-empty English text")
                     continue
                 _check_template(r, template, MESSAGE_PLACEHOLDERS, f"messages.{name}.{channel}")
-        sms = _text(_mapping(messages.get("invitation")).get("sms"))
-        if sms:
+        for name, templates in messages.items():
+            for channel, template in _mapping(templates).items():
+                if isinstance(template, str) and "{minutes}" in template:
+                    r.warn("placeholders", f"messages.{name}.{channel}: {{minutes}} is the bare number; "
+                           "{duration} says it with the plural form of each language (1 minute, 2 minutes)")  # fmt: skip
+        # The first text says who asks, how long, the control number and how to stop (SPEC §2 rule 9, §4 sms).
+        invitation = _mapping(messages.get("invitation"))
+        for channel in ("sms", "sms_link"):
+            sms = _text(invitation.get(channel))
+            if not sms:
+                continue
+            where = f"messages.invitation.{channel}"
             if "{omb_control_number}" not in sms:
-                r.problem("pra", "messages.invitation.sms must carry the OMB control number ({omb_control_number})")
+                r.problem("pra", f"{where} must carry the OMB control number ({{omb_control_number}})")
             if "STOP" not in sms:
-                r.problem("messages", "messages.invitation.sms must say how to opt out (Reply STOP to opt out)")
+                r.problem("messages", f"{where} must say how to opt out (Reply STOP to opt out)")
+            if "{agency}" not in sms:
+                r.problem("messages", f"{where} must say who is asking ({{agency}})")
+            if not any(p in sms for p in HOW_LONG_PLACEHOLDERS):
+                r.problem("pra", f"{where} must say how long the survey takes ({{duration}})")
 
     # -- each question -------------------------------------------------------------------------------------------
 
@@ -527,6 +640,55 @@ class _FlowCheck:
             if q.get("show_if"):
                 r.problem(rule, f"the {rule} question is asked of everyone (remove show_if)", q.get("id"))
 
+    def sentence_bases(self) -> None:
+        """Trust and satisfaction keep A-11 280.7's sentence base, on the web and on every channel, unless OMB
+        agreed to the change (``omb_wording_approval``). A channel wording (IVR, SMS, kiosk) is compared by the
+        statement it opens with: what follows is how to answer in that medium ("Press 1 for ..."), not the
+        statement."""
+        r = self.report
+        for q in self.questions:
+            tag, qid = str(q.get("a11")), q.get("id")
+            approval = q.get("omb_wording_approval")
+            if approval is not None:
+                if tag not in WORDING_BASES:
+                    r.problem("wording-base", "omb_wording_approval belongs to the trust and satisfaction "
+                              "statements only (other wording may be adapted freely)", qid)  # fmt: skip
+                elif not _is_text(approval) or not APPROVAL_WHEN.search(str(approval)):
+                    r.problem("wording-base", "omb_wording_approval is a sentence saying what OMB agreed to and "
+                              "when (with the date), e.g. 'OMB agreed to this wording on 2026-03-02'", qid)  # fmt: skip
+                continue
+            if tag not in WORDING_BASES:
+                continue
+            bases = " or ".join(repr(base) for base in WORDING_BASES[tag])
+            given = [("text", _text(q.get("text")), False)]
+            given += [(f"wording.{ch}", _text(w), True) for ch, w in _mapping(q.get("wording")).items()]
+            for where, words, medium in given:
+                # the web text is the statement alone; a channel wording may go on to say how to answer
+                statement = first_sentence(words) if medium else words
+                alone = medium or first_sentence(words) == words
+                if words and not (alone and keeps_sentence_base(tag, statement)):
+                    r.problem(
+                        "wording-base",
+                        f"the {tag} statement changes the A-11 sentence base: the flow's {where} reads "
+                        f"{statement!r}, the base is {bases} (only minor edits: case, punctuation, spacing, the "
+                        "{service} name); any other change must first be agreed with OMB, then add "
+                        "omb_wording_approval: '<what OMB agreed to, and when>'",
+                        qid,
+                    )
+
+    def report_columns(self) -> None:
+        """Every tag a flow carries is reported (SPEC §6.1, §6.2): a tag without columns is refused."""
+        r = self.report
+        for q in self.questions:
+            tag = str(q.get("a11"))
+            if tag in NO_COLUMNS:
+                r.problem(
+                    "report-columns",
+                    f"a question tagged {tag!r} has no columns in the A-11 file, so its answers would be asked and "
+                    f"dropped (rating columns: {', '.join(RATING_COLUMNS)}): {NO_COLUMNS[tag]}",
+                    q.get("id"),
+                )
+
     def drivers(self) -> None:
         r, form = self.report, self.form
         if self.edition == "2024" and form != "positive_negative":
@@ -580,6 +742,17 @@ class _FlowCheck:
             r.problem(
                 "drivers", "a drivers_improve question does not belong to driver_form positive_negative", q.get("id")
             )
+        both = positive + negative
+        to_everyone = [q for q in both if not q.get("show_if")]
+        if self.edition == "2021" and to_everyone:
+            # A-11 280.7's third way: both choose-all questions asked to every respondent.
+            if len(to_everyone) != len(both):
+                r.problem(
+                    "drivers",
+                    "ask both choose-all driver questions to everyone (no show_if) or both after the rating, "
+                    "not one of each",
+                )
+            return
         parents = set()
         for rating, found in (("positive", positive), ("negative", negative)):
             for q in found:
@@ -714,3 +887,58 @@ def validate_paths(paths: list[str], today: date | None = None) -> tuple[list[st
             problems.append(f"{name}: rule unique-flow-ids: flow id {flow.id!r} is also defined in {seen[flow.id]}")
         seen.setdefault(flow.id, path)
     return problems, warnings, len(files)
+
+
+def _effective_pra_problems(where: str, pra: Pra, whose: str, today: date) -> tuple[list[str], list[str]]:
+    line = f"{where}: rule pra ({SOURCES['pra']}): "
+    if pra.expired(today):
+        return [line + f"the PRA approval that stands for it ({whose}, OMB {pra.omb_control_number}) expired on "
+                f"{pra.expiration_date}: nothing is sent for this service"], []  # fmt: skip
+    if pra.expiration_date - today <= timedelta(days=PRA_WARNING_DAYS):
+        days = (pra.expiration_date - today).days
+        return [], [line + f"the PRA approval that stands for it ({whose}, OMB {pra.omb_control_number}) expires "
+                    f"on {pra.expiration_date} ({days} days): renew it"]  # fmt: skip
+    return [], []
+
+
+def validate_services(config_dir: Path, flows_dir: Path, today: date | None = None) -> tuple[list[str], list[str]]:
+    """Every configured service's effective PRA block (its own ``pra``, else its flow's): complete, well formed,
+    its burden minutes one figure with its statement, and current (SPEC §2 rule 9). ``(problems, warnings)``."""
+    today = today or date.today()
+    path = config_dir / "services.yaml"
+    if not path.is_file():
+        return [], []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return [f"services.yaml: rule format: cannot read the file: {exc}"], []
+    services = data.get("services") if isinstance(data, dict) else None
+    problems: list[str] = []
+    warnings: list[str] = []
+    for slug, raw in _mapping(services).items():
+        where = f"services.yaml: service {slug!r}"
+        raw = _mapping(raw)
+        block = raw.get("pra")
+        if block is not None:
+            try:
+                pra = parse_pra(block, where)
+            except ConfigError as exc:
+                problems.append(_parse_problem(where, str(exc)))
+                continue
+            number = _mapping(block).get("omb_control_number")
+            if not isinstance(number, str) or not OMB_CONTROL_NUMBER.match(number):
+                problems.append(f"{where}: rule pra ({SOURCES['pra']}): omb_control_number {number!r} must be a "
+                                'quoted string like "1405-0187"')  # fmt: skip
+            problems += [f"{where}: rule pra ({SOURCES['pra']}): {p}" for p in burden_problems(_mapping(block))]
+            whose = "its own"
+        else:
+            flow_path = flows_dir / f"{raw.get('flow')}.yaml"
+            try:
+                pra = parse_flow(yaml.safe_load(flow_path.read_text(encoding="utf-8")), flow_path.name).pra
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
+                continue  # a missing or broken flow is reported by the flow check and the start-up
+            whose = f"flow {raw.get('flow')}'s"
+        found, warned = _effective_pra_problems(where, pra, whose, today)
+        problems += found
+        warnings += warned
+    return problems, warnings

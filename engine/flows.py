@@ -21,6 +21,7 @@ The format (all wording in English; translations are gettext catalogs in ``local
         show_if: {question: trust, rating: positive | negative}
         skip_on: [ivr]                       # channels that do not ask it
         required: false
+        omb_wording_approval: "..."          # trust / satisfaction only: what OMB agreed to, and when
 
 Stored ratings are always 1 = worst … 5 = best (thumbs: 1 down, 5 up; yes/no: 1 no, 5 yes).
 """
@@ -79,6 +80,8 @@ class Question:
     show_if: dict[str, str] | None = None
     skip_on: tuple[str, ...] = ()
     required: bool = False
+    # What OMB agreed to, and when, where a trust or satisfaction statement leaves the A-11 sentence base (rule 8).
+    omb_wording_approval: str | None = None
 
     @property
     def is_rating(self) -> bool:
@@ -139,6 +142,7 @@ def _question(raw: Any, source: str) -> Question:
         show_if={str(k): str(v) for k, v in show_if.items()} if show_if else None,
         skip_on=tuple(str(c) for c in skip_on),
         required=required,
+        omb_wording_approval=str(raw["omb_wording_approval"]).strip() if raw.get("omb_wording_approval") else None,
     )
 
 

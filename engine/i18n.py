@@ -98,6 +98,8 @@ def _strings(node: Any, key: str | None = None) -> Iterator[str]:
                 "ivr_keypad",
                 "driver_form",
                 "expiration_date",
+                "omb_wording_approval",
+                "burden_minutes",
             ):
                 continue  # fmt: skip
             yield from _strings(v, str(k))
@@ -125,13 +127,16 @@ def extract_flow_yaml(
 def extract_services_yaml(
     fileobj: BinaryIO, keywords: Any, comment_tags: Any, options: dict[str, Any]
 ) -> Iterator[tuple[int, str, str, list[str]]]:
-    """Babel extractor for ``config/services.yaml``: the names customers read (service, agency, sender)."""
+    """Babel extractor for ``config/services.yaml``: what customers read (service, agency, sender names, and the
+    burden statement of a service's own PRA block)."""
     data = yaml.safe_load(fileobj.read().decode("utf-8")) or {}
     seen: set[str] = set()
     for slug, service in (data.get("services") or {}).items():
         if not isinstance(service, dict):
             continue
-        names = [service.get("name"), service.get("agency"), (service.get("sender") or {}).get("name")]
+        pra: dict[str, Any] = service["pra"] if isinstance(service.get("pra"), dict) else {}
+        names = [service.get("name"), service.get("agency"), (service.get("sender") or {}).get("name"),
+                 pra.get("burden_statement")]  # fmt: skip
         for text in names:
             if isinstance(text, str) and text.strip() and text.strip() not in seen:
                 seen.add(text.strip())

@@ -320,11 +320,13 @@ class Intake:
         )
         plan = Planned(c, uuid.uuid4(), Decision.SCHEDULED, None, choice.channel, hashes)
 
-        flow = self.rt.catalog.flow_of(service)
         if rules.window_passed(c.completed_at, service, now):
             plan.decision = Decision.WINDOW_PASSED
-        elif flow.pra.expired(now.astimezone(service.timezone).date()):
-            plan.decision, plan.reason = Decision.PRA_EXPIRED, f"{flow.id} approval expired {flow.pra.expiration_date}"
+        elif (pra := self.rt.catalog.pra_of(service)).expired(now.astimezone(service.timezone).date()):
+            plan.decision, plan.reason = (
+                Decision.PRA_EXPIRED,
+                f"{pra.omb_control_number} approval expired {pra.expiration_date}",
+            )
         elif not rules.sampled_in(
             service.slug, c.external_id, self.rt.service_salts[service.slug], service.sample_rate
         ):

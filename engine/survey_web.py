@@ -24,6 +24,7 @@ from engine.db import unit_of_work, utcnow
 from engine.flows import Flow
 from engine.i18n import N_, best_language, translate
 from engine.limits import text_problem
+from engine.messages import duration, pra_of, use_of_answers
 from engine.models import Invitation, Transaction
 from engine.sessions import Given, InvalidAnswer, SurveyClosed, SurveySessions, check_answer, parse_form
 from engine.tokens import invitation_for
@@ -33,6 +34,8 @@ bp = Blueprint("survey", __name__)
 CSRF_MAX_AGE = 6 * 3600
 UNSTORABLE = N_("This answer holds a character we cannot store. Please remove it and send again.")
 NOTHING_ANSWERED = N_("Please answer at least one question before you send your answers.")
+# How long, from the effective PRA block's burden minutes (SPEC §2 rule 9).
+HOW_LONG = N_("This survey is voluntary and takes about {duration}.")
 
 
 @bp.after_request
@@ -130,6 +133,7 @@ def _context(invitation: Invitation, flow: Flow, language: str) -> dict[str, Any
     service = rt.catalog.services[SurveySessions(rt).service_slug(invitation.service_id)]
     service_name = translate(language, service.name)
     other_languages = [lang for lang in flow.languages if lang != language]
+    pra = pra_of(service, flow)  # the agency's own clearance, else the flow's (SPEC §2 rule 9)
     return {
         "service": service,
         "service_name": service_name,
@@ -137,9 +141,11 @@ def _context(invitation: Invitation, flow: Flow, language: str) -> dict[str, Any
         "title": translate(language, flow.title),
         "intro": translate(language, _message(flow, "intro"), service=service_name),
         "thanks": translate(language, _message(flow, "thanks"), service=service_name),
-        "pra": flow.pra,
-        "pra_burden": translate(language, flow.pra.burden_statement),
-        "pra_expires": format_date(flow.pra.expiration_date, format="long"),
+        "pra": pra,
+        "pra_burden": translate(language, pra.burden_statement),
+        "pra_expires": format_date(pra.expiration_date, format="long"),
+        "how_long": translate(language, HOW_LONG, duration=duration(language, pra.burden_minutes)),
+        "use_of_answers": use_of_answers(flow, "web", language, service),
         "closes_at": format_date(invitation.expires_at.astimezone(service.timezone), format="long"),
         "other_languages": other_languages,
         "language": language,

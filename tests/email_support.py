@@ -46,7 +46,7 @@ from engine.dispatch import Dispatcher, DispatchStats
 from engine.models import DeliveryEvent, Invitation, Suppression
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
-from tests.helpers import write_config
+from tests.helpers import SSA_PRA, STATE_PRA, write_config
 from tests.twilio_support import free_port, prism_mock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +76,10 @@ SERVICES = {
     "email-drivers": {**_COMMON, "name": "Benefits Contact Center", "agency": "Social Security Administration",
                       "flow": "a11-drivers", "channels": ["email", "console"]},
     "email-reminded": {**_COMMON, "flow": "a11-standard", "channels": ["email", "console"], "reminder_after": "PT24H"},
+    # Two agencies on one flow, each with its own PRA clearance (SPEC §2 rule 9).
+    "email-state": {**_COMMON, "flow": "a11-standard", "channels": ["email", "console"], "pra": STATE_PRA},
+    "email-ssa": {**_COMMON, "name": "Benefits Contact Center", "agency": "Social Security Administration",
+                  "flow": "a11-standard", "channels": ["email", "console"], "pra": SSA_PRA},
 }  # fmt: skip
 
 

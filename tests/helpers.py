@@ -42,3 +42,20 @@ def write_config(directory: Path, services: dict[str, Any], offices: dict[str, A
     (directory / "services.yaml").write_text(yaml.safe_dump({"services": services}, sort_keys=False))
     (directory / "offices.yaml").write_text(yaml.safe_dump({"offices": offices}, sort_keys=False))
     return directory
+
+
+# Two agencies' own PRA clearances (invented control numbers), for services that share one flow (SPEC §2 rule 9).
+STATE_PRA: dict[str, Any] = {
+    "omb_control_number": "1405-0299",
+    "expiration_date": "2029-03-31",
+    "burden_minutes": 2,
+    "burden_statement": "The Department of State may not conduct or sponsor a collection of information unless it "
+    "displays a currently valid OMB control number. This survey is estimated to take 2 minutes per response.",
+}
+SSA_PRA: dict[str, Any] = {
+    "omb_control_number": "0960-0899",
+    "expiration_date": "2028-09-30",
+    "burden_minutes": 1,
+    "burden_statement": "The Social Security Administration may not conduct or sponsor a collection of information "
+    "unless it displays a currently valid OMB control number. We estimate that this survey takes 1 minute.",
+}

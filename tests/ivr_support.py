@@ -30,7 +30,7 @@ from engine.models import Answer, AnswerChoice, Invitation, Response, Transactio
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
 from tests.conftest import ENCRYPTION, SECRET
-from tests.helpers import write_config
+from tests.helpers import SSA_PRA, STATE_PRA, write_config
 from tests.twilio_support import ACCOUNT_SID, PUBLIC_URL, signed_post, twilio_provider_env
 
 POST_CALL_NUMBER = "+12025550142"
@@ -83,6 +83,29 @@ SERVICES: dict[str, Any] = {
         "contact_cooldown_days": 0,
         "default_language": "en",
         "timezone": "America/New_York",
+    },
+    # Two agencies on one flow, each with its own PRA clearance (SPEC §2 rule 9), called outbound.
+    "ivr-state": {
+        "name": "Passport Renewal",
+        "agency": "Department of State",
+        "service_type": "administrative",
+        "flow": "a11-standard",
+        "channels": ["ivr"],
+        "send_delay": "PT0S",
+        "contact_cooldown_days": 0,
+        "timezone": "America/New_York",
+        "pra": STATE_PRA,
+    },
+    "ivr-ssa": {
+        "name": "Benefits Contact Center",
+        "agency": "Social Security Administration",
+        "service_type": "benefits",
+        "flow": "a11-standard",
+        "channels": ["ivr"],
+        "send_delay": "PT0S",
+        "contact_cooldown_days": 0,
+        "timezone": "America/New_York",
+        "pra": SSA_PRA,
     },
 }
 OFFICES = {"NYC-01": {"name": "New York Passport Agency", "timezone": "America/New_York"}}

@@ -28,7 +28,7 @@ from engine.dispatch import Dispatcher, DispatchStats
 from engine.models import Answer, AnswerChoice, Invitation, Response, Suppression
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
-from tests.helpers import write_config
+from tests.helpers import SSA_PRA, STATE_PRA, write_config
 from tests.twilio_support import (
     ACCOUNT_SID,
     FROM_NUMBER,
@@ -59,6 +59,10 @@ SERVICES = {
     "sms-drivers": {**_COMMON, "flow": "a11-drivers", "channels": ["sms", "console"]},
     "sms-twilio-stop": {**_COMMON, "flow": "a11-standard", "channels": ["sms", "console"],
                         "twilio_opt_out_handling": True},
+    # Two agencies on one flow, each with its own PRA clearance (SPEC §2 rule 9).
+    "sms-state": {**_COMMON, "flow": "a11-standard", "channels": ["sms", "console"], "pra": STATE_PRA},
+    "sms-ssa": {**_COMMON, "name": "Benefits Contact Center", "agency": "Social Security Administration",
+                "flow": "a11-standard", "channels": ["sms", "console"], "pra": SSA_PRA, "sms_mode": "link"},
 }  # fmt: skip
 
 

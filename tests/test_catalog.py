@@ -438,3 +438,59 @@ def test_format_duration_is_the_inverse_of_parse_duration(seconds):
     text = format_duration(delta)
     assert text.startswith("P")
     assert parse_duration(text) == delta
+
+
+# -- A-11 280.4's seven service types ----------------------------------------------------------------------------
+
+SEVEN_TYPES = ("administrative", "benefits", "compliance", "recreation", "informational", "data_and_research",
+               "regulatory")  # fmt: skip
+
+
+@pytest.mark.parametrize("service_type", SEVEN_TYPES)
+def test_each_of_the_policys_seven_service_types_is_accepted(dirs, service_type):
+    config, flows = dirs
+    write(config, {SLUG: base_service(service_type=service_type)})
+    assert load_catalog(config, flows).services[SLUG].service_type == service_type
+
+
+@pytest.mark.parametrize("old", ["recreational", "other", "Regulatory", "data-and-research"])
+def test_an_old_or_unknown_service_type_is_refused_naming_it_and_the_seven(dirs, old):
+    message = refused(dirs, SLUG, "service_type", repr(old), "A-11 280.4", service_type=old)
+    assert ", ".join(SEVEN_TYPES) in message, message
+
+
+def test_regulatory_and_data_and_research_services_start_and_take_transactions(tmp_path, database_url, flows_dir):
+    """The engine starts on a catalogue holding the two types the policy added, and schedules their customers."""
+    from engine.api.auth import create_api_key
+    from engine.app import create_app
+    from engine.db import unit_of_work
+    from engine.runtime import build_runtime
+    from engine.settings import load_settings
+    from tests.helpers import tx, write_config
+
+    services = {
+        "water-permits": base_service(service_type="regulatory", name="Water Permits", send_delay="PT0S",
+                                      sample_rate=1.0, ivr_numbers=[], contact_cooldown_days=0),
+        "open-data": base_service(service_type="data_and_research", name="Open Data Requests", send_delay="PT0S",
+                                  sample_rate=1.0, ivr_numbers=[], contact_cooldown_days=0),
+    }  # fmt: skip
+    config = write_config(tmp_path / "config", services, {"NYC-01": {"name": "New York", "timezone": "UTC"}})
+    settings = load_settings({
+        "SURVEY_ENGINE_DATABASE_URL": database_url, "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
+        "SURVEY_ENGINE_CONFIG_DIR": str(config), "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir),
+        "SURVEY_ENGINE_SECRET_KEY": "s" * 40, "SURVEY_ENGINE_ENCRYPTION_KEY": "e" * 40,
+    })  # fmt: skip
+    rt = build_runtime(settings)
+    try:
+        rt.sync_catalog()
+        client = create_app(runtime=rt).test_client()
+        with unit_of_work(rt.sessions) as session:
+            key = create_api_key(session, "types", tuple(services), ("intake",))
+        for slug in services:
+            answer = client.post("/api/v1/transactions", json=tx(f"{slug}-1", slug, contact={"email": "p@example.gov"}),
+                                 headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            assert answer.status_code in (200, 201), answer.get_json()
+            assert answer.get_json()["decision"] == "scheduled", answer.get_json()
+        assert {s.service_type for s in rt.catalog.services.values()} == {"regulatory", "data_and_research"}
+    finally:
+        rt.engine.dispose()

@@ -364,6 +364,7 @@ EXPECTED_FILES = {
     "missing-other-driver.yaml": "missing-other-driver v1: question went_well: rule driver-choices",
     "choices-not-mappings.yaml": "choices-not-mappings.yaml: question how_improve: rule format: choices must be",
     "pra-without-control-number.yaml": "pra-without-control-number.yaml: rule pra",
+    "trust-wording-changed.yaml": "trust-wording-changed v1: question trust: rule wording-base",
 }
 
 
@@ -405,6 +406,13 @@ def test_the_cli_refuses_a_broken_file_naming_the_rule(tmp_path):
     assert "skip_on: [ivr]" in result.stderr and "valid" not in result.stdout
 
 
+def test_the_cli_refuses_a_changed_trust_statement_showing_the_base(tmp_path):
+    result = _cli("flows", "validate", str(BROKEN / "trust-wording-changed.yaml"), tmp_path=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "rule wording-base (A-11 280.7)" in result.stderr and "'I love {service}.'" in result.stderr
+    assert "'This interaction increased my trust in [Program/Service name].'" in result.stderr
+
+
 def test_the_cli_reports_an_unreadable_flow_without_a_traceback(tmp_path):
     result = _cli("flows", "validate", str(BROKEN / "choices-not-mappings.yaml"), tmp_path=tmp_path)
     assert result.returncode == 1
@@ -432,3 +440,175 @@ def test_a_malformed_question_is_refused_by_the_parser_never_coerced(mutate, exp
     with pytest.raises(ConfigError) as refused:
         parse_flow(copy.deepcopy(data), "test.yaml")
     assert expected in str(refused.value)
+
+
+# -- rule 8: the trust and satisfaction sentence bases (A-11 280.7) ---------------------------------------------
+
+
+def problems_of(data: dict[str, Any]) -> str:
+    return "\n".join(check(data)[0])
+
+
+def test_i_love_service_is_refused_with_the_base_beside_the_flows_wording():
+    data = shipped("a11-drivers")
+    question(data, "trust")["text"] = "I love {service}."
+    problems = check(data)[0]
+    assert len(problems) == 1, problems
+    line = problems[0]
+    assert line.startswith("a11-drivers v1: question trust: rule wording-base (A-11 280.7): the trust statement")
+    assert "'I love {service}.'" in line
+    assert "'This interaction increased my trust in [Program/Service name].'" in line
+    assert "omb_wording_approval" in line
+
+
+def test_the_same_wording_with_omb_wording_approval_passes_and_is_kept_for_the_report():
+    data = shipped("a11-drivers")
+    trust = question(data, "trust")
+    trust["text"] = "I love {service}."
+    trust["wording"] = {"ivr": "I love {service}. If you agree, press 1. If you disagree, press 2.",
+                        "sms": "I love {service}. Reply YES if you agree or NO if you disagree."}  # fmt: skip
+    trust["omb_wording_approval"] = "OMB (J. Doe, OIRA) agreed to this wording by email on 2026-03-02."
+    assert check(data)[0] == []
+    flow = parse_flow(copy.deepcopy(data), "test.yaml")
+    assert flow.question("trust").omb_wording_approval.startswith("OMB (J. Doe, OIRA) agreed")
+    assert flow.question("trust").text == "I love {service}."
+
+
+@pytest.mark.parametrize(
+    "approval",
+    ["", "OMB said yes.", 20260302],
+    ids=["empty", "no date", "not a sentence"],
+)
+def test_an_approval_must_say_what_and_when(approval):
+    data = shipped("a11-standard")
+    question(data, "satisfaction").update(text="I liked {service}.", omb_wording_approval=approval)
+    assert "question satisfaction: rule wording-base (A-11 280.7): omb_wording_approval is a sentence" in (
+        problems_of(data)
+    )
+
+
+def test_an_approval_on_a_driver_question_is_refused():
+    data = shipped("a11-standard")
+    question(data, "ease")["omb_wording_approval"] = "OMB agreed on 2026-03-02."
+    assert "question ease: rule wording-base (A-11 280.7): omb_wording_approval belongs to the trust and" in (
+        problems_of(data)
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "text"),
+    [
+        ("trust", "this interaction increased my trust in {service}"),
+        ("trust", "This interaction increased my trust in {service}!"),
+        ("trust", "This  interaction increased my TRUST in the Passport Office."),
+        ("trust", "I trust {service} to fulfill our country's commitment to veterans."),
+        ("trust", "I trust {service} to fulfill our country’s commitment to people like me."),
+        ("satisfaction", "I am satisfied with the service I received from {service}"),
+        ("satisfaction", "Please rate your experience."),
+        ("satisfaction", "Please rate your experience with {service}."),
+    ],
+)
+def test_minor_edits_of_the_base_pass(tag, text):
+    data = shipped("a11-standard")
+    q = question(data, tag)
+    q["text"] = text
+    q.pop("wording")
+    assert check(data)[0] == []
+
+
+@pytest.mark.parametrize(
+    ("tag", "text"),
+    [
+        ("trust", "I love {service}."),
+        ("trust", "This interaction increased my confidence in {service}."),
+        ("trust", "This interaction did not increase my trust in {service}."),
+        ("trust", "I trust {service}."),
+        ("satisfaction", "I am happy with the service I received from {service}."),
+        ("satisfaction", "I am satisfied with {service}."),
+        ("satisfaction", "I am satisfied with the service I received from {service}. Everyone is."),
+    ],
+)
+def test_other_changes_to_the_base_are_refused(tag, text):
+    data = shipped("a11-standard")
+    question(data, tag)["text"] = text
+    assert f"question {tag}: rule wording-base (A-11 280.7): the {tag} statement changes" in problems_of(data)
+
+
+@pytest.mark.parametrize("channel", ["ivr", "sms", "kiosk"])
+def test_a_channel_wording_is_compared_by_the_statement_it_opens_with(channel):
+    data = shipped("a11-standard")
+    wording = question(data, "trust").setdefault("wording", {})
+    wording[channel] = (
+        "This interaction increased my trust in {service}. Reply 1 (strongly disagree) to 5 (strongly agree)."
+    )
+    if channel == "ivr":
+        wording[channel] = (
+            "This interaction increased my trust in {service}. Press 1 for strongly disagree through 5 for strongly agree."
+        )
+    assert check(data)[0] == []
+    wording[channel] = "Do you trust {service} more now? Press 1 for strongly disagree through 5 for strongly agree."
+    assert f"the trust statement changes the A-11 sentence base: the flow's wording.{channel} reads " \
+           "'Do you trust {service} more now?'" in problems_of(data)  # fmt: skip
+
+
+# -- every tag a flow carries is reported (SPEC §6.1) -----------------------------------------------------------
+
+
+def test_a_humanity_likert_question_is_refused_naming_the_report_columns():
+    data = shipped("a11-standard")
+    data["questions"].insert(-1, {"id": "humanity", "a11": "humanity", "type": "likert5",
+                                  "text": "I was treated with respect."})  # fmt: skip
+    problems = check(data)[0]
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("a11-standard v1: question humanity: rule report-columns (SPEC §6.1): a question "
+                                  "tagged 'humanity' has no columns in the A-11 file")  # fmt: skip
+    assert "positive_humanity" in problems[0]
+
+
+def test_a_question_tagged_other_is_refused():
+    data = shipped("a11-standard")
+    data["scales"]["yes_no"] = {1: "No", 5: "Yes"}
+    data["questions"].insert(-1, {"id": "purpose", "a11": "other", "type": "yes_no", "text": "Did you come to renew?"})
+    assert "question purpose: rule report-columns (SPEC §6.1): a question tagged 'other'" in problems_of(data)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_tag_of_the_shipped_flows_has_its_report_columns(name):
+    from engine.flow_rules import NO_COLUMNS, RATING_COLUMNS, REPORTED_AS
+
+    for q in shipped(name)["questions"]:
+        assert q["a11"] in RATING_COLUMNS or q["a11"] in REPORTED_AS
+        assert q["a11"] not in NO_COLUMNS
+
+
+def way_three() -> dict[str, Any]:
+    """An edition 2021 flow asking both choose-all driver questions to every respondent (A-11 280.7's third way)."""
+    data = shipped("a11-drivers")
+    data.update(
+        edition="2021", ivr_keypad="one_is_worst", scales={**data["scales"], **shipped("a11-standard")["scales"]}
+    )
+    data["questions"][0] = question(shipped("a11-standard"), "trust")
+    data["questions"].insert(0, question(shipped("a11-standard"), "satisfaction"))
+    for qid in ("went_well", "could_be_better"):
+        question(data, qid).pop("show_if")
+    return data
+
+
+def test_the_2021_way_three_both_driver_questions_to_everyone_is_accepted():
+    data = way_three()
+    assert check(data)[0] == []
+    flow = parse_flow(copy.deepcopy(data), "test.yaml")
+    assert flow.applies(flow.question("went_well"), "web", {}) and flow.applies(
+        flow.question("could_be_better"), "web", {}
+    )
+
+
+def test_way_three_half_branched_is_refused_and_2024_still_branches():
+    data = way_three()
+    question(data, "went_well")["show_if"] = {"question": "trust", "rating": "positive"}
+    data["positive_from"] = 4
+    assert "rule drivers (A-11 280.7): ask both choose-all driver questions to everyone" in problems_of(data)
+    data = shipped("a11-drivers")
+    for qid in ("went_well", "could_be_better"):
+        question(data, qid).pop("show_if")
+    assert "question went_well: rule drivers (A-11 280.7): shown after a positive rating" in problems_of(data)

@@ -112,7 +112,7 @@ def test_a_call_to_an_ivr_number_without_a_recent_transaction_makes_one(ivr):
         (result,) = Intake(ivr.rt).submit(session, [item], None, now=past)
     assert result["decision"] == "scheduled"
     call = ivr.call(caller=CALLER, called=POST_CALL_NUMBER).dial()
-    assert [s.language for s in call.turn] == ["en-US", "es-US"]  # a survey starts: the language menu
+    assert [s.language for s in call.turn] == ["en-US", "en-US", "es-US"]  # a survey starts: opening, language menu
     tx = ivr.transaction("ivr-post-call", f"call-{call.sid}")
     assert tx.source == "ivr" and tx.touchpoint == "phone"
     assert ivr.response_of(call).transaction_id == tx.id
@@ -237,7 +237,7 @@ def test_a_call_whose_create_request_timed_out_is_settled_by_the_call_itself(ivr
     assert ivr_prism.invitation(invitation.id).provider_id == sid  # the call's own callback names it
     call = ivr_prism.call(sid=sid, called=CALLER, direction="outbound-api", AnsweredBy="human")
     call.dial(f"/channels/ivr/voice?invitation={invitation.id}")
-    assert [s.language for s in call.turn] == ["en-US", "es-US"]  # the survey starts: the language menu
+    assert [s.language for s in call.turn] == ["en-US", "en-US", "es-US"]  # the survey starts: opening, menu
     assert ivr_prism.invitation(invitation.id).state is InvitationState.DELIVERED
     assert ivr_prism.response_of(call).invitation_id == invitation.id
 

@@ -53,9 +53,10 @@ def test_redirect_hand_off_walks_the_standard_flow_by_keypad(ivr):
 def test_drivers_flow_in_spanish_by_speech_after_the_language_menu(ivr):
     call = ivr.call().dial("/channels/ivr/voice?service=ivr-post-call&transaction=CC-2")
     # a11-drivers offers English and Spanish: each option is read in its own language.
-    assert [s.language for s in call.turn] == ["en-US", "es-US"]
-    assert call.turn[0].text == "For English, press 1."
-    assert call.turn[1].voice == "Polly.Lupe" and "2" in call.turn[1].text
+    assert [s.language for s in call.turn] == ["en-US", "en-US", "es-US"]  # the opening, then each language's line
+    assert call.turn[0].text == "Department of State would like your feedback on your recent Passport Renewal."
+    assert call.turn[1].text == "For English, press 1."
+    assert call.turn[2].voice == "Polly.Lupe" and "2" in call.turn[2].text
     assert call.gather.get("numDigits") == "1"
     call.press("2")
     assert call.languages() == {"es-US"} and "1090-0012" in call.text

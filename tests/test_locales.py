@@ -227,15 +227,25 @@ def test_translate_fills_spanish_wording(fresh_catalogs):
 
 def test_invitation_sms_in_spanish(fresh_catalogs):
     template = (
-        "{agency}: how did your {service} go? A {minutes}-minute survey follows (OMB {omb_control_number}). "
-        "Reply STOP to opt out."
+        "{agency} asks how your {service} went, to help improve it. Voluntary, about {duration}. "
+        "OMB {omb_control_number}. Reply STOP to opt out."
     )
     text = i18n.translate(
-        "es", template, agency="Agencia", service="Servicio", minutes="2", omb_control_number="1090-0011"
+        "es", template, agency="Agencia", service="Servicio", duration="2 minutos", omb_control_number="1090-0011"
     )
     assert "{" not in text
-    assert "1090-0011" in text
+    assert "1090-0011" in text and "voluntaria" in text and "2 minutos" in text
     assert "STOP" in text and "ALTO" in text
+
+
+@pytest.mark.parametrize(
+    ("language", "minutes", "said"),
+    [("en", 1, "1 minute"), ("en", 2, "2 minutes"), ("es", 1, "1 minuto"), ("es", 3, "3 minutos")],
+)
+def test_how_long_takes_the_plural_form_of_each_language(fresh_catalogs, language, minutes, said):
+    from engine.messages import duration
+
+    assert duration(language, minutes) == said
 
 
 def test_survey_page_template_is_translated(fresh_catalogs):

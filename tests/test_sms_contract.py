@@ -79,8 +79,8 @@ def test_first_text_says_who_why_how_long_omb_and_stop_then_asks_the_first_quest
     assert form["To"] == PHONE and form["From"] == FROM_NUMBER
     assert form["StatusCallback"] == "https://surveys.example.gov/channels/sms/status"
     body = form["Body"]
-    assert body.startswith("Department of State: how did your Passport Renewal go?")
-    assert "2-minute survey" in body and "OMB 1090-0011" in body and "Reply STOP to opt out." in body
+    assert body.startswith("Department of State asks how your Passport Renewal went, to help improve it. ")
+    assert "Voluntary, about 2 minutes." in body and "OMB 1090-0011" in body and "Reply STOP to opt out." in body
     assert body.endswith(
         "I am satisfied with the service I received from Passport Renewal. "
         "Reply 1 (strongly disagree) to 5 (strongly agree)."
@@ -116,7 +116,8 @@ def test_spanish_first_text_is_the_translated_flow_wording(sms_stack, twilio_stu
     stack.schedule("C-5", PHONE, service="sms-drivers", language="es")
     stack.dispatch()
     body = _form(twilio_stub)["Body"]
-    assert "¿cómo le fue con" in body and "OMB 1090-0012" in body and "ALTO" in body
+    assert "quiere saber cómo le fue con" in body and "aproximadamente 1 minuto." in body
+    assert "OMB 1090-0012" in body and "ALTO" in body
     assert "Esta interacción aumentó mi confianza en" in body and "Responda SÍ" in body
 
 

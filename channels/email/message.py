@@ -5,8 +5,9 @@ differs per recipient — the survey link, the rating links of the first questio
 the content as SendGrid substitution tags (``-survey_link-``, ``-rating_link_4-``, ``-unsubscribe_link-``) and is
 filled per personalization by SendGrid. :func:`personalize` does the same filling locally (previews, tests).
 
-The words come from the flow (its title, its ``invitation`` message, the first rating question and its scale) and
-from this module's own strings, all through :func:`engine.i18n.translate` in the invitation's language. The
+The words come from the flow (its title, its ``invitation`` and ``use_of_answers`` messages, the first rating
+question and its scale), the effective PRA block (the service's own clearance, else the flow's), and from this
+module's own strings, all through :func:`engine.i18n.translate` in the invitation's language. The
 templates under ``templates/email_message/`` only lay them out: a table layout with ``role="presentation"``, real
 text and no images, colours with AA contrast in light and dark mode (``color-scheme``), and a plain-text part
 with the same content.
@@ -26,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from engine.catalog import ServiceConfig
 from engine.flows import Flow, Question
 from engine.i18n import N_, best_language, translate
+from engine.messages import flow_message, pra_of, use_of_answers
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SURVEY_TAG = "-survey_link-"
@@ -45,7 +47,6 @@ UNSUBSCRIBE = N_("Unsubscribe from survey emails")
 # Strings the web survey pages already use (same msgids, same translations).
 PRA_TITLE = "Paperwork Reduction Act statement"
 PRA_LINE = "OMB control number: %(number)s. Expires %(date)s."
-USE_OF_ANSWERS = "Your answers are used to improve this service. They do not affect any benefit or decision about you."
 QUESTIONS_ABOUT = "Questions about %(service)s?"
 CONTACT_US = "Contact us"
 
@@ -126,19 +127,8 @@ def _embedded(flow: Flow, question: Question, language: str, service_name: str) 
     )
 
 
-def _invitation_text(flow: Flow, language: str, service_name: str, agency: str) -> str:
-    templates = flow.message("invitation")
-    template = str(templates.get(WORDING_CHANNEL) or templates["default"]).strip()
-    text = translate(
-        language,
-        template,
-        service=service_name,
-        agency=agency,
-        minutes=str(flow.raw.get("minutes", 2)),
-        omb_control_number=flow.pra.omb_control_number,
-        pra_expiration=flow.pra.expiration_date.isoformat(),
-        link="",  # the links are the buttons below
-    )
+def _invitation_text(service: ServiceConfig, flow: Flow, language: str) -> str:
+    text = flow_message(flow, "invitation", WORDING_CHANNEL, language, service)  # the links are the buttons below
     return " ".join(text.split())
 
 
@@ -157,6 +147,7 @@ def render(service: ServiceConfig, flow: Flow, language: str, *, unsubscribe: bo
     question = first_rating_question(flow)
     embedded = _embedded(flow, question, language, service_name) if question is not None else None
     support = service.support or {}
+    pra = pra_of(service, flow)
     subject = translate(language, REMINDER_SUBJECT if reminder else SUBJECT, service=service_name)
     context: dict[str, object] = {
         "language": language,
@@ -164,16 +155,16 @@ def render(service: ServiceConfig, flow: Flow, language: str, *, unsubscribe: bo
         "agency": agency,
         "service_name": service_name,
         "title": translate(language, flow.title),
-        "invitation": _invitation_text(flow, language, service_name, agency),
+        "invitation": _invitation_text(service, flow, language),
         "reminder_note": translate(language, REMINDER_NOTE) if reminder else "",
         "question": embedded,
         "take_survey": translate(language, TAKE_SURVEY),
         "survey_tag": SURVEY_TAG,
         "pra_title": translate(language, PRA_TITLE),
         "pra_line": translate(language, PRA_LINE)
-        % {"number": flow.pra.omb_control_number, "date": _long_date(flow.pra.expiration_date, language)},
-        "pra_burden": translate(language, flow.pra.burden_statement),
-        "privacy": translate(language, USE_OF_ANSWERS),
+        % {"number": pra.omb_control_number, "date": _long_date(pra.expiration_date, language)},
+        "pra_burden": translate(language, pra.burden_statement),
+        "privacy": use_of_answers(flow, WORDING_CHANNEL, language, service),
         "no_tracking": translate(language, NO_TRACKING),
         "questions_about": translate(language, QUESTIONS_ABOUT) % {"service": service_name},
         "contact_us": translate(language, CONTACT_US),

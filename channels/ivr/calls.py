@@ -1,4 +1,9 @@
-"""One survey call, turn by turn: the language menu, the PRA notice, the questions, the thank-you.
+"""One survey call, turn by turn: the language menu, the opening and PRA notice, the questions, the thank-you.
+
+The opening names the agency and the service, says why, that the survey is voluntary and how long it takes (the
+effective PRA block's burden minutes), and reads the OMB control number (9: the full statement). An outbound call
+also offers the stop key (0) at every prompt: pressed, it records an ``ivr`` opt-out of the number at once, ends
+the survey, says goodbye and hangs up. 0 is never an answer: ratings use 1-5 and choices 1-9.
 
 Where the call stands lives in the response's ``state`` beside the conversation engine's own keys
 (:mod:`engine.conversations`): ``ivr_phase`` (``language`` → ``notice`` → ``questions`` → ``done``) and ``ivr_step``,
@@ -23,19 +28,29 @@ from channels.ivr.data import ivr_data
 from engine.conversations import Turn, ask, no_input, take
 from engine.flows import Question
 from engine.i18n import N_, translate
-from engine.models import Response
+from engine.messages import duration, flow_message, pra_of
+from engine.models import Contact, ContactKind, Response, SuppressionReason
 from engine.runtime import Runtime
 from engine.sessions import Given, SurveySessions
+from engine.suppressions import suppress_hash
 
 CHANNEL = "ivr"
 LANGUAGE, NOTICE, QUESTIONS, DONE = "language", "notice", "questions", "done"
-FULL_STATEMENT_KEY = "9"
+FULL_STATEMENT_KEY = keys.FULL_STATEMENT_KEY
+STOP_CALLS_KEY = keys.STOP_CALLS_KEY
 
 # Engine strings (translated by the catalogs in locales/).
 # The language menu reads each offered language's own line in that language: a catalog translates this msgid as
 # the line of its own language ("Para español, oprima {key}."), never as a translation of "English".
 LANGUAGE_OPTION = N_("For English, press {key}.")
+# Every call opens by naming the agency and the service, why, that it is voluntary and how long (SPEC §4 ivr).
+OPENING_OUTBOUND = N_("Hello, this is {agency}, calling about your recent {service}.")
+OPENING_POST_CALL = N_("{agency} would like your feedback on your recent {service}.")
+WHY_AND_HOW_LONG = N_("Your answers help us improve this service. The survey is voluntary and takes about {duration}.")
 PRA_NOTICE = N_("This survey is approved by OMB under control number {omb}. Press 9 to hear the full statement.")
+# Outbound calls only: the interactive opt-out, offered at every prompt of the call.
+STOP_OFFER = N_("To stop survey calls to this number, press 0 at any time.")
+STOPPED = N_("You will get no more survey calls at this number. Goodbye.")
 NOT_UNDERSTOOD = N_("Sorry, I didn't get that.")
 THANKS_FOR_CALLING = N_("Thank you for calling. Goodbye.")
 UNAVAILABLE = N_("Sorry, this survey is not available. Goodbye.")
@@ -89,22 +104,55 @@ class Call:
 
     # -- what is said -----------------------------------------------------------------------------------------
 
+    @property
+    def outbound(self) -> bool:
+        """A call the channel placed for an invitation (a post-call survey has none)."""
+        return self.response.invitation_id is not None
+
     def _flow_message(self, name: str) -> str:
-        templates = self.flow.message(name)
-        text = str(templates.get(CHANNEL) or templates["default"]).strip()
-        return translate(self.language, text, service=translate(self.language, self.service.name))
+        return flow_message(self.flow, name, CHANNEL, self.language, self.service)
+
+    def _opening(self, language: str) -> str:
+        names = {"agency": translate(language, self.service.agency), "service": translate(language, self.service.name)}
+        return translate(language, OPENING_OUTBOUND if self.outbound else OPENING_POST_CALL, **names)
 
     def _language_menu(self) -> str:
-        options = [
+        """The call opens by naming the agency and the service (in the service's language), then each offered
+        language's own line."""
+        first = self.service.default_language if self.service.default_language in self.flow.languages else None
+        opening_language = first or self.flow.default_language
+        options = [(opening_language, self._opening(opening_language))]
+        options += [
             (language, translate(language, LANGUAGE_OPTION, key=str(key)))
             for key, language in enumerate(self.flow.languages, start=1)
         ]
         return twiml.menu(options, self.url("language"), ivr_data().timeout("language_menu"))
 
     def _notice(self) -> str:
-        lines = [self._flow_message("intro"),
-                 translate(self.language, PRA_NOTICE, omb=self.flow.pra.omb_control_number)]  # fmt: skip
-        return twiml.prompt(lines, self.language, self.url("notice"), timeout=ivr_data().timeout("notice"))
+        """Who calls and about what, why, voluntary, how long, the OMB control number (the full statement on 9),
+        on an outbound call the stop key; then the flow's intro."""
+        language, pra = self.language, pra_of(self.service, self.flow)
+        lines = [
+            self._opening(language),
+            translate(language, WHY_AND_HOW_LONG, duration=duration(language, pra.burden_minutes)),
+            translate(language, PRA_NOTICE, omb=pra.omb_control_number),
+        ]
+        if self.outbound:
+            lines.append(translate(language, STOP_OFFER))
+        lines.append(self._flow_message("intro"))
+        return twiml.prompt(lines, language, self.url("notice"), timeout=ivr_data().timeout("notice"))
+
+    def wants_to_stop(self, digits: str) -> bool:
+        return self.outbound and digits.replace(keys.FINISH_KEY, "") == STOP_CALLS_KEY
+
+    def stop_calls(self) -> str:
+        """The stop key: an ``ivr`` opt-out of this number, recorded at once; the survey ends; goodbye."""
+        contact = self.session.get(Contact, self.response.transaction_id) if self.response.transaction_id else None
+        if contact is not None and contact.phone_hash:
+            suppress_hash(self.session, contact.phone_hash, ContactKind.PHONE, [CHANNEL], SuppressionReason.OPTED_OUT,
+                          CHANNEL, f"pressed {STOP_CALLS_KEY} on a survey call", self.now)  # fmt: skip
+        self._save(ivr_phase=DONE, pending=None, ended="opted_out")
+        return twiml.farewell([translate(self.language, STOPPED)], self.language)
 
     def _hints(self, question: Question, labels: Sequence[tuple[str, str]]) -> list[str]:
         words = ivr_data().words_for(self.language)
@@ -161,6 +209,8 @@ class Call:
 
     def on_language(self, digits: str) -> str:
         """A key of the menu picks a language; anything else (or nothing) keeps the service's default."""
+        if self.wants_to_stop(digits):
+            return self.stop_calls()
         offered = self.flow.languages
         if digits.isdigit() and 1 <= int(digits) <= len(offered):
             self.response.language = offered[int(digits) - 1]
@@ -172,13 +222,18 @@ class Call:
 
     def on_notice(self, digits: str) -> str:
         """9 reads the full burden statement; then (or on anything else) the first question."""
-        before = [translate(self.language, self.flow.pra.burden_statement)] if digits == FULL_STATEMENT_KEY else []
+        if self.wants_to_stop(digits):
+            return self.stop_calls()
+        statement = pra_of(self.service, self.flow).burden_statement
+        before = [translate(self.language, statement)] if digits == FULL_STATEMENT_KEY else []
         self._next(QUESTIONS)
         return self._turn(ask(self.session, self.sessions, self.response, CHANNEL), before)
 
     def on_answer(self, digits: str, speech: str) -> str:
         """An answer to the pending question: ``*`` repeats it, nothing (twice) or an unreadable answer (twice)
         skips it, anything readable is recorded at once."""
+        if self.wants_to_stop(digits):
+            return self.stop_calls()
         self._next(QUESTIONS)
         if keys.wants_repeat(digits, speech, self.language):
             return self._turn(ask(self.session, self.sessions, self.response, CHANNEL))

@@ -3,7 +3,8 @@
 * Keypad. A rating's keys follow the flow's ``ivr_keypad``: with ``one_is_worst`` key 1 is the lowest point, with
   ``one_is_best`` key 1 is the highest (thumbs and yes/no use keys 1 and 2 the same way); the stored value is always
   1 = worst … 5 = best. A choose-all question numbers its choices 1… in the flow's order; the caller presses each,
-  then ``#``. ``*`` asks for the question again.
+  then ``#``. ``*`` asks for the question again. On an outbound call ``0`` alone stops further survey calls
+  (:data:`STOP_CALLS_KEY`, handled by :mod:`channels.ivr.calls` before any answer is read).
 * Speech. A spoken number is the key of that number ("five", "cinco", "5"); a flow's labels in the call's language
   (or English) name their point or choice ("strongly agree", "muy de acuerdo", "it was quick"); yes/no words answer
   a thumbs or yes/no question. Phrases are matched as whole words, the longest first, so "strongly disagree" is
@@ -23,6 +24,10 @@ from engine.sessions import Given, InvalidAnswer
 
 REPEAT_KEY = "*"
 FINISH_KEY = "#"
+# The notice: 9 reads the full PRA statement. Outbound calls: 0, at any prompt, stops further survey calls to the
+# number (never an answer key: ratings use 1-5, choices 1-9).
+FULL_STATEMENT_KEY = "9"
+STOP_CALLS_KEY = "0"
 MAX_CHOICE_KEYS = 9
 T = TypeVar("T")
 

@@ -1,7 +1,8 @@
 """What the kiosk page shows, as JSON: the flow version's questions and every word in each of the device's languages.
 
 The page renders itself from this (it must work offline from its cache), so the words are translated here from
-the gettext catalogs: the flow's kiosk wording and labels, the PRA block, and the page's own strings below.
+the gettext catalogs: the flow's kiosk wording and labels, the effective PRA block (the service's own clearance,
+else the flow's) with how long the survey takes, and the page's own strings below.
 ``{number}``/``{total}``/``{count}`` placeholders are filled by the page.
 """
 
@@ -14,13 +15,13 @@ from babel.dates import format_date
 from engine.catalog import ServiceConfig
 from engine.flows import Flow, Question
 from engine.i18n import N_, catalog, translate
+from engine.messages import duration, pra_of
 from engine.models import KioskDevice
 
 CHANNEL = "kiosk"
 
 UI = {
     "start": N_("Start"),
-    "start_hint": N_("It takes about a minute. Your answers are anonymous."),
     "progress": N_("Question {number} of {total}"),
     "skip": N_("Skip"),
     "next": N_("Next"),
@@ -36,6 +37,8 @@ UI = {
     "revoked": N_("This kiosk is no longer enrolled. Please tell a member of staff."),
     "pra_title": N_("Paperwork Reduction Act statement"),
 }
+# How long, from the effective PRA block's burden minutes (SPEC §2 rule 9).
+START_HINT = N_("It takes about {duration}. Taking part is voluntary, and your answers are anonymous.")
 
 
 def kind_of(question: Question) -> str:
@@ -81,18 +84,21 @@ def _words(flow: Flow, service: ServiceConfig, language: str) -> dict[str, Any]:
             labels[q.id] = {str(p): translate(language, scale.get(p, str(p))) for p in q.points}
         else:
             labels[q.id] = {c.id: translate(language, c.label) for c in q.choices}
+    pra = pra_of(service, flow)
     pra_line = catalog(language).gettext("OMB control number: %(number)s. Expires %(date)s.") % {
-        "number": flow.pra.omb_control_number,
-        "date": format_date(flow.pra.expiration_date, format="long", locale=language),
+        "number": pra.omb_control_number,
+        "date": format_date(pra.expiration_date, format="long", locale=language),
     }
+    ui = {key: translate(language, text) for key, text in UI.items()}
+    ui["start_hint"] = translate(language, START_HINT, duration=duration(language, pra.burden_minutes))
     return {
-        "ui": {key: translate(language, text) for key, text in UI.items()},
+        "ui": ui,
         "title": translate(language, flow.title),
         "agency": translate(language, service.agency),
         "service": service_name,
         "intro": translate(language, _message(flow, "intro"), service=service_name),
         "thanks": translate(language, _message(flow, "thanks"), service=service_name),
-        "pra": {"line": pra_line, "burden": translate(language, flow.pra.burden_statement)},
+        "pra": {"line": pra_line, "burden": translate(language, pra.burden_statement)},
         "questions": texts,
         "labels": labels,
     }

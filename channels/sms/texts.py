@@ -12,7 +12,7 @@ from engine.catalog import ServiceConfig
 from engine.channels import Outgoing
 from engine.flows import Flow, Question
 from engine.i18n import N_, available_languages, best_language, translate
-from engine.messages import invitation_text
+from engine.messages import duration, flow_message, invitation_text, pra_of
 
 CHANNEL = "sms"
 DEFAULT_LANGUAGE = "en"
@@ -35,7 +35,7 @@ HELP_CONTACT_BOTH = N_("For help, call {phone} or visit {url}.")
 HELP_CONTACT_PHONE = N_("For help, call {phone}.")
 HELP_CONTACT_URL = N_("For help, visit {url}.")
 HELP_PRA = N_(
-    "OMB control number {omb_control_number}, expires {expiration_date}. It takes about {minutes} minutes; "
+    "OMB control number {omb_control_number}, expires {expiration_date}. It takes about {duration}; "
     "taking part is voluntary. You need not respond unless a valid OMB control number is shown."
 )
 HELP_STOP = N_("Reply STOP to opt out.")
@@ -68,9 +68,9 @@ def first_question(flow: Flow) -> Question | None:
 def invitation_body(item: Outgoing) -> str:
     """The first text of an invitation.
 
-    Conversational mode: the flow's SMS invitation (who is asking, why, how long, the OMB control number, how to
-    opt out) and the first question. Link mode: the invitation (``sms_link`` wording where the flow has one) and
-    the web survey link.
+    Both modes open with the flow's SMS invitation (who is asking, why, that it is voluntary, how long from the
+    effective PRA block, the OMB control number, how to opt out). Conversational mode: the first question follows.
+    Link mode: the web survey link follows (or the flow's ``sms_link`` wording, which places ``{link}`` itself).
     """
     templates = item.flow.message("invitation")
     if item.service.sms_mode == "link":
@@ -85,9 +85,7 @@ def invitation_body(item: Outgoing) -> str:
 
 
 def message_of(flow: Flow, name: str, language: str, service: ServiceConfig) -> str:
-    templates = flow.message(name)
-    template = str(templates.get(CHANNEL) or templates["default"]).strip()
-    return translate(language, template, service=service_name(service, language))
+    return flow_message(flow, name, CHANNEL, language, service)
 
 
 def thanks(flow: Flow, service: ServiceConfig, language: str) -> str:
@@ -135,13 +133,14 @@ def help_text(service: ServiceConfig | None, flow: Flow | None, language: str) -
         parts.append(translate(language, HELP_CONTACT_PHONE, phone=str(phone)))
     elif url:
         parts.append(translate(language, HELP_CONTACT_URL, url=str(url)))
+    pra = pra_of(service, flow)
     parts.append(
         translate(
             language,
             HELP_PRA,
-            omb_control_number=flow.pra.omb_control_number,
-            expiration_date=flow.pra.expiration_date.isoformat(),
-            minutes=str(flow.raw.get("minutes", 2)),
+            omb_control_number=pra.omb_control_number,
+            expiration_date=pra.expiration_date.isoformat(),
+            duration=duration(language, pra.burden_minutes),
         )
     )
     parts.append(translate(language, HELP_STOP))
