@@ -29,17 +29,16 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Web and scheduler in one process (the embedded default); creates or upgrades the database."""
-    from werkzeug.serving import run_simple
-
     from engine.app import create_app
     from engine.scheduler import start_background
+    from engine.server import serve_waitress
 
     rt = _runtime(migrate_database=True)
     app = create_app(runtime=rt)
     scheduler = start_background(rt)
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
     try:
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        serve_waitress(app, host, port)
     finally:
         scheduler.shutdown(wait=False)
 
@@ -50,8 +49,8 @@ def serve(host: str, port: int) -> None:
 def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
     _settings()
-    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
-            "engine.app:create_app()"]  # fmt: skip
+    # Requests are logged as JSON lines by engine.server.AccessLog (not gunicorn's text access log).
+    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "engine.server:web_app()"]
     os.execv(sys.executable, args)
 
 
