@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 BABEL := .venv/bin/pybabel
 
-.PHONY: help install test messages compile serve
+.PHONY: help install test messages compile serve bench
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,3 +25,6 @@ compile: ## compile the catalogs (the .mo files are committed)
 
 serve: ## the service on the embedded default
 	.venv/bin/survey-engine serve
+
+bench: ## every SPEC §7 benchmark, one table of figure, target and verdict (bench/run; long)
+	bench/run

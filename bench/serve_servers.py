@@ -34,7 +34,7 @@ import common
 THREADS = 8
 
 
-def child(name: str, port: int) -> None:
+def child(name: str, port: int, jobs: bool = True) -> None:
     """Run ``serve``'s process with the server ``name`` (this script with ``--child``)."""
     from engine.app import create_app
     from engine.commands.common import _runtime
@@ -58,7 +58,8 @@ def child(name: str, port: int) -> None:
         return
     rt = _runtime(migrate_database=True)
     app = create_app(runtime=rt)
-    start_background(rt)
+    if jobs:
+        start_background(rt)
     if name == "waitress":
         from engine.server import serve_waitress
 
@@ -88,6 +89,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
             port = common.free_port()
             env = common.env_for(url, str(workdir / "instance"))
             cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--port", str(port)]
+            cmd += [] if args.jobs else ["--no-jobs"]
             with common.server_process(cmd, env, port, workdir / "server.log") as process:
                 posted = common.post_batches(port, key, batches, args.warmup)
                 seconds = sum(posted["times"])
@@ -120,11 +122,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--no-jobs", dest="jobs", action="store_false", help="diagnostic: no scheduler in the process")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.port)
+        child(args.child, args.port, args.jobs)
         return
     runs = []
     for name in args.servers.split(","):
