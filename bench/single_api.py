@@ -40,7 +40,9 @@ import common
 # -- the load generator (the second process) --------------------------------------------------------------------
 
 
-async def generate(url: str, key: str, rate: float, duration: float, warmup: float, timeout: float) -> dict[str, Any]:
+async def generate(
+    url: str, key: str, rate: float, duration: float, warmup: float, timeout: float, keep_alive: bool = False
+) -> dict[str, Any]:
     import aiohttp
 
     total = int((warmup + duration) * rate)
@@ -51,7 +53,7 @@ async def generate(url: str, key: str, rate: float, duration: float, warmup: flo
     latencies: list[float | None] = [None] * total
     send_lag: list[float] = [0.0] * total
     statuses: dict[str, int] = {}
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    connector = aiohttp.TCPConnector(limit=0, force_close=not keep_alive)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     loop = asyncio.get_running_loop()
 
@@ -145,6 +147,7 @@ def orchestrate(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, **common.env_for(db_url, str(workdir / "instance"))}
         cmd = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}"]
+        cmd += ["--worker-class", args.worker_class] + (["--threads", str(args.threads)] if args.threads else [])
         if args.access_log:
             cmd += ["--access-logfile", "-"]
         cmd.append("engine.app:create_app()")
@@ -177,7 +180,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                 str(args.warmup),
                 "--timeout",
                 str(args.timeout),
-            ]
+            ] + (["--keep-alive"] if args.keep_alive else [])
             generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
             cpu_start = {pid: _cpu_ticks(pid) for pid in [server.pid, *workers]}
             wall_start = time.monotonic()
@@ -229,7 +232,8 @@ def orchestrate(args: argparse.Namespace) -> None:
         "gunicorn": {
             "cmd": " ".join(cmd[1:]),
             "workers": args.workers,
-            "worker_class": "sync",
+            "worker_class": args.worker_class,
+            "threads": args.threads,
             "workers_replaced_during_run": restarted,
         },
         "load": load,
@@ -246,7 +250,7 @@ def orchestrate(args: argparse.Namespace) -> None:
     print()
     print(
         f"offered {load['offered_rate']}/s for {args.duration} s (+{args.warmup} s warm-up, not counted), "
-        f"{args.workers} gunicorn sync workers, PostgreSQL {pg}"
+        f"{args.workers} gunicorn {args.worker_class} workers, PostgreSQL {pg}"
     )
     print(
         f"achieved {load['achieved_rate']} req/s ok; errors {load['errors']} of {load['scheduled']} "
@@ -284,6 +288,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the same rate, not counted")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    parser.add_argument("--threads", type=int, default=0, help="gunicorn --threads (gthread)")
+    parser.add_argument("--keep-alive", action="store_true", help="the generator reuses connections")
     parser.add_argument("--timeout", type=float, default=10.0, help="a request's timeout in seconds")
     parser.add_argument(
         "--access-log", action="store_true", help="gunicorn --access-logfile - (as `survey-engine web`)"
@@ -294,7 +301,9 @@ def main() -> None:
     parser.add_argument("--key", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
-        result = asyncio.run(generate(args.target, args.key, args.rate, args.duration, args.warmup, args.timeout))
+        result = asyncio.run(
+            generate(args.target, args.key, args.rate, args.duration, args.warmup, args.timeout, args.keep_alive)
+        )
         print(json.dumps(result))
         return
     orchestrate(args)

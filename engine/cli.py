@@ -18,6 +18,8 @@ from engine.commands.user import user
 from engine.errors import ConfigError
 from engine.settings import Settings
 
+WEB_THREADS = 4
+
 
 @click.group()
 def main() -> None:
@@ -49,8 +51,11 @@ def serve(host: str, port: int) -> None:
 def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
     _settings()
-    # Requests are logged as JSON lines by engine.server.AccessLog (not gunicorn's text access log).
-    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "engine.server:web_app()"]
+    # Threaded workers (gthread, 4 threads each): a request waiting on PostgreSQL's commit does not hold the worker,
+    # and kept-alive connections are served (bench/README.md). Requests are logged as JSON lines by
+    # engine.server.AccessLog, not by gunicorn's text access log.
+    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--worker-class", "gthread",
+            "--threads", str(WEB_THREADS), "engine.server:web_app()"]  # fmt: skip
     os.execv(sys.executable, args)
 
 
