@@ -271,6 +271,7 @@ def profile_summary(folder: Path) -> dict[str, Any]:
     """py-spy raw stacks of the serving processes grouped into stages (share of the samples spent handling a
     request; idle threads waiting for work are left out)."""
     counts: Counter[str] = Counter()
+    rest: Counter[str] = Counter()
     total = 0
     for path in folder.glob("spy-*.txt"):
         for line in path.read_text(errors="replace").splitlines():
@@ -284,10 +285,13 @@ def profile_summary(folder: Path) -> dict[str, Any]:
             for name, markers in STAGES:
                 if not markers or any(m in frames for m in markers):
                     counts[name] += int(n)
+                    if not markers:  # what the rest is: the innermost frame of our code or a library's
+                        rest[stack.split(";")[-1].split(" (")[0]] += int(n)
                     break
     return {
         "samples": total,
         "stages_percent": {name: round(100 * counts[name] / total, 1) for name, _ in STAGES} if total else {},
+        "rest_innermost_top": [[f, round(100 * k / total, 1)] for f, k in rest.most_common(8)] if total else [],
     }
 
 

@@ -288,8 +288,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the same rate, not counted")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
-    parser.add_argument("--threads", type=int, default=0, help="gunicorn --threads (gthread)")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (as `web`: gthread)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads (as `web`: 4; 0: not given)")
     parser.add_argument("--keep-alive", action="store_true", help="the generator reuses connections")
     parser.add_argument("--timeout", type=float, default=10.0, help="a request's timeout in seconds")
     parser.add_argument(
