@@ -8,6 +8,7 @@ APScheduler jobs started in the same process (dispatch every second) — behind 
 
 * ``waitress`` — ``waitress.create_server(app, threads=8)`` (what ``serve`` uses; ``engine/server.py``);
 * ``cheroot`` — ``cheroot.wsgi.Server(app, numthreads=8)`` (``pip install cheroot`` to measure it);
+* ``werkzeug`` — ``run_simple(threaded=True)``, what ``serve`` ran before (a reference, not a candidate);
 * ``gunicorn`` — gunicorn embedded (``BaseApplication``), 1 worker of class ``gthread`` with 8 threads, the app and
   the scheduler built inside that worker (a master process beside it: two processes, one with the jobs).
 
@@ -64,6 +65,12 @@ def child(name: str, port: int, jobs: bool = True) -> None:
         from engine.server import serve_waitress
 
         serve_waitress(app, "127.0.0.1", port, threads=THREADS)
+    elif name == "werkzeug":  # the former `serve` (development server): the "before" reference only
+        from werkzeug.serving import run_simple
+
+        from engine.server import AccessLog
+
+        run_simple("127.0.0.1", port, AccessLog(app), threaded=True, use_reloader=False)
     elif name == "cheroot":
         from cheroot.wsgi import Server
 

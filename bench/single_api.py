@@ -131,7 +131,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 60)
     raise SystemExit("gunicorn did not become ready within 60 s")
 
 
-def orchestrate(args: argparse.Namespace) -> None:
+def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.api.auth import create_api_key
     from engine.db import unit_of_work
 
@@ -272,6 +272,26 @@ def orchestrate(args: argparse.Namespace) -> None:
     print(f"stored: {stored} transactions, {invitations} invitations (warm-up included)")
     print(f"targets (SPEC §7): >= 500 req/s, p99 <= 50 ms, worker RSS < 150 MB  -> peak worker RSS {peak} MB")
     print(f"\nresult: {path.relative_to(common.ROOT)}")
+    return result
+
+
+def knee(args: argparse.Namespace) -> None:
+    """One run per rate of ``--rates``; the knee is the lowest rate whose p99 is over 50 ms."""
+    rows = []
+    for rate in [float(r) for r in args.rates.split(",")]:
+        args.rate = rate
+        r = orchestrate(args)
+        lat = r["load"]["latency_ms"]
+        rows.append({"rate": rate, "achieved": r["load"]["achieved_rate"], "errors": r["load"]["errors"],
+                     "p50": lat["p50"], "p99": lat["p99"], "load_at_start": r["machine"]["loadavg_at_start"][0]})  # fmt: skip
+    over = [row["rate"] for row in rows if row["p99"] is None or row["p99"] > 50]
+    found = min(over) if over else None
+    print(f"\nlatency curve ({args.worker_class}, threads {args.threads}):")
+    for row in rows:
+        print(f"  {row['rate']:>6.0f}/s  achieved {row['achieved']:>6}  p50 {row['p50']} ms  p99 {row['p99']} ms  "
+              f"errors {row['errors']}  load {row['load_at_start']}")  # fmt: skip
+    print(f"knee (lowest rate with p99 > 50 ms): {found if found is not None else 'none up to ' + args.rates}")
+    common.write_result("single_api_knee", {"params": vars(args), "rows": rows, "knee": found})
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -291,6 +311,7 @@ def main() -> None:
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (as `web`: gthread)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads (as `web`: 4; 0: not given)")
     parser.add_argument("--keep-alive", action="store_true", help="the generator reuses connections")
+    parser.add_argument("--rates", help="comma-separated rates, one run each: the latency curve and its knee")
     parser.add_argument("--timeout", type=float, default=10.0, help="a request's timeout in seconds")
     parser.add_argument(
         "--access-log", action="store_true", help="gunicorn --access-logfile - (as `survey-engine web`)"
@@ -306,7 +327,10 @@ def main() -> None:
         )
         print(json.dumps(result))
         return
-    orchestrate(args)
+    if args.rates:
+        knee(args)
+    else:
+        orchestrate(args)
 
 
 if __name__ == "__main__":

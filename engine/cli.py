@@ -39,6 +39,7 @@ def serve(host: str, port: int) -> None:
     app = create_app(runtime=rt)
     scheduler = start_background(rt)
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
+    click.echo(f"  dashboard: http://{host}:{port}/dashboard")
     try:
         serve_waitress(app, host, port)
     finally:

@@ -108,6 +108,7 @@ def test_serve_runs_waitress_with_the_jobs_in_process_and_logs_json_access_lines
     assert proc.returncode == 0, out
     lines = out.splitlines()
     assert f"survey-engine serving on http://127.0.0.1:{port}" in out
+    assert f"dashboard: http://127.0.0.1:{port}/dashboard" in out
     assert "development server" not in out.lower() and "WARNING: This is" not in out
     access = [json.loads(line) for line in lines if line.startswith("{") and '"survey_engine.access"' in line]
     paths = [(a["method"], a["path"], a["status"]) for a in access]
