@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 BABEL := .venv/bin/pybabel
 
-.PHONY: help install test messages compile serve wheel
+.PHONY: help install test messages compile serve wheel bench
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,3 +28,5 @@ serve: ## the service on the embedded default
 
 wheel: ## a wheel in dist/ (carries templates, static files, compiled catalogs, migrations, flows, starter config)
 	$(PY) -m pip wheel --no-deps -w dist .
+bench: ## every SPEC §7 benchmark, one table of figure, target and verdict (bench/run; long)
+	bench/run

@@ -350,3 +350,85 @@ def per_second(latencies: list[float | None], warm_n: int, total: int, rate: flo
         if second:
             timeline.append([round((percentile(second, q) or 0.0) * 1000, 1) for q in (50, 99, 100)])
     return timeline
+
+
+# -- servers over HTTP ------------------------------------------------------------------------------------------
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Until ``GET /readyz`` answers 200 (or the server died, or ``seconds`` passed)."""
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with {process.returncode} before answering")
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the server did not become ready within {seconds:.0f} s")
+
+
+@contextmanager
+def server_process(cmd: list[str], env: dict[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A server started with ``cmd`` (stdout and stderr to ``log_path``), ready on ``port``; SIGTERM at the end."""
+    import signal
+
+    log = log_path.open("wb")
+    process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def api_key_for(url: str, scopes: tuple[str, ...] = ("intake",)) -> str:
+    """A real API key of the bench service in the database at ``url``."""
+    from engine.api.auth import create_api_key
+    from engine.db import unit_of_work
+
+    rt = runtime_for(url)
+    try:
+        with unit_of_work(rt.sessions) as session:
+            return create_api_key(session, "bench", [SERVICE], list(scopes))
+    finally:
+        rt.engine.dispose()
+
+
+def post_batches(port: int, key: str, batches: list[list[dict[str, Any]]], warmup: int) -> dict[str, Any]:
+    """POST each batch to ``/api/v1/transactions`` over one keep-alive connection, one after the other; the JSON
+    bodies are encoded before the clock starts. Times (s) of the batches after the first ``warmup``."""
+    import http.client
+
+    bodies = [json.dumps({"transactions": items}).encode() for items in batches]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    times: list[float] = []
+    decisions: dict[str, int] = {}
+    try:
+        for index, body in enumerate(bodies):
+            start = time.perf_counter()
+            conn.request("POST", "/api/v1/transactions", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            elapsed = time.perf_counter() - start
+            if response.status != 200:
+                raise SystemExit(f"HTTP intake answered {response.status}: {data[:500]!r}")
+            for r in json.loads(data)["results"]:
+                decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
+            if index >= warmup:
+                times.append(elapsed)
+    finally:
+        conn.close()
+    return {"times": times, "decisions": decisions}

@@ -26,11 +26,17 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import pstats
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import common
@@ -183,30 +189,110 @@ def run_baseline(url: str, batches: list[dict[str, list[dict[str, Any]]]], warmu
     return {"seconds": round(sum(times), 4), "batches": len(times)}
 
 
-def run_http(url: str, batches: list[list[dict[str, Any]]], warmup: int) -> dict[str, Any]:
-    from engine.api.auth import create_api_key
-    from engine.app import create_app
+def server_command(backend: str, port: int) -> list[str]:
+    """The command a person runs: ``serve`` on SQLite (jobs in the same process), ``web`` (gunicorn, 2 workers) on
+    PostgreSQL."""
+    if backend == "sqlite":
+        return [sys.executable, "-m", "engine.cli", "serve", "--port", str(port)]
+    return [sys.executable, "-m", "engine.cli", "web", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
 
-    rt = common.runtime_for(url)
-    app = create_app(runtime=rt)
-    with unit_of_work(rt.sessions) as session:
-        key = create_api_key(session, "bench", [common.SERVICE], ["intake"])
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {key}"}
-    times = []
-    decisions: Counter[str] = Counter()
-    for index, items in enumerate(batches):
-        start = time.perf_counter()
-        response = client.post("/api/v1/transactions", json={"transactions": items}, headers=headers)
-        elapsed = time.perf_counter() - start
-        if response.status_code != 200:
-            raise SystemExit(f"HTTP intake answered {response.status_code}: {response.get_data(as_text=True)[:500]}")
-        for r in response.get_json()["results"]:
-            decisions[r["decision"]] += 1
-        if index >= warmup:
-            times.append(elapsed)
-    rt.engine.dispose()
-    return {"decisions": dict(decisions), **summarize_times(times, len(batches[0]))}
+
+def spy(pids: list[int], seconds: float, folder: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy (sampling, 250 Hz, GIL-holding and waiting threads alike) on each serving process, raw stacks."""
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen(
+            [
+                str(spy_bin),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--duration",
+                str(int(seconds)),
+                "--format",
+                "raw",
+                "--output",
+                str(folder / f"spy-{pid}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+
+
+def run_http(backend: str, url: str, batches: list[list[dict[str, Any]]], warmup: int, profile: bool) -> dict[str, Any]:
+    """The batches posted over HTTP to the real server process, one after the other on one keep-alive connection."""
+    key = common.api_key_for(url)
+    port = common.free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="bench_intake_http_"))
+    cmd = server_command(backend, port)
+    out: dict[str, Any] = {"server": " ".join(cmd[2:])}
+    try:
+        with common.server_process(cmd, common.env_for(url, str(workdir / "instance")), port,
+                                   workdir / "server.log") as process:  # fmt: skip
+            if profile:
+                common.post_batches(port, key, batches[:warmup], warmup)
+                pids = [process.pid, *common.children_of(process.pid)]
+                spies = spy(pids, 600, workdir)
+                time.sleep(1.0)
+                posted = common.post_batches(port, key, batches[warmup:], 0)
+                for p in spies:
+                    p.send_signal(signal.SIGINT)
+                    p.wait(timeout=60)
+                out["profile"] = profile_summary(workdir)
+            else:
+                posted = common.post_batches(port, key, batches, warmup)
+        out["server_log_dev_warning"] = "development server" in (workdir / "server.log").read_text(errors="replace")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    times = posted["times"]
+    return {**out, "decisions": posted["decisions"], **summarize_times(times, len(batches[0]))}
+
+
+# Where a sample of the serving process is counted: the first of these found walking from the innermost frame out.
+STAGES = [
+    ("INSERT + commit (driver, database)", ("_write", "commit", "do_commit", "_commit_impl")),
+    ("replay check (SELECT)", ("_load_existing",)),
+    ("facts (SELECT)", ("_gather_facts",)),
+    ("decisions (rules, keyed hashes)", ("_decide",)),
+    ("validation (parse_transaction)", ("parse_transaction",)),
+    ("JSON out (jsonify)", ("jsonify", "dumps")),
+    ("JSON in (json_body)", ("json_body",)),
+    ("key check (require_scope)", ("_lookup", "token_hash", "_verified_keys")),
+    ("request parsing, server, Flask", ()),
+]
+
+
+def profile_summary(folder: Path) -> dict[str, Any]:
+    """py-spy raw stacks of the serving processes grouped into stages (share of the samples spent handling a
+    request; idle threads waiting for work are left out)."""
+    counts: Counter[str] = Counter()
+    rest: Counter[str] = Counter()
+    total = 0
+    for path in folder.glob("spy-*.txt"):
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue
+            if "wsgi_app" not in stack and "handle_request" not in stack and "service (" not in stack:
+                continue  # an idle thread, the scheduler, the accept loop
+            frames = {f.split(" (")[0].rsplit(".", 1)[-1] for f in stack.split(";")}
+            total += int(n)
+            for name, markers in STAGES:
+                if not markers or any(m in frames for m in markers):
+                    counts[name] += int(n)
+                    if not markers:  # what the rest is: the innermost frame of our code or a library's
+                        rest[stack.split(";")[-1].split(" (")[0]] += int(n)
+                    break
+    return {
+        "samples": total,
+        "stages_percent": {name: round(100 * counts[name] / total, 1) for name, _ in STAGES} if total else {},
+        "rest_innermost_top": [[f, round(100 * k / total, 1)] for f, k in rest.most_common(8)] if total else [],
+    }
 
 
 def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -214,26 +300,33 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     source = common.Items(seed=11, service_levels=args.service_levels)
     batches = [source.batch(args.batch_size, args.replays) for _ in range(total)]
     out: dict[str, Any] = {"backend": backend}
-    with common.database(backend, "intake", keep=args.keep) as url:
-        if backend == "postgresql":
-            out["postgresql"] = common.pg_version(url)
-        rt = common.runtime_for(url)
-        out["intake"] = run_intake(rt, batches, args.warmup, args.profile)
-        rt.engine.dispose()
-        rows, counts = read_back(url)
-    out["rows_written"] = counts
-    out["rows_per_batch"] = {n: round(sum(len(b[n]) for b in rows) / len(rows), 1) for n in ORDER}
-    with common.database(backend, "baseline", keep=args.keep) as url:
-        base = run_baseline(url, rows, args.warmup)
     timed_items = args.batches * args.batch_size
-    base["tx_per_s"] = round(timed_items / base["seconds"], 1)
-    out["baseline"] = base
-    out["ratio"] = round(base["seconds"] / out["intake"]["seconds"], 3)
+    if not args.http_only:
+        with common.database(backend, "intake", keep=args.keep) as url:
+            if backend == "postgresql":
+                out["postgresql"] = common.pg_version(url)
+            rt = common.runtime_for(url)
+            out["intake"] = run_intake(rt, batches, args.warmup, args.profile)
+            rt.engine.dispose()
+            rows, counts = read_back(url)
+        out["rows_written"] = counts
+        out["rows_per_batch"] = {n: round(sum(len(b[n]) for b in rows) / len(rows), 1) for n in ORDER}
+        with common.database(backend, "baseline", keep=args.keep) as url:
+            base = run_baseline(url, rows, args.warmup)
+        base["tx_per_s"] = round(timed_items / base["seconds"], 1)
+        out["baseline"] = base
+        out["ratio"] = round(base["seconds"] / out["intake"]["seconds"], 3)
     if args.http:
         http_source = common.Items(seed=13, service_levels=args.service_levels)
         http_batches = [http_source.batch(args.batch_size, args.replays) for _ in range(total)]
         with common.database(backend, "http", keep=args.keep) as url:
-            out["http"] = run_http(url, http_batches, args.warmup)
+            out["http"] = run_http(backend, url, http_batches, args.warmup, args.profile_http)
+            http_rows, _ = read_back(url)
+        with common.database(backend, "http_baseline", keep=args.keep) as url:
+            http_base = run_baseline(url, http_rows, args.warmup)
+        http_base["tx_per_s"] = round(timed_items / http_base["seconds"], 1)
+        out["http"]["baseline"] = http_base
+        out["http"]["ratio"] = round(http_base["seconds"] / out["http"]["seconds"], 3)
     return out
 
 
@@ -244,12 +337,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--replays", type=float, default=0.10, help="share of items that replay an earlier id")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches first (default 2)")
-    parser.add_argument("--service-levels", type=int, default=0, help="service_level indicators per item")
-    parser.add_argument("--http", action="store_true", help="also measure through Flask's test client")
+    parser.add_argument("--service-levels", type=int, default=1, help="service_level indicators per item (SPEC: 1)")
+    parser.add_argument(
+        "--http", action="store_true", help="also post over HTTP to `serve` (SQLite) / `web` (PostgreSQL)"
+    )
+    parser.add_argument("--http-only", action="store_true", help="only over HTTP (implies --http)")
+    parser.add_argument("--profile-http", action="store_true", help="py-spy the server during the timed HTTP batches")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed intake batches")
     parser.add_argument("--repeat", type=int, default=1, help="run each backend this many times (median shown)")
     parser.add_argument("--keep", action="store_true", help="keep the databases (for inspection)")
     args = parser.parse_args()
+    args.http = args.http or args.http_only or args.profile_http
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
 
     runs = []
@@ -265,36 +363,38 @@ def main() -> None:
 
     print()
     print(
-        f"{'backend':<11} {'intake tx/s':>12} {'baseline tx/s':>14} {'ratio':>6} {'http tx/s':>10}  "
-        f"batch p50/max ms   rows per batch (tx/contacts/inv/sli)"
+        f"{'backend':<11} {'in-process tx/s':>15} {'ratio':>6} {'HTTP tx/s':>10} {'HTTP baseline':>13} {'ratio':>6}  "
+        f"HTTP batch p50/max ms"
     )
     for r in runs:
-        rp = r["rows_per_batch"]
-        http = f"{r['http']['tx_per_s']:>10}" if "http" in r else f"{'-':>10}"
+        ip = r.get("intake", {}).get("tx_per_s", "-")
+        ipr = r.get("ratio", "-")
+        h = r.get("http", {})
         print(
-            f"{r['backend']:<11} {r['intake']['tx_per_s']:>12} {r['baseline']['tx_per_s']:>14} {r['ratio']:>6} "
-            f"{http}  {r['intake']['batch_ms_p50']:>6}/{r['intake']['batch_ms_max']:<10} "
-            f"{rp['transactions']}/{rp['contacts']}/{rp['invitations']}/{rp['service_levels']}"
+            f"{r['backend']:<11} {ip!s:>15} {ipr!s:>6} {h.get('tx_per_s', '-')!s:>10} "
+            f"{h.get('baseline', {}).get('tx_per_s', '-')!s:>13} {h.get('ratio', '-')!s:>6}  "
+            f"{h.get('batch_ms_p50', '-')}/{h.get('batch_ms_max', '-')}"
         )
     medians = {}
     if args.repeat > 1:
         for backend in backends:
             mine = [r for r in runs if r["backend"] == backend]
-            medians[backend] = {
-                "intake_tx_per_s": round(statistics.median(r["intake"]["tx_per_s"] for r in mine), 1),
-                "baseline_tx_per_s": round(statistics.median(r["baseline"]["tx_per_s"] for r in mine), 1),
-                "ratio": round(statistics.median(r["ratio"] for r in mine), 3),
-            }
-            if all("http" in r for r in mine):
-                medians[backend]["http_tx_per_s"] = round(statistics.median(r["http"]["tx_per_s"] for r in mine), 1)
-            m = medians[backend]
-            print(
-                f"{'median ' + backend[:4]:<11} {m['intake_tx_per_s']:>12} {m['baseline_tx_per_s']:>14} "
-                f"{m['ratio']:>6} {m.get('http_tx_per_s', '-'):>10}"
-            )
+            m: dict[str, Any] = {}
+            if not args.http_only:
+                m["intake_tx_per_s"] = round(statistics.median(r["intake"]["tx_per_s"] for r in mine), 1)
+                m["ratio"] = round(statistics.median(r["ratio"] for r in mine), 3)
+            if args.http:
+                m["http_tx_per_s"] = round(statistics.median(r["http"]["tx_per_s"] for r in mine), 1)
+                m["http_ratio"] = round(statistics.median(r["http"]["ratio"] for r in mine), 3)
+            medians[backend] = m
+            print(f"median {backend}: {m}")
+    for r in runs:
+        if "profile" in r.get("http", {}):
+            print(f"\n--- py-spy of the server ({r['backend']}, {r['http']['server']}) ---")
+            print(json.dumps(r["http"]["profile"], indent=2))
     print("targets (SPEC §7): intake >= 5,000 tx/s on each backend, ratio >= 0.5")
     for r in runs:
-        if "profile_top" in r["intake"]:
+        if "profile_top" in r.get("intake", {}):
             print(f"\n--- profile ({r['backend']}) ---\n{r['intake']['profile_top']}")
     params = {k: v for k, v in vars(args).items()}
     path = common.write_result("intake", {"params": params, "runs": runs, "medians": medians})

@@ -40,7 +40,9 @@ import common
 # -- the load generator (the second process) --------------------------------------------------------------------
 
 
-async def generate(url: str, key: str, rate: float, duration: float, warmup: float, timeout: float) -> dict[str, Any]:
+async def generate(
+    url: str, key: str, rate: float, duration: float, warmup: float, timeout: float, keep_alive: bool = False
+) -> dict[str, Any]:
     import aiohttp
 
     total = int((warmup + duration) * rate)
@@ -51,7 +53,7 @@ async def generate(url: str, key: str, rate: float, duration: float, warmup: flo
     latencies: list[float | None] = [None] * total
     send_lag: list[float] = [0.0] * total
     statuses: dict[str, int] = {}
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    connector = aiohttp.TCPConnector(limit=0, force_close=not keep_alive)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     loop = asyncio.get_running_loop()
 
@@ -129,7 +131,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 60)
     raise SystemExit("gunicorn did not become ready within 60 s")
 
 
-def orchestrate(args: argparse.Namespace) -> None:
+def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.api.auth import create_api_key
     from engine.db import unit_of_work
 
@@ -145,6 +147,7 @@ def orchestrate(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, **common.env_for(db_url, str(workdir / "instance"))}
         cmd = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}"]
+        cmd += ["--worker-class", args.worker_class] + (["--threads", str(args.threads)] if args.threads else [])
         if args.access_log:
             cmd += ["--access-logfile", "-"]
         cmd.append("engine.app:create_app()")
@@ -177,7 +180,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                 str(args.warmup),
                 "--timeout",
                 str(args.timeout),
-            ]
+            ] + (["--keep-alive"] if args.keep_alive else [])
             generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
             cpu_start = {pid: _cpu_ticks(pid) for pid in [server.pid, *workers]}
             wall_start = time.monotonic()
@@ -229,7 +232,8 @@ def orchestrate(args: argparse.Namespace) -> None:
         "gunicorn": {
             "cmd": " ".join(cmd[1:]),
             "workers": args.workers,
-            "worker_class": "sync",
+            "worker_class": args.worker_class,
+            "threads": args.threads,
             "workers_replaced_during_run": restarted,
         },
         "load": load,
@@ -246,7 +250,7 @@ def orchestrate(args: argparse.Namespace) -> None:
     print()
     print(
         f"offered {load['offered_rate']}/s for {args.duration} s (+{args.warmup} s warm-up, not counted), "
-        f"{args.workers} gunicorn sync workers, PostgreSQL {pg}"
+        f"{args.workers} gunicorn {args.worker_class} workers, PostgreSQL {pg}"
     )
     print(
         f"achieved {load['achieved_rate']} req/s ok; errors {load['errors']} of {load['scheduled']} "
@@ -268,6 +272,26 @@ def orchestrate(args: argparse.Namespace) -> None:
     print(f"stored: {stored} transactions, {invitations} invitations (warm-up included)")
     print(f"targets (SPEC §7): >= 500 req/s, p99 <= 50 ms, worker RSS < 150 MB  -> peak worker RSS {peak} MB")
     print(f"\nresult: {path.relative_to(common.ROOT)}")
+    return result
+
+
+def knee(args: argparse.Namespace) -> None:
+    """One run per rate of ``--rates``; the knee is the lowest rate whose p99 is over 50 ms."""
+    rows = []
+    for rate in [float(r) for r in args.rates.split(",")]:
+        args.rate = rate
+        r = orchestrate(args)
+        lat = r["load"]["latency_ms"]
+        rows.append({"rate": rate, "achieved": r["load"]["achieved_rate"], "errors": r["load"]["errors"],
+                     "p50": lat["p50"], "p99": lat["p99"], "load_at_start": r["machine"]["loadavg_at_start"][0]})  # fmt: skip
+    over = [row["rate"] for row in rows if row["p99"] is None or row["p99"] > 50]
+    found = min(over) if over else None
+    print(f"\nlatency curve ({args.worker_class}, threads {args.threads}):")
+    for row in rows:
+        print(f"  {row['rate']:>6.0f}/s  achieved {row['achieved']:>6}  p50 {row['p50']} ms  p99 {row['p99']} ms  "
+              f"errors {row['errors']}  load {row['load_at_start']}")  # fmt: skip
+    print(f"knee (lowest rate with p99 > 50 ms): {found if found is not None else 'none up to ' + args.rates}")
+    common.write_result("single_api_knee", {"params": vars(args), "rows": rows, "knee": found})
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -284,6 +308,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the same rate, not counted")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (as `web`: gthread)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads (as `web`: 4; 0: not given)")
+    parser.add_argument("--keep-alive", action="store_true", help="the generator reuses connections")
+    parser.add_argument("--rates", help="comma-separated rates, one run each: the latency curve and its knee")
     parser.add_argument("--timeout", type=float, default=10.0, help="a request's timeout in seconds")
     parser.add_argument(
         "--access-log", action="store_true", help="gunicorn --access-logfile - (as `survey-engine web`)"
@@ -294,10 +322,15 @@ def main() -> None:
     parser.add_argument("--key", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
-        result = asyncio.run(generate(args.target, args.key, args.rate, args.duration, args.warmup, args.timeout))
+        result = asyncio.run(
+            generate(args.target, args.key, args.rate, args.duration, args.warmup, args.timeout, args.keep_alive)
+        )
         print(json.dumps(result))
         return
-    orchestrate(args)
+    if args.rates:
+        knee(args)
+    else:
+        orchestrate(args)
 
 
 if __name__ == "__main__":

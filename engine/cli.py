@@ -20,6 +20,8 @@ from engine.commands.user import user
 from engine.errors import ConfigError
 from engine.settings import Settings
 
+WEB_THREADS = 4
+
 
 @click.group()
 def main() -> None:
@@ -40,25 +42,21 @@ def _refuse_unreachable(settings: Settings) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Web and scheduler in one process (the embedded default); creates or upgrades the database."""
-    from werkzeug.serving import WSGIRequestHandler, run_simple
-
     from engine.app import create_app
-    from engine.logs import AccessLog
     from engine.scheduler import start_background
+    from engine.server import serve_waitress
 
     settings = _settings()
     if not settings.is_sqlite:
         _refuse_unreachable(settings)
-    class RequestHandler(WSGIRequestHandler):
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            """Nothing: engine.logs.AccessLog writes the (masked) access line."""
 
     rt = _runtime(migrate_database=True)
     app = create_app(runtime=rt)
     scheduler = start_background(rt)
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
+    click.echo(f"  dashboard: http://{host}:{port}/dashboard")
     try:
-        run_simple(host, port, AccessLog(app), threaded=True, use_reloader=False, request_handler=RequestHandler)
+        serve_waitress(app, host, port)
     finally:
         scheduler.shutdown(wait=False)
 
@@ -69,8 +67,12 @@ def serve(host: str, port: int) -> None:
 def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
     _refuse_unreachable(_settings())
-    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
-            "--logger-class", "engine.gunicorn_logging.JsonLogger", "engine.app:create_app()"]  # fmt: skip
+    # Threaded workers (gthread, 4 threads each): a request waiting on PostgreSQL's commit does not hold the worker,
+    # and kept-alive connections are served (bench/README.md). Requests are logged as the same masked JSON lines as
+    # serve's by gunicorn's logger class engine.gunicorn_logging.JsonLogger.
+    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--worker-class", "gthread",
+            "--threads", str(WEB_THREADS), "--access-logfile", "-", "--logger-class",
+            "engine.gunicorn_logging.JsonLogger", "engine.app:create_app()"]  # fmt: skip
     os.execv(sys.executable, args)
 
 

@@ -1,7 +1,7 @@
 """early reports: delivery reports held until dispatch records their provider id
 
 Revision ID: 0006_early_reports
-Revises: 0004
+Revises: 0005_sessions
 Create Date: 2026-12-04 19:40:00
 
 A status callback (SMS, IVR) or an email event can arrive before dispatch has committed the provider id it names
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_early_reports"
-down_revision = "0004"
+down_revision = "0005_sessions"
 branch_labels = None
 depends_on = None
 

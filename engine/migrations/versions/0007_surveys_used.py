@@ -1,7 +1,7 @@
 """the surveys actually used, submissions and reflections
 
 Revision ID: 0007_surveys_used
-Revises: 0004
+Revises: 0006_early_reports
 Create Date: 2026-12-04 19:30:00
 
 - ``surveys``: one row per flow version × effective PRA block a service used (SPEC §6.1: a quarter reports the
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_surveys_used"
-down_revision = "0004"
+down_revision = "0006_early_reports"
 branch_labels = None
 depends_on = None
 
