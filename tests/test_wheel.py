@@ -92,6 +92,15 @@ def test_the_wheel_runs_init_and_serve_outside_the_repository(installed, tmp_pat
     package = Path(where).parent
     assert str(package).startswith(str(installed.parent)), f"the engine came from {package}, not the wheel"
 
+    # The SMS reply words (locales/sms/) and the Spanish catalog, read from the installed package.
+    probe = ("from channels.sms import replies; from engine import i18n; "
+             "print(sorted(replies.vocabularies()), replies.keyword('ALTO'), i18n.LOCALES)")  # fmt: skip
+    words = subprocess.run([str(installed / "python"), "-c", probe], cwd=here, env=env, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert words.returncode == 0, words.stderr[-3000:]
+    assert words.stdout.startswith("['en', 'es']") and "opt_out" in words.stdout, words.stdout
+    assert words.stdout.strip().endswith(str(package / "locales")), words.stdout
+
     init = run("init")
     for name in ("config/services.yaml", "config/offices.yaml", "flows/a11-standard.yaml"):
         assert (here / name).is_file(), init.stdout
