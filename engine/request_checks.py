@@ -1,7 +1,7 @@
 """What every request is held to before any view runs, and how the app answers when the database is away.
 
 SPEC §2 rule 11: text no database can keep (NUL, an unpaired surrogate) in the URL path, the query or a form is
-refused before it reaches a view (the API answers 422 naming the field, a page a 4xx page); a database that
+refused before it reaches a view (422: the API names the field, a page says so); a database that
 cannot be reached is a 503 with ``Retry-After`` (problem+json for the API, a "try again shortly" page for people).
 """
 
@@ -87,7 +87,7 @@ def database_unreachable(exc: Exception) -> Response:
 
     from engine.logs import log
 
-    log(logging.getLogger("survey_engine"), "database unreachable", logging.ERROR, path=request.endpoint or "",
+    log(logging.getLogger("survey_engine"), "database unreachable", logging.ERROR, endpoint=request.endpoint or "",
         error=type(exc).__name__)  # fmt: skip
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if is_api(request.path):

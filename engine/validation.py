@@ -201,12 +201,9 @@ def parse_zone(value: Any, name: str) -> ZoneInfo:
 
 
 def _unknown(obj: dict[str, Any], allowed: set[str], prefix: str, errors: list[FieldError]) -> None:
-    """Unknown fields, and known ones sent as ``null`` (leave a field out rather than send null)."""
-    for key, value in obj.items():
+    for key in obj:
         if key not in allowed:
             errors.append(FieldError(f"{prefix}{shown(key)}", "unknown field"))
-        elif value is None:
-            errors.append(FieldError(f"{prefix}{key}", "must not be null: leave the field out instead"))
 
 
 def _bool(obj: dict[str, Any], key: str, name: str, errors: list[FieldError]) -> bool:

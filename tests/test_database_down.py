@@ -171,3 +171,23 @@ def test_the_roles_refuse_to_start_with_one_line(command, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "database" in lines[0] and "cannot be reached" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_an_app_started_without_its_database_works_once_it_is_there(tmp_path):
+    url = unreachable_url("sqlite", tmp_path)
+    app = create_app(load_settings(environment(url, tmp_path)))
+    client = app.test_client()
+    assert_api_503(client.get("/api/v1/transactions/passport-renewal/X", headers={"Authorization": "Bearer se_x"}))
+    (tmp_path / "no-such-folder").mkdir()
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    assert client.get("/readyz").status_code == 200
+    rt = app.extensions["survey_engine"]
+    unknown = client.get("/api/v1/transactions/passport-renewal/X", headers={"Authorization": "Bearer se_x"})
+    assert unknown.status_code == 401 and rt.synced  # the catalogue was mirrored on the first request
+    with unit_of_work(rt.sessions) as session:
+        key = create_api_key(session, "late", ["passport-renewal"], ["intake"])
+    body = tx("LATE-1", contact={"email": "late@example.com"})
+    answer = client.post("/api/v1/transactions", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200 and answer.get_json()["decision"] == "scheduled"

@@ -270,3 +270,9 @@ def test_the_instance_folder_and_the_sqlite_files_are_the_owners_alone(tmp_path)
             assert stat.S_IMODE((instance / name).stat().st_mode) == 0o600, name
     engine.dispose()
     assert stat.S_IMODE((instance / "secrets.json").stat().st_mode) == 0o600
+
+
+def test_a_nul_in_the_query_is_a_422_naming_the_parameter(client, auth):
+    response = client.get("/api/v1/reports/a11?fiscal_year=2027&quarter=1&service=pass%00port", headers=auth)
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    assert fields(response) == ["service"]

@@ -40,7 +40,7 @@ def _with_catalog(services: tuple[str, ...], offices: tuple[str, ...]) -> dict[s
     if services:
         schemas["ServiceSlug"]["enum"] = list(services)
     if offices:
-        schemas["Transaction"]["properties"]["office"]["enum"] = list(offices)
+        schemas["Transaction"]["properties"]["office"]["enum"] = [*offices, None]  # null: left out
     return document
 
 
