@@ -52,6 +52,10 @@ email_stack = email_support.email_stack
 mail_stand_in = email_support.mail_stand_in
 _shared_mail_stand_in = email_support._shared_mail_stand_in
 webhook_signer = email_support.webhook_signer
+prism_proxy = email_support.prism_proxy
+_shared_prism_proxy = email_support._shared_prism_proxy
+sendgrid_prism = email_support.sendgrid_prism
+twilio_prism = twilio_support.twilio_prism
 
 FLOW_NUMBER = "1090-0011"  # a11-standard's own
 STATE, SSA = STATE_PRA["omb_control_number"], SSA_PRA["omb_control_number"]
@@ -278,6 +282,14 @@ def test_the_first_text_and_help_carry_the_services_own_number_and_minutes(sms_s
     assert "1 minutes" not in help_ssa
 
 
+def test_both_agencies_texts_pass_twilios_contract(sms_stack, twilio_prism):
+    stack = sms_stack(twilio_prism)
+    ids = [stack.schedule("P-1", "+12025550184", service="sms-state"),
+           stack.schedule("P-2", "+12025550185", service="sms-ssa")]  # fmt: skip
+    assert stack.dispatch().outcomes == {"sent": 2}
+    assert all(stack.invitation(i).provider_id.startswith("SM") for i in ids)  # Prism's sids, from the contract
+
+
 def test_the_spanish_first_text_says_the_same_in_spanish(sms_stack, twilio_stub):
     stack = sms_stack(twilio_stub.base_url)
     twilio_stub.script.append(created())
@@ -309,6 +321,17 @@ def test_each_email_carries_its_services_own_block(email_stack, mail_stand_in):
             assert pra["burden_statement"] in part and minutes in part and "voluntary" in part
             assert FLOW_NUMBER not in part
             assert "They do not affect any benefit or decision about you." in part  # the flow's use_of_answers
+
+
+def test_both_agencies_emails_pass_sendgrids_contract_with_their_own_numbers(email_stack, prism_proxy):
+    stack = email_stack(prism_proxy.base_url)
+    stack.schedule("PM-1", "state2@example.com", service="email-state")
+    stack.schedule("PM-2", "ssa2@example.com", service="email-ssa")
+    assert stack.dispatch().outcomes.get("sent") == 2
+    sends = prism_proxy.mail_sends()
+    assert {s.status for s in sends} == {202}
+    numbers = {n for seen in sends for n in (STATE, SSA, FLOW_NUMBER) if n in seen.body.decode()}
+    assert numbers == {STATE, SSA}
 
 
 # -- IVR: the opening, the own control number, the stop key ----------------------------------------------------
