@@ -226,6 +226,13 @@ def test_flows_validate_checks_every_configured_services_effective_block(tmp_pat
         "own-expired": SERVICES["own-expired"],
         "no-burden": {**SERVICES["ssa-benefits"], "pra": {k: v for k, v in SSA_PRA.items() if k != "burden_statement"}},
         "two-figures": {**SERVICES["ssa-benefits"], "pra": {**SSA_PRA, "burden_minutes": 5}},
+        "no-figure": {
+            **SERVICES["ssa-benefits"],
+            "pra": {
+                **{k: v for k, v in SSA_PRA.items() if k != "burden_minutes"},
+                "burden_statement": "Taking part is voluntary.",
+            },
+        },
     }
     result = _validate(write_config(tmp_path / "config", services, OFFICES), flows, tmp_path)
     assert result.returncode == 1, result.stdout
@@ -234,6 +241,7 @@ def test_flows_validate_checks_every_configured_services_effective_block(tmp_pat
            "it (its own, OMB 0960-0001) expired on 2024-01-31" in errors  # fmt: skip
     assert "service 'no-burden'" in errors and "burden_statement" in errors
     assert "service 'two-figures'" in errors and "burden_minutes 5 disagrees with the burden statement" in errors
+    assert "service 'no-figure'" in errors and "says nowhere how long the survey takes" in errors
     assert "state-passports" not in errors
     # The shipped configuration: both demo services carry their own, current clearances.
     shipped = _validate(ROOT / "config", flows, tmp_path)
