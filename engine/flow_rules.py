@@ -267,13 +267,17 @@ def _expected_key(points: tuple[int, ...], point: int, one_is_best: bool) -> int
     return ordered.index(point) + 1
 
 
-def burden_problems(block: dict[str, Any]) -> list[str]:
-    """A PRA block whose ``burden_minutes`` (what every surface says) disagrees with its burden statement."""
+def burden_problems(block: dict[str, Any], fallback_minutes: Any = None) -> list[str]:
+    """A PRA block whose ``burden_minutes`` (what every surface says) disagrees with its burden statement, or that
+    says nowhere how long the survey takes (``fallback_minutes``: a flow's ``minutes``)."""
     given = block.get("burden_minutes")
     stated = BURDEN_MINUTES.search(str(block.get("burden_statement", "")))
     if _is_int(given) and stated and int(stated.group(1)) != given:
         return [f"burden_minutes {given} disagrees with the burden statement ({stated.group(0)}): every surface says "
                 "burden_minutes, so make them one figure"]  # fmt: skip
+    if given is None and not stated and not _is_int(fallback_minutes):
+        return ["the block says nowhere how long the survey takes: add burden_minutes (the figure of the burden "
+                "statement, which every surface repeats)"]  # fmt: skip
     return []
 
 
@@ -361,7 +365,7 @@ class _FlowCheck:
             r.warn("pra", f"PRA approval expires on {ends} ({(ends - self.today).days} days): renew it")
         minutes = self.raw.get("minutes")
         stated = BURDEN_MINUTES.search(str(block.get("burden_statement", "")))
-        for problem in burden_problems(block):
+        for problem in burden_problems(block, self.raw.get("minutes")):
             r.problem("pra", problem)
         if _is_int(minutes) and stated and int(stated.group(1)) != minutes:
             r.warn("pra", f"the burden statement says {stated.group(0)} but minutes is {minutes}")

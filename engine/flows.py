@@ -10,9 +10,10 @@ The format (all wording in English; translations are gettext catalogs in ``local
     driver_form: likert | improve | positive_negative
     positive_from: 4                  # a 5-point rating at or above this is positive; thumbs up always is
     ivr_keypad: one_is_best | one_is_worst
-    pra: {omb_control_number, expiration_date, burden_statement}
+    pra: {omb_control_number, expiration_date, burden_statement[, burden_minutes]}   # a service's own pra wins
     scales: {agree: {1: Strongly disagree, ..., 5: Strongly agree}, thumbs: {1: ..., 5: ...}, ...}
-    messages: {invitation: {default, sms, ...}, intro: {default}, thanks: {default}, ...}
+    messages: {invitation: {default, sms, sms_link, ...}, intro: {default}, thanks: {default},
+               use_of_answers: {default}}     # placeholders: engine.messages ({duration}: "1 minute", "2 minutes")
     questions:
       - id, a11 (tag), type (likert5 | stars5 | thumbs | choose_all | choose_one | text | yes_no)
         text: wording for the web page and email; wording: {ivr, sms, kiosk} where the medium needs other words

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+import yaml
 from sqlalchemy import select
 
 from engine.api.auth import create_api_key
@@ -38,7 +40,7 @@ from tests.helpers import SSA_PRA, STATE_PRA, ago, tx, write_config
 from tests.ivr_support import IvrStack, ivr_stack  # noqa: F401  (the ivr fixture)
 from tests.kiosk_support import COOKIE, enrolled
 from tests.sms_support import created
-from tests.twilio_support import ACCOUNT_SID, TwilioErrorStub, signed_post
+from tests.twilio_support import ACCOUNT_SID, TwilioErrorStub
 
 # The fixtures these tests take (pytest finds them by name in the module).
 sms_config_dir = sms_support.sms_config_dir
@@ -50,6 +52,10 @@ email_stack = email_support.email_stack
 mail_stand_in = email_support.mail_stand_in
 _shared_mail_stand_in = email_support._shared_mail_stand_in
 webhook_signer = email_support.webhook_signer
+prism_proxy = email_support.prism_proxy
+_shared_prism_proxy = email_support._shared_prism_proxy
+sendgrid_prism = email_support.sendgrid_prism
+twilio_prism = twilio_support.twilio_prism
 
 FLOW_NUMBER = "1090-0011"  # a11-standard's own
 STATE, SSA = STATE_PRA["omb_control_number"], SSA_PRA["omb_control_number"]
@@ -65,16 +71,26 @@ SERVICES: dict[str, Any] = {
                     "pra": {**SSA_PRA, "omb_control_number": "0960-0001", "expiration_date": "2024-01-31"}},
     "own-current": {**_COMMON, "name": "Current Clearance", "agency": "Test Agency", "flow": "expired-pra",
                     "pra": STATE_PRA},
+    # A flow whose use_of_answers sentence the agency reworded.
+    "own-words": {**_COMMON, "name": "Own Words", "agency": "Test Agency", "flow": "a11-own-words"},
 }  # fmt: skip
 OFFICES = {"NYC-01": {"name": "New York Passport Agency", "timezone": "America/New_York"}}
 
 
+OWN_WORDS = "Your answers reach the office that served you; they never change a decision about your benefits."
+
+
 @pytest.fixture
 def agency(database_url: str, flows_dir: Path, tmp_path: Path) -> Iterator[Runtime]:
+    flows = tmp_path / "flows"
+    shutil.copytree(flows_dir, flows)
+    own = yaml.safe_load((flows / "a11-standard.yaml").read_text())
+    own["id"], own["messages"]["use_of_answers"] = "a11-own-words", {"default": OWN_WORDS}
+    (flows / "a11-own-words.yaml").write_text(yaml.safe_dump(own, sort_keys=False))
     settings = load_settings({
         "SURVEY_ENGINE_DATABASE_URL": database_url, "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
         "SURVEY_ENGINE_CONFIG_DIR": str(write_config(tmp_path / "config", SERVICES, OFFICES)),
-        "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir), "SURVEY_ENGINE_SECRET_KEY": SECRET,
+        "SURVEY_ENGINE_FLOWS_DIR": str(flows), "SURVEY_ENGINE_SECRET_KEY": SECRET,
         "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION, "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
     })  # fmt: skip
     rt = build_runtime(settings)
@@ -161,6 +177,17 @@ def test_dispatch_cancels_an_invitation_whose_own_clearance_expired_before_it_we
     assert (invitation.state.value, invitation.reason) == ("cancelled", "pra_expired")
 
 
+def test_the_use_of_answers_sentence_is_the_agencys_flow_wording(agency, capsys):
+    client, auth = _client_and_key(agency)
+    reply = client.post("/api/v1/transactions", json=tx("W-1", "own-words", contact={"email": "w@example.gov"}),
+                        headers=auth)  # fmt: skip
+    assert reply.get_json()["decision"] == "scheduled"
+    Dispatcher(agency).drain(datetime.now(UTC) + timedelta(minutes=1))
+    (token,) = LINK.findall(capsys.readouterr().out)
+    page = _text(client.get(f"/s/{token}").get_data(as_text=True))
+    assert OWN_WORDS in page and "They do not affect any benefit" not in page
+
+
 # -- kiosk ------------------------------------------------------------------------------------------------------
 
 
@@ -199,6 +226,13 @@ def test_flows_validate_checks_every_configured_services_effective_block(tmp_pat
         "own-expired": SERVICES["own-expired"],
         "no-burden": {**SERVICES["ssa-benefits"], "pra": {k: v for k, v in SSA_PRA.items() if k != "burden_statement"}},
         "two-figures": {**SERVICES["ssa-benefits"], "pra": {**SSA_PRA, "burden_minutes": 5}},
+        "no-figure": {
+            **SERVICES["ssa-benefits"],
+            "pra": {
+                **{k: v for k, v in SSA_PRA.items() if k != "burden_minutes"},
+                "burden_statement": "Taking part is voluntary.",
+            },
+        },
     }
     result = _validate(write_config(tmp_path / "config", services, OFFICES), flows, tmp_path)
     assert result.returncode == 1, result.stdout
@@ -207,6 +241,7 @@ def test_flows_validate_checks_every_configured_services_effective_block(tmp_pat
            "it (its own, OMB 0960-0001) expired on 2024-01-31" in errors  # fmt: skip
     assert "service 'no-burden'" in errors and "burden_statement" in errors
     assert "service 'two-figures'" in errors and "burden_minutes 5 disagrees with the burden statement" in errors
+    assert "service 'no-figure'" in errors and "says nowhere how long the survey takes" in errors
     assert "state-passports" not in errors
     # The shipped configuration: both demo services carry their own, current clearances.
     shipped = _validate(ROOT / "config", flows, tmp_path)
@@ -255,6 +290,14 @@ def test_the_first_text_and_help_carry_the_services_own_number_and_minutes(sms_s
     assert "1 minutes" not in help_ssa
 
 
+def test_both_agencies_texts_pass_twilios_contract(sms_stack, twilio_prism):
+    stack = sms_stack(twilio_prism)
+    ids = [stack.schedule("P-1", "+12025550184", service="sms-state"),
+           stack.schedule("P-2", "+12025550185", service="sms-ssa")]  # fmt: skip
+    assert stack.dispatch().outcomes == {"sent": 2}
+    assert all(stack.invitation(i).provider_id.startswith("SM") for i in ids)  # Prism's sids, from the contract
+
+
 def test_the_spanish_first_text_says_the_same_in_spanish(sms_stack, twilio_stub):
     stack = sms_stack(twilio_stub.base_url)
     twilio_stub.script.append(created())
@@ -288,6 +331,17 @@ def test_each_email_carries_its_services_own_block(email_stack, mail_stand_in):
             assert "They do not affect any benefit or decision about you." in part  # the flow's use_of_answers
 
 
+def test_both_agencies_emails_pass_sendgrids_contract_with_their_own_numbers(email_stack, prism_proxy):
+    stack = email_stack(prism_proxy.base_url)
+    stack.schedule("PM-1", "state2@example.com", service="email-state")
+    stack.schedule("PM-2", "ssa2@example.com", service="email-ssa")
+    assert stack.dispatch().outcomes.get("sent") == 2
+    sends = prism_proxy.mail_sends()
+    assert {s.status for s in sends} == {202}
+    numbers = {n for seen in sends for n in (STATE, SSA, FLOW_NUMBER) if n in seen.body.decode()}
+    assert numbers == {STATE, SSA}
+
+
 # -- IVR: the opening, the own control number, the stop key ----------------------------------------------------
 
 
@@ -299,11 +353,14 @@ def _daytime_now() -> datetime:
     return now if 8 <= local_hour < 20 else now + timedelta(hours=(13 - local_hour) % 24)
 
 
-def _outbound_call(ivr: IvrStack, service: str, external_id: str, phone: str, placed: list[Any]) -> Any:
+def _outbound_call(
+    ivr: IvrStack, service: str, external_id: str, phone: str, placed: list[Any], language: str | None = "en"
+) -> Any:
     """An outbound call as the channel places it (the Calls create goes nowhere here: the invitation is marked as
-    placed by hand), answered by a person."""
-    reported = ivr.report({"id": external_id, "service": service, "completed_at": ago(minutes=5),
-                           "contact": {"phone": phone}, "consent": {"voice": True}, "language": "en"})  # fmt: skip
+    placed by hand), answered by a person. Without a language the call starts at the language menu."""
+    body = {"id": external_id, "service": service, "completed_at": ago(minutes=5), "contact": {"phone": phone},
+            "consent": {"voice": True}, **({"language": language} if language else {})}  # fmt: skip
+    reported = ivr.report(body)
     assert reported["decision"] == "scheduled" and reported["invitation"]["channel"] == "ivr", reported
     sid = "CA" + uuid.uuid4().hex
     with unit_of_work(ivr.rt.sessions) as session:
@@ -330,11 +387,14 @@ def test_an_outbound_call_opens_with_who_why_voluntary_how_long_and_its_own_numb
     assert ssa.text.startswith(SSA_PRA["burden_statement"])
 
 
-@pytest.mark.parametrize("where", ["notice", "question", "choose-all"])
+@pytest.mark.parametrize("where", ["language-menu", "notice", "question"])
 def test_the_stop_key_records_an_ivr_opt_out_at_once_says_goodbye_and_hangs_up(ivr, where):
     placed: list[Any] = []
-    call = _outbound_call(ivr, "ivr-state", f"X-{where}", "+12025550193", placed)
-    if where != "notice":
+    language = None if where == "language-menu" else "en"
+    call = _outbound_call(ivr, "ivr-state", f"X-{where}", "+12025550193", placed, language)
+    if where == "language-menu":
+        assert "For English, press 1." in call.text
+    if where == "question":
         call.wait()  # to the first question
         call.press("4")  # satisfaction answered
     call.press("0")
@@ -369,7 +429,7 @@ def test_the_stop_key_is_signed_like_every_webhook(ivr):
     reply = ivr.client.post(action.replace("https://surveys.example.gov", ""),
                             data={"CallSid": call.sid, "AccountSid": ACCOUNT_SID, "Digits": "0"})  # fmt: skip
     assert reply.status_code == 403 and ivr.rows(Suppression) == []
-    assert signed_post  # the signed path is the one the tests above take
+    assert ivr.rows(Response)[0].completed_at is None and (ivr.rows(Response)[0].state or {}).get("ended") is None
 
 
 def test_an_outbound_call_with_a_language_menu_names_the_agency_before_it(ivr):

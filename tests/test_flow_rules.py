@@ -612,3 +612,42 @@ def test_way_three_half_branched_is_refused_and_2024_still_branches():
     for qid in ("went_well", "could_be_better"):
         question(data, qid).pop("show_if")
     assert "question went_well: rule drivers (A-11 280.7): shown after a positive rating" in problems_of(data)
+
+
+# -- what the public hears is true (SPEC §2 rule 9, §4 sms) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sms", "expected"),
+    [
+        ("{service}: Voluntary, about {duration}. OMB {omb_control_number}. Reply STOP to opt out.",
+         "rule messages: messages.invitation.sms must say who is asking ({agency})"),
+        ("{agency}: how did your {service} go? OMB {omb_control_number}. Reply STOP to opt out.",
+         "rule pra (5 CFR 1320.8(b)(3)): messages.invitation.sms must say how long the survey takes ({duration})"),
+    ],
+    ids=["no agency", "no how long"],
+)  # fmt: skip
+def test_the_first_text_says_who_asks_and_how_long(sms, expected):
+    data = shipped("a11-standard")
+    data["messages"]["invitation"]["sms"] = sms
+    assert expected in problems_of(data)
+
+
+def test_a_bare_minutes_placeholder_warns_and_sms_link_wording_is_checked_like_the_first_text():
+    data = shipped("a11-standard")
+    data["messages"]["invitation"]["default"] = "{agency}: a {minutes}-minute survey. OMB {omb_control_number}. {link}"
+    problems, warnings = check(data)
+    assert problems == []
+    assert any("messages.invitation.default: {minutes} is the bare number; {duration} says it" in w for w in warnings)
+    data["messages"]["invitation"]["sms_link"] = "{agency}: {link} Reply STOP to opt out."
+    assert "messages.invitation.sms_link must carry the OMB control number" in problems_of(data)
+
+
+def test_burden_minutes_must_agree_with_the_burden_statement():
+    data = shipped("a11-standard")  # its statement says "2 minutes"
+    data["pra"]["burden_minutes"] = 2
+    assert check(data)[0] == []
+    data["pra"]["burden_minutes"] = 1
+    assert "rule pra (5 CFR 1320.8(b)(3)): burden_minutes 1 disagrees with the burden statement (2 minutes)" in (
+        problems_of(data)
+    )
