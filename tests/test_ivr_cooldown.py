@@ -1,6 +1,7 @@
 """A post-call IVR survey counts for the cooldown like an invitation (SPEC §2 rule 3, issue 15 item 14b): the
 caller's phone is not asked again by any service within the cooldown, on SQLite and PostgreSQL, through the real
-hand-off webhook and intake API; the survey's own invitation (cancelled in favour of the call) does not hide it."""
+hand-off webhook and intake API; the transaction's own invitation (cancelled in favour of the call) does not hide
+it, and the transaction keeps its one invitation."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engine.api.auth import create_api_key
 from engine.app import create_app
 from engine.channels import load_channels
 from engine.db import unit_of_work
-from engine.models import Invitation, InvitationState
+from engine.models import Invitation, InvitationState, Response
 from engine.runtime import build_runtime
 from engine.settings import load_settings
 from tests import ivr_support
@@ -78,18 +79,28 @@ def test_a_post_call_survey_puts_the_callers_phone_in_cooldown_for_every_service
     call.press("5")
     with ivr.rt.sessions() as session:
         states = dict(session.execute(select(Invitation.channel, Invitation.state)).tuples().all())
-        asked = session.execute(select(Invitation).where(Invitation.channel == "ivr")).scalar_one()
-    assert states == {"console": InvitationState.CANCELLED, "ivr": InvitationState.SENT}
-    # Not an invitation the reports count (they count by sent_at), nor one a reminder or an SMS reply can reach.
-    assert asked.sent_at is None and asked.expires_at == asked.send_at and asked.reason == "post_call_survey"
+    assert states == {"console": InvitationState.CANCELLED}, "rule 7: the pending invitation is cancelled"
 
     later = _report(ivr, "benefits-follow-up", "BEN-1")  # another agency asks the same phone
     assert later["decision"] == "cooldown" and later["invitation"] is None
 
 
-def test_a_retried_entry_request_records_the_call_once(ivr):
-    call = ivr.call(caller=CALLER).dial(STANDARD.format(tx="CC-7"))
-    call.replay()
-    with ivr.rt.sessions() as session:
-        ivr_rows = session.execute(select(Invitation).where(Invitation.channel == "ivr")).scalars().all()
-    assert len(ivr_rows) == 1
+def test_a_post_call_survey_older_than_the_cooldown_no_longer_counts(ivr):
+    _report(ivr, "ivr-standard", "CC-5")
+    call = ivr.call(caller=CALLER).dial(STANDARD.format(tx="CC-5"))
+    call.wait()
+    call.press("5")
+    with unit_of_work(ivr.rt.sessions) as session:  # the call was 31 days ago
+        session.execute(update(Response).values(started_at=datetime.now(UTC) - timedelta(days=31)))
+    assert _report(ivr, "benefits-follow-up", "BEN-5")["decision"] == "scheduled"
+
+
+def test_the_transaction_of_a_post_call_survey_can_still_be_looked_up(ivr):
+    _report(ivr, "ivr-standard", "CC-3")
+    call = ivr.call(caller=CALLER).dial(STANDARD.format(tx="CC-3"))
+    call.wait()
+    call.press("4")
+    reply = ivr.client.get("/api/v1/transactions/ivr-standard/CC-3", headers={"Authorization": f"Bearer {ivr.key}"})
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    shown = reply.get_json()["invitation"]
+    assert shown["channel"] == "console" and shown["state"] == "cancelled", "the transaction's own invitation"

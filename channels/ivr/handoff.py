@@ -12,10 +12,9 @@ SPEC §4 names three post-call hand-offs and one outbound call:
 
 A post-call transaction not yet reported is created through intake (``source="ivr"``), so sampling and every other
 rule apply: only a caller whose transaction is ``scheduled`` (or ``no_channel``: the call itself is the channel) is
-surveyed, and that survey cancels the transaction's invitations still waiting to be sent. The survey is itself an
-invitation to that phone (SPEC §2 rule 3): an ``ivr`` invitation is recorded for the call (state ``sent``, no
-``sent_at``, closed at once), so that the caller is not asked again by any service within its cooldown, while
-the reports (which count invitations by ``sent_at``), reminders and the retention job leave it alone.
+surveyed, and that survey cancels the transaction's invitations still waiting to be sent. The survey still
+counts for the cooldown of every service (SPEC §2 rule 3): intake's cooldown looks at post-call responses as at
+invitations, by the transaction's phone (the caller ID when the call made the transaction).
 """
 
 from __future__ import annotations
@@ -211,32 +210,11 @@ def _post_call(
             how=handoff.how)  # fmt: skip
         return Entry("declined", language)
     cancel_pending(session, tx.id, "post_call_survey", now)
-    _record_asked(session, rt, tx, phone, language, now)
     response = SurveySessions(rt).start_session(
         session, service.slug, CHANNEL, language, transaction_id=tx.id, office_id=tx.office_id,
         provider_ref=call_sid, started_at=now, test=tx.test,
     )  # fmt: skip
     return Entry("survey", language, response, choose_language=len(flow.languages) > 1 and not _offered(flow, wanted))
-
-
-def _record_asked(
-    session: Session, rt: Runtime, tx: Transaction, phone: str | None, language: str, now: datetime
-) -> None:  # fmt: skip
-    """The post-call survey as an invitation to the caller's phone, for the cooldown of every service: the
-    transaction's phone, else the caller ID. Its ``send_at`` is the call (the cooldown counts from there)."""
-    contact_hash = session.execute(select(Contact.phone_hash).where(Contact.transaction_id == tx.id)).scalar()
-    if contact_hash is None and phone:
-        contact_hash = rt.cipher.lookup_hash("phone", phone)
-    if contact_hash is None:
-        return
-    session.add(
-        Invitation(
-            transaction_id=tx.id, service_id=tx.service_id, channel=CHANNEL, state=InvitationState.SENT,
-            contact_hash=contact_hash, language=language, test=tx.test, created_at=now, send_at=now, send_by=now,
-            expires_at=now, reason="post_call_survey", updated_at=now,
-        )
-    )  # fmt: skip
-    session.flush()
 
 
 def response_of_call(session: Session, call_sid: str) -> Response | None:
