@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, select
+from sqlalchemy import CompoundSelect, Select, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine import rules
@@ -38,6 +38,7 @@ from engine.models import (
     Decision,
     Invitation,
     InvitationState,
+    Response,
     ServiceLevel,
     Suppression,
     SuppressionReason,
@@ -49,6 +50,9 @@ from engine.validation import Candidate, parse_transaction
 MAX_BATCH = 1000
 TRANSACTIONS = cast(Table, Transaction.__table__)
 CONTACTS = cast(Table, Contact.__table__)
+# The channel of a post-call survey: a response to a transaction with no invitation (the engine never imports a
+# channel, so the name stands here).
+POST_CALL_CHANNEL = "ivr"
 SERVICE_LEVELS = cast(Table, ServiceLevel.__table__)
 INVITATIONS = cast(Table, Invitation.__table__)
 
@@ -71,16 +75,30 @@ _EXISTING = (
 )
 
 
-def _statements(array: bool) -> dict[str, Select[Any]]:
+def _statements(array: bool) -> dict[str, Select[Any] | CompoundSelect]:
     return {
         "existing": _EXISTING.where(among(Transaction.external_id, "external_ids", array)),
         "suppressed": select(Suppression.contact_hash, Suppression.channel, Suppression.reason).where(
             among(Suppression.contact_hash, "hashes", array), Suppression.restored_at.is_(None)
         ),
-        "recent": select(Invitation.contact_hash, Invitation.send_at).where(
+        # Invitations that count for the cooldown, and post-call IVR surveys (SPEC §2 rule 3: a survey on the
+        # line asks that phone as an invitation does; it cancelled its transaction's pending invitation).
+        "recent": select(Invitation.contact_hash, Invitation.send_at)
+        .where(
             among(Invitation.contact_hash, "hashes", array),
             Invitation.state.in_(COOLDOWN_STATES_VALUES),
             Invitation.send_at >= bindparam("since"),
+        )
+        .union_all(
+            select(Contact.phone_hash, Response.started_at)
+            .join(Response, Response.transaction_id == Contact.transaction_id)
+            .where(
+                among(Contact.phone_hash, "hashes", array),
+                Response.channel == POST_CALL_CHANNEL,
+                Response.invitation_id.is_(None),
+                Response.transaction_id.is_not(None),
+                Response.started_at >= bindparam("since"),
+            )
         ),
         "ours": select(Transaction.id).where(among(Transaction.id, "ids", array)),
     }
@@ -89,7 +107,7 @@ def _statements(array: bool) -> dict[str, Select[Any]]:
 STATEMENTS = {"array": _statements(True), "list": _statements(False)}
 
 
-def _statement(session: Session, name: str, values: Sequence[Any]) -> Select[Any]:
+def _statement(session: Session, name: str, values: Sequence[Any]) -> Select[Any] | CompoundSelect:
     array = len(values) > SMALL_LIST and session.get_bind().dialect.name == "postgresql"
     return STATEMENTS["array" if array else "list"][name]
 

@@ -9,9 +9,10 @@ SHA-256) that the kiosk page holds in a cookie. ``revoke`` ends a device: its cr
 once by its client UUID, each in its own savepoint: ``stored``, ``duplicate`` (the server has it already: a retry)
 or ``rejected`` with the reason (an unknown flow version, a flow its service never used, an answer the question
 cannot take, a time in the future, text with NUL or an unpaired surrogate, a time outside 1970-9999, anything the
-store refuses). Only an unreachable database fails a batch, so one session never stalls a device. Every answer goes through the survey-session engine, validated against the flow version the device
-showed. Office, service and channel come from the device, never from the body. Completed sessions beyond the
-service's ``kiosk_max_sessions_per_minute`` within 60 seconds of device time on one device are stored flagged
+store refuses). Only an unreachable database fails a batch, so one session never stalls a device. Every answer
+goes through the survey-session engine, validated against the flow version the device showed. Office, service
+and channel come from the device, never from the body. Completed sessions beyond the service's
+``kiosk_max_sessions_per_minute`` within 60 seconds of device time on one device are stored flagged
 ``suspected_spam`` (left out of every figure).
 """
 

@@ -1,6 +1,6 @@
 """A delivery report that arrives before dispatch has recorded the provider id (SPEC §2 rule 10, issue 15 item
 14a): Twilio reports on a message while the engine is still reading Twilio's answer to the send. Through the real
-SMS webhook, the real ``twilio`` SDK and the dispatcher, on SQLite and PostgreSQL: the report is held, applied once
+SMS webhook, the real ``twilio`` SDK and the dispatcher (and SendGrid's signed event webhook), on SQLite and PostgreSQL: the report is held, applied once
 when dispatch records the sid, and none is dropped."""
 
 from __future__ import annotations
@@ -16,11 +16,17 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.models import DeliveryEvent, EarlyReport, InvitationState
-from tests import sms_support
+from tests import email_support, sms_support
+from tests.email_support import sendgrid_event
 from tests.sms_support import created
 
 sms_config_dir = sms_support.sms_config_dir
 sms_stack = sms_support.sms_stack
+email_config_dir = email_support.email_config_dir
+email_stack = email_support.email_stack
+mail_stand_in = email_support.mail_stand_in
+webhook_signer = email_support.webhook_signer
+_shared_mail_stand_in = email_support._shared_mail_stand_in
 
 
 class ReportingTwilio:
@@ -135,3 +141,19 @@ def test_a_report_no_invitation_ever_claims_is_kept_a_while_then_purged(sms_stac
         session.execute(EarlyReport.__table__.update().values(received_at=utcnow() - HOLD_FOR - timedelta(hours=1)))
     assert stack.status("SMother", "sent").status_code == 200
     assert _held(stack) == [("SMother", "SMother:sent")]
+
+
+def test_an_email_event_before_dispatch_records_the_send_is_held_then_applied(email_stack, mail_stand_in):
+    stack = email_stack(mail_stand_in.base_url)
+    invitation_id = stack.schedule("EARLY-MAIL-1", "early@example.com")
+    delivered = sendgrid_event(invitation_id, "delivered")
+    reply = stack.post_events([delivered, dict(delivered)])  # SendGrid's event, and its retry in the same batch
+    assert reply.status_code == 200 and reply.get_json()["applied"] == 0
+    assert _held(stack) == [(str(invitation_id), f"sendgrid:{delivered['sg_event_id']}")]
+    stack.dispatch()  # the send is recorded: the held event lands on it
+    invitation = stack.invitation(invitation_id)
+    assert invitation.provider_id == str(invitation_id) and invitation.state is InvitationState.DELIVERED
+    assert _held(stack) == []
+    assert [e.provider_event_id for e in stack.events(invitation_id) if e.provider_event_id] == [
+        f"sendgrid:{delivered['sg_event_id']}"
+    ]

@@ -117,6 +117,7 @@ def test_opening_the_link_uses_nothing_up_only_the_button_enrolls(app, runtime):
     forged = app.test_client()  # another site's form: no page cookie, or a token of its own making
     assert forged.post(f"/kiosk/enroll/{code}", data={"csrf_token": token}).status_code == 403
     assert tablet.post(f"/kiosk/enroll/{code}", data={"csrf_token": "0" * 64}).status_code == 403
+    assert tablet.post(f"/kiosk/enroll/{code}", data={"csrf_token": "é" * 64}).status_code == 403
     assert tablet.post(f"/kiosk/enroll/{code}").status_code == 403
     with runtime.sessions() as session:
         assert session.get(KioskDevice, device_id).enrolled_at is None, "a refused POST used nothing up"

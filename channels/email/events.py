@@ -38,6 +38,7 @@ from channels.email.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventVe
 from engine.api.problems import problem_response
 from engine.db import unit_of_work
 from engine.delivery import Report, apply_status, settle_held
+from engine.limits import text_problem
 from engine.models import InvitationState, SuppressionReason
 from engine.web import guarded_by, runtime
 
@@ -115,12 +116,15 @@ def report_for(event: dict[str, Any]) -> Report | None:
     invitation_id = _invitation_id(event)
     if known is None or invitation_id is None:
         return None
+    key, detail = _event_key(event), _detail(event)
+    if text_problem(key):  # no store keeps it (NUL, an unpaired surrogate): not an event SendGrid sends
+        return None
     return Report(
         provider_id=invitation_id,
-        event_key=_event_key(event),
+        event_key=key,
         event=f"sendgrid:{event.get('event')}"[:32],
         state=known.state,
-        detail=_detail(event),
+        detail=None if detail is None or text_problem(detail) else detail,
         suppress=known.suppress,
         suppress_channels=SUPPRESSES if known.suppress else (),
     )

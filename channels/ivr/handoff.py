@@ -12,7 +12,9 @@ SPEC §4 names three post-call hand-offs and one outbound call:
 
 A post-call transaction not yet reported is created through intake (``source="ivr"``), so sampling and every other
 rule apply: only a caller whose transaction is ``scheduled`` (or ``no_channel``: the call itself is the channel) is
-surveyed, and that survey cancels the transaction's invitations still waiting to be sent.
+surveyed, and that survey cancels the transaction's invitations still waiting to be sent. The survey still
+counts for the cooldown of every service (SPEC §2 rule 3): intake's cooldown looks at post-call responses as at
+invitations, by the transaction's phone (the caller ID when the call made the transaction).
 """
 
 from __future__ import annotations

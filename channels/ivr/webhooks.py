@@ -29,9 +29,12 @@ from sqlalchemy.orm import Session
 
 from channels.ivr import calls, handoff, twiml
 from channels.twilio_api import twilio_signed
+from engine.api.problems import problem_response
 from engine.conversations import remember, seen
 from engine.db import unit_of_work, utcnow
 from engine.delivery import Report, apply_status, settle_held
+from engine.errors import FieldError
+from engine.limits import text_problem
 from engine.models import InvitationState, Response, WebhookReceipt
 from engine.web import runtime
 
@@ -39,6 +42,8 @@ logger = logging.getLogger("survey_engine.ivr")
 bp = Blueprint("ivr", __name__, url_prefix="/channels/ivr")
 CHANNEL = "ivr"
 ENTRY_STEP = "voice"
+# The status callback's fields that reach the store (the report's key and detail).
+STATUS_TEXT = ("CallSid", "CallStatus", "AnsweredBy", "ErrorCode")
 
 # Call statuses (Twilio) → the invitation state they settle; the rest are recorded as events only.
 CALL_STATES: dict[str, InvitationState | None] = {
@@ -176,6 +181,9 @@ def gather() -> HttpResponse:
 def status() -> HttpResponse:
     """A call status callback of an outbound call: settles its invitation once per (CallSid, CallStatus)."""
     form = request.form
+    errors = [FieldError(n, p) for n in STATUS_TEXT if (p := text_problem(form.get(n) or ""))]
+    if errors:
+        return problem_response(422, "A field holds text that cannot be stored; nothing was changed.", errors=errors)
     call_sid, call_status = form.get("CallSid", "").strip(), form.get("CallStatus", "").strip().lower()
     if call_sid and call_status:
         state = CALL_STATES.get(call_status)

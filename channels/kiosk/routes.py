@@ -146,7 +146,7 @@ def enroll_page(code: str) -> Any:
 def enroll(code: str) -> Any:
     nonce = request.cookies.get(ENROLL_COOKIE, "")
     given = request.form.get("csrf_token", "")
-    if not nonce or not given or not hmac.compare_digest(given, _enroll_token(code, nonce)):
+    if not nonce or not given or not hmac.compare_digest(given.encode(), _enroll_token(code, nonce).encode()):
         # A forged or stale form: nothing is used up; the page's own link starts again.
         return _refusal("kiosk/enroll_forbidden.html", 403, link=request.path)
     rt = runtime()

@@ -24,6 +24,7 @@ from engine.conversations import remember, seen
 from engine.db import unit_of_work
 from engine.delivery import Report, apply_status, settle_held
 from engine.errors import FieldError
+from engine.limits import text_problem
 from engine.models import InvitationState
 from engine.validation import normalize_phone
 from engine.web import runtime
@@ -47,6 +48,14 @@ STATUS_STATES: dict[str, InvitationState] = {
 }
 
 
+def unstorable(*names: str) -> Response | None:
+    """422 naming each form field whose text no database keeps (NUL, an unpaired surrogate), else None."""
+    errors = [FieldError(n, p) for n in names if (p := text_problem(request.form.get(n) or ""))]
+    if not errors:
+        return None
+    return problem_response(422, "A field holds text that cannot be stored; nothing was changed.", errors=errors)
+
+
 def twiml(text: str | None) -> str:
     reply = MessagingResponse()
     if text:
@@ -61,6 +70,9 @@ def xml(body: str) -> Response:
 @bp.post("/inbound")
 @twilio_signed
 def inbound() -> Any:
+    refused = unstorable("MessageSid", "SmsSid", "From", "Body")
+    if refused is not None:
+        return refused
     sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
     if not sid:
         return problem_response(400, "MessageSid is missing: this is not a Twilio incoming-message request.")
@@ -90,6 +102,9 @@ def inbound() -> Any:
 @bp.post("/status")
 @twilio_signed
 def status() -> Any:
+    refused = unstorable("MessageSid", "SmsSid", "MessageStatus", "SmsStatus", "ErrorCode")
+    if refused is not None:
+        return refused
     sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
     word = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").strip().lower()
     state = STATUS_STATES.get(word)

@@ -33,7 +33,10 @@ def register(service: str, office: str, name: str | None, languages: tuple[str, 
         raise click.ClickException(str(exc)) from None
     assert expires is not None
     click.echo(f"kiosk {device_id} ({device_name}; {service} at {office}; languages {langs})")
-    click.echo(f"Open this link on the tablet before {expires.strftime('%Y-%m-%d %H:%M UTC')}; it works once:")
+    click.echo(
+        f'Open this link on the tablet before {expires.strftime("%Y-%m-%d %H:%M UTC")} and tap "Enroll this '
+        'device"; it works once:'
+    )
     click.echo(f"{rt.settings.public_url.rstrip('/')}/kiosk/enroll/{code}")
 
 
