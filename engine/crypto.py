@@ -18,6 +18,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 _NONCE = 12
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Whether ``given`` (from a request: any text) equals ``expected``, in constant time. Compared as UTF-8
+    bytes: ``hmac.compare_digest`` raises on a str holding anything but ASCII, and a form may hold anything."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 def _derive(secret: str, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"survey-engine", info=purpose).derive(
         secret.encode("utf-8")

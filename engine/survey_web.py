@@ -19,7 +19,7 @@ from flask_babel import format_date
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from engine.crypto import token_hash
+from engine.crypto import same_secret, token_hash
 from engine.db import unit_of_work, utcnow
 from engine.flows import Flow
 from engine.i18n import N_, best_language, translate
@@ -76,11 +76,11 @@ def _csrf(token: str, issued: int) -> str:
 def _csrf_ok(token: str) -> bool:
     issued = request.form.get("issued", "")
     given = request.form.get("csrf_token", "")
-    if not issued.isdigit() or not given:
+    if not (issued.isascii() and issued.isdigit()) or not given:
         return False
     if not 0 <= time.time() - int(issued) <= CSRF_MAX_AGE:
         return False
-    return hmac.compare_digest(given, _csrf(token, int(issued)))
+    return same_secret(given, _csrf(token, int(issued)))
 
 
 def _page(template: str, status: int, **context: Any) -> tuple[str, int]:

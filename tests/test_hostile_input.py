@@ -210,6 +210,25 @@ def test_an_empty_submission_stores_nothing_and_the_real_answers_count_after(cli
     assert done.status_code == 200 and "Thank you" in done.get_data(as_text=True)
 
 
+def test_a_forged_form_token_of_any_text_is_refused_never_a_500(client, survey_path, runtime):
+    """hmac.compare_digest raises on a str holding anything but ASCII, and int() reads "²" as a digit: a form
+    token or time of any text is a refusal, not a crash."""
+    before = counts(runtime)
+    good = _hidden(client, survey_path)
+    for forged in ({"csrf_token": "é" * 64}, {"issued": "²"}, {"issued": "١٢٣"}, {"csrf_token": "\u2028"}):
+        page = client.post(survey_path, data={**good, **forged, "q-trust": "4"})
+        assert 400 <= page.status_code < 500, (forged, page.status_code)
+        assert counts(runtime) == before
+
+
+def test_a_dashboard_form_token_of_any_text_is_refused_never_a_500(client):
+    page = client.get("/dashboard/sign-in")
+    assert page.status_code == 200
+    response = client.post("/dashboard/sign-in", data={"email": "a@example.gov", "password": "x" * 12,
+                                                       "csrf_token": "é" * 43})  # fmt: skip
+    assert response.status_code == 400
+
+
 @pytest.mark.parametrize("path", ["/s/abc%00def", "/u/abc%00def", "/kiosk/enroll/ab%00c", "/dashboard/%00"])
 def test_a_nul_in_a_page_address_is_a_4xx_page(client, path):
     for method in ("GET", "POST"):

@@ -17,7 +17,6 @@ sent to the database.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
 import uuid
@@ -30,7 +29,7 @@ from typing import Any, TypeVar
 from flask import abort, g, redirect, request, session, url_for
 from sqlalchemy import delete, func, select, update
 
-from engine.crypto import token_hash
+from engine.crypto import same_secret, token_hash
 from engine.dashboard.accounts import hash_password, needs_rehash, session_stamp, verify_password
 from engine.db import unit_of_work, utcnow
 from engine.limits import text_problem
@@ -73,7 +72,7 @@ def csrf_token() -> str:
 def csrf_ok() -> bool:
     expected = session.get("csrf")
     given = request.form.get("csrf_token", "")
-    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), given)
+    return bool(expected) and bool(given) and same_secret(given, str(expected))
 
 
 # -- the signed-in account ------------------------------------------------------------------------------------------
@@ -102,7 +101,7 @@ def current_user() -> SignedIn | None:
         if user is None or user.disabled_at is not None or not user.password_hash:
             _end_session()
             return None
-        if not hmac.compare_digest(session_stamp(user), str(stamp)):
+        if not same_secret(str(stamp), session_stamp(user)):
             _end_session()
             return None
         held = db.execute(
