@@ -14,11 +14,10 @@ from sqlalchemy import exc as sa_exc
 
 from engine.api.problems import problem_response
 from engine.errors import FieldError
-from engine.i18n import best_language
+from engine.i18n import available_languages, best_language
 from engine.limits import text_problem
 
 RETRY_AFTER_SECONDS = 30
-LANGUAGES = ("en", "es")
 # The errors SQLAlchemy raises when the server (or the SQLite file) cannot be reached, was stopped, or the
 # connection dropped: the statement never ran or was rolled back with its transaction.
 UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
@@ -56,8 +55,9 @@ def _unstorable() -> list[FieldError]:
 
 
 def page_language() -> str:
+    offered = available_languages()
     language: str = g.get("language") or best_language(
-        LANGUAGES, request.args.get("lang"), request.accept_languages.best_match(LANGUAGES)
+        offered, request.args.get("lang"), request.accept_languages.best_match(offered)
     )
     return language
 
