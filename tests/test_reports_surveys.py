@@ -269,3 +269,22 @@ def test_migration_0007_goes_down_and_up_on_both_backends(backend: str, tmp_path
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             admin.dispose()
+
+
+def test_the_file_has_columns_for_every_rating_tag_and_driver_of_spec_6_1() -> None:
+    """Every A-11 rating tag and driver §6.1 names has its columns, in its order, and is tallied."""
+    from engine.models.reporting import TALLIED_TAGS
+    from engine.reporting import a11 as collection
+    from engine.reporting import what_counts
+
+    ratings = ("satisfaction", "trust", "effectiveness", "ease", "efficiency", "transparency", "employee")
+    drivers = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
+    assert what_counts.RATING_TAGS == TALLIED_TAGS == ratings
+    assert drivers == what_counts.DRIVERS
+    header = collection.columns(False, [])
+    assert header[-3:] == ["bureau", "service_provider", "reflection"]
+    points = [f"{t}_{s}" for t in ratings for s in ("1", "2", "3", "4", "5", "n", "mean", "agree_pct")]
+    sides = [f"{side}_{d}" for side in ("positive", "negative") for d in drivers]
+    start = header.index("satisfaction_1")
+    assert header[start : start + len(points) + len(sides)] == points + sides
+    assert set(what_counts.DRIVER_SIDES) == {"drivers_positive", "drivers_negative", "drivers_improve"}
