@@ -61,6 +61,7 @@ WRITTEN = {
             "channel",
             "source",
             "attributes",
+            "survey_id",
         ],
     ),
     "contacts": (
@@ -86,6 +87,7 @@ WRITTEN = {
             "attempts",
             "reason",
             "updated_at",
+            "survey_id",
         ],
     ),
 }
