@@ -67,6 +67,7 @@ WRITTEN = {
             "channel",
             "source",
             "attributes",
+            "survey_id",
         ],
     ),
     "contacts": (
@@ -92,6 +93,7 @@ WRITTEN = {
             "attempts",
             "reason",
             "updated_at",
+            "survey_id",
         ],
     ),
 }

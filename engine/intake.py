@@ -375,7 +375,7 @@ class Intake:
                 "id": uuid.uuid4(),
                 "transaction_id": plan.transaction_id,
                 "service_id": self.rt.service_ids[service.slug],
-                "survey_id": self.rt.survey_ids[service.slug],
+                "survey_id": self.rt.survey_ids.get(service.slug),
                 "channel": choice.channel,
                 "state": state,
                 "contact_hash": choice.contact_hash,
@@ -456,7 +456,7 @@ class Intake:
             "channel": p.channel,
             "source": source,
             "attributes": c.attributes,
-            "survey_id": self.rt.survey_ids[c.service.slug],
+            "survey_id": self.rt.survey_ids.get(c.service.slug),
         }
 
     def _child_rows(self, plans: Sequence[Planned], now: datetime) -> list[tuple[Table, list[dict[str, Any]]]]:

@@ -19,6 +19,7 @@ from engine.flow_store import changed_published, refresh_unused
 from engine.models import FlowVersion, Office, Service
 from engine.rules import ChannelOption
 from engine.settings import Settings
+from engine.surveys import sync_surveys
 
 if TYPE_CHECKING:
     from engine.catalog import ServiceConfig
@@ -120,8 +121,6 @@ class Runtime:
             versions = session.execute(select(FlowVersion.flow_id, FlowVersion.version, FlowVersion.id)).all()
             current = {f.id: f.version for f in self.catalog.flows.values()}
             self.flow_version_ids = {fid: vid for fid, ver, vid in versions if current.get(fid) == ver}
-            from engine.surveys import sync_surveys
-
             self.survey_ids = sync_surveys(session, self.catalog, self.flow_version_ids)
 
 

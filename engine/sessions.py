@@ -150,7 +150,7 @@ class SurveySessions:
             transaction_id=tx.id,
             invitation_id=invitation.id,
             flow_version_id=self.rt.flow_version_ids[flow.id],
-            survey_id=self.rt.survey_ids[service],
+            survey_id=self.rt.survey_ids.get(service),
             office_id=tx.office_id,
             channel=channel or invitation.channel,
             language=language,
@@ -189,7 +189,7 @@ class SurveySessions:
                 if existing is not None:
                     return existing
         flow = self.rt.catalog.flow_of(self.rt.catalog.services[service_slug])
-        survey_id: int | None = self.rt.survey_ids[service_slug]
+        survey_id: int | None = self.rt.survey_ids.get(service_slug)
         if flow_version_id is not None and flow_version_id != self.rt.flow_version_ids[flow.id]:
             survey_id = survey_for_version(session, self.rt.catalog.services[service_slug], flow_version_id)
         response = Response(

@@ -40,13 +40,14 @@ def kept_tallies(session: Any) -> dict[Any, tuple[Any, ...]]:
 
 
 RESPONSE_KEYS = ("service_id", "channel", "office_id", "period_service_id", "moment", "has_transaction", "invited",
-                 "heard", "left_out", "test")  # fmt: skip
-TX_KEYS = ("service_id", "moment", "office_id", "channel", "left_out", "test")
+                 "heard", "left_out", "test", "survey_id")  # fmt: skip
+TX_KEYS = ("service_id", "moment", "office_id", "channel", "left_out", "test", "survey_id")
 
 
 def tx_keys(tx: Transaction) -> tuple[Any, ...]:
     test = tx.test or tx.channel in wc.TEST_CHANNELS
-    return (tx.service_id, tx.completed_at, tx.office_id, tx.channel, tx.decision.value == "invalid", test)
+    return (tx.service_id, tx.completed_at, tx.office_id, tx.channel, tx.decision.value == "invalid", test,
+            tx.survey_id)  # fmt: skip
 
 
 def raw_copies(session: Any) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
@@ -60,13 +61,13 @@ def raw_copies(session: Any) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, 
             r.service_id, r.channel, r.office_id, tx.service_id if tx else r.service_id,
             tx.completed_at if tx else r.started_at, tx is not None, r.invitation_id is not None,
             phase in wc.IVR_HEARD_PHASES, r.suspected_spam or (tx is not None and tx.decision.value == "invalid"),
-            r.test or bool(tx and tx.test) or r.channel in wc.TEST_CHANNELS,
+            r.test or bool(tx and tx.test) or r.channel in wc.TEST_CHANNELS, r.survey_id,
         )  # fmt: skip
     invitations = {}
     for i in session.scalars(select(Invitation).where(Invitation.sent_at.is_not(None))):
-        *keys, test = tx_keys(session.get(Transaction, i.transaction_id))
+        *keys, test, survey = tx_keys(session.get(Transaction, i.transaction_id))
         test = test or i.test or i.channel in wc.TEST_CHANNELS
-        invitations[i.id] = (i.transaction_id, *keys, test, i.state.value != "failed")
+        invitations[i.id] = (i.transaction_id, *keys, test, survey, i.state.value != "failed")
     levels = {}
     for sl in session.scalars(select(ServiceLevel)):
         levels[(sl.transaction_id, sl.name)] = (sl.value, *tx_keys(session.get(Transaction, sl.transaction_id)))
@@ -92,18 +93,33 @@ def assert_agree(stack: ReportStack) -> None:
         assert kept_tallies(session) == raw
         responses, invitations, levels = raw_copies(session)
         assert responses and invitations and levels, "the scenario has responses, sent invitations, indicators"
+        assert all(r[-1] is not None for r in responses.values()), "every response records its survey"
         assert kept_copies(session) == (responses, invitations, levels)
         for quarter in (FiscalQuarter(2026, 4), FiscalQuarter(2027, 1)):
             for include_test in (False, True):
                 scope = wc.scope_for(rt, None, quarter, include_test)
-                for by in ((), ("channel",), ("office",), ("channel", "office")):
+                for by in (
+                    (),
+                    ("channel",),
+                    ("office",),
+                    ("channel", "office"),
+                    ("channel", "survey"),
+                    ("channel", "office", "survey"),
+                ):
                     assert wc._response_pass(session, scope, by) == wc.response_pass_from_rows(session, scope, by)
                     tx_pass = wc._transaction_pass(rt, session, scope, by)
                     assert tx_pass == wc.transaction_pass_from_rows(rt, session, scope, by)
                     slis = wc.service_level_sums(rt, session, scope, by)
                     assert slis == wc.service_level_sums_from_rows(rt, session, scope, by)
         for quarter in (FiscalQuarter(2026, 4), FiscalQuarter(2027, 1)):
-            for by in ((), ("channel",), ("office",), ("channel", "office")):
+            for by in (
+                (),
+                ("channel",),
+                ("office",),
+                ("channel", "office"),
+                ("channel", "survey"),
+                ("channel", "office", "survey"),
+            ):
                 scope = wc.scope_for(rt, None, quarter)
                 assert wc.ratings(session, scope, by) == wc.ratings_from_answers(session, scope, by)
             # Respondents read from the tallies = counted responses with an answer row.

@@ -207,3 +207,84 @@ def test_way_3_reports_both_driver_sides_of_every_respondent(stacks: Any) -> Non
     file_rows = {r[0]: r[1:] for r in csv.reader(io.StringIO(body))}
     assert file_rows[ids[0]] == ["4", "0", "0", "0", "0", "1", "0", "1", "0", "1", "0", "0", "0", "0", "0", ""]
     assert file_rows[ids[1]] == ["2", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "1", "1", "0", ""]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0007_goes_down_and_up_on_both_backends(backend: str, tmp_path: Path) -> None:
+    """Downgrading 0007 restores 0004's triggers (without the survey copies) and drops its tables and columns;
+    upgrading again matches the models (``alembic check``). On a database of its own, not the shared one."""
+    from alembic import command
+    from sqlalchemy import create_engine, inspect, text
+
+    from engine import migrate
+    from engine.db import make_engine
+    from tests import conftest
+
+    admin = None
+    name = f"survey_engine_m7_{uuid.uuid4().hex[:8]}"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'm7.db'}"
+    else:
+        reason = conftest._pg_admin_reachable()
+        if reason:
+            pytest.skip(reason)
+        admin = create_engine(conftest.PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        from sqlalchemy.engine import make_url
+
+        url = make_url(conftest.PG_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    listing = ("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal" if backend == "postgresql"
+               else "SELECT name FROM sqlite_master WHERE type = 'trigger'")  # fmt: skip
+
+    def triggers() -> set[str]:
+        with engine.connect() as conn:
+            return set(conn.execute(text(listing)).scalars())
+
+    def run(step: str, revision: str) -> None:
+        cfg = migrate.alembic_config(engine)
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            getattr(command, step)(cfg, revision)
+
+    try:
+        migrate.upgrade(engine, "0004")
+        at_0004 = triggers()
+        migrate.upgrade(engine)
+        assert triggers() == at_0004 and "survey_id" in {c["name"] for c in inspect(engine).get_columns("responses")}
+        run("downgrade", "0004")
+        assert triggers() == at_0004
+        tables = set(inspect(engine).get_table_names())
+        assert not tables & {"surveys", "submissions", "reflections"}
+        assert "survey_id" not in {c["name"] for c in inspect(engine).get_columns("transactions")}
+        migrate.upgrade(engine)
+        cfg = migrate.alembic_config(engine)
+        with engine.connect() as connection:
+            cfg.attributes["connection"] = connection
+            command.check(cfg)
+    finally:
+        engine.dispose()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            admin.dispose()
+
+
+def test_the_file_has_columns_for_every_rating_tag_and_driver_of_spec_6_1() -> None:
+    """Every A-11 rating tag and driver §6.1 names has its columns, in its order, and is tallied."""
+    from engine.models.reporting import TALLIED_TAGS
+    from engine.reporting import a11 as collection
+    from engine.reporting import what_counts
+
+    ratings = ("satisfaction", "trust", "effectiveness", "ease", "efficiency", "transparency", "employee")
+    drivers = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
+    assert what_counts.RATING_TAGS == TALLIED_TAGS == ratings
+    assert drivers == what_counts.DRIVERS
+    header = collection.columns(False, [])
+    assert header[-3:] == ["bureau", "service_provider", "reflection"]
+    points = [f"{t}_{s}" for t in ratings for s in ("1", "2", "3", "4", "5", "n", "mean", "agree_pct")]
+    sides = [f"{side}_{d}" for side in ("positive", "negative") for d in drivers]
+    start = header.index("satisfaction_1")
+    assert header[start : start + len(points) + len(sides)] == points + sides
+    assert set(what_counts.DRIVER_SIDES) == {"drivers_positive", "drivers_negative", "drivers_improve"}

@@ -73,6 +73,7 @@ def test_a_filed_quarter_reads_back_byte_identical_after_new_bounces_and_answers
     assert (body["fiscal_year"], body["quarter"], body["service"]) == (2026, 4, "rpt-mixed")
     assert body["submitted_by"].startswith("api-key:rpt-")
     assert uuid.UUID(body["id"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", body["submitted_at"])
     filed = _files(stack, key, body["id"])
     # The filed files are the files as they stood: the report API's bytes (JSON: the same document).
     assert filed["csv"] == before["csv"] and filed["responses"] == before["responses"]

@@ -23,8 +23,9 @@ Session; every figure excludes spam always, and test/console data unless ``inclu
     a11_channel("sms") -> "sms_text_messages"   # engine channel names → A-11 vocabulary for display
     figures(rt, session, scope, by)             # volumes + ratings + drivers + service-level sums at once
 
-``Key`` is ``(service_id, channel, office_id)``; a dimension not asked for in ``by`` is ``None``. Office ids are
+``Key`` is ``(service_id, channel, office_id, survey_id)``; a dimension not asked for in ``by`` is ``None``. Office ids are
 ``offices.id`` (``rt.office_ids`` maps codes to ids). The §6.1 file itself: ``a11.collection(rt, session,
 fiscal_quarter, services, by_office=False)`` → ``Collection(columns, rows)``; ``formats.to_csv(collection)`` is
-the exact CSV the API and the CLI serve.
+the exact CSV the API and the CLI serve. Filing a quarter and reading it back: :mod:`~engine.reporting.submissions`
+(``submit``, ``listed``, ``latest``, ``submitted_quarters``, ``what_moved``, reflections).
 """

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -66,11 +66,17 @@ def submit(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str, 
     return row
 
 
+def _iso(moment: datetime) -> str:
+    """RFC 3339 in UTC (``…Z``); a moment read back without a zone is UTC, as every stored moment is."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def view(rt: Runtime, row: Submission) -> dict[str, Any]:
     """A submission as the API shows it."""
     slug = next((s for s, i in rt.service_ids.items() if i == row.service_id), None)
     return {"id": str(row.id), "fiscal_year": row.fiscal_year, "quarter": row.quarter, "service": slug,
-            "submitted_at": row.submitted_at.isoformat().replace("+00:00", "Z"), "submitted_by": row.submitted_by}  # fmt: skip
+            "submitted_at": _iso(row.submitted_at), "submitted_by": row.submitted_by}  # fmt: skip
 
 
 def listed(rt: Runtime, session: Session, quarter: FiscalQuarter, services: list[str]) -> list[Submission]:
