@@ -46,7 +46,7 @@ def iso(moment: datetime) -> str:
 
 def session_of(
     answers: list[tuple[str, Any]], *, at: datetime | None = None, completed: bool = True, flow: str = "a11-standard",
-    version: str = "1", language: str = "en", client_uuid: str | None = None, step: timedelta = timedelta(seconds=3),
+    version: str = "2", language: str = "en", client_uuid: str | None = None, step: timedelta = timedelta(seconds=3),
 ) -> dict[str, Any]:  # fmt: skip
     """One queued session as the page posts it; ``answers`` are (question id, value | [choices] | "text")."""
     start = at or datetime.now(UTC) - timedelta(minutes=10)

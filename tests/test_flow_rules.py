@@ -74,7 +74,7 @@ def test_the_shipped_flows_are_the_three_the_spec_names_in_their_forms():
 
 def test_the_shipped_wording_is_english_with_only_the_service_placeholder_and_labelled_scales():
     for flow in load_flows(ROOT / "flows").values():
-        assert flow.languages == ("en", "es") and flow.version == "1"
+        assert flow.languages == ("en", "es") and flow.version == "2"
         for name in ("invitation", "intro", "thanks"):
             assert flow.message(name)["default"].strip()
         for q in flow.questions:
@@ -317,7 +317,7 @@ def test_a_broken_flow_is_refused_naming_its_rule(name, mutate, expected):
     mutate(data)
     problems, _ = check(data)
     assert any(expected in line for line in problems), "\n".join(problems)
-    assert all(line.startswith(f"{name} v1: ") and " rule " in line for line in problems)
+    assert all(line.startswith(f"{name} v2: ") and " rule " in line for line in problems)
 
 
 def test_a_pra_expiring_within_30_days_warns_without_refusing():
@@ -326,7 +326,7 @@ def test_a_pra_expiring_within_30_days_warns_without_refusing():
     problems, warnings = check(data)
     assert problems == []
     assert warnings == [
-        "a11-drivers v1: rule pra (5 CFR 1320.8(b)(3)): PRA approval expires on 2026-01-25 (10 days): renew it"
+        "a11-drivers v2: rule pra (5 CFR 1320.8(b)(3)): PRA approval expires on 2026-01-25 (10 days): renew it"
     ]
     assert check(data, today=TODAY - timedelta(days=30))[1] == []  # 40 days ahead: nothing to say
     assert check(data, today=TODAY + timedelta(days=10))[0] == []  # the last valid day
@@ -354,7 +354,7 @@ def test_a_broken_flow_gets_one_message_per_fault_not_an_avalanche():
     data = shipped("a11-standard")
     drop(data, "trust")
     problems, _ = check(data)
-    assert problems == ["a11-standard v1: rule trust (A-11 280.7): no trust question (a11: trust)"]
+    assert problems == ["a11-standard v2: rule trust (A-11 280.7): no trust question (a11: trust)"]
 
 
 # -- files and the command line ---------------------------------------------------------------------------------
@@ -455,7 +455,7 @@ def test_i_love_service_is_refused_with_the_base_beside_the_flows_wording():
     problems = check(data)[0]
     assert len(problems) == 1, problems
     line = problems[0]
-    assert line.startswith("a11-drivers v1: question trust: rule wording-base (A-11 280.7): the trust statement")
+    assert line.startswith("a11-drivers v2: question trust: rule wording-base (A-11 280.7): the trust statement")
     assert "'I love {service}.'" in line
     assert "'This interaction increased my trust in [Program/Service name].'" in line
     assert "omb_wording_approval" in line
@@ -560,7 +560,7 @@ def test_a_humanity_likert_question_is_refused_naming_the_report_columns():
                                   "text": "I was treated with respect."})  # fmt: skip
     problems = check(data)[0]
     assert len(problems) == 1, problems
-    assert problems[0].startswith("a11-standard v1: question humanity: rule report-columns (SPEC §6.1): a question "
+    assert problems[0].startswith("a11-standard v2: question humanity: rule report-columns (SPEC §6.1): a question "
                                   "tagged 'humanity' has no columns in the A-11 file")  # fmt: skip
     assert "positive_humanity" in problems[0]
 

@@ -119,7 +119,7 @@ def test_answers_are_checked_against_the_flow_each_bad_session_rejected_alone(cl
         "no answers": session_of([], flow="a11-drivers"),
         "only blank text": session_of([("comments", "   ")], flow="a11-drivers"),
         "a language the flow lacks": session_of([("trust", 5)], flow="a11-drivers", language="fr"),
-        "in the future": {**future, "flow": {"id": "a11-drivers", "version": "1"}},
+        "in the future": {**future, "flow": {"id": "a11-drivers", "version": "2"}},
     }
     good = session_of([("trust", 5), ("went_well", ["ease", "employee"])], flow="a11-drivers")
     reply = post_batch(client, credential, [*cases.values(), good])

@@ -146,7 +146,7 @@ def test_the_service_worker_may_control_the_kiosk_page(client, runtime):
     assert client.get("/kiosk/assets/nope.js").status_code == 404
     document = client.get("/kiosk/flow.json").get_json()
     assert document["idle_reset_seconds"] == 45
-    assert document["flow"] == {**document["flow"], "id": "a11-standard", "version": "1"}
+    assert document["flow"] == {**document["flow"], "id": "a11-standard", "version": "2"}
     comments = document["text"]["en"]["questions"]["comments"]
     assert "do not include personal information" in comments
     assert document["text"]["es"]["questions"]["comments"].startswith("¿Algo más")

@@ -88,7 +88,7 @@ def test_another_services_flow_is_rejected_a_flow_the_service_used_before_is_kep
     theirs = session_of([("trust", 5)], flow="a11-drivers")
     results = post_batch(client, office_kiosk, [theirs, session_of([("trust", 4)])]).get_json()["results"]
     assert [r["status"] for r in results] == ["rejected", "stored"]
-    assert results[0]["reason"] == "flow a11-drivers v1 is not a flow of this kiosk's service (kiosk-office)"
+    assert results[0]["reason"] == "flow a11-drivers v2 is not a flow of this kiosk's service (kiosk-office)"
 
     # kiosk-quick ran a11-standard before it moved to a11-drivers: its kiosks' queued sessions on it still count.
     assert post_batch(client, quick_kiosk, [session_of([("trust", 4)])]).get_json()["results"][0]["status"] == (
