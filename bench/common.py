@@ -88,13 +88,47 @@ def database(backend: str, label: str, keep: bool = False) -> Iterator[str]:
         migrate.upgrade(engine)
     finally:
         engine.dispose()
+    stop_renice = renice_backends(name) if backend == "postgresql" else None
     try:
         yield url
     finally:
+        if stop_renice:
+            stop_renice()
         if keep:
             print(f"(kept database {url})", file=sys.stderr)
         else:
             cleanup()
+
+
+def renice_backends(database: str) -> Any:
+    """When this benchmark runs with a raised priority (``nice -n -10 bench/run``: its child processes inherit it),
+    give the PostgreSQL backends serving its own database the same priority (they are the postmaster's children,
+    not ours), every half second until the returned function is called. Nothing happens at the normal priority.
+    On a machine shared with other people's test suites this keeps the benchmark's own processes from queueing
+    behind theirs; the result files record the niceness used."""
+    import threading
+
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness >= 0:
+        return None
+    import psycopg
+
+    stop = threading.Event()
+    dsn = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+
+    def loop() -> None:
+        with contextlib.suppress(Exception), psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                pids = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)).fetchall()
+                for (pid,) in pids:
+                    with contextlib.suppress(OSError):
+                        if os.getpriority(os.PRIO_PROCESS, pid) != niceness:
+                            os.setpriority(os.PRIO_PROCESS, pid, niceness)
+                stop.wait(0.5)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return stop.set
 
 
 def _drop_pg(admin: Any, name: str) -> None:
@@ -255,6 +289,7 @@ def machine() -> dict[str, Any]:
         # all CPUs were (everything, this benchmark included) while it ran.
         "loadavg_at_start": [round(x, 2) for x in STARTED_LOADAVG],
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "niceness": os.getpriority(os.PRIO_PROCESS, 0),
         "all_cpus_busy_percent_during_run": busy,
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
