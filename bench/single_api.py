@@ -280,10 +280,11 @@ def knee(args: argparse.Namespace) -> None:
     rows = []
     for rate in [float(r) for r in args.rates.split(",")]:
         args.rate = rate
+        load_at_start = os.getloadavg()[0]
         r = orchestrate(args)
         lat = r["load"]["latency_ms"]
         rows.append({"rate": rate, "achieved": r["load"]["achieved_rate"], "errors": r["load"]["errors"],
-                     "p50": lat["p50"], "p99": lat["p99"], "load_at_start": r["machine"]["loadavg_at_start"][0]})  # fmt: skip
+                     "p50": lat["p50"], "p99": lat["p99"], "load_at_start": round(load_at_start, 2)})  # fmt: skip
     over = [row["rate"] for row in rows if row["p99"] is None or row["p99"] > 50]
     found = min(over) if over else None
     print(f"\nlatency curve ({args.worker_class}, threads {args.threads}):")
