@@ -88,13 +88,47 @@ def database(backend: str, label: str, keep: bool = False) -> Iterator[str]:
         migrate.upgrade(engine)
     finally:
         engine.dispose()
+    stop_renice = renice_backends(name) if backend == "postgresql" else None
     try:
         yield url
     finally:
+        if stop_renice:
+            stop_renice()
         if keep:
             print(f"(kept database {url})", file=sys.stderr)
         else:
             cleanup()
+
+
+def renice_backends(database: str) -> Any:
+    """When this benchmark runs with a raised priority (``nice -n -10 bench/run``: its child processes inherit it),
+    give the PostgreSQL backends serving its own database the same priority (they are the postmaster's children,
+    not ours), every half second until the returned function is called. Nothing happens at the normal priority.
+    On a machine shared with other people's test suites this keeps the benchmark's own processes from queueing
+    behind theirs; the result files record the niceness used."""
+    import threading
+
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness >= 0:
+        return None
+    import psycopg
+
+    stop = threading.Event()
+    dsn = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+
+    def loop() -> None:
+        with contextlib.suppress(Exception), psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                pids = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)).fetchall()
+                for (pid,) in pids:
+                    with contextlib.suppress(OSError):
+                        if os.getpriority(os.PRIO_PROCESS, pid) != niceness:
+                            os.setpriority(os.PRIO_PROCESS, pid, niceness)
+                stop.wait(0.5)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return stop.set
 
 
 def _drop_pg(admin: Any, name: str) -> None:
@@ -255,6 +289,7 @@ def machine() -> dict[str, Any]:
         # all CPUs were (everything, this benchmark included) while it ran.
         "loadavg_at_start": [round(x, 2) for x in STARTED_LOADAVG],
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "niceness": os.getpriority(os.PRIO_PROCESS, 0),
         "all_cpus_busy_percent_during_run": busy,
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
@@ -432,3 +467,74 @@ def post_batches(port: int, key: str, batches: list[list[dict[str, Any]]], warmu
     finally:
         conn.close()
     return {"times": times, "decisions": decisions}
+
+
+# -- profiles ---------------------------------------------------------------------------------------------------
+
+
+def spy_start(pids: list[int], folder: Path, rate: int = 250) -> list[subprocess.Popen[bytes]]:
+    """py-spy (``py-spy`` beside this Python) recording raw stacks of each process until stopped with SIGINT."""
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen(
+            [
+                str(spy_bin),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--output",
+                str(folder / f"spy-{pid}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+
+
+def spy_stop(spies: list[subprocess.Popen[bytes]]) -> None:
+    import signal
+
+    for p in spies:
+        p.send_signal(signal.SIGINT)
+    for p in spies:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=60)
+
+
+def spy_top(folder: Path, within: tuple[str, ...] = ("engine/", "channels/"), top: int = 20) -> dict[str, Any]:
+    """From py-spy raw stacks: the share of busy samples in which each function of ``within`` is on the stack
+    (inclusive), the ``top`` highest; plus the share by innermost library (what the leaf frames are)."""
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for path in folder.glob("spy-*.txt"):
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue
+            count = int(n)
+            total += count
+            seen = set()
+            for frame in stack.split(";"):
+                name, _, where = frame.partition(" (")
+                if any(w in where for w in within) and "site-packages" not in where:
+                    key = f"{name} ({where.split(':')[0].split('/wt/')[-1].split('/', 1)[-1]})"
+                    seen.add(key)
+            for key in seen:
+                inclusive[key] = inclusive.get(key, 0) + count
+            last = stack.split(";")[-1].partition(" (")[2]
+            lib = last.split("site-packages/")[-1].split("/")[0] if "site-packages/" in last else last.split(":")[0]
+            leaf[lib] = leaf.get(lib, 0) + count
+    ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
+    leaves = sorted(leaf.items(), key=lambda kv: -kv[1])[:10]
+    return {
+        "samples": total,
+        "inclusive_percent": [[k, round(100 * v / total, 1)] for k, v in ranked] if total else [],
+        "leaf_percent": [[k, round(100 * v / total, 1)] for k, v in leaves] if total else [],
+    }

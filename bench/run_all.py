@@ -89,7 +89,10 @@ def rows_of(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, bool | No
 def machine_line() -> str:
     m = common.machine()
     load = os.getloadavg()
-    return f"machine: {m['nproc']} cores, {m['cpu']}, {m['mem_total_gb']} GB; load average now {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    return (
+        f"machine: {m['nproc']} cores, {m['cpu']}, {m['mem_total_gb']} GB; load average now {load[0]:.2f} {load[1]:.2f} "
+        f"{load[2]:.2f}; this run's niceness {m['niceness']}"
+    )
 
 
 def main() -> None:

@@ -325,6 +325,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                 str(args.timeout),
             ] + (["--calls-file", calls_file] if calls_file else [])
             generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
+            spies = common.spy_start(workers, workdir) if args.profile else []
             cpu_start = {pid: _cpu_ticks(pid) for pid in workers}
             while generator.poll() is None:
                 for pid in common.children_of(server.pid):
@@ -333,6 +334,8 @@ def orchestrate(args: argparse.Namespace) -> None:
                         samples[pid] = max(samples.get(pid, 0), rss)
                 time.sleep(0.5)
             out, _ = generator.communicate()
+            common.spy_stop(spies)
+            profile = common.spy_top(workdir) if args.profile else None
             if generator.returncode != 0:
                 raise SystemExit(f"load generator failed ({generator.returncode})")
             load = json.loads(out.strip().splitlines()[-1])
@@ -369,6 +372,7 @@ def orchestrate(args: argparse.Namespace) -> None:
         "conversations": n,
         "seed_s": round(seed_s, 2),
         "turn": args.turn,
+        "profile": profile,
         "gunicorn": {
             "cmd": " ".join(cmd[1:]),
             "workers": args.workers,
@@ -404,6 +408,11 @@ def orchestrate(args: argparse.Namespace) -> None:
     for pid, m in memory.items():
         print(f"worker {pid}: peak RSS {m['VmHWM_mb']} MB, CPU {m['cpu_s']} s")
     print(f"stored: {answers} answers in {responses} responses (warm-up included)")
+    if profile:
+        print(f"py-spy of the workers ({profile['samples']} samples): inclusive share of our functions")
+        for name, share in profile["inclusive_percent"]:
+            print(f"  {share:>5} %  {name}")
+        print("innermost frames by library: " + ", ".join(f"{k} {v} %" for k, v in profile["leaf_percent"]))
     print(f"result: {path.relative_to(common.ROOT)}")
 
 
@@ -419,6 +428,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=0, help="default: ceil(requests / 7)")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--profile", action="store_true", help="py-spy the workers: where a turn's time goes")
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--calls-file", help=argparse.SUPPRESS)

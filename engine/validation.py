@@ -122,7 +122,10 @@ def _checked_phone(value: str) -> tuple[str | None, str]:
         number = phonenumbers.parse(value, DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
         return None, "is not a phone number (use E.164, e.g. +12025550123)"
-    if not phonenumbers.is_valid_number(number):
+    # For +1, phonenumbers' is_valid_number tries the US first (the first region of +1, no leading-digits rule):
+    # a number valid for the US is valid, with one pattern pass instead of two. Anything else: the full check.
+    us_valid = number.country_code == 1 and phonenumbers.is_valid_number_for_region(number, "US")
+    if not us_valid and not phonenumbers.is_valid_number(number):
         return None, "is not a valid phone number (use E.164, e.g. +12025550123)"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), ""
 
