@@ -152,8 +152,12 @@ def _demo_run(origin: str, env: dict[str, str]) -> list[str]:
     enroll = enroll.splitlines()[-1]
     used.append(enroll.rsplit("/", 1)[1])
     opened = requests.get(enroll, allow_redirects=False, timeout=30)
-    if opened.status_code == 200:  # a page with an "Enroll this device" button
-        opened = requests.post(enroll, data=_hidden(opened.text), allow_redirects=False, timeout=30)
+    assert opened.status_code == 200  # a page with an "Enroll this device" button; opening it uses nothing up
+    # The page's anti-forgery cookie is Secure: requests sends it over plain http only when told to.
+    guard = opened.cookies.get("__Host-survey-kiosk-enroll")
+    used.append(guard)
+    opened = requests.post(enroll, data=_hidden(opened.text), headers={"Cookie": f"__Host-survey-kiosk-enroll={guard}"},
+                           allow_redirects=False, timeout=30)  # fmt: skip
     assert opened.status_code in (302, 303), opened.status_code
     credential = opened.cookies.get("__Host-survey-kiosk") or opened.headers.get("Set-Cookie", "").split(";")[0]
     used.append(credential.split("=", 1)[-1])

@@ -139,9 +139,12 @@ def test_the_wheel_runs_init_and_serve_outside_the_repository(installed, tmp_pat
         enroll_url = enroll_url.strip().splitlines()[-1]
         assert enroll_url.startswith(f"{origin}/kiosk/enroll/")
         status, headers, body = _get(enroll_url)
-        if status == 200:  # a page with an "Enroll this device" button: press it
-            fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', body))
-            status, headers, body = _get(enroll_url, data=urllib.parse.urlencode(fields).encode())
+        assert status == 200, body[:2000]  # a page with an "Enroll this device" button: press it, with its cookie
+        guard = next(
+            c.split(";", 1)[0] for c in headers.get_all("Set-Cookie") if c.startswith("__Host-survey-kiosk-enroll=")
+        )
+        fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', body))
+        status, headers, body = _get(enroll_url, {"Cookie": guard}, urllib.parse.urlencode(fields).encode())
         assert status in (302, 303), (status, body[:2000])
         cookie = next(c.split(";", 1)[0] for c in headers.get_all("Set-Cookie") if c.startswith("__Host-survey-kiosk="))
         status, _, body = _get(f"{origin}/kiosk/flow.json", {"Cookie": cookie})
