@@ -14,6 +14,7 @@ applied once (the delivery event's unique key). A held report no invitation ever
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,18 +99,8 @@ def _hold(session: Session, report: Report, now: datetime) -> None:
     session.execute(delete(EarlyReport).where(EarlyReport.received_at < now - HOLD_FOR))
     try:
         with session.begin_nested():
-            session.add(
-                EarlyReport(
-                    provider_id=report.provider_id,
-                    event_key=report.event_key,
-                    event=report.event,
-                    state=report.state,
-                    detail=report.detail,
-                    suppress=report.suppress,
-                    suppress_channels=list(report.suppress_channels),
-                    received_at=now,
-                )
-            )
+            fields = {f.name: getattr(report, f.name) for f in dataclasses.fields(Report)}
+            session.add(EarlyReport(**fields | {"suppress_channels": list(report.suppress_channels)}, received_at=now))
             session.flush()
     except IntegrityError:
         return
@@ -140,15 +131,8 @@ def settle_held(sessions: sessionmaker[Session], provider_ids: Collection[str]) 
         for row in held:
             if row.provider_id not in claimed:
                 continue
-            report = Report(
-                provider_id=row.provider_id,
-                event_key=row.event_key,
-                event=row.event,
-                state=row.state,
-                detail=row.detail,
-                suppress=row.suppress,
-                suppress_channels=tuple(row.suppress_channels),
-            )
+            fields = {f.name: getattr(row, f.name) for f in dataclasses.fields(Report)}
+            report = Report(**fields | {"suppress_channels": tuple(row.suppress_channels)})
             applied += apply_status(session, report, row.received_at)
             session.execute(delete(EarlyReport).where(EarlyReport.id == row.id))
     return applied

@@ -122,15 +122,23 @@ def enrollable(session: Session, code: str, now: datetime | None = None) -> Kios
     device = session.execute(
         select(KioskDevice).where(KioskDevice.enrollment_hash == token_hash(code))
     ).scalar_one_or_none()
-    if device is None:
-        raise EnrollmentRefused("unknown")
-    if device.revoked_at is not None:
-        raise EnrollmentRefused("revoked")
-    if device.enrolled_at is not None:
-        raise EnrollmentRefused("used")
-    if device.enrollment_expires_at is None or device.enrollment_expires_at <= now:
-        raise EnrollmentRefused("expired")
+    reason = _refusal(device, now)
+    if reason is not None or device is None:
+        raise EnrollmentRefused(reason or "unknown")
     return device
+
+
+def _refusal(device: KioskDevice | None, now: datetime) -> str | None:
+    """Why ``device``'s enrollment code cannot be used at ``now`` (unknown, revoked, used, expired), or ``None``."""
+    if device is None:
+        return "unknown"
+    if device.revoked_at is not None:
+        return "revoked"
+    if device.enrolled_at is not None:
+        return "used"
+    if device.enrollment_expires_at is None or device.enrollment_expires_at <= now:
+        return "expired"
+    return None
 
 
 def enroll(session: Session, code: str, now: datetime | None = None) -> tuple[KioskDevice, str]:
@@ -151,13 +159,7 @@ def enroll(session: Session, code: str, now: datetime | None = None) -> tuple[Ki
     device = session.execute(select(KioskDevice).where(KioskDevice.enrollment_hash == hashed)).scalar_one_or_none()
     if consumed.rowcount == 1 and device is not None:  # type: ignore[attr-defined]
         return device, credential
-    if device is None:
-        raise EnrollmentRefused("unknown")
-    if device.revoked_at is not None:
-        raise EnrollmentRefused("revoked")
-    if device.enrolled_at is not None:
-        raise EnrollmentRefused("used")
-    raise EnrollmentRefused("expired")
+    raise EnrollmentRefused(_refusal(device, now) or "expired")
 
 
 def authenticate(session: Session, credential: str | None, now: datetime | None = None) -> KioskDevice:
