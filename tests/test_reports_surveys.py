@@ -288,3 +288,35 @@ def test_the_file_has_columns_for_every_rating_tag_and_driver_of_spec_6_1() -> N
     start = header.index("satisfaction_1")
     assert header[start : start + len(points) + len(sides)] == points + sides
     assert set(what_counts.DRIVER_SIDES) == {"drivers_positive", "drivers_negative", "drivers_improve"}
+
+
+def test_a_trust_statement_changed_with_omb_approval_is_reported_as_asked(database_url: str, flows_dir: Path,
+                                                                           tmp_path: Path) -> None:  # fmt: skip
+    """SPEC §2 rule 8: "I love {service}." passes only with ``omb_wording_approval``, and the §6.1 row's
+    ``trust_question_text`` then shows the statement as asked (the service's name filled in), not the A-11 base."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for source in flows_dir.glob("*.yaml"):
+        (flows / source.name).write_text(source.read_text())
+    raw = yaml.safe_load((ROOT / "flows" / "a11-standard.yaml").read_text())
+    trust = next(q for q in raw["questions"] if q["a11"] == "trust")
+    trust["text"] = "I love {service}."
+    trust.pop("wording", None)
+    trust["omb_wording_approval"] = "OMB agreed on 2026-09-15 that the trust statement may read 'I love {service}.'"
+    raw.update(id="a11-approved", title="Approved Wording Survey")
+    (flows / "a11-approved.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = write_config(tmp_path / "config", {"sv-love": {**COMMON, "name": "Visa Appointments",
+                                                           "flow": "a11-approved"}}, OFFICES)  # fmt: skip
+    stack = build_stack(database_url, flows, config, tmp_path / "instance")
+    try:
+        b = QuarterBuilder(stack.rt)
+        b.report("sv-love", "L1", local(NEW_YORK, 2026, 8, 3, 10, 0), email=True)
+        b.answer_invitation("sv-love", "L1", {"satisfaction": 5, "trust": 5}, local(NEW_YORK, 2026, 8, 3, 10, 30))
+        (row,) = rows(a11(stack, stack.key(["sv-love"]), "fiscal_year=2026&quarter=4&format=csv"))
+        assert (row["survey_title"], row["trust_question_text"], row["trust_n"]) == (
+            "Approved Wording Survey",
+            "I love Visa Appointments.",
+            "1",
+        )
+    finally:
+        stack.rt.engine.dispose()
