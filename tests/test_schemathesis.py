@@ -6,8 +6,9 @@ the statuses of ``tests/schemathesis.toml``, fails the test. The run is determin
 (``--generation-deterministic``) and bounded (``MAX_EXAMPLES`` per operation), with an API key of every scope so
 the authenticated paths are explored. It runs on SQLite and on PostgreSQL.
 
-Left out: the dashboard's pages (signed-in HTML, another module's contract) and the kiosk's paths (device
-credentials; tested in ``tests/test_kiosk_api.py``).
+The kiosk's sync API runs with an enrolled device's credential (a cookie; requests without it are part of the
+exploration too). Left out: the dashboard's pages and the kiosk's HTML pages (people's pages, not the API;
+tested in the dashboard, kiosk and browser tests).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from werkzeug.serving import make_server
 from engine.api.auth import create_api_key
 from engine.db import unit_of_work
 from engine.runtime import Runtime
+from tests.kiosk_support import COOKIE as KIOSK_COOKIE
+from tests.kiosk_support import enrolled
 
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
 MAX_EXAMPLES = os.environ.get("SURVEY_ENGINE_SCHEMATHESIS_EXAMPLES", "20")
-EXCLUDED = r"^/(dashboard|kiosk|api/v1/kiosk)(/|$)"
+EXCLUDED = r"^/(dashboard|kiosk)(/|$)"
 
 
 @pytest.fixture
@@ -47,13 +50,16 @@ def live(app: Any) -> Iterator[str]:
 def test_the_api_keeps_its_contract(live: str, runtime: Runtime, tmp_path: Path) -> None:
     with unit_of_work(runtime.sessions) as session:
         key = create_api_key(session, "schemathesis", list(runtime.catalog.services), ["intake", "reports", "admin"])
+    _, device = enrolled(runtime)
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG), "--no-color", "run",
         f"{live}/api/v1/openapi.json", "--checks", "all", "--generation-deterministic", "--max-examples",
-        MAX_EXAMPLES, "--header", f"Authorization: Bearer {key}", "--exclude-path-regex", EXCLUDED,
+        MAX_EXAMPLES, "--header", f"Authorization: Bearer {key}", "--header", f"Cookie: {KIOSK_COOKIE}={device}",
+        "--exclude-path-regex", EXCLUDED,
         "--workers", "1", "--report-dir", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
     report = done.stdout[-20000:] + done.stderr[-5000:]
     assert done.returncode == 0, report
     assert "Tested:" in done.stdout and " 0 generated" not in done.stdout, report
+    assert "/api/v1/kiosk/responses" in done.stdout, report  # the sync API was explored too
