@@ -265,7 +265,7 @@ POISON = """async () => {
     poisoned(1, (s) => { s.answers = [first, { question_id: 'comments', text: 'half \\ud800 pair',
                                                answered_at: first.answered_at }]; }),
     poisoned(2, (s) => { s.started_at = '0001-01-01T00:00:00+23:59'; }),
-    poisoned(3, (s) => { s.flow = { id: 'a11-standard', version: '1' };
+    poisoned(3, (s) => { s.flow = { id: 'a11-standard', version: '2' };
                          s.answers = [{ question_id: 'trust', value: 5, answered_at: first.answered_at }]; }),
   ];
   await new Promise((resolve, reject) => {
