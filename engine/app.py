@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
-from engine import dashboard, migrate, request_checks, survey_web
+from engine import dashboard, home, migrate, request_checks, survey_web
 from engine.api import ops, opt_outs, reports, submissions, transactions
 from engine.api.problems import Problem, problem_response
 from engine.i18n import LOCALES
@@ -52,7 +52,16 @@ def create_app(
     def language_names() -> dict[str, Any]:
         return {"language_names": LANGUAGE_NAMES}
 
-    for blueprint in (ops.bp, transactions.bp, opt_outs.bp, reports.bp, submissions.bp, survey_web.bp, dashboard.bp):
+    for blueprint in (
+        home.bp,
+        ops.bp,
+        transactions.bp,
+        opt_outs.bp,
+        reports.bp,
+        submissions.bp,
+        survey_web.bp,
+        dashboard.bp,
+    ):
         app.register_blueprint(blueprint)
     for channel in rt.channels.channels.values():
         bp = channel.blueprint()

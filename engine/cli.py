@@ -54,7 +54,11 @@ def serve(host: str, port: int) -> None:
     app = create_app(runtime=rt)
     scheduler = start_background(rt)
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
+    click.echo(f"  start page: http://{host}:{port}/  (says where things are)")
     click.echo(f"  dashboard: http://{host}:{port}/dashboard")
+    click.echo(
+        "  a demo survey: run `survey-engine demo` in another terminal; each survey link it sends is printed here"
+    )
     try:
         serve_waitress(app, host, port)
     finally:
