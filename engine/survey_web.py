@@ -23,7 +23,7 @@ from engine.crypto import same_secret, token_hash
 from engine.db import unit_of_work, utcnow
 from engine.flows import Flow
 from engine.i18n import N_, best_language, translate
-from engine.limits import text_problem
+from engine.limits import text_problem, whole_number
 from engine.messages import duration, pra_of, use_of_answers
 from engine.models import Invitation, Transaction
 from engine.sessions import Given, InvalidAnswer, SurveyClosed, SurveySessions, check_answer, parse_form
@@ -196,8 +196,7 @@ def survey(token: str) -> Any:
                     if (
                         question.is_rating
                         and question.asked_on("web")
-                        and wanted_a.isdigit()
-                        and int(wanted_a) in question.points
+                        and whole_number(wanted_a, 1, 5) in question.points
                     ):
                         answers[wanted_q] = [wanted_a]  # pre-selected only: nothing is recorded until it is posted
                 except KeyError:

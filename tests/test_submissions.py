@@ -163,6 +163,10 @@ def test_the_dashboard_files_a_quarter_keeps_a_reflection_and_says_what_moved(qu
     assert client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": "x"}).status_code == 400
     assert client.post("/dashboard/services/rpt-mixed/submit", data=form).status_code == 400
     token = csrf_of(page.text)
+    for year, number in (("2026", "²"), ("1" * 5000, "4"), ("2026", "٤")):  # int() refuses or misreads these
+        bad = {"fiscal_year": year, "quarter": number, "csrf_token": token}
+        assert client.post("/dashboard/services/rpt-mixed/submit", data=bad).status_code == 400
+        assert client.get(f"/dashboard/services/rpt-mixed?fiscal_year={year}&quarter={number}").status_code == 400
     reflection = "=We shortened the form; wait times fell."
     saved = client.post("/dashboard/services/rpt-mixed/reflection",
                         data={**form, "text": reflection, "csrf_token": token})  # fmt: skip
