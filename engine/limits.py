@@ -64,3 +64,14 @@ def json_depth(value: Any) -> int:
             deepest = max(deepest, depth)
             stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
     return deepest
+
+
+def whole_number(raw: str, low: int, high: int) -> int | None:
+    """``raw`` read as a whole number in ``low``-``high``, or ``None``: ASCII digits only (``str.isdigit`` also
+    passes "²" and "٣", which ``int`` refuses or reads), and no more of them than ``high`` has (``int`` refuses a
+    string of over 4,300 digits)."""
+    digits = raw.lstrip("0") or "0"
+    if not raw or not raw.isascii() or not raw.isdigit() or len(digits) > len(str(high)):
+        return None
+    value = int(digits)
+    return value if low <= value <= high else None

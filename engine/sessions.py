@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from engine.db import utcnow
 from engine.flows import Flow, Question
 from engine.i18n import N_, translate
+from engine.limits import MAX_NUMBER, whole_number
 from engine.models import (
     ANSWERABLE_STATES,
     Answer,
@@ -106,9 +107,10 @@ def parse_form(question: Question, values: Sequence[str]) -> Given:
         raw = values[0].strip() if values else ""
         if not raw:
             return Given()
-        if not raw.isdigit():
+        value = whole_number(raw, 0, MAX_NUMBER)
+        if value is None:
             raise InvalidAnswer(question.id, N_("Please choose one of the answers offered."))
-        return Given(value=int(raw))
+        return Given(value=value)
     if question.type in ("choose_all", "choose_one"):
         return Given(choices=tuple(v for v in values if v))
     return Given(text=values[0] if values else None)

@@ -23,7 +23,7 @@ from engine.crypto import same_secret, token_hash
 from engine.db import unit_of_work, utcnow
 from engine.flows import Flow
 from engine.i18n import N_, best_language, translate
-from engine.limits import text_problem
+from engine.limits import text_problem, whole_number
 from engine.messages import duration, pra_of, use_of_answers
 from engine.models import Invitation, Transaction
 from engine.sessions import Given, InvalidAnswer, SurveyClosed, SurveySessions, check_answer, parse_form
@@ -74,13 +74,13 @@ def _csrf(token: str, issued: int) -> str:
 
 
 def _csrf_ok(token: str) -> bool:
-    issued = request.form.get("issued", "")
+    issued = whole_number(request.form.get("issued", ""), 0, 2**63 - 1)  # 5,000 digits: int() would raise
     given = request.form.get("csrf_token", "")
-    if not (issued.isascii() and issued.isdigit()) or not given:
+    if issued is None or not given:
         return False
-    if not 0 <= time.time() - int(issued) <= CSRF_MAX_AGE:
+    if not 0 <= time.time() - issued <= CSRF_MAX_AGE:
         return False
-    return same_secret(given, _csrf(token, int(issued)))
+    return same_secret(given, _csrf(token, issued))
 
 
 def _page(template: str, status: int, **context: Any) -> tuple[str, int]:
@@ -196,8 +196,7 @@ def survey(token: str) -> Any:
                     if (
                         question.is_rating
                         and question.asked_on("web")
-                        and wanted_a.isdigit()
-                        and int(wanted_a) in question.points
+                        and whole_number(wanted_a, 1, 5) in question.points
                     ):
                         answers[wanted_q] = [wanted_a]  # pre-selected only: nothing is recorded until it is posted
                 except KeyError:

@@ -107,6 +107,9 @@ def test_list_and_revoke_end_a_key_everywhere(dash_settings, dash_runtime, dash_
         assert unknown.returncode != 0 and "no API key with id 999999" in unknown.stderr
         bad = cli(settings, "api-key", "revoke", "abc")
         assert bad.returncode == 2 and "ID" in bad.stderr
+        for huge in ("99999999999999999999", "-99999999999999999999"):  # beyond a database integer: not a traceback
+            beyond = cli(settings, "api-key", "revoke", "--", huge)
+            assert beyond.returncode == 2 and "ID" in beyond.stderr and "Traceback" not in beyond.stderr
     finally:
         rt2.engine.dispose()
 

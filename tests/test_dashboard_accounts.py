@@ -212,6 +212,9 @@ def test_disable_enable_and_services_from_the_command_line(dash_runtime, dash_cl
     assert dash_client.get("/dashboard/services/dash-email").status_code == 403
     unknown = run("disable", "--email", "nobody@example.gov")
     assert unknown.returncode != 0 and "no account for nobody@example.gov" in unknown.stderr
+    for command in ("disable", "enable", "reset"):  # an undecodable argument (a lone surrogate): a message
+        odd = run(command, "--email", "pm\udcff@example.gov")
+        assert odd.returncode == 1 and "unpaired surrogate" in odd.stderr and "Traceback" not in odd.stderr
     with dash_runtime.sessions() as session:
         actions = session.execute(select(AuditEntry.action).order_by(AuditEntry.id)).scalars().all()
     assert actions[-3:] == ["user.disable", "user.enable", "user.services"]

@@ -215,7 +215,8 @@ def test_a_forged_form_token_of_any_text_is_refused_never_a_500(client, survey_p
     token or time of any text is a refusal, not a crash."""
     before = counts(runtime)
     good = _hidden(client, survey_path)
-    for forged in ({"csrf_token": "é" * 64}, {"issued": "²"}, {"issued": "١٢٣"}, {"csrf_token": "\u2028"}):
+    for forged in ({"csrf_token": "é" * 64}, {"issued": "²"}, {"issued": "١٢٣"}, {"csrf_token": "\u2028"},
+                   {"issued": "9" * 5000}):
         page = client.post(survey_path, data={**good, **forged, "q-trust": "4"})
         assert 400 <= page.status_code < 500, (forged, page.status_code)
         assert counts(runtime) == before
@@ -295,3 +296,32 @@ def test_a_nul_in_the_query_is_a_422_naming_the_parameter(client, auth):
     response = client.get("/api/v1/reports/a11?fiscal_year=2027&quarter=1&service=pass%00port", headers=auth)
     assert response.status_code == 422 and response.mimetype == "application/problem+json"
     assert fields(response) == ["service"]
+
+
+# -- digits int() cannot read: "²" and "᧚" pass str.isdigit; int() refuses over 4,300 digits -------------------------
+
+NOT_WHOLE = ["%C2%B2", "%D9%A3", "1" * 5000, "%E1%A7%9A"]
+
+
+@pytest.mark.parametrize("bad", NOT_WHOLE, ids=["superscript", "arabic-indic", "5000-digits", "tai-lue"])
+@pytest.mark.parametrize("path", ["/api/v1/reports/a11", "/api/v1/reports/a11/responses",
+                                  "/api/v1/reports/a11/submissions"])  # fmt: skip
+def test_a_report_parameter_that_is_not_ascii_digits_is_a_400_naming_it(client, auth, path, bad):
+    for query, field in (
+        (f"fiscal_year=2027&quarter={bad}", "quarter"),
+        (f"fiscal_year={bad}&quarter=1", "fiscal_year"),
+    ):
+        response = client.get(f"{path}?{query}", headers=auth)
+        assert response.status_code == 400, (query[:40], response.status_code)
+        assert response.mimetype == "application/problem+json" and fields(response) == [field]
+    assert client.get(f"{path}?fiscal_year=2027&quarter={'0' * 5000}1", headers=auth).status_code == 200
+
+
+def test_a_rating_that_is_not_ascii_digits_reshows_the_form_and_stores_nothing(client, survey_path, runtime):
+    before = counts(runtime)
+    for bad in ("²", "᧚", "1" * 5000):
+        assert client.get(f"{survey_path}?q=trust&a={bad}").status_code == 200
+        page = client.post(survey_path, data={**_hidden(client, survey_path), "q-trust": bad})
+        assert page.status_code == 422, (bad[:9], page.status_code)
+        assert counts(runtime) == before
+    assert client.post(survey_path, data={**_hidden(client, survey_path), "q-trust": "4"}).status_code == 200

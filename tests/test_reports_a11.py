@@ -404,6 +404,11 @@ def test_cli_xlsx_and_json_match_the_api(quarter: Any, tmp_path: Any) -> None:
     header, rows = formats.read_xlsx(target.read_bytes())
     row = dict(zip(header, rows[0], strict=True))
     assert row["survey_type"] == "thumbs_up_down" and row["trust_agree_pct"] == 0.6667 and row["trust_mean"] is None
+    nowhere = str(tmp_path / "no-such-folder" / "q4.csv")  # a file that cannot be opened: one line, not a traceback
+    for command in ("a11", "responses"):
+        failed = stack.cli("report", command, "--fiscal-year", "2026", "--quarter", "4", "--output", nowhere)
+        assert failed.returncode == 1 and b"Traceback" not in failed.stderr
+        assert failed.stderr.decode().startswith(f"Error: cannot write {nowhere}:")
     cli = stack.cli("report", "a11", "--fiscal-year", "2026", "--quarter", "4", "--service", "rpt-thumbs",
                     "--format", "json")  # fmt: skip
     assert (

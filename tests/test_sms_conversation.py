@@ -146,6 +146,14 @@ def test_an_unreadable_reply_is_asked_once_more_then_skipped(stack, twilio_stub)
     assert response.completed_at is None and "satisfaction" in response.state["skipped"]
 
 
+def test_a_digit_int_cannot_read_is_asked_again_not_a_500(stack, twilio_stub):
+    """ "᧚" and "፩" pass ``str.isdigit`` but ``int`` refuses them; a customer's reply is never a 500."""
+    send(stack, twilio_stub, "S-6d")
+    assert stack.reply(PHONE, "᧚") == f"Sorry, I didn't understand. {SATISFIED_EN}"
+    assert stack.reply(PHONE, "٥") == TRUST_EN  # Arabic-Indic five: int reads it
+    assert stack.answers() == {"satisfaction": ("satisfaction", 5, None, ())}
+
+
 def test_stop_mid_survey_opts_out_of_texts_and_calls_at_once(stack, twilio_stub):
     send(stack, twilio_stub, "S-7")
     stack.reply(PHONE, "5")

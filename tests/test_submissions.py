@@ -163,6 +163,10 @@ def test_the_dashboard_files_a_quarter_keeps_a_reflection_and_says_what_moved(qu
     assert client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": "x"}).status_code == 400
     assert client.post("/dashboard/services/rpt-mixed/submit", data=form).status_code == 400
     token = csrf_of(page.text)
+    for year, number in (("2026", "²"), ("1" * 5000, "4"), ("2026", "٤")):  # int() refuses or misreads these
+        bad = {"fiscal_year": year, "quarter": number, "csrf_token": token}
+        assert client.post("/dashboard/services/rpt-mixed/submit", data=bad).status_code == 400
+        assert client.get(f"/dashboard/services/rpt-mixed?fiscal_year={year}&quarter={number}").status_code == 400
     reflection = "=We shortened the form; wait times fell."
     saved = client.post("/dashboard/services/rpt-mixed/reflection",
                         data={**form, "text": reflection, "csrf_token": token})  # fmt: skip
@@ -209,3 +213,26 @@ def test_submitted_quarters_reads_a_services_filings_back(quarter: Any) -> None:
         assert [(s.fiscal_year, s.quarter) for s in filed] == [(2026, 4), (2026, 3)]
         standing = submissions.latest(stack.rt, session, FiscalQuarter(2026, 4), "rpt-mixed")
         assert standing is not None and filed[0].id == standing.id
+
+
+def test_a_reflection_with_control_characters_still_reports_and_files_in_every_format(quarter: Any) -> None:
+    """XML (so XLSX) cannot hold U+0001-U+0008, U+000B, U+000C or U+000E-U+001F: openpyxl raises on them. A text
+    the dashboard stored is still reported (SPEC §2 rule 11), in XLSX with those characters as U+FFFD."""
+    stack, key = quarter
+    make_account(stack.rt, "pm@example.gov", ("rpt-mixed",))
+    client = stack.app.test_client()
+    assert sign_in(client, "pm@example.gov").status_code == 302
+    token = csrf_of(client.get(f"/dashboard/services/rpt-mixed?{Q4}").text)
+    text = "Forms\x0bshorter\x01; =wait\x1ffell"
+    saved = client.post("/dashboard/services/rpt-mixed/reflection",
+                        data={"fiscal_year": "2026", "quarter": "4", "text": text, "csrf_token": token})  # fmt: skip
+    assert saved.status_code == 303
+    xlsx = stack.client.get(f"/api/v1/reports/a11?{Q4}&service=rpt-mixed&format=xlsx", headers=key)
+    assert xlsx.status_code == 200
+    header, rows = formats.read_xlsx(xlsx.get_data())
+    assert {r[header.index("reflection")] for r in rows} == {"Forms\ufffdshorter\ufffd; =wait\ufffdfell"}
+    filed = stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed"},
+                              headers=key)  # fmt: skip
+    assert filed.status_code == 201, filed.get_data(as_text=True)
+    stored = stack.client.get(f"{SUBMISSIONS}/{filed.get_json()['id']}?format=json", headers=key).get_json()
+    assert {r["reflection"] for r in stored["rows"]} == {text}

@@ -28,6 +28,7 @@ from channels.ivr.data import ivr_data
 from engine.conversations import Turn, ask, no_input, take
 from engine.flows import Question
 from engine.i18n import N_, translate
+from engine.limits import whole_number
 from engine.messages import duration, flow_message, pra_of
 from engine.models import Contact, ContactKind, Response, SuppressionReason
 from engine.runtime import Runtime
@@ -212,8 +213,8 @@ class Call:
         if self.wants_to_stop(digits):
             return self.stop_calls()
         offered = self.flow.languages
-        if digits.isdigit() and 1 <= int(digits) <= len(offered):
-            self.response.language = offered[int(digits) - 1]
+        if (key := whole_number(digits, 1, len(offered))) is not None:
+            self.response.language = offered[key - 1]
         else:
             default = self.service.default_language
             self.response.language = default if default in offered else self.flow.default_language

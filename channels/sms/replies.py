@@ -169,6 +169,11 @@ def _unreadable(question: Question, message: str) -> InvalidAnswer:
     return InvalidAnswer(question.id, message)
 
 
+def _number(token: str) -> bool:
+    """Whether ``int`` reads ``token`` (``str.isdigit`` also passes "᧚", which ``int`` refuses), and it is short."""
+    return token.isdecimal() and len(token) <= 12
+
+
 def read_rating(question: Question, text: str, language: str, labels: Labels) -> int:
     """A 1-5 rating, thumbs or yes/no reply as the stored value (1 = worst … 5 = best)."""
     if question.type not in ("thumbs", "yes_no"):
@@ -183,7 +188,7 @@ def read_rating(question: Question, text: str, language: str, labels: Labels) ->
                 phrases += [(w, 5) for w in v.thumbs_up] + [(w, 1) for w in v.thumbs_down]
     rest, found = _take_phrases(words, phrases)
     for token in rest.split():
-        if token.isdigit() and question.type not in ("thumbs", "yes_no"):
+        if _number(token) and question.type not in ("thumbs", "yes_no"):
             found.add(int(token))
             continue
         number = next((v.numbers[token] for v in vocabs if token in v.numbers), None)
@@ -210,7 +215,7 @@ def read_choices(question: Question, text: str, language: str, labels: Labels) -
     for token in words.split():
         if any(token in v.connectors for v in vocabs):
             continue
-        if token.isdigit():
+        if _number(token):
             number = int(token)
             if 1 <= number <= count:
                 picked.append(number)

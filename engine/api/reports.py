@@ -15,6 +15,7 @@ from engine.api.auth import require_scope
 from engine.api.problems import Problem
 from engine.errors import FieldError
 from engine.fiscal import FiscalQuarter
+from engine.limits import whole_number
 from engine.models import Scope
 from engine.reporting import a11, formats, responses_file
 from engine.web import runtime
@@ -30,10 +31,11 @@ def _int(name: str, errors: list[FieldError], low: int, high: int) -> int:
     if raw is None or raw == "":
         errors.append(FieldError(name, "is required"))
         return 0
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = whole_number(raw, low, high)
+    if value is None:
         errors.append(FieldError(name, f"must be a whole number {low}-{high}"))
         return 0
-    return int(raw)
+    return value
 
 
 def parse_query(allowed: set[str], formats_allowed: tuple[str, ...]) -> tuple[FiscalQuarter, list[str], bool, str]:

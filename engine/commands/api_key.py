@@ -78,7 +78,7 @@ def list_() -> None:
 
 
 @api_key.command("revoke")
-@click.argument("key_id", metavar="ID", type=int)
+@click.argument("key_id", metavar="ID", type=click.IntRange(1, 2**31 - 1))  # ids are database integers
 def revoke(key_id: int) -> None:
     """Revoke a key (by the id `api-key list` shows): refused from now on, within the cache time elsewhere."""
     from engine.db import unit_of_work, utcnow

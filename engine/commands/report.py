@@ -39,7 +39,10 @@ def _services(rt: object, services: tuple[str, ...]) -> list[str] | None:
 
 def _write(chunks: Iterable[str | bytes], output: str | None) -> None:
     """Write text or bytes to ``output`` (a file, replaced) or to standard output, byte for byte."""
-    stream: IO[bytes] = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115 - closed below
+    try:
+        stream: IO[bytes] = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
     try:
         for chunk in chunks:
             stream.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)

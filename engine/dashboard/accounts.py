@@ -127,6 +127,9 @@ def session_stamp(user: User) -> str:
 
 
 def normalize_email(email: str) -> str:
+    problem = text_problem(email)  # an undecodable command-line argument arrives as a lone surrogate
+    if problem:
+        raise AccountError(f"--email {problem}")
     value = email.strip().lower()
     local, _, domain = value.partition("@")
     if not local or not domain or "." not in domain or " " in value or len(value) > 320:
@@ -167,9 +170,6 @@ def create_user(session: Session, email: str, services: tuple[str, ...], public_
 
     One account per address, also when two ``user create`` race: the loser's insert meets the unique index and
     ends in the same :class:`AccountError` as a sequential duplicate, not a database error."""
-    problem = text_problem(email)
-    if problem:
-        raise AccountError(f"--email {problem}")
     address = normalize_email(email)
     ids = _service_ids(session, services)
     exists = f"an account for {address} exists already (new link: `survey-engine user reset`)"

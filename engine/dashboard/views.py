@@ -35,6 +35,7 @@ from engine.dashboard.signin import (
 from engine.db import unit_of_work, utcnow
 from engine.fiscal import FiscalQuarter
 from engine.i18n import N_, translate
+from engine.limits import whole_number
 from engine.logs import log
 from engine.reporting import a11, formats, submissions
 from engine.reporting import what_counts as wc
@@ -200,14 +201,15 @@ def _quarter(slug: str) -> FiscalQuarter:
     year, quarter = request.args.get("fiscal_year"), request.args.get("quarter")
     if not year and not quarter:
         return figures.current_quarter(runtime(), slug, utcnow())
-    if not (year or "").isdigit() or not (quarter or "").isdigit():
+    return _given_quarter(year or "", quarter or "")
+
+
+def _given_quarter(year: str, quarter: str) -> FiscalQuarter:
+    fiscal_year = whole_number(year, 2000, 2999)  # the report API's range
+    number = whole_number(quarter, 1, 4)
+    if fiscal_year is None or number is None:
         abort(400, _("Give the fiscal year (for example 2027) and the quarter (1 to 4)."))
-    try:
-        if not 2000 <= int(year or 0) <= 2999:  # the report API's range
-            raise ValueError(year)
-        return FiscalQuarter(int(year or 0), int(quarter or 0))
-    except ValueError:
-        abort(400, _("Give the fiscal year (for example 2027) and the quarter (1 to 4)."))
+    return FiscalQuarter(fiscal_year, number)
 
 
 @bp.route("/services/<service>")
@@ -270,10 +272,7 @@ def _filing(rt: Any, db: Any, service: str, quarter: FiscalQuarter) -> dict[str,
 
 
 def _posted_quarter() -> FiscalQuarter:
-    year, quarter = request.form.get("fiscal_year", ""), request.form.get("quarter", "")
-    if year.isdigit() and quarter.isdigit() and 2000 <= int(year) <= 2999 and 1 <= int(quarter) <= 4:
-        return FiscalQuarter(int(year), int(quarter))
-    abort(400, _("Give the fiscal year (for example 2027) and the quarter (1 to 4)."))
+    return _given_quarter(request.form.get("fiscal_year", ""), request.form.get("quarter", ""))
 
 
 def _back(service: str, quarter: FiscalQuarter) -> Any:

@@ -7,7 +7,8 @@ empty cells are empty, means carry 2 decimals and fractions 4 (as the cells hold
 
 Spreadsheet formulas are neutralized (SPEC §2 rule 12, OWASP "CSV injection"): a text cell that begins, after any
 leading whitespace, with ``=``, ``+``, ``-`` or ``@``, or begins with a tab or a carriage return, is written with a
-leading ``'`` in CSV, and always as a plain string cell in XLSX (openpyxl would store ``=…`` as a formula).
+leading ``'`` in CSV, and always as a plain string cell in XLSX (openpyxl would store ``=…`` as a formula). XLSX shows the control
+characters XML cannot hold as U+FFFD.
 Numbers are never touched: a negative number stays a number.
 """
 
@@ -100,13 +101,21 @@ def to_xlsx(collection: Collection, title: str | None = None) -> bytes:
                 target.value = float(value)
                 target.number_format = "0.00" if value.as_tuple().exponent == -2 else "0.0000"
             elif isinstance(value, str):
-                target.value = value
+                target.value = xml_text(value)
                 target.data_type = "s"  # never a formula, whatever the text begins with (rule 12)
             else:
                 target.value = value
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+def xml_text(text: str) -> str:
+    """``text`` with the control characters XML 1.0 cannot hold (U+0001-U+0008, U+000B, U+000C, U+000E-U+001F;
+    openpyxl raises on them) shown as U+FFFD: a stored text is always reported (SPEC §2 rule 11)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
 
 
 def read_xlsx(data: bytes) -> tuple[list[str], list[list[Any]]]:
