@@ -341,7 +341,18 @@ def stand_in_get(base: str, path: str) -> dict[str, Any]:
 # -- workers -----------------------------------------------------------------------------------------------------
 
 
+def due_left(rt: Any) -> int:
+    from sqlalchemy import func, select
+
+    from engine.models import Invitation, InvitationState
+
+    with rt.sessions() as session:
+        query = select(func.count()).where(Invitation.state == InvitationState.SCHEDULED)
+        return int(session.execute(query).scalar_one())
+
+
 def worker(env: dict[str, str], index: int, batch: int | None, ready: Any, start: Any, results: Any) -> None:
+    paced = "BENCH_PACED" in env
     try:
         from engine.dispatch import Dispatcher
 
@@ -351,6 +362,14 @@ def worker(env: dict[str, str], index: int, batch: int | None, ready: Any, start
         start.wait()
         t0 = time.time()
         stats = dispatcher.drain()
+        while paced and (stats.claimed or due_left(rt)):
+            # Paced: the others' claims come back to the queue; keep taking slots until none is due (as every
+            # worker's dispatch job does each second).
+            more = dispatcher.drain()
+            stats.claimed, stats.handed = more.claimed, stats.handed + more.handed
+            for key, n in more.outcomes.items():
+                stats.count(key, n)
+            time.sleep(0.05)
         t1 = time.time()
         rt.engine.dispose()
         results.put(
@@ -513,7 +532,7 @@ def main() -> None:
             if args.sms:
                 phases.append(phase(ctx, env, url, rt, stand_base, SMS_SERVICE, args.sms, args.workers, args.batch, 0))
             if args.paced:
-                paced_env = {**env, "SURVEY_ENGINE_SEND_RATE_SMS": str(args.paced_rate)}
+                paced_env = {**env, "SURVEY_ENGINE_SEND_RATE_SMS": str(args.paced_rate), "BENCH_PACED": "1"}
                 paced = phase(ctx, paced_env, url, rt, stand_base, SMS_SERVICE, args.paced, args.workers, args.batch,
                               args.sms, expected=args.sms + args.paced)  # fmt: skip
                 summary = paced["stand_in"]["sms_pacing"]

@@ -226,6 +226,8 @@ class Dispatcher:
         self.lease = lease or timedelta(seconds=runtime.settings.dispatch_lease_seconds)
         # Claim at least a full batch of the largest channel (email: 1,000 personalizations a request).
         self.batch = batch or max([500, *(c.batch_size for c in runtime.channels.channels.values())])
+        # How far ahead paced slots start: twice this dispatcher's last preparation (engine/pacing.py).
+        self.lead = pacing.LEAD
 
     # -- 1. claim -------------------------------------------------------------------------------------------
 
@@ -281,7 +283,7 @@ class Dispatcher:
                 keep.extend(ids)  # not paced (the console), or prepare cancels it
                 continue
             sender = pacing.sender_of(channel, self.rt.settings.providers)
-            grant = pacing.take(self.rt.sessions, channel, sender, rate, len(ids), utcnow())
+            grant = pacing.take(self.rt.sessions, channel, sender, rate, len(ids), utcnow(), self.lead)
             for invitation_id, slot in zip(ids, grant.slots, strict=False):
                 keep.append(invitation_id)
                 slots[invitation_id] = slot
@@ -563,7 +565,11 @@ class Dispatcher:
             ids, slots = self.pace(claimed, at, stats)
             real = utcnow()
             moments = {invitation_id: at + (slot - real) for invitation_id, slot in slots.items()}
+            began = time.monotonic()
             ready = self.prepare(ids, at, stats, moments) if ids else []
+            if slots:
+                took = timedelta(seconds=2 * (time.monotonic() - began))
+                self.lead = min(max(took, pacing.MIN_LEAD), pacing.MAX_LEAD)
             # Outcomes are stamped when they happen (``now`` only pins the clock in tests and replays).
             self.send(ready, stats, now, slots)
             log(logger, "dispatched", claimed=stats.claimed, handed=stats.handed, released=stats.released,

@@ -28,10 +28,13 @@ from engine.models import SendPacing
 
 # How far ahead a dispatcher may take slots: what it holds ``sending`` before handing it over, at most.
 HORIZON = timedelta(seconds=1)
-# Slots start this far ahead at the soonest: the time a dispatcher needs to check and mark its invitations
+# Slots start ``lead`` ahead at the soonest: the time a dispatcher needs to check and mark its invitations
 # ``sending`` before it hands them over, so that it meets its slots rather than catching up on them late (a late
-# worker's sends would bunch with the next worker's).
+# worker's sends would bunch with the next worker's). Each dispatcher measures it (twice its last preparation,
+# within these bounds); LEAD is the first guess.
 LEAD = timedelta(milliseconds=250)
+MIN_LEAD = timedelta(milliseconds=20)
+MAX_LEAD = timedelta(milliseconds=500)
 # Items whose slots fall within this span are handed over in one ``send`` call (a batch of N counts N).
 TICK = 0.1
 # The provider settings naming each channel's sender, the first one set wins (as the channels choose them).
@@ -60,18 +63,27 @@ class Grant:
     wait: float
 
 
-def slots_from(start: datetime, now: datetime, rate: float, wanted: int) -> list[datetime]:
-    """The slots from ``start`` (one every ``1/rate`` s) that fall before ``now + LEAD + HORIZON``, at most
+def slots_from(start: datetime, now: datetime, rate: float, wanted: int, lead: timedelta = LEAD) -> list[datetime]:
+    """The slots from ``start`` (one every ``1/rate`` s) that fall before ``now + lead + HORIZON``, at most
     ``wanted``."""
-    room = (now + LEAD + HORIZON - start).total_seconds()
+    room = (now + lead + HORIZON - start).total_seconds()
     if room <= 0 or wanted <= 0:
         return []
     count = min(wanted, math.ceil(room * rate))
     return [start + timedelta(seconds=i / rate) for i in range(count)]
 
 
-def take(sessions: sessionmaker[Session], channel: str, sender: str, rate: float, wanted: int, now: datetime) -> Grant:
-    """Take up to ``wanted`` slots of ``sender`` on ``channel`` at ``rate`` a second, under the sender's row lock."""
+def take(
+    sessions: sessionmaker[Session],
+    channel: str,
+    sender: str,
+    rate: float,
+    wanted: int,
+    now: datetime,
+    lead: timedelta = LEAD,
+) -> Grant:
+    """Take up to ``wanted`` slots of ``sender`` on ``channel`` at ``rate`` a second, under the sender's row lock;
+    the first no sooner than ``lead`` from ``now``."""
     with unit_of_work(sessions) as session:
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -83,10 +95,10 @@ def take(sessions: sessionmaker[Session], channel: str, sender: str, rate: float
         row = session.execute(
             select(SendPacing).where(SendPacing.channel == channel, SendPacing.sender == sender).with_for_update()
         ).scalar_one()
-        start = max(row.next_free_at, now + LEAD)
-        slots = slots_from(start, now, rate, wanted)
+        start = max(row.next_free_at, now + lead)
+        slots = slots_from(start, now, rate, wanted, lead)
         if slots:
             row.next_free_at = slots[-1] + timedelta(seconds=1 / rate)
             row.updated_at = now
-        wait = max(0.0, (row.next_free_at - (now + LEAD + HORIZON)).total_seconds())
+        wait = max(0.0, (row.next_free_at - (now + lead + HORIZON)).total_seconds())
     return Grant(slots, wait)
