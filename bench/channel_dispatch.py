@@ -21,7 +21,8 @@
 5. The throughput phases run with send rates far above what they reach (``bench/common.py`` ``FAST_SENDING``).
    Phase *paced* (``--paced N``): N more SMS with ``SURVEY_ENGINE_SEND_RATE_SMS=--paced-rate`` for every worker;
    the stand-in notes the moment of each message create, and the result gives the busiest one-second window and
-   the mean rate from the first message to the last: with pacing, never above the rate (plus one tick's batch).
+   the mean rate from the first message to the last: with pacing, never above the rate (plus one tick's batch and
+   5 % for the jitter of the moments the stand-in notes).
 """
 
 from __future__ import annotations
@@ -537,9 +538,10 @@ def main() -> None:
                               args.sms, expected=args.sms + args.paced)  # fmt: skip
                 summary = paced["stand_in"]["sms_pacing"]
                 paced["rate"] = args.paced_rate
-                paced["verify"]["checks"]["rate_held"] = summary.get("busiest_1s_window", 0) <= args.paced_rate + max(
-                    1, math.ceil(args.paced_rate * 0.1)
-                )
+                # The rate, plus one tick's batch (engine/pacing.py TICK: a tenth of the rate) and 5 % for the moments
+                # as the stand-in notes them (its threads, the workers and PostgreSQL share the 2 cores).
+                allowed = args.paced_rate + max(1, math.ceil(args.paced_rate * 0.15))
+                paced["verify"]["checks"]["rate_held"] = summary.get("busiest_1s_window", 0) <= allowed
                 paced["verify"]["ok"] = all(paced["verify"]["checks"].values())
                 phases.append(paced)
             rt.engine.dispose()
