@@ -226,8 +226,9 @@ class Dispatcher:
         self.lease = lease or timedelta(seconds=runtime.settings.dispatch_lease_seconds)
         # Claim at least a full batch of the largest channel (email: 1,000 personalizations a request).
         self.batch = batch or max([500, *(c.batch_size for c in runtime.channels.channels.values())])
-        # How far ahead paced slots start: twice this dispatcher's last preparation (engine/pacing.py).
-        self.lead = pacing.LEAD
+        # Seconds this dispatcher's last preparation took per invitation: paced slots start that far ahead for the
+        # invitations at hand, and a little more (engine/pacing.py); None until it has prepared some.
+        self.prepare_cost: float | None = None
 
     # -- 1. claim -------------------------------------------------------------------------------------------
 
@@ -283,7 +284,7 @@ class Dispatcher:
                 keep.extend(ids)  # not paced (the console), or prepare cancels it
                 continue
             sender = pacing.sender_of(channel, self.rt.settings.providers)
-            grant = pacing.take(self.rt.sessions, channel, sender, rate, len(ids), utcnow(), self.lead)
+            grant = pacing.take(self.rt.sessions, channel, sender, rate, len(ids), utcnow(), self._lead(len(claimed)))
             for invitation_id, slot in zip(ids, grant.slots, strict=False):
                 keep.append(invitation_id)
                 slots[invitation_id] = slot
@@ -295,6 +296,13 @@ class Dispatcher:
             stats.released += len(released)
             stats.wait = min(waits)
         return keep, slots
+
+    def _lead(self, count: int) -> timedelta:
+        """How far ahead the first slot of ``count`` invitations starts: the time to prepare them, with a margin."""
+        if self.prepare_cost is None:
+            return pacing.LEAD
+        lead = timedelta(seconds=1.25 * self.prepare_cost * count) + pacing.MIN_LEAD
+        return min(max(lead, pacing.MIN_LEAD), pacing.MAX_LEAD)
 
     def _release(self, ids: Sequence[uuid.UUID], now: datetime) -> None:
         """Give claims back to the queue (still ``scheduled``, no event: nothing happened to them)."""
@@ -567,9 +575,8 @@ class Dispatcher:
             moments = {invitation_id: at + (slot - real) for invitation_id, slot in slots.items()}
             began = time.monotonic()
             ready = self.prepare(ids, at, stats, moments) if ids else []
-            if slots:
-                took = timedelta(seconds=2 * (time.monotonic() - began))
-                self.lead = min(max(took, pacing.MIN_LEAD), pacing.MAX_LEAD)
+            if ids:
+                self.prepare_cost = (time.monotonic() - began) / len(ids)
             # Outcomes are stamped when they happen (``now`` only pins the clock in tests and replays).
             self.send(ready, stats, now, slots)
             log(logger, "dispatched", claimed=stats.claimed, handed=stats.handed, released=stats.released,

@@ -30,10 +30,10 @@ from engine.models import SendPacing
 HORIZON = timedelta(seconds=1)
 # Slots start ``lead`` ahead at the soonest: the time a dispatcher needs to check and mark its invitations
 # ``sending`` before it hands them over, so that it meets its slots rather than catching up on them late (a late
-# worker's sends would bunch with the next worker's). Each dispatcher measures it (twice its last preparation,
-# within these bounds); LEAD is the first guess.
+# worker's sends would bunch with the next worker's). Each dispatcher measures it (its preparation time per
+# invitation × the invitations at hand × 1.25, + MIN_LEAD, within these bounds); LEAD is the first guess.
 LEAD = timedelta(milliseconds=250)
-MIN_LEAD = timedelta(milliseconds=20)
+MIN_LEAD = timedelta(milliseconds=10)
 MAX_LEAD = timedelta(milliseconds=500)
 # Items whose slots fall within this span are handed over in one ``send`` call (a batch of N counts N).
 TICK = 0.1
