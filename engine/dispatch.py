@@ -10,8 +10,9 @@ The protocol (SPEC §2 rule 10), safe with any number of workers on PostgreSQL:
 2. **prepare** — in one transaction, the rows this worker still holds are checked again (window, PRA, suppression,
    consent, quiet hours; SPEC §2 rule 7). Those that pass become ``sending`` and that is **committed before any
    provider is called**.
-3. **send** — the channel gets the batch (a paced one each part at its slot, never earlier); its answer per invitation is recorded. Only "surely nothing went out"
-   (refused connection, 429, 5xx) goes back to ``scheduled`` with backoff inside the window.
+3. **send** — the channel gets the batch (a paced channel each part at its slot, never earlier); its answer per
+   invitation is recorded. Only "surely nothing went out" (refused connection, 429, 5xx) goes back to
+   ``scheduled`` with backoff inside the window.
 4. **reap** — a row still ``sending`` after its lease ran out belonged to a worker that died mid-send: it becomes
    ``unknown`` and is never resent blind.
 """
@@ -284,7 +285,9 @@ class Dispatcher:
                 keep.extend(ids)  # not paced (the console), or prepare cancels it
                 continue
             sender = pacing.sender_of(channel, self.rt.settings.providers)
-            grant = pacing.take(self.rt.sessions, channel, sender, rate, len(ids), utcnow(), self._lead(len(claimed)))
+            # What this round will prepare, at most: the other channels' claims and about a second of this one's.
+            preparing = len(claimed) - len(ids) + min(len(ids), math.ceil(rate * 1.5))
+            grant = pacing.take(self.rt.sessions, channel, sender, rate, len(ids), utcnow(), self._lead(preparing))
             for invitation_id, slot in zip(ids, grant.slots, strict=False):
                 keep.append(invitation_id)
                 slots[invitation_id] = slot
