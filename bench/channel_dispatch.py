@@ -1,6 +1,7 @@
 """SPEC §7 channel dispatch benchmark: K worker processes send due email and SMS invitations through local stand-ins.
 
     .venv/bin/python bench/channel_dispatch.py [--emails 10000] [--sms 2000] [--workers 2] [--batch N]
+    .venv/bin/python bench/channel_dispatch.py --emails 0 --sms 0 --paced 600 --paced-rate 50 --workers 3
 
 1. A fresh PostgreSQL database, migrated; a config folder of its own (temporary) with two services: ``bench-email``
    (channels [email]) and ``bench-sms`` (channels [sms], ``sms_mode: conversational``, one quiet minute placed
@@ -17,12 +18,18 @@
 4. Checked per phase: every invitation of the service ``sent``, ``attempts`` 1, exactly one ``sending`` delivery
    event each; the stand-in saw each invitation exactly once (email: personalizations by invitation id; SMS:
    messages by ``To``), and the number of Mail Send requests.
+5. The throughput phases run with send rates far above what they reach (``bench/common.py`` ``FAST_SENDING``).
+   Phase *paced* (``--paced N``): N more SMS with ``SURVEY_ENGINE_SEND_RATE_SMS=--paced-rate`` for every worker;
+   the stand-in notes the moment of each message create, and the result gives the busiest one-second window and
+   the mean rate from the first message to the last: with pacing, never above the rate (plus one tick's batch and
+   5 % for the jitter of the moments the stand-in notes).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -186,6 +193,7 @@ class StandIn:
         self.counts: Counter[str] = Counter()
         self.mail_ids: Counter[str] = Counter()
         self.sms_to: Counter[str] = Counter()
+        self.sms_moments: list[float] = []
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -205,6 +213,7 @@ class StandIn:
                     with stand_in.lock:
                         stand_in.counts["twilio_message_create"] += 1
                         stand_in.sms_to[to] += 1
+                        stand_in.sms_moments.append(time.monotonic())
                     data = json.dumps(
                         {
                             "sid": sid,
@@ -268,6 +277,7 @@ class StandIn:
                 "mail_invitations_seen_twice": sum(1 for c in self.mail_ids.values() if c > 1),
                 "sms_numbers": len(self.sms_to),
                 "sms_numbers_seen_twice": sum(1 for c in self.sms_to.values() if c > 1),
+                "sms_pacing": pacing_summary(self.sms_moments),
             }
 
     def reset(self) -> None:
@@ -275,6 +285,7 @@ class StandIn:
             self.counts.clear()
             self.mail_ids.clear()
             self.sms_to.clear()
+            self.sms_moments.clear()
 
     def start_thread(self) -> StandIn:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -283,6 +294,21 @@ class StandIn:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def pacing_summary(moments: list[float]) -> dict[str, Any]:
+    """The busiest one-second window of message creates, and the mean rate from the first to the last."""
+    if len(moments) < 2:
+        return {"messages": len(moments)}
+    ordered = sorted(moments)
+    busiest, j = 0, 0
+    for i, start in enumerate(ordered):
+        while j < len(ordered) and ordered[j] < start + 1.0:
+            j += 1
+        busiest = max(busiest, j - i)
+    span = ordered[-1] - ordered[0]
+    return {"messages": len(ordered), "span_s": round(span, 3), "mean_per_s": round((len(ordered) - 1) / span, 2),
+            "busiest_1s_window": busiest}  # fmt: skip
 
 
 def serve_stand_in(port: int) -> None:
@@ -316,7 +342,18 @@ def stand_in_get(base: str, path: str) -> dict[str, Any]:
 # -- workers -----------------------------------------------------------------------------------------------------
 
 
+def due_left(rt: Any) -> int:
+    from sqlalchemy import func, select
+
+    from engine.models import Invitation, InvitationState
+
+    with rt.sessions() as session:
+        query = select(func.count()).where(Invitation.state == InvitationState.SCHEDULED)
+        return int(session.execute(query).scalar_one())
+
+
 def worker(env: dict[str, str], index: int, batch: int | None, ready: Any, start: Any, results: Any) -> None:
+    paced = "BENCH_PACED" in env
     try:
         from engine.dispatch import Dispatcher
 
@@ -326,6 +363,14 @@ def worker(env: dict[str, str], index: int, batch: int | None, ready: Any, start
         start.wait()
         t0 = time.time()
         stats = dispatcher.drain()
+        while paced and (stats.claimed or due_left(rt)):
+            # Paced: the others' claims come back to the queue; keep taking slots until none is due (as every
+            # worker's dispatch job does each second).
+            more = dispatcher.drain()
+            stats.claimed, stats.handed = more.claimed, stats.handed + more.handed
+            for key, n in more.outcomes.items():
+                stats.count(key, n)
+            time.sleep(0.05)
         t1 = time.time()
         rt.engine.dispose()
         results.put(
@@ -402,7 +447,9 @@ def phase(
     k: int,
     batch: int | None,
     start_index: int,
+    expected: int | None = None,
 ) -> dict[str, Any]:
+    """``expected``: the service's invitations in all once this phase is done (default ``n``)."""
     stand_in_get(stand_in, "/__reset")
     t = time.perf_counter()
     decisions = seed(rt, service, n, start_index)
@@ -426,7 +473,7 @@ def phase(
         raise SystemExit(f"worker failed: {errors}")
     elapsed = max(r["end"] for r in reports) - signal_at
     seen = stand_in_get(stand_in, "/__stats")
-    check = verify(url, rt.service_ids[service], n)
+    check = verify(url, rt.service_ids[service], expected or n)
     if service == EMAIL_SERVICE:
         check["checks"]["stand_in_each_once"] = (
             seen["mail_invitations"] == n
@@ -459,6 +506,8 @@ def main() -> None:
     parser.add_argument("--sms", type=int, default=2000, help="due SMS invitations (default 2,000)")
     parser.add_argument("--workers", "-k", type=int, default=2)
     parser.add_argument("--batch", type=int, default=None, help="Dispatcher claim size (default: the engine's)")
+    parser.add_argument("--paced", type=int, default=0, help="due SMS for the paced phase (default 0: none)")
+    parser.add_argument("--paced-rate", type=float, default=50.0, help="SURVEY_ENGINE_SEND_RATE_SMS there (50)")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--stand-in", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -483,6 +532,18 @@ def main() -> None:
                 )
             if args.sms:
                 phases.append(phase(ctx, env, url, rt, stand_base, SMS_SERVICE, args.sms, args.workers, args.batch, 0))
+            if args.paced:
+                paced_env = {**env, "SURVEY_ENGINE_SEND_RATE_SMS": str(args.paced_rate), "BENCH_PACED": "1"}
+                paced = phase(ctx, paced_env, url, rt, stand_base, SMS_SERVICE, args.paced, args.workers, args.batch,
+                              args.sms, expected=args.sms + args.paced)  # fmt: skip
+                summary = paced["stand_in"]["sms_pacing"]
+                paced["rate"] = args.paced_rate
+                # The rate, plus one tick's batch (engine/pacing.py TICK: a tenth of the rate) and 5 % for the moments
+                # as the stand-in notes them (its threads, the workers and PostgreSQL share the 2 cores).
+                allowed = args.paced_rate + max(1, math.ceil(args.paced_rate * 0.15))
+                paced["verify"]["checks"]["rate_held"] = summary.get("busiest_1s_window", 0) <= allowed
+                paced["verify"]["ok"] = all(paced["verify"]["checks"].values())
+                phases.append(paced)
             rt.engine.dispose()
     finally:
         stand_proc.send_signal(signal.SIGTERM)
@@ -497,6 +558,15 @@ def main() -> None:
         kind = "email" if p["service"] == EMAIL_SERVICE else "sms"
         target = 2000 if kind == "email" else 200
         counts = p["stand_in"]["counts"]
+        if "rate" in p:
+            s = p["stand_in"]["sms_pacing"]
+            print(
+                f"paced sms at {p['rate']}/s: {p['invitations']} due, {args.workers} workers -> mean "
+                f"{s.get('mean_per_s')}/s over {s.get('span_s')} s, busiest one-second window "
+                f"{s.get('busiest_1s_window')}; checks {p['verify']['checks']} -> "
+                f"{'OK' if p['verify']['ok'] else 'FAILED'}"
+            )
+            continue
         print(
             f"{kind}: {p['invitations']} due, {args.workers} workers, drained in {p['elapsed_s']:.2f} s -> "
             f"{p['invitations_per_s']}/s (SPEC §7: >= {target}/s)"

@@ -34,7 +34,7 @@ def steps(quick: bool) -> dict[str, tuple[str, list[str]]]:
         "single_api": ("single_api", [PY, f"{b}/single_api.py", "--duration", "15" if quick else "60"]),
         "webhook_sms": ("webhook_turn", [PY, f"{b}/webhook_turn.py", "--turn", "sms", "--duration", "15" if quick else "30"]),
         "webhook_ivr": ("webhook_turn", [PY, f"{b}/webhook_turn.py", "--turn", "ivr", "--duration", "15" if quick else "30"]),
-        "channel_dispatch": ("channel_dispatch", [PY, f"{b}/channel_dispatch.py"] + (["--emails", "4000", "--sms", "800"] if quick else [])),
+        "channel_dispatch": ("channel_dispatch", [PY, f"{b}/channel_dispatch.py"] + (["--emails", "4000", "--sms", "800", "--paced", "300", "--paced-rate", "50"] if quick else ["--paced", "1000", "--paced-rate", "100"])),
         "reports": ("reports", [PY, f"{b}/reports.py", "--answers", "200000" if quick else "10000000"]),
     }  # fmt: skip
 
@@ -73,6 +73,12 @@ def rows_of(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, bool | No
         for phase in r["phases"]:
             email = "email" in phase["service"]
             rss = max((w.get("VmHWM_mb") or 0 for w in phase["workers"]), default=None)
+            if "rate" in phase:  # the paced phase: the busiest second at the stand-in against the send rate
+                paced = phase["stand_in"]["sms_pacing"]
+                out.append((f"paced SMS at {phase['rate']:g}/s, {len(phase['workers'])} workers: busiest second",
+                            f"{paced.get('busiest_1s_window')} (mean {paced.get('mean_per_s')}/s)",
+                            f"<= {phase['rate']:g} (+15 %)", phase["verify"]["ok"], rss or None))  # fmt: skip
+                continue
             target = 2000 if email else 200
             out.append((f"dispatch {'email' if email else 'SMS'}, {len(phase['workers'])} workers",
                         f"{phase['invitations_per_s']:,.0f}/s", f">= {target:,}/s",

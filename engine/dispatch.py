@@ -5,11 +5,14 @@ The protocol (SPEC §2 rule 10), safe with any number of workers on PostgreSQL:
 1. **claim** — one statement marks up to ``batch`` due rows with this worker and a lease
    (``FOR UPDATE SKIP LOCKED``, so workers never wait on each other's rows). The state stays ``scheduled``: a
    worker that dies now loses nothing, its claims return to the queue when the lease runs out.
+1b. **pace** — a channel with a ``send_rate`` takes send slots for its sender (engine/pacing.py, one row lock
+   shared by every worker); claimed invitations without a slot are released to the queue at once, unsent.
 2. **prepare** — in one transaction, the rows this worker still holds are checked again (window, PRA, suppression,
    consent, quiet hours; SPEC §2 rule 7). Those that pass become ``sending`` and that is **committed before any
    provider is called**.
-3. **send** — the channel gets the batch; its answer per invitation is recorded. Only "surely nothing went out"
-   (refused connection, 429, 5xx) goes back to ``scheduled`` with backoff inside the window.
+3. **send** — the channel gets the batch (a paced channel each part at its slot, never earlier); its answer per
+   invitation is recorded. Only "surely nothing went out" (refused connection, 429, 5xx) goes back to
+   ``scheduled`` with backoff inside the window.
 4. **reap** — a row still ``sending`` after its lease ran out belonged to a worker that died mid-send: it becomes
    ``unknown`` and is never resent blind.
 """
@@ -17,20 +20,22 @@ The protocol (SPEC §2 rule 10), safe with any number of workers on PostgreSQL:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine import rules, tokens
+from engine import pacing, rules, tokens
 from engine.catalog import ServiceConfig
 from engine.channels import Outcome, Outgoing, SendResult
 from engine.db import SMALL_LIST, among, insert_rows, plans, unit_of_work, update_rows, utcnow
@@ -199,6 +204,10 @@ def worker_name() -> str:
 class DispatchStats:
     claimed: int = 0
     handed: int = 0
+    # Claimed but given no send slot (their sender's rate is spent): back in the queue, unsent.
+    released: int = 0
+    # Seconds until a sender that released some has a slot again (what ``drain`` waits).
+    wait: float = 0.0
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def count(self, key: str, n: int = 1) -> None:
@@ -218,10 +227,17 @@ class Dispatcher:
         self.lease = lease or timedelta(seconds=runtime.settings.dispatch_lease_seconds)
         # Claim at least a full batch of the largest channel (email: 1,000 personalizations a request).
         self.batch = batch or max([500, *(c.batch_size for c in runtime.channels.channels.values())])
+        # Seconds this dispatcher's last preparation took per invitation: paced slots start that far ahead for the
+        # invitations at hand, and a little more (engine/pacing.py); None until it has prepared some.
+        self.prepare_cost: float | None = None
 
     # -- 1. claim -------------------------------------------------------------------------------------------
 
     def claim(self, now: datetime) -> list[uuid.UUID]:
+        return [invitation_id for invitation_id, _ in self._claim(now)]
+
+    def _claim(self, now: datetime) -> list[tuple[uuid.UUID, str]]:
+        """Claim due invitations: their ids and channels."""
         due = (
             select(Invitation.id)
             .where(
@@ -239,18 +255,86 @@ class Dispatcher:
                     update(Invitation)
                     .where(Invitation.id.in_(due.scalar_subquery()))
                     .values(claimed_by=self.worker, claimed_at=now, lease_until=now + self.lease)
-                    .returning(Invitation.id)
+                    .returning(Invitation.id, Invitation.channel)
                     .execution_options(synchronize_session=False)
                 )
-                .scalars()
+                .tuples()
                 .all()
             )
         return list(claimed)
 
+    # -- 1b. pace -------------------------------------------------------------------------------------------
+
+    def pace(
+        self, claimed: Sequence[tuple[uuid.UUID, str]], at: datetime, stats: DispatchStats
+    ) -> tuple[list[uuid.UUID], dict[uuid.UUID, datetime]]:
+        """Take send slots for the claimed invitations of paced channels; release those that got none.
+
+        Returns the ids to prepare and, for the paced ones, their slot on the wall clock. ``at`` is the moment the
+        rules use (pinned in tests); slots are real time (engine/pacing.py)."""
+        by_channel: dict[str, list[uuid.UUID]] = defaultdict(list)
+        for invitation_id, channel in claimed:
+            by_channel[channel].append(invitation_id)
+        keep: list[uuid.UUID] = []
+        slots: dict[uuid.UUID, datetime] = {}
+        released: list[uuid.UUID] = []
+        waits: list[float] = []
+        for channel, ids in by_channel.items():
+            rate = self.rt.settings.send_rates.get(channel)
+            if rate is None or channel not in self.rt.channels:
+                keep.extend(ids)  # not paced (the console), or prepare cancels it
+                continue
+            sender = pacing.sender_of(channel, self.rt.settings.providers)
+            # What this round will prepare, at most: the other channels' claims and about a second of this one's.
+            preparing = len(claimed) - len(ids) + min(len(ids), math.ceil(rate * 1.5))
+            grant = pacing.take(self.rt.sessions, channel, sender, rate, len(ids), utcnow(), self._lead(preparing))
+            for invitation_id, slot in zip(ids, grant.slots, strict=False):
+                keep.append(invitation_id)
+                slots[invitation_id] = slot
+            released.extend(ids[len(grant.slots) :])
+            if len(grant.slots) < len(ids):
+                waits.append(grant.wait)
+        if released:
+            self._release(released, at)
+            stats.released += len(released)
+            stats.wait = min(waits)
+        return keep, slots
+
+    def _lead(self, count: int) -> timedelta:
+        """How far ahead the first slot of ``count`` invitations starts: the time to prepare them, with a margin."""
+        if self.prepare_cost is None:
+            return pacing.LEAD
+        lead = timedelta(seconds=1.25 * self.prepare_cost * count) + pacing.MIN_LEAD
+        return min(max(lead, pacing.MIN_LEAD), pacing.MAX_LEAD)
+
+    def _release(self, ids: Sequence[uuid.UUID], now: datetime) -> None:
+        """Give claims back to the queue (still ``scheduled``, no event: nothing happened to them)."""
+        with unit_of_work(self.rt.sessions) as session:
+            for start in range(0, len(ids), 1000):
+                session.execute(
+                    update(Invitation)
+                    .where(
+                        Invitation.id.in_(list(ids[start : start + 1000])),
+                        Invitation.claimed_by == self.worker,
+                        Invitation.state == InvitationState.SCHEDULED,
+                    )
+                    .values(claimed_by=None, lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+
     # -- 2. prepare -----------------------------------------------------------------------------------------
 
-    def prepare(self, ids: Sequence[uuid.UUID], now: datetime, stats: DispatchStats) -> list[tuple[str, Outgoing]]:
-        """Check claimed invitations again; commit ``sending`` for those that pass and return them decrypted."""
+    def prepare(
+        self,
+        ids: Sequence[uuid.UUID],
+        now: datetime,
+        stats: DispatchStats,
+        moments: dict[uuid.UUID, datetime] | None = None,
+    ) -> list[tuple[str, Outgoing]]:
+        """Check claimed invitations again; commit ``sending`` for those that pass and return them decrypted.
+
+        ``moments``: when a paced invitation will be handed over (its slot, on the clock of ``now``); the window
+        and quiet hours are checked at that moment, so a slot past the window is never used (SPEC §2 rules 1, 4)."""
         ready: list[tuple[str, Outgoing]] = []
         with unit_of_work(self.rt.sessions) as session:
             if len(ids) > SMALL_LIST:
@@ -263,7 +347,7 @@ class Dispatcher:
             sending: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
             for row in rows:
-                verdict = self._recheck(row, suppressed, now)
+                verdict = self._recheck(row, suppressed, (moments or {}).get(row.id, now))
                 if verdict is None:
                     outgoing = self._outgoing(row, session, now)
                     if outgoing is None:
@@ -329,14 +413,35 @@ class Dispatcher:
 
     # -- 3. send and record ---------------------------------------------------------------------------------
 
-    def send(self, ready: Sequence[tuple[str, Outgoing]], stats: DispatchStats, now: datetime | None = None) -> None:
+    def send(
+        self,
+        ready: Sequence[tuple[str, Outgoing]],
+        stats: DispatchStats,
+        now: datetime | None = None,
+        slots: dict[uuid.UUID, datetime] | None = None,
+    ) -> None:
+        """Hand ``ready`` to their channels; a paced invitation (one in ``slots``) never before its slot."""
+        slots = slots or {}
         by_channel: dict[str, list[Outgoing]] = defaultdict(list)
         for name, item in ready:
             by_channel[name].append(item)
         for name, items in by_channel.items():
             channel = self.rt.channels.get(name)
-            for start in range(0, len(items), channel.batch_size):
-                chunk = items[start : start + channel.batch_size]
+            size = channel.batch_size
+            rate = self.rt.settings.send_rates.get(name)
+            if rate is not None:  # in slot order, the items whose slots fall within one tick together
+                size = max(1, min(size, math.ceil(rate * pacing.TICK)))
+                far = datetime.max.replace(tzinfo=UTC)
+                items.sort(key=lambda item: slots.get(item.invitation_id, far))
+            # A paced channel's outcomes are recorded once its slots are spent (a second or so later: the rows are
+            # ``sending`` meanwhile, and a report that comes first is held), so that writing them never makes the
+            # next slot late.
+            paced: list[SendResult] = []
+            for start in range(0, len(items), size):
+                chunk = items[start : start + size]
+                slot = slots.get(chunk[0].invitation_id)
+                if slot is not None:
+                    _sleep_until(slot)
                 try:
                     results = channel.send(chunk)
                 except Exception as exc:  # a channel bug: we cannot know what went out, so nothing is resent
@@ -347,9 +452,14 @@ class Dispatcher:
                 results += [SendResult(i.invitation_id, Outcome.UNKNOWN, detail="channel gave no result")
                             for i in chunk if i.invitation_id not in answered]  # fmt: skip
                 stats.handed += len(chunk)
-                self.record(results, name, now)
+                if slot is None:
+                    self.record(results, name, now)
+                else:
+                    paced.extend(results)
                 for r in results:
                     stats.count(r.outcome.value)
+            if paced:
+                self.record(paced, name, now)
 
     def record(self, results: Sequence[SendResult], channel: str, now: datetime | None = None) -> None:
         now = now or utcnow()
@@ -460,17 +570,25 @@ class Dispatcher:
         """Claim, prepare and send one batch of due invitations."""
         stats = DispatchStats()
         at = now or utcnow()
-        ids = self.claim(at)
-        stats.claimed = len(ids)
-        if ids:
-            ready = self.prepare(ids, at, stats)
+        claimed = self._claim(at)
+        stats.claimed = len(claimed)
+        if claimed:
+            ids, slots = self.pace(claimed, at, stats)
+            real = utcnow()
+            moments = {invitation_id: at + (slot - real) for invitation_id, slot in slots.items()}
+            began = time.monotonic()
+            ready = self.prepare(ids, at, stats, moments) if ids else []
+            if ids:
+                self.prepare_cost = (time.monotonic() - began) / len(ids)
             # Outcomes are stamped when they happen (``now`` only pins the clock in tests and replays).
-            self.send(ready, stats, now)
-            log(logger, "dispatched", claimed=stats.claimed, handed=stats.handed, outcomes=dict(stats.outcomes))
+            self.send(ready, stats, now, slots)
+            log(logger, "dispatched", claimed=stats.claimed, handed=stats.handed, released=stats.released,
+                outcomes=dict(stats.outcomes))  # fmt: skip
         return stats
 
     def drain(self, now: datetime | None = None, max_rounds: int = 1000) -> DispatchStats:
-        """Run batches until nothing is due (the CLI, tests and benchmarks)."""
+        """Run batches until nothing is due (the CLI, tests and benchmarks); where a sender's rate is spent, wait
+        for its next slot rather than claim the same invitations again at once."""
         total = DispatchStats()
         for _ in range(max_rounds):
             stats = self.run_once(now)
@@ -478,9 +596,18 @@ class Dispatcher:
                 break
             total.claimed += stats.claimed
             total.handed += stats.handed
+            total.released += stats.released
+            if stats.released and stats.claimed == stats.released:
+                time.sleep(min(max(stats.wait, 0.005), pacing.HORIZON.total_seconds()))
             for key, n in stats.outcomes.items():
                 total.count(key, n)
         return total
+
+
+def _sleep_until(moment: datetime) -> None:
+    delay = (moment - utcnow()).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def reap_lost_sends(rt: Runtime, now: datetime | None = None) -> int:

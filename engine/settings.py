@@ -31,6 +31,13 @@ PROVIDER_SETTINGS = (
     "SENDGRID_WEBHOOK_PUBLIC_KEY",
 )
 
+SEND_RATE_PREFIX = "SURVEY_ENGINE_SEND_RATE_"
+# Messages, calls or email personalizations a second per sender: a US long code sends about 1 text a second and
+# Twilio places 1 call a second per account by default; SendGrid's own limit is far higher than 100/s, which keeps
+# a burst of reminders from crowding the From address's reputation. Toll-free numbers (~3/s), short codes (~100/s)
+# and Messaging Services (the sum of their numbers) set SURVEY_ENGINE_SEND_RATE_SMS to what their provider grants.
+DEFAULT_SEND_RATES = {"sms": 1.0, "ivr": 1.0, "email": 100.0}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -51,6 +58,9 @@ class Settings:
     # How long a verified API key is trusted without asking the database again (engine/api/auth.py): a revoked
     # key keeps working for at most this long in a process that saw it. 0 checks the database on every request.
     api_key_cache_seconds: float = 5.0
+    # The most each sender may send per second, by channel name (``SURVEY_ENGINE_SEND_RATE_<CHANNEL>``; see
+    # engine/pacing.py). A channel with no rate here (the console) is never paced.
+    send_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SEND_RATES))
 
     @property
     def is_sqlite(self) -> bool:
@@ -133,6 +143,24 @@ def _seconds(values: dict[str, str], name: str, default: float, allow_zero: bool
     return value
 
 
+def _send_rates(values: dict[str, str]) -> dict[str, float]:
+    """``SURVEY_ENGINE_SEND_RATE_<CHANNEL>`` (the channel's name in capitals, ``-`` as ``_``): a positive number of
+    sends a second per sender, over the defaults."""
+    rates = dict(DEFAULT_SEND_RATES)
+    for name, raw in values.items():
+        if not name.startswith(SEND_RATE_PREFIX) or not raw:
+            continue
+        channel = name[len(SEND_RATE_PREFIX) :].lower().replace("_", "-")
+        try:
+            rate = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of sends a second, got {raw!r}") from None
+        if not (0 < rate < float("inf")):
+            raise ConfigError(f"{name} must be a positive number of sends a second")
+        rates[channel] = rate
+    return rates
+
+
 def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settings:
     """Resolve settings from ``env`` (default: the process environment) and explicit overrides."""
     values = dict(os.environ if env is None else env)
@@ -180,4 +208,5 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
         log_level=values.get("SURVEY_ENGINE_LOG_LEVEL", "INFO").upper(),
         dispatch_lease_seconds=_seconds(values, "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS", 300.0, allow_zero=False),
         api_key_cache_seconds=_seconds(values, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS", 5.0),
+        send_rates=_send_rates(values),
     )

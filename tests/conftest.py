@@ -25,6 +25,7 @@ from engine.channels import load_channels
 from engine.db import Base, make_engine, unit_of_work
 from engine.runtime import Runtime, build_runtime
 from engine.settings import Settings, load_settings
+from tests.helpers import FAST_SENDING
 from tests.stand_ins import ScriptedChannel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,9 @@ TESTS = Path(__file__).resolve().parent
 PG_URL = os.environ.get("SURVEY_ENGINE_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 ENCRYPTION = "test-encryption-key-that-is-long-enough-9876543210"
+# The servers, workers and CLI commands tests start inherit this environment: paced, but never slowly.
+for _name, _rate in FAST_SENDING.items():
+    os.environ.setdefault(_name, _rate)
 
 
 def _pg_admin_reachable() -> str | None:
@@ -125,6 +129,7 @@ def settings(database_url: str, flows_dir: Path, tmp_path: Path) -> Settings:
             "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
             "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
             "SURVEY_ENGINE_LOG_LEVEL": "INFO",
+            **FAST_SENDING,
         }
     )
 

@@ -34,7 +34,7 @@ from engine.models import ContactKind, Invitation, Transaction
 from engine.runtime import Runtime, build_runtime
 from engine.sessions import Given, SurveySessions
 from engine.settings import Settings, load_settings
-from tests.helpers import write_config
+from tests.helpers import FAST_SENDING, write_config
 from tests.stand_ins import ScriptedChannel
 
 PUBLIC_URL = "https://surveys.example.gov"
@@ -87,6 +87,7 @@ def dash_settings(database_url: str, flows_dir: Path, dash_config_dir: Path, tmp
             "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
             "SURVEY_ENGINE_PUBLIC_URL": PUBLIC_URL,
             "SURVEY_ENGINE_LOG_LEVEL": "WARNING",
+            **FAST_SENDING,
         }
     )
 

@@ -46,7 +46,7 @@ from engine.dispatch import Dispatcher, DispatchStats
 from engine.models import DeliveryEvent, Invitation, Suppression
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
-from tests.helpers import SSA_PRA, STATE_PRA, write_config
+from tests.helpers import FAST_SENDING, SSA_PRA, STATE_PRA, write_config
 from tests.twilio_support import free_port, prism_mock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -447,6 +447,7 @@ def email_stack(
             "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
             "SURVEY_ENGINE_PUBLIC_URL": PUBLIC_URL,
             "SURVEY_ENGINE_LOG_LEVEL": "WARNING",
+            **FAST_SENDING,
             **(provider_env(base_url, webhook_signer) if base_url else {}),
             **env,
         }

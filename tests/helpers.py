@@ -12,6 +12,14 @@ from sqlalchemy import func, select
 from engine.db import Base
 from engine.runtime import Runtime
 
+# Send rates far above anything a test sends, so paced dispatch never slows the suite (tests/test_pacing.py sets
+# its own); conftest also puts them in the environment of the processes tests start.
+FAST_SENDING = {
+    "SURVEY_ENGINE_SEND_RATE_SMS": "100000",
+    "SURVEY_ENGINE_SEND_RATE_IVR": "100000",
+    "SURVEY_ENGINE_SEND_RATE_EMAIL": "1000000",
+}
+
 
 def ago(**delta: float) -> str:
     return (datetime.now(UTC) - timedelta(**delta)).isoformat()

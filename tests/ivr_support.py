@@ -30,7 +30,7 @@ from engine.models import Answer, AnswerChoice, Invitation, Response, Transactio
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
 from tests.conftest import ENCRYPTION, SECRET
-from tests.helpers import SSA_PRA, STATE_PRA, write_config
+from tests.helpers import FAST_SENDING, SSA_PRA, STATE_PRA, write_config
 from tests.twilio_support import ACCOUNT_SID, PUBLIC_URL, signed_post, twilio_provider_env
 
 POST_CALL_NUMBER = "+12025550142"
@@ -172,6 +172,7 @@ def build_stack(database_url: str, flows_dir: Path, tmp_path: Path, twilio_base_
         "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
         "SURVEY_ENGINE_PUBLIC_URL": PUBLIC_URL,
         "SURVEY_ENGINE_LOG_LEVEL": "WARNING",
+        **FAST_SENDING,
         **twilio_provider_env(twilio_base_url),
     }
     settings = load_settings(env)

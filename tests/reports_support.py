@@ -34,7 +34,7 @@ from engine.models import ContactKind, Invitation, InvitationState, KioskDevice,
 from engine.runtime import Runtime, build_runtime
 from engine.sessions import Given, SurveySessions
 from engine.settings import load_settings
-from tests.helpers import write_config
+from tests.helpers import FAST_SENDING, write_config
 from tests.stand_ins import ScriptedChannel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +116,7 @@ def build_stack(database_url: str, flows_dir: Path, config_dir: Path, instance_d
         "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
         "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
         "SURVEY_ENGINE_LOG_LEVEL": "WARNING",
+        **FAST_SENDING,
     }
     settings = load_settings(env)
     registry = load_channels(settings)

@@ -28,7 +28,7 @@ from engine.dispatch import Dispatcher, DispatchStats
 from engine.models import Answer, AnswerChoice, Invitation, Response, Suppression
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
-from tests.helpers import SSA_PRA, STATE_PRA, write_config
+from tests.helpers import FAST_SENDING, SSA_PRA, STATE_PRA, write_config
 from tests.twilio_support import (
     ACCOUNT_SID,
     FROM_NUMBER,
@@ -244,6 +244,7 @@ def sms_stack(
             "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
             "SURVEY_ENGINE_PUBLIC_URL": PUBLIC_URL,
             "SURVEY_ENGINE_LOG_LEVEL": "WARNING",
+            **FAST_SENDING,
             **(twilio_provider_env(base_url) if base_url else {}),
             **env,
         }

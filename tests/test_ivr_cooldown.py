@@ -22,7 +22,7 @@ from engine.runtime import build_runtime
 from engine.settings import load_settings
 from tests import ivr_support
 from tests.conftest import ENCRYPTION, SECRET
-from tests.helpers import write_config
+from tests.helpers import FAST_SENDING, write_config
 from tests.ivr_support import CLOSED_PORT_URL, IvrStack
 from tests.twilio_support import PUBLIC_URL, twilio_provider_env
 
@@ -50,6 +50,7 @@ def ivr(database_url: str, flows_dir: Path, tmp_path: Path) -> Iterator[IvrStack
         "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
         "SURVEY_ENGINE_PUBLIC_URL": PUBLIC_URL,
         "SURVEY_ENGINE_LOG_LEVEL": "WARNING",
+        **FAST_SENDING,
         **twilio_provider_env(CLOSED_PORT_URL),
     }
     settings = load_settings(env)

@@ -15,6 +15,7 @@ from engine.models.enums import (
 )
 from engine.models.invitations import DeliveryEvent, Invitation
 from engine.models.kiosk import KioskDevice
+from engine.models.pacing import SendPacing
 from engine.models.receipts import WebhookReceipt
 from engine.models.reporting import ResponseTally
 from engine.models.responses import Answer, AnswerChoice, Response
@@ -50,6 +51,7 @@ __all__ = [
     "Response",
     "ResponseTally",
     "Scope",
+    "SendPacing",
     "Service",
     "ServiceLevel",
     "SignInAttempt",
