@@ -215,8 +215,13 @@ def test_a_forged_form_token_of_any_text_is_refused_never_a_500(client, survey_p
     token or time of any text is a refusal, not a crash."""
     before = counts(runtime)
     good = _hidden(client, survey_path)
-    for forged in ({"csrf_token": "é" * 64}, {"issued": "²"}, {"issued": "١٢٣"}, {"csrf_token": "\u2028"},
-                   {"issued": "9" * 5000}):
+    for forged in (
+        {"csrf_token": "é" * 64},
+        {"issued": "²"},
+        {"issued": "١٢٣"},
+        {"csrf_token": "\u2028"},
+        {"issued": "9" * 5000},
+    ):
         page = client.post(survey_path, data={**good, **forged, "q-trust": "4"})
         assert 400 <= page.status_code < 500, (forged, page.status_code)
         assert counts(runtime) == before
