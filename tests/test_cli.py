@@ -38,6 +38,15 @@ def test_db_upgrade_then_api_key_create_prints_the_key_alone_on_the_last_line(sq
     assert unknown.returncode != 0 and "unknown services: nope" in unknown.stderr
 
 
+@pytest.mark.parametrize("args", [("serve", "--port", "99999999"), ("serve", "--port", "-1"),
+                                  ("web", "--workers", "0"), ("web", "--workers", "99999999999999999999")])  # fmt: skip
+def test_a_port_or_worker_count_out_of_range_is_a_usage_error_not_a_hang_or_a_fork_storm(sqlite_env, args):
+    """``serve --port 99999999`` printed "serving" and hung; ``web --workers 99999999999999999999`` booted workers
+    without end; ``--workers 0`` served nothing, silently."""
+    result = cli(*args, env=sqlite_env)
+    assert result.returncode == 2 and args[1] in result.stderr
+
+
 def test_worker_refuses_sqlite(sqlite_env):
     result = cli("worker", env=sqlite_env)
     assert result.returncode != 0
