@@ -152,6 +152,9 @@ def owner_only_sqlite_file(url: str) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # A database error's message never carries the statement's values (a contact, an email, a hashed token):
+    # an error that reaches a log or a traceback shows the SQL alone (SPEC §2 rule 12).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         owner_only_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False}, **kwargs)

@@ -214,7 +214,7 @@ def test_without_a_verification_key_every_batch_is_refused(email_stack, mail_sta
 
 
 def test_a_signed_body_that_is_not_an_event_array_is_a_400(stack):
-    for body in ("{not json", json.dumps({"event": "delivered"})):
+    for body in ("{not json", json.dumps({"event": "delivered"}), "[" * 5000 + "]" * 5000):  # the last: 5,000 deep
         stamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
                    "X-Twilio-Email-Event-Webhook-Signature": stack.signer.sign(body, stamp)}  # fmt: skip

@@ -35,12 +35,12 @@ from flask import jsonify, request
 
 from channels.email.blueprint import bp
 from channels.email.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventVerifier
-from engine.api.problems import problem_response
+from engine.api.problems import Problem, problem_response
 from engine.db import unit_of_work
 from engine.delivery import Report, apply_status, settle_held
 from engine.limits import text_problem
 from engine.models import InvitationState, SuppressionReason
-from engine.web import guarded_by, runtime
+from engine.web import guarded_by, parse_json, runtime
 
 logger = logging.getLogger("survey_engine.channels.email")
 S = InvitationState
@@ -158,8 +158,8 @@ def events() -> Any:
         logger.warning("sendgrid event batch refused", extra={"reason": check.reason})
         return problem_response(403, f"Refused: {check.reason}. Nothing was changed.")
     try:
-        batch = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        batch = parse_json(payload)  # rule 11's limits: nested too deep is a 400, never a RecursionError
+    except Problem:
         return problem_response(400, "The body is not JSON: SendGrid posts a JSON array of events.")
     if not isinstance(batch, list):
         return problem_response(400, "The body is not a JSON array of events.")
