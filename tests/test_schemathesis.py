@@ -16,13 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
-from werkzeug.serving import make_server
 
 from engine.api.auth import create_api_key
 from engine.db import unit_of_work
@@ -35,25 +29,13 @@ MAX_EXAMPLES = os.environ.get("SURVEY_ENGINE_SCHEMATHESIS_EXAMPLES", "20")
 EXCLUDED = r"^/(dashboard|kiosk)(/|$)"
 
 
-@pytest.fixture
-def live(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-
-
-def test_the_api_keeps_its_contract(live: str, runtime: Runtime, tmp_path: Path) -> None:
+def test_the_api_keeps_its_contract(live_server: str, runtime: Runtime, tmp_path: Path) -> None:
     with unit_of_work(runtime.sessions) as session:
         key = create_api_key(session, "schemathesis", list(runtime.catalog.services), ["intake", "reports", "admin"])
     _, device = enrolled(runtime)
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG), "--no-color", "run",
-        f"{live}/api/v1/openapi.json", "--checks", "all", "--generation-deterministic", "--max-examples",
+        f"{live_server}/api/v1/openapi.json", "--checks", "all", "--generation-deterministic", "--max-examples",
         MAX_EXAMPLES, "--header", f"Authorization: Bearer {key}", "--header", f"Cookie: {KIOSK_COOKIE}={device}",
         "--exclude-path-regex", EXCLUDED,
         "--workers", "1", "--report-dir", str(tmp_path),
