@@ -57,7 +57,7 @@ def serve(host: str, port: int) -> None:
     click.echo(f"  start page: http://{host}:{port}/  (says where things are)")
     click.echo(f"  dashboard: http://{host}:{port}/dashboard")
     click.echo(
-        "  a demo survey: run `survey-engine demo` in another terminal; each survey link it sends is printed here"
+        "  a demo survey: run `survey-engine demo` in another terminal; it prints a survey link for each invitation it sends"
     )
     try:
         serve_waitress(app, host, port)
