@@ -168,8 +168,8 @@ def items(service: str, n: int, start: int = 0, prefix: str | None = None) -> li
 
 
 def seed(rt: Any, service: str, n: int, start: int = 0) -> dict[str, int]:
-    from engine.db import unit_of_work
-    from engine.intake import Intake
+    from engine.intake.submit import Intake
+    from engine.store.db import unit_of_work
 
     intake = Intake(rt)
     decisions: Counter[str] = Counter()
@@ -345,7 +345,7 @@ def stand_in_get(base: str, path: str) -> dict[str, Any]:
 def due_left(rt: Any) -> int:
     from sqlalchemy import func, select
 
-    from engine.models import Invitation, InvitationState
+    from engine.store.models import Invitation, InvitationState
 
     with rt.sessions() as session:
         query = select(func.count()).where(Invitation.state == InvitationState.SCHEDULED)
@@ -355,7 +355,7 @@ def due_left(rt: Any) -> int:
 def worker(env: dict[str, str], index: int, batch: int | None, ready: Any, start: Any, results: Any) -> None:
     paced = "BENCH_PACED" in env
     try:
-        from engine.dispatch import Dispatcher
+        from engine.delivery.dispatch import Dispatcher
 
         rt = runtime_with(env)
         dispatcher = Dispatcher(rt, worker=f"bench-{index}-{os.getpid()}", batch=batch)
@@ -538,7 +538,7 @@ def main() -> None:
                               args.sms, expected=args.sms + args.paced)  # fmt: skip
                 summary = paced["stand_in"]["sms_pacing"]
                 paced["rate"] = args.paced_rate
-                # The rate, plus one tick's batch (engine/pacing.py TICK: a tenth of the rate) and 5 % for the moments
+                # The rate, plus one tick's batch (engine/delivery/pacing.py TICK: a tenth of the rate) and 5 % for the moments
                 # as the stand-in notes them (its threads, the workers and PostgreSQL share the 2 cores).
                 allowed = args.paced_rate + max(1, math.ceil(args.paced_rate * 0.15))
                 paced["verify"]["checks"]["rate_held"] = summary.get("busiest_1s_window", 0) <= allowed

@@ -64,8 +64,8 @@ ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_A
 @contextmanager
 def database(backend: str, label: str, keep: bool = False) -> Iterator[str]:
     """A fresh, empty, migrated database for one benchmark; dropped (or deleted) at the end."""
-    from engine import migrate
-    from engine.db import make_engine
+    from engine.store import migrate
+    from engine.store.db import make_engine
 
     name = f"bench_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     if backend == "postgresql":
@@ -441,7 +441,7 @@ def server_process(cmd: list[str], env: dict[str, str], port: int, log_path: Pat
 def api_key_for(url: str, scopes: tuple[str, ...] = ("intake",)) -> str:
     """A real API key of the bench service in the database at ``url``."""
     from engine.api.auth import create_api_key
-    from engine.db import unit_of_work
+    from engine.store.db import unit_of_work
 
     rt = runtime_for(url)
     try:

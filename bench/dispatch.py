@@ -43,7 +43,7 @@ def worker(url: str, index: int, out_path: str, batch: int, ready: Any, start: A
     os.dup2(handle.fileno(), 1)
     sys.stdout = handle
     try:
-        from engine.dispatch import Dispatcher
+        from engine.delivery.dispatch import Dispatcher
 
         rt = common.runtime_for(url)
         dispatcher = Dispatcher(rt, worker=f"bench-{index}-{os.getpid()}", batch=batch)
@@ -75,8 +75,8 @@ def worker(url: str, index: int, out_path: str, batch: int, ready: Any, start: A
 
 
 def seed(url: str, n: int) -> dict[str, int]:
-    from engine.db import unit_of_work
-    from engine.intake import Intake
+    from engine.intake.submit import Intake
+    from engine.store.db import unit_of_work
 
     rt = common.runtime_for(url)
     source = common.Items(seed=23)

@@ -6,7 +6,7 @@
 as SQLAlchemy "insertmanyvalues" (one multi-row VALUES statement of rows × 16 parameters, parsed anew by psycopg and
 planned anew by PostgreSQL, and never in SQLAlchemy's compiled cache: the dialect ``Insert`` has
 ``inherit_cache = False`` in SQLAlchemy 2.0). It now writes ``INSERT ... SELECT * FROM unnest(<one array per
-column>) ON CONFLICT DO NOTHING RETURNING id`` (``engine.db.pg_insert_rows``; in the engine, the contacts and
+column>) ON CONFLICT DO NOTHING RETURNING id`` (``engine.store.db.pg_insert_rows``; in the engine, the contacts and
 invitations ride in the same statement as data-modifying CTEs). This times, on one fresh database, the median of
 ``--repeat`` runs of ``--rows`` real intake rows (made by the intake, read back, given new ids) written five ways,
 and the replay lookup written four ways:
@@ -36,9 +36,9 @@ from sqlalchemy import String, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from engine.db import pg_insert_rows, unit_of_work
-from engine.intake import Intake
-from engine.models import Transaction
+from engine.intake.submit import Intake
+from engine.store.db import pg_insert_rows, unit_of_work
+from engine.store.models import Transaction
 
 TABLE = Transaction.__table__
 CONFLICT = ["service_id", "external_id"]

@@ -42,11 +42,11 @@ from typing import Any
 import common
 from sqlalchemy import insert, select
 
-from engine.db import make_engine, unit_of_work
-from engine.intake import Intake
-from engine.models import Contact, Invitation, ServiceLevel, Transaction
+from engine.intake.submit import Intake
+from engine.store.db import make_engine, unit_of_work
+from engine.store.models import Contact, Invitation, ServiceLevel, Transaction
 
-# The columns Intake._write sets, per table (engine/intake.py: ``_transaction_row``, ``_child_rows``, ``decide_one``).
+# The columns Intake._write sets, per table (engine/intake/submit.py: ``_transaction_row``, ``_child_rows``, ``decide_one``).
 WRITTEN = {
     "transactions": (
         Transaction.__table__,

@@ -182,8 +182,8 @@ def generate(url: str, rt: Any, answers_wanted: int, seed: int = 7) -> dict[str,
 
 def time_collection(url: str, config: Path, repeat: int) -> dict[str, Any]:
     """Build the §6.1 file in this process: the first build (cold) and ``repeat`` more (warm)."""
-    from engine.fiscal import FiscalQuarter
     from engine.reporting import a11, formats
+    from engine.reporting.fiscal import FiscalQuarter
 
     rt = runtime(url, config)
     quarter = FiscalQuarter(2027, 1)

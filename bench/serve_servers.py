@@ -6,7 +6,7 @@
 Each candidate runs what ``serve`` runs — the runtime on a fresh SQLite database (migrated), the Flask app, the
 APScheduler jobs started in the same process (dispatch every second) — behind a different server:
 
-* ``waitress`` — ``waitress.create_server(app, threads=8)`` (what ``serve`` uses; ``engine/server.py``);
+* ``waitress`` — ``waitress.create_server(app, threads=8)`` (what ``serve`` uses; ``engine/webapp/server.py``);
 * ``cheroot`` — ``cheroot.wsgi.Server(app, numthreads=8)`` (``pip install cheroot`` to measure it);
 * ``werkzeug`` — ``run_simple(threaded=True)``, what ``serve`` ran before (a reference, not a candidate);
 * ``gunicorn`` — gunicorn embedded (``BaseApplication``), 1 worker of class ``gthread`` with 8 threads, the app and
@@ -62,19 +62,19 @@ def child(name: str, port: int, jobs: bool = True) -> None:
     if jobs:
         start_background(rt)
     if name == "waitress":
-        from engine.server import serve_waitress
+        from engine.webapp.server import serve_waitress
 
         serve_waitress(app, "127.0.0.1", port, threads=THREADS)
     elif name == "werkzeug":  # the former `serve` (development server): the "before" reference only
         from werkzeug.serving import run_simple
 
-        from engine.logs import AccessLog
+        from engine.common.logs import AccessLog
 
         run_simple("127.0.0.1", port, AccessLog(app), threaded=True, use_reloader=False)
     elif name == "cheroot":
         from cheroot.wsgi import Server
 
-        from engine.logs import AccessLog
+        from engine.common.logs import AccessLog
 
         server = Server(("127.0.0.1", port), AccessLog(app), numthreads=THREADS)
         try:

@@ -133,7 +133,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 60)
 
 def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.api.auth import create_api_key
-    from engine.db import unit_of_work
+    from engine.store.db import unit_of_work
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_single_api_"))
     with common.database("postgresql", "single_api", keep=args.keep) as db_url:

@@ -232,7 +232,7 @@ def open_calls(rt: Any, n: int) -> dict[str, Any]:
 
 
 def orchestrate(args: argparse.Namespace) -> None:
-    from engine.dispatch import Dispatcher
+    from engine.delivery.dispatch import Dispatcher
 
     total = int((args.warmup + args.duration) * args.rate)
     # SMS: 7 likert replies a conversation; IVR: 6 answers a call, so every answer is followed by a likert question.

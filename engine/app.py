@@ -11,13 +11,16 @@ from flask import Flask, Response, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
-from engine import dashboard, home, migrate, request_checks, survey_web
+from engine import dashboard
 from engine.api import ops, opt_outs, reports, submissions, transactions
 from engine.api.problems import Problem, problem_response
-from engine.i18n import LOCALES
-from engine.logs import configure_logging, log
+from engine.common.i18n import LOCALES
+from engine.common.logs import configure_logging, log
 from engine.runtime import Runtime, build_runtime
 from engine.settings import Settings, load_settings
+from engine.store import migrate
+from engine.surveys import web_page
+from engine.webapp import home, request_checks
 
 logger = logging.getLogger("survey_engine")
 # Every HTML page, error pages included, unless its blueprint sets a stricter one (SPEC §2 rule 12).
@@ -59,7 +62,7 @@ def create_app(
         opt_outs.bp,
         reports.bp,
         submissions.bp,
-        survey_web.bp,
+        web_page.bp,
         dashboard.bp,
     ):
         app.register_blueprint(blueprint)
@@ -114,7 +117,7 @@ def create_app(
 def report_expired_flows(rt: Runtime) -> None:
     """SPEC §2 rule 9: an expired PRA approval is said loudly at start-up, per service and the block that stands
     for it (the service's own clearance, else its flow's); the service keeps running."""
-    from engine.db import utcnow
+    from engine.store.db import utcnow
 
     today = utcnow().date()
     for service in rt.catalog.services.values():

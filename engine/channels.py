@@ -15,13 +15,13 @@ from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from engine.models.enums import ContactKind, SuppressionReason
+from engine.store.models.enums import ContactKind, SuppressionReason
 
 if TYPE_CHECKING:
     from flask import Blueprint
 
-    from engine.catalog import ServiceConfig
-    from engine.flows import Flow
+    from engine.catalog.services import ServiceConfig
+    from engine.surveys.flows import Flow
 
 ENTRY_POINT_GROUP = "survey_engine.channels"
 
@@ -102,7 +102,7 @@ class Channel(Protocol):
     def blueprint(self) -> Blueprint | None: ...
 
     # A channel may also offer ``settle(items: Sequence[Unsettled]) -> dict[uuid.UUID, str]``: the provider ids
-    # of the ``unknown`` invitations it finds it did send (SPEC §2 rule 10); see engine/settlement.py.
+    # of the ``unknown`` invitations it finds it did send (SPEC §2 rule 10); see engine/delivery/settlement.py.
 
 
 @dataclass

@@ -10,15 +10,15 @@ import sys
 
 import click
 
-from engine import migrate
 from engine.commands.api_key import api_key
 from engine.commands.common import _runtime, _settings
 from engine.commands.init import init
 from engine.commands.kiosk import kiosk
 from engine.commands.report import report
 from engine.commands.user import user
-from engine.errors import ConfigError
+from engine.common.errors import ConfigError
 from engine.settings import Settings
+from engine.store import migrate
 
 WEB_THREADS = 4
 
@@ -30,7 +30,7 @@ def main() -> None:
 
 def _refuse_unreachable(settings: Settings) -> None:
     """Stop the start with one line when the database cannot be reached (SPEC §2 rule 11), not a traceback."""
-    from engine.db import unreachable_reason
+    from engine.store.db import unreachable_reason
 
     reason = unreachable_reason(settings.database_url)
     if reason:
@@ -44,7 +44,7 @@ def serve(host: str, port: int) -> None:
     """Web and scheduler in one process (the embedded default); creates or upgrades the database."""
     from engine.app import create_app
     from engine.scheduler import start_background
-    from engine.server import serve_waitress
+    from engine.webapp.server import serve_waitress
 
     settings = _settings()
     if not settings.is_sqlite:
@@ -73,10 +73,10 @@ def web(bind: str, workers: int) -> None:
     _refuse_unreachable(_settings())
     # Threaded workers (gthread, 4 threads each): a request waiting on PostgreSQL's commit does not hold the worker,
     # and kept-alive connections are served (bench/README.md). Requests are logged as the same masked JSON lines as
-    # serve's by gunicorn's logger class engine.gunicorn_logging.JsonLogger.
+    # serve's by gunicorn's logger class engine.webapp.gunicorn_logging.JsonLogger.
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(WEB_THREADS), "--access-logfile", "-", "--logger-class",
-            "engine.gunicorn_logging.JsonLogger", "engine.app:create_app()"]  # fmt: skip
+            "engine.webapp.gunicorn_logging.JsonLogger", "engine.app:create_app()"]  # fmt: skip
     os.execv(sys.executable, args)
 
 
@@ -89,7 +89,7 @@ def worker() -> None:
             "`worker` needs PostgreSQL (SURVEY_ENGINE_DATABASE_URL): SQLite cannot claim rows across processes. "
             "On the embedded default, `survey-engine serve` runs the jobs itself."
         )
-    from engine.logs import configure_logging
+    from engine.common.logs import configure_logging
     from engine.scheduler import run_blocking
 
     configure_logging(settings.log_level)
@@ -107,7 +107,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the schema to the newest migration."""
-    from engine.db import make_engine
+    from engine.store.db import make_engine
 
     settings = _settings()
     if settings.is_sqlite:
@@ -127,7 +127,7 @@ def flows() -> None:
 def flows_validate(paths: tuple[str, ...]) -> None:
     """Check flows (default: every flow in the flows directory, and every configured service's effective PRA
     block); exit non-zero on any broken rule."""
-    from engine.flow_rules import validate_paths, validate_services
+    from engine.surveys.flow_rules import validate_paths, validate_services
 
     settings = _settings()
     problems, warnings, checked = validate_paths([*paths] or [str(settings.flows_dir)])
@@ -151,9 +151,9 @@ def _published_changes(settings: Settings, paths: list[str]) -> list[str]:
 
     import yaml
 
-    from engine.db import make_engine
-    from engine.flow_store import changed_published
-    from engine.flows import parse_flow
+    from engine.store.db import make_engine
+    from engine.surveys.flow_store import changed_published
+    from engine.surveys.flows import parse_flow
 
     engine = make_engine(settings.database_url)
     try:
@@ -181,7 +181,7 @@ def _published_changes(settings: Settings, paths: list[str]) -> list[str]:
               help="Share of the sent invitations the demo answers itself; open the other links in a browser.")  # fmt: skip
 def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
     """Feed synthetic transactions through the real intake, send them, answer some (all test data)."""
-    from engine.demo import feed
+    from engine.commands.demo import feed
 
     rt = _runtime(migrate_database=True)
     try:

@@ -9,20 +9,20 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import migrate
-from engine.catalog import Catalog, load_catalog
+from engine.catalog.services import Catalog, load_catalog
+from engine.catalog.surveys import sync_surveys
 from engine.channels import ChannelRegistry, load_channels
-from engine.crypto import ContactCipher
-from engine.db import make_engine, make_sessionmaker, unit_of_work, utcnow
-from engine.errors import ConfigError
-from engine.flow_store import changed_published, refresh_unused
-from engine.models import FlowVersion, Office, Service
-from engine.rules import ChannelOption
+from engine.common.crypto import ContactCipher
+from engine.common.errors import ConfigError
+from engine.intake.rules import ChannelOption
 from engine.settings import Settings
-from engine.surveys import sync_surveys
+from engine.store import migrate
+from engine.store.db import make_engine, make_sessionmaker, unit_of_work, utcnow
+from engine.store.models import FlowVersion, Office, Service
+from engine.surveys.flow_store import changed_published, refresh_unused
 
 if TYPE_CHECKING:
-    from engine.catalog import ServiceConfig
+    from engine.catalog.services import ServiceConfig
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Runtime:
     service_salts: dict[str, str] = field(default_factory=dict)
     office_ids: dict[str, int] = field(default_factory=dict)
     flow_version_ids: dict[str, int] = field(default_factory=dict)
-    # Each service's survey today (its flow version and effective PRA block: ``engine.surveys``).
+    # Each service's survey today (its flow version and effective PRA block: ``engine.catalog.surveys``).
     survey_ids: dict[str, int] = field(default_factory=dict)
 
     def channel_options(self, service: ServiceConfig) -> list[ChannelOption]:

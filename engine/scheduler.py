@@ -13,10 +13,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from engine.dispatch import Dispatcher, erase_unneeded_contacts, expire_overdue, reap_lost_sends
-from engine.reminders import send_reminders
+from engine.delivery.dispatch import Dispatcher, erase_unneeded_contacts, expire_overdue, reap_lost_sends
+from engine.delivery.reminders import send_reminders
+from engine.delivery.settlement import settle_unknown
 from engine.runtime import Runtime
-from engine.settlement import settle_unknown
 
 logger = logging.getLogger("survey_engine.scheduler")
 

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import ConfigError
+from engine.common.errors import ConfigError
 
 MIN_SECRET_LENGTH = 32
 SECRET_NAMES = ("SURVEY_ENGINE_SECRET_KEY", "SURVEY_ENGINE_ENCRYPTION_KEY")
@@ -59,7 +59,7 @@ class Settings:
     # key keeps working for at most this long in a process that saw it. 0 checks the database on every request.
     api_key_cache_seconds: float = 5.0
     # The most each sender may send per second, by channel name (``SURVEY_ENGINE_SEND_RATE_<CHANNEL>``; see
-    # engine/pacing.py). A channel with no rate here (the console) is never paced.
+    # engine/delivery/pacing.py). A channel with no rate here (the console) is never paced.
     send_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SEND_RATES))
 
     @property

@@ -20,13 +20,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-from engine import migrate
 from engine.api.auth import create_api_key
 from engine.app import create_app
 from engine.channels import load_channels
-from engine.db import Base, make_engine, unit_of_work
 from engine.runtime import Runtime, build_runtime
 from engine.settings import Settings, load_settings
+from engine.store import migrate
+from engine.store.db import Base, make_engine, unit_of_work
 from tests.helpers import FAST_SENDING
 from tests.stand_ins import ScriptedChannel
 

@@ -27,13 +27,13 @@ from sqlalchemy import select
 from engine.app import create_app
 from engine.channels import load_channels
 from engine.dashboard.accounts import create_user, use_token
-from engine.db import unit_of_work, utcnow
-from engine.dispatch import Dispatcher
-from engine.intake import Intake
-from engine.models import ContactKind, Invitation, Transaction
+from engine.delivery.dispatch import Dispatcher
+from engine.intake.submit import Intake
 from engine.runtime import Runtime, build_runtime
-from engine.sessions import Given, SurveySessions
 from engine.settings import Settings, load_settings
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import ContactKind, Invitation, Transaction
+from engine.surveys.sessions import Given, SurveySessions
 from tests.helpers import FAST_SENDING, write_config
 from tests.stand_ins import ScriptedChannel
 

@@ -37,15 +37,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from channels.email import EmailChannel
-from engine import tokens
 from engine.api.auth import create_api_key
 from engine.app import create_app
 from engine.channels import load_channels
-from engine.db import unit_of_work
-from engine.dispatch import Dispatcher, DispatchStats
-from engine.models import DeliveryEvent, Invitation, Suppression
+from engine.delivery.dispatch import Dispatcher, DispatchStats
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
+from engine.store.db import unit_of_work
+from engine.store.models import DeliveryEvent, Invitation, Suppression
+from engine.surveys import tokens
 from tests.helpers import FAST_SENDING, SSA_PRA, STATE_PRA, write_config
 from tests.twilio_support import free_port, prism_mock
 

@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 from sqlalchemy import func, select
 
-from engine.db import Base
 from engine.runtime import Runtime
+from engine.store.db import Base
 
 # Send rates far above anything a test sends, so paced dispatch never slows the suite (tests/test_pacing.py sets
 # its own); conftest also puts them in the environment of the processes tests start.

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import kiosk
-from engine.db import unit_of_work
-from engine.models import Answer, Response
+from engine.kiosk import devices as kiosk
+from engine.store.db import unit_of_work
+from engine.store.models import Answer, Response
 
 COOKIE = "__Host-survey-kiosk"
 API = "/api/v1/kiosk/responses"

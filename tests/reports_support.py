@@ -26,14 +26,14 @@ from sqlalchemy import select
 from engine.api.auth import create_api_key
 from engine.app import create_app
 from engine.channels import load_channels
-from engine.db import unit_of_work
-from engine.delivery import Report, apply_status
-from engine.dispatch import Dispatcher
-from engine.intake import Intake
-from engine.models import ContactKind, Invitation, InvitationState, KioskDevice, Response, Transaction
+from engine.delivery.dispatch import Dispatcher
+from engine.delivery.provider_reports import Report, apply_status
+from engine.intake.submit import Intake
 from engine.runtime import Runtime, build_runtime
-from engine.sessions import Given, SurveySessions
 from engine.settings import load_settings
+from engine.store.db import unit_of_work
+from engine.store.models import ContactKind, Invitation, InvitationState, KioskDevice, Response, Transaction
+from engine.surveys.sessions import Given, SurveySessions
 from tests.helpers import FAST_SENDING, write_config
 from tests.stand_ins import ScriptedChannel
 

@@ -23,11 +23,11 @@ from channels.sms import SmsChannel
 from engine.api.auth import create_api_key
 from engine.app import create_app
 from engine.channels import load_channels
-from engine.db import unit_of_work
-from engine.dispatch import Dispatcher, DispatchStats
-from engine.models import Answer, AnswerChoice, Invitation, Response, Suppression
+from engine.delivery.dispatch import Dispatcher, DispatchStats
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
+from engine.store.db import unit_of_work
+from engine.store.models import Answer, AnswerChoice, Invitation, Response, Suppression
 from tests.helpers import FAST_SENDING, SSA_PRA, STATE_PRA, write_config
 from tests.twilio_support import (
     ACCOUNT_SID,

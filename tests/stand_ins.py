@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from engine.channels import Outcome, Outgoing, SendResult
-from engine.models import ContactKind, SuppressionReason
+from engine.store.models import ContactKind, SuppressionReason
 
 
 class ScriptedChannel:

@@ -29,11 +29,11 @@ from sqlalchemy import select
 
 from engine.api.auth import create_api_key
 from engine.app import create_app, report_expired_flows
-from engine.db import unit_of_work
-from engine.dispatch import Dispatcher
-from engine.models import Invitation, Response, Suppression, SuppressionReason
+from engine.delivery.dispatch import Dispatcher
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
+from engine.store.db import unit_of_work
+from engine.store.models import Invitation, Response, Suppression, SuppressionReason
 from tests import email_support, sms_support, twilio_support
 from tests.conftest import ENCRYPTION, ROOT, SECRET
 from tests.helpers import SSA_PRA, STATE_PRA, ago, tx, write_config
@@ -250,7 +250,7 @@ def test_flows_validate_checks_every_configured_services_effective_block(tmp_pat
 
 
 def test_the_demo_services_carry_their_own_distinct_clearances():
-    from engine.catalog import load_catalog
+    from engine.catalog.services import load_catalog
 
     catalog = load_catalog(ROOT / "config", ROOT / "flows")
     numbers = {slug: catalog.pra_of(service).omb_control_number for slug, service in catalog.services.items()}

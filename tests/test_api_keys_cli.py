@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from engine.app import create_app
 from engine.channels import load_channels
-from engine.models import ApiKey, AuditEntry
 from engine.runtime import build_runtime
 from engine.settings import Settings
+from engine.store.models import ApiKey, AuditEntry
 from tests import dashboard_support
 from tests.conftest import ROOT
 

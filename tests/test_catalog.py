@@ -16,10 +16,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.catalog import QuietHours, load_catalog, parse_office, parse_service
-from engine.durations import format_duration, parse_duration
-from engine.errors import ConfigError
-from engine.flows import load_flows
+from engine.catalog.durations import format_duration, parse_duration
+from engine.catalog.services import QuietHours, load_catalog, parse_office, parse_service
+from engine.common.errors import ConfigError
+from engine.surveys.flows import load_flows
 
 ROOT = Path(__file__).resolve().parent.parent
 SLUG = "passport-renewal"
@@ -463,9 +463,9 @@ def test_regulatory_and_data_and_research_services_start_and_take_transactions(t
     """The engine starts on a catalogue holding the two types the policy added, and schedules their customers."""
     from engine.api.auth import create_api_key
     from engine.app import create_app
-    from engine.db import unit_of_work
     from engine.runtime import build_runtime
     from engine.settings import load_settings
+    from engine.store.db import unit_of_work
     from tests.helpers import tx, write_config
 
     services = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from engine.channels import ENTRY_POINT_GROUP, Channel, ChannelRegistry, load_channels
-from engine.models import ContactKind
-from engine.suppressions import ADDRESSED_CHANNELS
+from engine.delivery.suppressions import ADDRESSED_CHANNELS
+from engine.store.models import ContactKind
 from tests.stand_ins import ScriptedChannel
 
 

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import event, func, select
 
 from engine.channels import load_channels
-from engine.db import unit_of_work
-from engine.intake import Intake
-from engine.models import Invitation, Transaction
+from engine.intake.submit import Intake
 from engine.runtime import build_runtime
 from engine.settings import Settings
+from engine.store.db import unit_of_work
+from engine.store.models import Invitation, Transaction
 from tests.stand_ins import ScriptedChannel
 
 

@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidTag
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.crypto import ContactCipher, mask_email, mask_phone, token_hash
+from engine.common.crypto import ContactCipher, mask_email, mask_phone, token_hash
 
 KEY = "test-encryption-key-that-is-long-enough-9876543210"
 OTHER_KEY = "another-encryption-key-that-is-long-enough-0123456"

@@ -14,9 +14,9 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from engine.dashboard.accounts import hash_password, password_problem, verify_password
-from engine.db import unit_of_work, utcnow
-from engine.models import AuditEntry
-from engine.models.accounts import AccountToken, User
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import AuditEntry
+from engine.store.models.accounts import AccountToken, User
 from tests import dashboard_support
 from tests.conftest import ENCRYPTION, SECRET
 from tests.dashboard_support import PASSWORD, csrf_of, link_token, make_account, sign_in

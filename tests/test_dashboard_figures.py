@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.api.auth import create_api_key
-from engine.db import unit_of_work, utcnow
-from engine.fiscal import fiscal_quarter
 from engine.reporting import what_counts as wc
+from engine.reporting.fiscal import fiscal_quarter
+from engine.store.db import unit_of_work, utcnow
 from tests import dashboard_support
 from tests.dashboard_support import EXPECTED, TEST_ANSWER, build_quarter, make_account, rows_by_first_cell, sign_in
 

@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from engine.dashboard.accounts import set_disabled
 from engine.dashboard.signin import PER_ACCOUNT, PER_ADDRESS
-from engine.db import unit_of_work
-from engine.models.accounts import SignInAttempt, User
+from engine.store.db import unit_of_work
+from engine.store.models.accounts import SignInAttempt, User
 from tests import dashboard_support
 from tests.dashboard_support import PASSWORD, csrf_of, link_token, make_account, sign_in
 from tests.helpers import counts

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from engine.app import create_app
 from engine.channels import load_channels
-from engine.models.accounts import DashboardSession, SignInAttempt
 from engine.runtime import build_runtime
+from engine.store.models.accounts import DashboardSession, SignInAttempt
 from tests import dashboard_support
 from tests.dashboard_support import PASSWORD, csrf_of, make_account, sign_in
 
@@ -118,7 +118,7 @@ def test_sign_in_with_unstorable_text_is_a_form_error(dash_runtime, dash_client)
     ]
     for body in bodies:
         response = _post_sign_in(dash_client, body)
-        if b"%00" in body:  # refused before any view runs (engine.request_checks): 422, nothing read or written
+        if b"%00" in body:  # refused before any view runs (engine.webapp.request_checks): 422, nothing read or written
             assert response.status_code == 422, (body, response.status_code)
         else:  # an invalid byte sequence reaches the form as U+FFFD: an account no one has
             assert response.status_code == 401, (body, response.status_code)

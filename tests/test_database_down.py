@@ -20,12 +20,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from engine import migrate
 from engine.api.auth import create_api_key
 from engine.app import create_app
-from engine.db import make_engine, unit_of_work
 from engine.runtime import build_runtime
 from engine.settings import load_settings
+from engine.store import migrate
+from engine.store.db import make_engine, unit_of_work
 from tests.conftest import ENCRYPTION, PG_URL, ROOT, SECRET, _pg_admin_reachable
 from tests.helpers import tx
 from tests.kiosk_support import API as KIOSK_API

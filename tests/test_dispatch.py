@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from engine.channels import Outcome
-from engine.dispatch import Dispatcher, erase_unneeded_contacts, expire_overdue, reap_lost_sends
-from engine.models import Contact, DeliveryEvent, Invitation, InvitationState, Suppression
+from engine.delivery.dispatch import Dispatcher, erase_unneeded_contacts, expire_overdue, reap_lost_sends
+from engine.store.models import Contact, DeliveryEvent, Invitation, InvitationState, Suppression
 from tests.helpers import post, tx
 
 LATER = timedelta(minutes=20)
@@ -145,7 +145,7 @@ def test_a_claim_whose_lease_ran_out_before_sending_returns_to_the_queue(client,
     second = Dispatcher(runtime, worker="second", lease=timedelta(seconds=30))
     later = now + timedelta(seconds=31)
     assert second.claim(later) == [inv_id]
-    from engine.dispatch import DispatchStats
+    from engine.delivery.dispatch import DispatchStats
 
     assert first.prepare([inv_id], now + timedelta(seconds=32), DispatchStats()) == []  # no longer its claim
     ready = second.prepare([inv_id], later, DispatchStats())
@@ -158,7 +158,7 @@ def test_a_send_caught_in_sending_becomes_unknown(client, auth, runtime, stub_ch
     inv_id = _schedule(client, auth, "D-9", service="texting", contact={"phone": "+12025550188"}, consent={"sms": True})
     now = _daytime_now()
     dispatcher = Dispatcher(runtime, lease=timedelta(seconds=30))
-    from engine.dispatch import DispatchStats
+    from engine.delivery.dispatch import DispatchStats
 
     ready = dispatcher.prepare(dispatcher.claim(now), now, DispatchStats())
     assert len(ready) == 1

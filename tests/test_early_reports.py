@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine.models import DeliveryEvent, EarlyReport, InvitationState
+from engine.store.models import DeliveryEvent, EarlyReport, InvitationState
 from tests import email_support, sms_support
 from tests.email_support import sendgrid_event
 from tests.sms_support import created
@@ -131,8 +131,8 @@ def test_an_early_undelivered_report_still_suppresses_the_phone(sms_stack, repor
 def test_a_report_no_invitation_ever_claims_is_kept_a_while_then_purged(sms_stack, reporting_twilio):
     from datetime import timedelta
 
-    from engine.db import unit_of_work, utcnow
-    from engine.delivery import HOLD_FOR
+    from engine.delivery.provider_reports import HOLD_FOR
+    from engine.store.db import unit_of_work, utcnow
 
     stack = sms_stack(reporting_twilio.base_url)
     assert stack.status("SMnotours", "delivered").status_code == 200  # another application's message

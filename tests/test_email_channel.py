@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from channels.email import NOT_CONFIGURED, EmailChannel
 from channels.email.message import personalize, render
-from engine import tokens
 from engine.channels import Channel, ChannelRegistry, Outcome, Outgoing
-from engine.models import ContactKind, Invitation
+from engine.store.models import ContactKind, Invitation
+from engine.surveys import tokens
 from tests import email_support
 from tests.email_support import (
     API_KEY,

@@ -1,6 +1,6 @@
 """One-click unsubscribe (RFC 8058) at ``/u/<token>``: a GET only asks, a POST opts the address out at once.
 
-Tokens are issued here the way the dispatcher issues them (``engine.tokens.issue(..., purpose="unsubscribe")``)
+Tokens are issued here the way the dispatcher issues them (``engine.surveys.tokens.issue(..., purpose="unsubscribe")``)
 for invitations really sent through the channel; the end-to-end check that a dispatched email carries its own
 link is in ``test_email_channel.py`` (expected to fail until the dispatcher issues the links).
 """
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.models import InvitationState
+from engine.store.models import InvitationState
 from tests import email_support
 from tests.email_support import (
     EmailStack,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.fiscal import FiscalQuarter, day_bounds, fiscal_quarter, fiscal_quarter_of_date, fiscal_year
+from engine.reporting.fiscal import FiscalQuarter, day_bounds, fiscal_quarter, fiscal_quarter_of_date, fiscal_year
 
 NY = ZoneInfo("America/New_York")
 LA = ZoneInfo("America/Los_Angeles")

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.errors import ConfigError
-from engine.flow_rules import check_flow, validate_paths
-from engine.flows import load_flows, parse_flow
+from engine.common.errors import ConfigError
+from engine.surveys.flow_rules import check_flow, validate_paths
+from engine.surveys.flows import load_flows, parse_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "flows_broken"
@@ -574,7 +574,7 @@ def test_a_question_tagged_other_is_refused():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_tag_of_the_shipped_flows_has_its_report_columns(name):
-    from engine.flow_rules import NO_COLUMNS, RATING_COLUMNS, REPORTED_AS
+    from engine.surveys.flow_rules import NO_COLUMNS, RATING_COLUMNS, REPORTED_AS
 
     for q in shipped(name)["questions"]:
         assert q["a11"] in RATING_COLUMNS or q["a11"] in REPORTED_AS

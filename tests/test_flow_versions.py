@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from engine.channels import load_channels
-from engine.db import unit_of_work
-from engine.dispatch import Dispatcher
-from engine.errors import ConfigError
-from engine.models import FlowVersion, Invitation
+from engine.common.errors import ConfigError
+from engine.delivery.dispatch import Dispatcher
 from engine.runtime import build_runtime
-from engine.sessions import Given, SurveySessions
+from engine.store.db import unit_of_work
+from engine.store.models import FlowVersion, Invitation
+from engine.surveys.sessions import Given, SurveySessions
 from tests.helpers import post, tx
 from tests.stand_ins import ScriptedChannel
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.db import make_engine
-from engine.dispatch import Dispatcher
+from engine.delivery.dispatch import Dispatcher
 from engine.settings import load_settings
+from engine.store.db import make_engine
 from tests.helpers import counts, post, tx
 from tests.kiosk_support import API as KIOSK_API
 from tests.kiosk_support import COOKIE, enrolled

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine.models import Contact, Invitation, ServiceLevel, Transaction
+from engine.store.models import Contact, Invitation, ServiceLevel, Transaction
 from tests.helpers import ago, counts, post, tx
 
 
@@ -232,7 +232,7 @@ def test_restoring_an_opt_out_needs_admin_and_a_reason_and_is_audited(client, au
     done = client.delete("/api/v1/opt-outs", json={"phone": "+12025550170", "reason": "customer called to opt back in"},
                          headers=admin)  # fmt: skip
     assert done.status_code == 200 and done.get_json() == {"restored": 1}
-    from engine.models import AuditEntry, Suppression
+    from engine.store.models import AuditEntry, Suppression
 
     with runtime.sessions() as session:
         row = session.execute(select(Suppression)).scalar_one()

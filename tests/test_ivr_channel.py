@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from channels.ivr import IvrChannel
-from engine import rules
-from engine.catalog import load_catalog
+from engine.catalog.services import load_catalog
 from engine.channels import Outcome, Outgoing
-from engine.db import unit_of_work
-from engine.dispatch import Dispatcher
-from engine.intake import Intake
-from engine.models import (
+from engine.delivery.dispatch import Dispatcher
+from engine.intake import rules
+from engine.intake.submit import Intake
+from engine.store.db import unit_of_work
+from engine.store.models import (
     Answer,
     Contact,
     ContactKind,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from channels.ivr import keys
 from channels.ivr.data import ivr_data
-from engine.flows import load_flows
-from engine.models import AnswerChoice, Response, Transaction, WebhookReceipt
+from engine.store.models import AnswerChoice, Response, Transaction, WebhookReceipt
+from engine.surveys.flows import load_flows
 from tests.conftest import ROOT
 from tests.helpers import counts
 from tests.ivr_support import IvrStack, ivr_stack  # noqa: F401  (the ivr fixture)

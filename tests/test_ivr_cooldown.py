@@ -16,10 +16,10 @@ from sqlalchemy import select, update
 from engine.api.auth import create_api_key
 from engine.app import create_app
 from engine.channels import load_channels
-from engine.db import unit_of_work
-from engine.models import Invitation, InvitationState, Response
 from engine.runtime import build_runtime
 from engine.settings import load_settings
+from engine.store.db import unit_of_work
+from engine.store.models import Invitation, InvitationState, Response
 from tests import ivr_support
 from tests.conftest import ENCRYPTION, SECRET
 from tests.helpers import FAST_SENDING, write_config

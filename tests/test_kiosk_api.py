@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from engine import kiosk as registry
-from engine.db import unit_of_work
-from engine.flow_store import published_flow
-from engine.models import Answer, AnswerChoice, FlowVersion, KioskDevice, Response
+from engine.kiosk import devices as registry
+from engine.store.db import unit_of_work
+from engine.store.models import Answer, AnswerChoice, FlowVersion, KioskDevice, Response
+from engine.surveys.flow_store import published_flow
 from tests.kiosk_support import API, COOKIE, enrolled, iso, post_batch, session_of, stored
 
 ALL_FIVES = [(q, 5) for q in ("satisfaction", "trust", "effectiveness", "ease", "efficiency", "transparency")]

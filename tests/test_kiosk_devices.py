@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import kiosk as registry
-from engine.db import unit_of_work
-from engine.models import KioskDevice
+from engine.kiosk import devices as registry
+from engine.store.db import unit_of_work
+from engine.store.models import KioskDevice
 from tests.kiosk_support import COOKIE, enroll_in, register
 from tests.test_cli import cli
 
@@ -153,8 +153,8 @@ def test_the_service_worker_may_control_the_kiosk_page(client, runtime):
 
 
 def test_the_kiosk_settings_of_a_service_are_checked(runtime):
-    from engine.catalog import parse_service
-    from engine.errors import ConfigError
+    from engine.catalog.services import parse_service
+    from engine.common.errors import ConfigError
 
     base = {"name": "S", "agency": "A", "service_type": "regulatory", "flow": "a11-standard", "channels": ["kiosk"],
             "timezone": "UTC"}  # fmt: skip

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from engine.db import unit_of_work
-from engine.models import FlowVersion
+from engine.store.db import unit_of_work
+from engine.store.models import FlowVersion
 from tests.kiosk_support import API, COOKIE, enrolled, post_batch, session_of, stored
 
 
@@ -95,7 +95,7 @@ def test_another_services_flow_is_rejected_a_flow_the_service_used_before_is_kep
         "rejected"
     )
     with unit_of_work(runtime.sessions) as session:
-        from engine.sessions import SurveySessions
+        from engine.surveys.sessions import SurveySessions
 
         SurveySessions(runtime).start_session(
             session, "kiosk-quick", "kiosk", "en", started_at=datetime.now(UTC) - timedelta(days=40),

@@ -1,7 +1,7 @@
 """The gettext catalogs in ``locales/``: the template is current, every catalog is complete and compiled.
 
 No database: these tests read the catalogs, re-run the extraction, and go through the runtime helpers
-(``engine.i18n``) and flask-babel the way the survey pages do.
+(``engine.common.i18n``) and flask-babel the way the survey pages do.
 
 Catalog workflow (from the repository root)::
 
@@ -31,7 +31,7 @@ from babel.messages.pofile import read_po
 from flask import Flask, render_template
 from flask_babel import Babel
 
-from engine import i18n
+from engine.common import i18n
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ROOT / "locales"
@@ -243,7 +243,7 @@ def test_invitation_sms_in_spanish(fresh_catalogs):
     [("en", 1, "1 minute"), ("en", 2, "2 minutes"), ("es", 1, "1 minuto"), ("es", 3, "3 minutos")],
 )
 def test_how_long_takes_the_plural_form_of_each_language(fresh_catalogs, language, minutes, said):
-    from engine.messages import duration
+    from engine.surveys.messages import duration
 
     assert duration(language, minutes) == said
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from engine.dispatch import Dispatcher
-from engine.logs import JsonFormatter
+from engine.common.logs import JsonFormatter
+from engine.delivery.dispatch import Dispatcher
 from tests.helpers import post, tx
 
 
@@ -42,7 +42,7 @@ def test_no_contact_data_in_logs(client, auth, runtime, caplog, capsys):
 
 
 def test_mask_path_hides_every_kind_of_token():
-    from engine.logs import MASK, mask_path, mask_text
+    from engine.common.logs import MASK, mask_path, mask_text
 
     secret = "Zq3xP0_abcDEFghiJKLmnoPQRstuVWX-yz0123456789"
     assert mask_path(f"/s/{secret}") == f"/s/{MASK}"
@@ -81,7 +81,7 @@ def test_the_formatter_masks_tokens_in_any_message(caplog):
 
 def test_a_failing_request_is_logged_masked(app, caplog):
     """The engine's error line (with its path) and the access line of a request that raised."""
-    from engine.logs import AccessLog
+    from engine.common.logs import AccessLog
 
     secret = "Zq3xP0_abcDEFghiJKLmnoPQRstuVWX-yz0123456789"
 

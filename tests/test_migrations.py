@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from engine import migrate
-from engine.db import make_engine
+from engine.store import migrate
+from engine.store.db import make_engine
 
 
 def test_single_head(database_url):

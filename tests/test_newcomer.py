@@ -9,8 +9,8 @@ import subprocess
 import sys
 from zoneinfo import ZoneInfo
 
-from engine.db import utcnow
-from engine.fiscal import fiscal_quarter
+from engine.reporting.fiscal import fiscal_quarter
+from engine.store.db import utcnow
 from tests.dashboard_support import csrf_of
 from tests.test_cli import cli, sqlite_env  # noqa: F401  (the fixture)
 

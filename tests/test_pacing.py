@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from engine.channels import Outgoing, SendResult
-from engine.db import unit_of_work, utcnow
-from engine.dispatch import Dispatcher
-from engine.errors import ConfigError
-from engine.models import Invitation, InvitationState, SendPacing
-from engine.pacing import DEFAULT_SENDER, sender_of
+from engine.common.errors import ConfigError
+from engine.delivery.dispatch import Dispatcher
+from engine.delivery.pacing import DEFAULT_SENDER, sender_of
 from engine.settings import DEFAULT_SEND_RATES, load_settings
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import Invitation, InvitationState, SendPacing
 from tests.helpers import post, tx
 from tests.stand_ins import ScriptedChannel
 

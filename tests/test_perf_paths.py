@@ -15,12 +15,12 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import event, func, select, update
 
 from engine.api import auth as api_auth
-from engine.db import unit_of_work
-from engine.errors import ConfigError, FieldError
-from engine.intake import Intake
-from engine.models import ApiKey, DeliveryEvent, Invitation, InvitationState, Transaction
+from engine.common.errors import ConfigError, FieldError
+from engine.intake.submit import Intake
+from engine.intake.validation import _plain_email, normalize_email, normalize_phone
 from engine.settings import load_settings
-from engine.validation import _plain_email, normalize_email, normalize_phone
+from engine.store.db import unit_of_work
+from engine.store.models import ApiKey, DeliveryEvent, Invitation, InvitationState, Transaction
 from tests.helpers import post, tx
 
 # -- validation ---------------------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def test_one_transaction_takes_few_statements_and_a_replay_one_more(runtime, cli
 
 def test_dispatch_records_outcomes_in_bulk_as_it_did_one_by_one(runtime):
     from engine.channels import Outcome
-    from engine.dispatch import Dispatcher, DispatchStats
+    from engine.delivery.dispatch import Dispatcher, DispatchStats
 
     with unit_of_work(runtime.sessions) as session:
         Intake(runtime).submit(session, [{**i, "contact": {"email": i["contact"]["email"]}} for i in _items("DSP", 25)])

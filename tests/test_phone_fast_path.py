@@ -1,4 +1,4 @@
-"""The +1 fast path of phone validation (engine/validation.py ``_checked_phone``) gives phonenumbers' own verdict."""
+"""The +1 fast path of phone validation (engine/intake/validation.py ``_checked_phone``) gives phonenumbers' own verdict."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.validation import _checked_phone
+from engine.intake.validation import _checked_phone
 
 
 def reference(value: str) -> tuple[str | None, bool]:

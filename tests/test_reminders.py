@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from engine.db import unit_of_work
-from engine.models import DeliveryEvent, Invitation
-from engine.reminders import send_reminders
-from engine.sessions import Given, SurveySessions
+from engine.delivery.reminders import send_reminders
+from engine.store.db import unit_of_work
+from engine.store.models import DeliveryEvent, Invitation
+from engine.surveys.sessions import Given, SurveySessions
 from tests import email_support
 
 # The fixtures these tests take (pytest finds them by name in the module).

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from engine.fiscal import FiscalQuarter
 from engine.reporting import a11, formats, what_counts
+from engine.reporting.fiscal import FiscalQuarter
 from tests import reports_support
 from tests.reports_support import CHICAGO, NEW_YORK, QuarterBuilder, ReportStack, local
 

@@ -20,11 +20,11 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import insert
 
-from engine.db import unit_of_work
-from engine.fiscal import FiscalQuarter
-from engine.models import ServiceLevel
 from engine.reporting import submissions
+from engine.reporting.fiscal import FiscalQuarter
 from engine.reporting.formats import looks_like_formula
+from engine.store.db import unit_of_work
+from engine.store.models import ServiceLevel
 from tests.dashboard_support import make_account, sign_in
 from tests.helpers import write_config
 from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, build_stack, local

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
 
-from engine.db import unit_of_work
-from engine.fiscal import FiscalQuarter
-from engine.models import Answer, Invitation, Response, ResponseTally, ServiceLevel, Transaction
-from engine.models.reporting import TALLIED_TAGS, InvitationTally, ServiceLevelTally
 from engine.reporting import what_counts as wc
+from engine.reporting.fiscal import FiscalQuarter
+from engine.store.db import unit_of_work
+from engine.store.models import Answer, Invitation, Response, ResponseTally, ServiceLevel, Transaction
+from engine.store.models.reporting import TALLIED_TAGS, InvitationTally, ServiceLevelTally
 from tests import reports_support
 from tests.reports_support import ReportStack
 from tests.test_reports_a11 import build_quarter

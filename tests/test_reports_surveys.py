@@ -19,10 +19,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from engine.db import unit_of_work
-from engine.flows import parse_flow
-from engine.models import FlowVersion, Invitation, KioskDevice, Response, Survey, Transaction
-from engine.sessions import Given, SurveySessions
+from engine.store.db import unit_of_work
+from engine.store.models import FlowVersion, Invitation, KioskDevice, Response, Survey, Transaction
+from engine.surveys.flows import parse_flow
+from engine.surveys.sessions import Given, SurveySessions
 from tests.helpers import write_config
 from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, build_stack, local
 
@@ -216,8 +216,8 @@ def test_migration_0007_goes_down_and_up_on_both_backends(backend: str, tmp_path
     from alembic import command
     from sqlalchemy import create_engine, inspect, text
 
-    from engine import migrate
-    from engine.db import make_engine
+    from engine.store import migrate
+    from engine.store.db import make_engine
     from tests import conftest
 
     admin = None
@@ -273,9 +273,9 @@ def test_migration_0007_goes_down_and_up_on_both_backends(backend: str, tmp_path
 
 def test_the_file_has_columns_for_every_rating_tag_and_driver_of_spec_6_1() -> None:
     """Every A-11 rating tag and driver §6.1 names has its columns, in its order, and is tallied."""
-    from engine.models.reporting import TALLIED_TAGS
     from engine.reporting import a11 as collection
     from engine.reporting import what_counts
+    from engine.store.models.reporting import TALLIED_TAGS
 
     ratings = ("satisfaction", "trust", "effectiveness", "ease", "efficiency", "transparency", "employee")
     drivers = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")

@@ -1,4 +1,4 @@
-"""Property tests of the decision rules of SPEC §2 (``engine.rules``): pure functions, no database.
+"""Property tests of the decision rules of SPEC §2 (``engine.intake.rules``): pure functions, no database.
 
 Sampling (rule 2), quiet hours and the 48-hour window (rules 1 and 4), channel choice (rule 5), the contact cooldown
 (rule 3), the retry backoff (rule 10), and that a replay never changes a decision (rules 2 and 10) — the last one
@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from engine import rules
-from engine.catalog import QuietHours, ServiceConfig
-from engine.models.enums import ContactKind
+from engine.catalog.services import QuietHours, ServiceConfig
+from engine.intake import rules
+from engine.store.models.enums import ContactKind
 from tests.helpers import post
 
 ZONES = [
@@ -596,7 +596,7 @@ def test_a_replay_writes_the_first_decisions_timestamps_the_same_way(client, aut
     assert again["invitation"] == first["invitation"]
 
 
-# -- known DST bugs of next_allowed (engine/rules.py) -------------------------------------------------------------
+# -- known DST bugs of next_allowed (engine/intake/rules.py) -------------------------------------------------------------
 
 GAP_CASES = [
     # zone, quiet hours ending inside the spring-forward gap, a quiet moment before the gap, the first allowed minute

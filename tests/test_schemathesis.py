@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from engine.api.auth import create_api_key
-from engine.db import unit_of_work
 from engine.runtime import Runtime
+from engine.store.db import unit_of_work
 from tests.kiosk_support import COOKIE as KIOSK_COOKIE
 from tests.kiosk_support import enrolled
 

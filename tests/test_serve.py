@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.logs import MASK
+from engine.common.logs import MASK
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-"

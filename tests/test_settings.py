@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ConfigError
+from engine.common.errors import ConfigError
 from engine.settings import MIN_SECRET_LENGTH, SECRET_NAMES, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

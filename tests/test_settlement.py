@@ -6,8 +6,8 @@ import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
-from engine.models import InvitationState
-from engine.settlement import settle_unknown
+from engine.delivery.settlement import settle_unknown
+from engine.store.models import InvitationState
 from tests import sms_support, twilio_support
 from tests.sms_support import created, sendable_now
 from tests.twilio_support import ACCOUNT_SID

@@ -14,10 +14,10 @@ import yaml
 from channels.sms import SmsChannel
 from channels.sms.replies import VOCABULARY_DIR, Keyword, keyword, read_answer, vocabularies
 from engine.channels import Channel, ChannelRegistry
-from engine.flows import Flow, Question, load_flows
-from engine.models import ContactKind
-from engine.sessions import Given, InvalidAnswer, SurveySessions
 from engine.settings import load_settings
+from engine.store.models import ContactKind
+from engine.surveys.flows import Flow, Question, load_flows
+from engine.surveys.sessions import Given, InvalidAnswer, SurveySessions
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = load_flows(ROOT / "flows")

@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from engine.models import DeliveryEvent, InvitationState
+from engine.store.models import DeliveryEvent, InvitationState
 from tests import sms_support, twilio_support
 from tests.sms_support import SmsStack, created, sendable_now
 from tests.twilio_support import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TwilioErrorStub, twilio_error

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from engine.db import utcnow
-from engine.models import AuditEntry, DeliveryEvent, InvitationState, WebhookReceipt
+from engine.store.db import utcnow
+from engine.store.models import AuditEntry, DeliveryEvent, InvitationState, WebhookReceipt
 from tests import sms_support
 from tests.helpers import counts
 from tests.sms_support import SmsStack, created, messages

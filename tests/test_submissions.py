@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from engine.fiscal import FiscalQuarter
 from engine.reporting import formats, submissions
+from engine.reporting.fiscal import FiscalQuarter
 from tests import reports_support
 from tests.dashboard_support import csrf_of, make_account, sign_in
 from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, local

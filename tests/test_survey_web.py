@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine.dispatch import Dispatcher
-from engine.models import Answer, Invitation, InvitationState, Response, SurveyToken
+from engine.delivery.dispatch import Dispatcher
+from engine.store.models import Answer, Invitation, InvitationState, Response, SurveyToken
 from tests.helpers import post, tx
 
 LINK = re.compile(r"https://surveys\.example\.gov/s/([A-Za-z0-9_-]+)")
@@ -140,8 +140,8 @@ def test_the_browser_language_is_used_when_the_transaction_names_none(client, li
 
 
 def test_a_revoked_link_opens_nothing(client, link, runtime):
-    from engine import tokens
-    from engine.db import unit_of_work
+    from engine.store.db import unit_of_work
+    from engine.surveys import tokens
 
     path = link("WEB-RV")
     assert client.get(path).status_code == 200

@@ -9,7 +9,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from engine.models import DeliveryEvent, EarlyReport, WebhookReceipt
+from engine.store.models import DeliveryEvent, EarlyReport, WebhookReceipt
 from tests import email_support, ivr_support, sms_support
 from tests.email_support import sendgrid_event
 from tests.ivr_support import CLOSED_PORT_URL

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine.db import unit_of_work, utcnow
-from engine.dispatch import Dispatcher, reap_lost_sends
-from engine.intake import Intake
-from engine.models import Invitation, InvitationState
+from engine.delivery.dispatch import Dispatcher, reap_lost_sends
+from engine.intake.submit import Intake
 from engine.runtime import build_runtime
 from engine.settings import load_settings
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import Invitation, InvitationState
 from tests.conftest import ENCRYPTION, SECRET, prepared_database
 
 N = 4000

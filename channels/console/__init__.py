@@ -13,9 +13,9 @@ from typing import Any, ClassVar, TextIO
 from flask import Blueprint
 
 from engine.channels import Outcome, Outgoing, SendResult
-from engine.crypto import mask_email, mask_phone
-from engine.messages import invitation_text
-from engine.models.enums import ContactKind
+from engine.common.crypto import mask_email, mask_phone
+from engine.store.models.enums import ContactKind
+from engine.surveys.messages import invitation_text
 
 
 class ConsoleChannel:

@@ -25,7 +25,7 @@ from channels.email.config import SendGridConfig
 from channels.email.mailer import REQUEST_TIMEOUT, Mailer
 from channels.email.signature import EventVerifier
 from engine.channels import Outcome, Outgoing, SendResult
-from engine.models.enums import ContactKind
+from engine.store.models.enums import ContactKind
 
 NOT_CONFIGURED = "sendgrid not configured: set SENDGRID_API_KEY and SENDGRID_FROM_EMAIL"
 

@@ -3,7 +3,7 @@
 A batch is accepted only with a valid signature over a fresh timestamp (:mod:`channels.email.signature`); an
 unsigned, forged or stale batch gets 403 and changes nothing. Each event names its invitation by the
 personalization's ``custom_args`` (``invitation_id``, at the top level of the event) — the channel stored that id
-as the invitation's ``provider_id`` — and is applied through :func:`engine.delivery.apply_status` keyed by
+as the invitation's ``provider_id`` — and is applied through :func:`engine.delivery.provider_reports.apply_status` keyed by
 ``sg_event_id``, so a batch SendGrid posts again changes nothing the second time.
 
 | event | invitation | suppression (email) |
@@ -36,11 +36,11 @@ from flask import jsonify, request
 from channels.email.blueprint import bp
 from channels.email.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventVerifier
 from engine.api.problems import Problem, problem_response
-from engine.db import unit_of_work
-from engine.delivery import Report, apply_status, settle_held
-from engine.limits import text_problem
-from engine.models import InvitationState, SuppressionReason
-from engine.web import guarded_by, parse_json, runtime
+from engine.common.limits import text_problem
+from engine.delivery.provider_reports import Report, apply_status, settle_held
+from engine.store.db import unit_of_work
+from engine.store.models import InvitationState, SuppressionReason
+from engine.webapp.support import guarded_by, parse_json, runtime
 
 logger = logging.getLogger("survey_engine.channels.email")
 S = InvitationState

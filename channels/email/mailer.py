@@ -16,7 +16,7 @@ decides every invitation of the request:
 
 ``provider_id`` is the invitation id (its string form), for every invitation SendGrid may hold (SENT and UNKNOWN):
 SendGrid's event webhook reports each recipient's events with the personalization's ``custom_args``, so the
-invitation id comes back with each event and :func:`engine.delivery.apply_status` finds the invitation by it —
+invitation id comes back with each event and :func:`engine.delivery.provider_reports.apply_status` finds the invitation by it —
 also one left UNKNOWN by a timeout, which its first event then settles. ``X-Message-Id`` is one id for the whole
 request (SendGrid's per-recipient ``sg_message_id`` only starts with it), so it could not tell recipients apart.
 """
@@ -54,7 +54,7 @@ from sendgrid.helpers.mail import (
 from channels.email.config import SendGridConfig
 from channels.email.message import Rendered, message_language, render, substitutions
 from engine.channels import Outcome, Outgoing, SendResult
-from engine.i18n import translate
+from engine.common.i18n import translate
 
 logger = logging.getLogger("survey_engine.channels.email")
 REQUEST_TIMEOUT = 20.0

@@ -7,7 +7,7 @@ filled per personalization by SendGrid. :func:`personalize` does the same fillin
 
 The words come from the flow (its title, its ``invitation`` and ``use_of_answers`` messages, the first rating
 question and its scale), the effective PRA block (the service's own clearance, else the flow's), and from this
-module's own strings, all through :func:`engine.i18n.translate` in the invitation's language. The
+module's own strings, all through :func:`engine.common.i18n.translate` in the invitation's language. The
 templates under ``templates/email_message/`` only lay them out: a table layout with ``role="presentation"``, real
 text and no images, colours with AA contrast in light and dark mode (``color-scheme``), and a plain-text part
 with the same content.
@@ -24,10 +24,10 @@ from urllib.parse import urlencode
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from engine.catalog import ServiceConfig
-from engine.flows import Flow, Question
-from engine.i18n import N_, best_language, translate
-from engine.messages import flow_message, pra_of, use_of_answers
+from engine.catalog.services import ServiceConfig
+from engine.common.i18n import N_, best_language, translate
+from engine.surveys.flows import Flow, Question
+from engine.surveys.messages import flow_message, pra_of, use_of_answers
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SURVEY_TAG = "-survey_link-"

@@ -18,13 +18,13 @@ from flask import Response, g, render_template, request
 from sqlalchemy import select
 
 from channels.email.blueprint import bp
-from engine.catalog import ServiceConfig
-from engine.db import unit_of_work, utcnow
-from engine.i18n import best_language, translate
-from engine.models import ContactKind, DeliveryEvent, Invitation, Service, SuppressionReason
-from engine.suppressions import suppress_hash, suppressed_channels
-from engine.tokens import UNSUBSCRIBE, invitation_for
-from engine.web import guarded_by, runtime
+from engine.catalog.services import ServiceConfig
+from engine.common.i18n import best_language, translate
+from engine.delivery.suppressions import suppress_hash, suppressed_channels
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import ContactKind, DeliveryEvent, Invitation, Service, SuppressionReason
+from engine.surveys.tokens import UNSUBSCRIBE, invitation_for
+from engine.webapp.support import guarded_by, runtime
 
 GUARD = "unsubscribe link token (128 random bits, stored hashed)"
 SOURCE = "email:unsubscribe"

@@ -19,7 +19,7 @@ from flask import Blueprint
 
 from channels.twilio_api import TwilioSettings, classify, make_client, settle_by_lookup
 from engine.channels import Outcome, Outgoing, SendResult, Unsettled
-from engine.models.enums import ContactKind
+from engine.store.models.enums import ContactKind
 
 CALL_RING_SECONDS = 30
 

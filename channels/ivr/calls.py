@@ -6,7 +6,7 @@ also offers the stop key (0) at every prompt: pressed, it records an ``ivr`` opt
 the survey, says goodbye and hangs up. 0 is never an answer: ratings use 1-5 and choices 1-9.
 
 Where the call stands lives in the response's ``state`` beside the conversation engine's own keys
-(:mod:`engine.conversations`): ``ivr_phase`` (``language`` → ``notice`` → ``questions`` → ``done``) and ``ivr_step``,
+(:mod:`engine.surveys.conversations`): ``ivr_phase`` (``language`` → ``notice`` → ``questions`` → ``done``) and ``ivr_step``,
 which numbers the prompts of the call. Each prompt's ``<Gather>`` posts back with its step, so a request is applied
 once by (CallSid, step) and a retried one gets the first answer (the webhook keeps the receipts).
 
@@ -25,15 +25,15 @@ from sqlalchemy.orm import Session
 
 from channels.ivr import keys, twiml
 from channels.ivr.data import ivr_data
-from engine.conversations import Turn, ask, no_input, take
-from engine.flows import Question
-from engine.i18n import N_, translate
-from engine.limits import whole_number
-from engine.messages import duration, flow_message, pra_of
-from engine.models import Contact, ContactKind, Response, SuppressionReason
+from engine.common.i18n import N_, translate
+from engine.common.limits import whole_number
+from engine.delivery.suppressions import suppress_hash
 from engine.runtime import Runtime
-from engine.sessions import Given, SurveySessions
-from engine.suppressions import suppress_hash
+from engine.store.models import Contact, ContactKind, Response, SuppressionReason
+from engine.surveys.conversations import Turn, ask, no_input, take
+from engine.surveys.flows import Question
+from engine.surveys.messages import duration, flow_message, pra_of
+from engine.surveys.sessions import Given, SurveySessions
 
 CHANNEL = "ivr"
 LANGUAGE, NOTICE, QUESTIONS, DONE = "language", "notice", "questions", "done"

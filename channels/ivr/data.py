@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import ConfigError
+from engine.common.errors import ConfigError
 
 DATA_FILE = Path(__file__).with_name("ivr.yaml")
 FALLBACK_LANGUAGE = "en"

@@ -28,18 +28,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.catalog import ServiceConfig
-from engine.conversations import cancel_pending
-from engine.delivery import Report, apply_status
-from engine.errors import FieldError
-from engine.flows import Flow
-from engine.i18n import best_language
-from engine.intake import Intake, iso
-from engine.logs import log
-from engine.models import Contact, Decision, Invitation, InvitationState, Response, Transaction
+from engine.catalog.services import ServiceConfig
+from engine.common.errors import FieldError
+from engine.common.i18n import best_language
+from engine.common.logs import log
+from engine.delivery.provider_reports import Report, apply_status
+from engine.intake.submit import Intake, iso
+from engine.intake.validation import BCP47, normalize_phone
 from engine.runtime import Runtime
-from engine.sessions import SurveyClosed, SurveySessions
-from engine.validation import BCP47, normalize_phone
+from engine.store.models import Contact, Decision, Invitation, InvitationState, Response, Transaction
+from engine.surveys.conversations import cancel_pending
+from engine.surveys.flows import Flow
+from engine.surveys.sessions import SurveyClosed, SurveySessions
 
 logger = logging.getLogger("survey_engine.ivr")
 CHANNEL = "ivr"

@@ -1,4 +1,4 @@
-"""Reading a caller's keypad presses and speech as answers in engine terms (:class:`engine.sessions.Given`).
+"""Reading a caller's keypad presses and speech as answers in engine terms (:class:`engine.surveys.sessions.Given`).
 
 * Keypad. A rating's keys follow the flow's ``ivr_keypad``: with ``one_is_worst`` key 1 is the lowest point, with
   ``one_is_best`` key 1 is the highest (thumbs and yes/no use keys 1 and 2 the same way); the stored value is always
@@ -8,7 +8,7 @@
 * Speech. A spoken number is the key of that number ("five", "cinco", "5"); a flow's labels in the call's language
   (or English) name their point or choice ("strongly agree", "muy de acuerdo", "it was quick"); yes/no words answer
   a thumbs or yes/no question. Phrases are matched as whole words, the longest first, so "strongly disagree" is
-  not read as "agree". Anything else is an :class:`~engine.sessions.InvalidAnswer` (asked once more, then skipped).
+  not read as "agree". Anything else is an :class:`~engine.surveys.sessions.InvalidAnswer` (asked once more, then skipped).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from channels.ivr.data import ivr_data, normalize
-from engine.flows import Flow, Question
-from engine.i18n import N_
-from engine.sessions import Given, InvalidAnswer
+from engine.common.i18n import N_
+from engine.surveys.flows import Flow, Question
+from engine.surveys.sessions import Given, InvalidAnswer
 
 REPEAT_KEY = "*"
 FINISH_KEY = "#"

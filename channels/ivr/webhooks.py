@@ -4,9 +4,9 @@
   (:mod:`channels.ivr.handoff`); answered with the language menu or the PRA notice, or a polite goodbye.
 * ``POST /channels/ivr/language``, ``/notice``, ``/gather`` — the ``<Gather>`` callbacks of one call
   (``?response=<id>&step=<n>``), applied once by (CallSid, step): a retried request gets the TwiML the first one
-  got and changes nothing (:func:`engine.conversations.seen` / ``remember``).
+  got and changes nothing (:func:`engine.surveys.conversations.seen` / ``remember``).
 * ``POST /channels/ivr/status[?invitation=<id>]`` — call status callbacks of outbound calls, applied once through
-  :func:`engine.delivery.apply_status` by (CallSid, CallStatus); the invitation in the URL lets a call whose
+  :func:`engine.delivery.provider_reports.apply_status` by (CallSid, CallStatus); the invitation in the URL lets a call whose
   create request timed out (``unknown``) be settled by its own callbacks.
 
 Each webhook follows the same steps: signature (``twilio_signed``), fields, the receipt (claimed before any work, so
@@ -30,13 +30,13 @@ from sqlalchemy.orm import Session
 from channels.ivr import calls, handoff, twiml
 from channels.twilio_api import twilio_signed
 from engine.api.problems import problem_response
-from engine.conversations import remember, seen
-from engine.db import unit_of_work, utcnow
-from engine.delivery import Report, apply_status, settle_held
-from engine.errors import FieldError
-from engine.limits import text_problem
-from engine.models import InvitationState, Response, WebhookReceipt
-from engine.web import runtime
+from engine.common.errors import FieldError
+from engine.common.limits import text_problem
+from engine.delivery.provider_reports import Report, apply_status, settle_held
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import InvitationState, Response, WebhookReceipt
+from engine.surveys.conversations import remember, seen
+from engine.webapp.support import runtime
 
 logger = logging.getLogger("survey_engine.ivr")
 bp = Blueprint("ivr", __name__, url_prefix="/channels/ivr")

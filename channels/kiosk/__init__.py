@@ -3,7 +3,7 @@
 It sends nothing (``contact_kinds = ()``: the visitor is there). Its blueprint (:mod:`channels.kiosk.routes`)
 serves the one-time enrollment link ``/kiosk/enroll/<code>``, the page ``/kiosk``, its service worker, assets and
 flow JSON, and the device-authenticated sync ``POST /api/v1/kiosk/responses``. The device registry and the
-exactly-once storing of queued sessions are the engine's (:mod:`engine.kiosk`).
+exactly-once storing of queued sessions are the engine's (:mod:`engine.kiosk.devices`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from flask import Blueprint
 
 from engine.channels import Outcome, Outgoing, SendResult
-from engine.models.enums import ContactKind
+from engine.store.models.enums import ContactKind
 
 
 class KioskChannel:

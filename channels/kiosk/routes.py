@@ -10,7 +10,7 @@
   service worker, allowed the ``/kiosk`` scope by ``Service-Worker-Allowed``) and ``/kiosk/assets/<name>``: all
   need the credential. Without one: 401 and a page saying how to enroll; a revoked device: 401 and a page that
   says so.
-* ``POST /api/v1/kiosk/responses``: a batch of queued sessions (:mod:`engine.kiosk`); refusals are problem+json.
+* ``POST /api/v1/kiosk/responses``: a batch of queued sessions (:mod:`engine.kiosk.devices`); refusals are problem+json.
   The cookie is SameSite=Strict and the body must be JSON (a cross-site form cannot send either).
 """
 
@@ -27,15 +27,15 @@ from babel import Locale
 from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, send_from_directory
 
 from channels.kiosk.texts import kiosk_document
-from engine import kiosk as registry
 from engine.api.problems import Problem
-from engine.crypto import token_hash
-from engine.db import unit_of_work, utcnow
-from engine.errors import ValidationFailed
-from engine.flow_store import published_flow
-from engine.i18n import best_language
-from engine.models import KioskDevice
-from engine.web import guarded_by, json_body, runtime
+from engine.common.crypto import token_hash
+from engine.common.errors import ValidationFailed
+from engine.common.i18n import best_language
+from engine.kiosk import devices as registry
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import KioskDevice
+from engine.surveys.flow_store import published_flow
+from engine.webapp.support import guarded_by, json_body, runtime
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"

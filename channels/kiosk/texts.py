@@ -12,11 +12,11 @@ from typing import Any
 
 from babel.dates import format_date
 
-from engine.catalog import ServiceConfig
-from engine.flows import Flow, Question
-from engine.i18n import N_, catalog, translate
-from engine.messages import duration, pra_of
-from engine.models import KioskDevice
+from engine.catalog.services import ServiceConfig
+from engine.common.i18n import N_, catalog, translate
+from engine.store.models import KioskDevice
+from engine.surveys.flows import Flow, Question
+from engine.surveys.messages import duration, pra_of
 
 CHANNEL = "kiosk"
 

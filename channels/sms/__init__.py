@@ -21,7 +21,7 @@ from flask import Blueprint
 from channels.sms.sender import Sender
 from channels.twilio_api import REQUEST_TIMEOUT, TwilioSettings, settle_by_lookup
 from engine.channels import Outcome, Outgoing, SendResult, Unsettled
-from engine.models.enums import ContactKind
+from engine.store.models.enums import ContactKind
 
 
 class SmsChannel:
@@ -33,7 +33,7 @@ class SmsChannel:
     suppressed_by: ClassVar[tuple[str, ...] | None] = ("sms",)
     test_only: ClassVar[bool] = False
     # One invitation a hand-over: the dispatcher records a hand-over's provider ids only once the whole batch is
-    # sent, and a status callback for a sid not yet recorded is held until it lands (``engine.delivery``). One
+    # sent, and a status callback for a sid not yet recorded is held until it lands (``engine.delivery.provider_reports``). One
     # at a time keeps that gap to milliseconds; each message is one API call anyway.
     batch_size: ClassVar[int] = 1
 

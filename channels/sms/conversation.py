@@ -1,6 +1,6 @@
 """One incoming text, answered: keywords first (STOP, START, HELP), then the survey conversation.
 
-The conversation is the engine's (``engine.conversations``): this module finds the invitation the text answers,
+The conversation is the engine's (``engine.surveys.conversations``): this module finds the invitation the text answers,
 starts its response on the first reply (the invitation's first text already asked the first question), reads the
 reply for the pending question (:mod:`channels.sms.replies`) and says what comes next. The caller owns the unit
 of work and the webhook receipt; everything here happens inside that one database transaction.
@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from channels.sms import texts
 from channels.sms.replies import Keyword, keyword, reader
-from engine import conversations
-from engine.catalog import ServiceConfig
-from engine.db import utcnow
-from engine.flows import Flow, Question
-from engine.models import (
+from engine.catalog.services import ServiceConfig
+from engine.delivery.suppressions import restore, suppress
+from engine.runtime import Runtime
+from engine.store.db import utcnow
+from engine.store.models import (
     ContactKind,
     DeliveryEvent,
     Invitation,
@@ -29,9 +29,9 @@ from engine.models import (
     Suppression,
     SuppressionReason,
 )
-from engine.runtime import Runtime
-from engine.sessions import SurveyClosed, SurveySessions
-from engine.suppressions import restore, suppress
+from engine.surveys import conversations
+from engine.surveys.flows import Flow, Question
+from engine.surveys.sessions import SurveyClosed, SurveySessions
 
 CHANNEL = "sms"
 # An SMS opt-out also stops outbound calls to that phone (SPEC §2 rule 3); START lifts both.

@@ -7,7 +7,7 @@ labels ("strongly agree", "muy de acuerdo") come from the flow through the engin
 Matching ignores case, accents, punctuation and extra spaces. A keyword counts only as the whole message, in any
 language the engine has words for (a customer asked in English may still text ALTO). An answer is read for the
 pending question in the response's language first, then in the others; it must say one thing (``"4 or 5"`` is
-not read), and a reply that cannot be read raises :class:`engine.sessions.InvalidAnswer` so the conversation
+not read), and a reply that cannot be read raises :class:`engine.surveys.sessions.InvalidAnswer` so the conversation
 asks once more.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from engine.flows import CHOICE_TYPES, Question
-from engine.i18n import LOCALES, N_
-from engine.sessions import Given, InvalidAnswer
+from engine.common.i18n import LOCALES, N_
+from engine.surveys.flows import CHOICE_TYPES, Question
+from engine.surveys.sessions import Given, InvalidAnswer
 
 VOCABULARY_DIR = LOCALES / "sms"
 DEFAULT_LANGUAGE = "en"
@@ -251,5 +251,5 @@ def read_answer(question: Question, text: str, language: str, labels: Labels) ->
 
 
 def reader(text: str, language: str, labels: Labels) -> Callable[[Question], Given]:
-    """The ``read`` callable :func:`engine.conversations.take` wants, for one incoming text."""
+    """The ``read`` callable :func:`engine.surveys.conversations.take` wants, for one incoming text."""
     return lambda question: read_answer(question, text, language, labels)

@@ -8,11 +8,11 @@ language to the catalogs alone.
 
 from __future__ import annotations
 
-from engine.catalog import ServiceConfig
+from engine.catalog.services import ServiceConfig
 from engine.channels import Outgoing
-from engine.flows import Flow, Question
-from engine.i18n import N_, available_languages, best_language, translate
-from engine.messages import duration, flow_message, invitation_text, pra_of
+from engine.common.i18n import N_, available_languages, best_language, translate
+from engine.surveys.flows import Flow, Question
+from engine.surveys.messages import duration, flow_message, invitation_text, pra_of
 
 CHANNEL = "sms"
 DEFAULT_LANGUAGE = "en"

@@ -6,7 +6,7 @@ Both are checked against ``X-Twilio-Signature`` (403 and no change otherwise) an
   database transaction as the turn, and stores the TwiML answered, so a retried request gets the same TwiML and
   changes nothing (SPEC §2 rule 10).
 * status — Twilio's delivery report for a message we sent, applied once per ``MessageSid`` and status through
-  :func:`engine.delivery.apply_status`; an unknown status word changes nothing, and a report on a message whose sid
+  :func:`engine.delivery.provider_reports.apply_status`; an unknown status word changes nothing, and a report on a message whose sid
   dispatch has not recorded yet is held and applied when the sid lands.
 """
 
@@ -20,14 +20,14 @@ from twilio.twiml.messaging_response import MessagingResponse
 from channels.sms.conversation import Conversation
 from channels.twilio_api import SUPPRESSING_CODES, twilio_signed
 from engine.api.problems import problem_response
-from engine.conversations import remember, seen
-from engine.db import unit_of_work
-from engine.delivery import Report, apply_status, settle_held
-from engine.errors import FieldError
-from engine.limits import text_problem
-from engine.models import InvitationState
-from engine.validation import normalize_phone
-from engine.web import runtime
+from engine.common.errors import FieldError
+from engine.common.limits import text_problem
+from engine.delivery.provider_reports import Report, apply_status, settle_held
+from engine.intake.validation import normalize_phone
+from engine.store.db import unit_of_work
+from engine.store.models import InvitationState
+from engine.surveys.conversations import remember, seen
+from engine.webapp.support import runtime
 
 bp = Blueprint("sms", __name__, url_prefix="/channels/sms")
 RECEIPT_PREFIX = "sms:"

@@ -28,8 +28,8 @@ from twilio.rest import Client
 
 from engine.api.problems import problem_response
 from engine.channels import Outcome, Unsettled
-from engine.models import SuppressionReason
-from engine.web import runtime
+from engine.store.models import SuppressionReason
+from engine.webapp.support import runtime
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 REQUEST_TIMEOUT = 10.0

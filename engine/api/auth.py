@@ -15,8 +15,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.api.problems import Problem
-from engine.crypto import token_hash
-from engine.models import ApiKey, ApiKeyService, AuditEntry, Scope, Service
+from engine.common.crypto import token_hash
+from engine.store.models import ApiKey, ApiKeyService, AuditEntry, Scope, Service
 
 KEY_PREFIX = "se_"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -134,7 +134,7 @@ class VerifiedKeys:
 def _verified_keys() -> VerifiedKeys:
     keys: VerifiedKeys | None = current_app.extensions.get("survey_engine.verified_keys")
     if keys is None:
-        from engine.web import runtime
+        from engine.webapp.support import runtime
 
         keys = VerifiedKeys(runtime().settings.api_key_cache_seconds)
         current_app.extensions["survey_engine.verified_keys"] = keys
@@ -147,7 +147,7 @@ def require_scope(*scopes: Scope) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            from engine.web import runtime
+            from engine.webapp.support import runtime
 
             key_hash = token_hash(_bearer_token(request.headers.get("Authorization")))
             verified = _verified_keys()

@@ -11,9 +11,9 @@ import yaml
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from engine import migrate
 from engine.api.problems import problem_response
-from engine.web import public, runtime
+from engine.store import migrate
+from engine.webapp.support import public, runtime
 
 bp = Blueprint("ops", __name__)
 OPENAPI = Path(__file__).resolve().parent / "openapi.yaml"

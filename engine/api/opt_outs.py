@@ -8,13 +8,13 @@ from flask import Blueprint, g, jsonify
 
 from engine.api.auth import require_scope
 from engine.api.problems import Problem
-from engine.db import unit_of_work
-from engine.errors import FieldError
-from engine.intake import iso
-from engine.models import ContactKind, Scope, SuppressionReason
-from engine.suppressions import ADDRESSED_CHANNELS, channels_for, restore, suppress
-from engine.validation import normalize_email, normalize_phone, shown, text_error
-from engine.web import json_body, runtime
+from engine.common.errors import FieldError
+from engine.delivery.suppressions import ADDRESSED_CHANNELS, channels_for, restore, suppress
+from engine.intake.submit import iso
+from engine.intake.validation import normalize_email, normalize_phone, shown, text_error
+from engine.store.db import unit_of_work
+from engine.store.models import ContactKind, Scope, SuppressionReason
+from engine.webapp.support import json_body, runtime
 
 bp = Blueprint("opt_outs", __name__, url_prefix="/api/v1")
 

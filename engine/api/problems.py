@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, json
 
-from engine.errors import FieldError
+from engine.common.errors import FieldError
 
 PROBLEM_TYPE = "https://survey-engine.invalid/problems/"
 TITLES = {

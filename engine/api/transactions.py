@@ -9,11 +9,11 @@ from sqlalchemy import select
 
 from engine.api.auth import require_scope
 from engine.api.problems import Problem
-from engine.db import unit_of_work
-from engine.errors import FieldError
-from engine.intake import MAX_BATCH, Intake, invitation_view, iso
-from engine.models import DeliveryEvent, Invitation, Office, Scope, Service, Transaction
-from engine.web import json_body, runtime
+from engine.common.errors import FieldError
+from engine.intake.submit import MAX_BATCH, Intake, invitation_view, iso
+from engine.store.db import unit_of_work
+from engine.store.models import DeliveryEvent, Invitation, Office, Scope, Service, Transaction
+from engine.webapp.support import json_body, runtime
 
 bp = Blueprint("transactions", __name__, url_prefix="/api/v1")
 

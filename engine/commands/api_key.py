@@ -28,8 +28,8 @@ def api_key() -> None:
 def create(name: str, services: tuple[str, ...], scopes: tuple[str, ...]) -> None:
     """Create a key; it is printed once, alone on the last line."""
     from engine.api.auth import create_api_key
-    from engine.db import unit_of_work
-    from engine.limits import text_problem
+    from engine.common.limits import text_problem
+    from engine.store.db import unit_of_work
 
     problem = text_problem(name)
     if problem or not name.strip() or len(name) > 120:
@@ -53,7 +53,7 @@ def list_() -> None:
     """
     from sqlalchemy import select
 
-    from engine.models import ApiKey, ApiKeyService, Service
+    from engine.store.models import ApiKey, ApiKeyService, Service
 
     rt = _runtime()
     with rt.sessions() as session:
@@ -81,8 +81,8 @@ def list_() -> None:
 @click.argument("key_id", metavar="ID", type=click.IntRange(1, 2**31 - 1))  # ids are database integers
 def revoke(key_id: int) -> None:
     """Revoke a key (by the id `api-key list` shows): refused from now on, within the cache time elsewhere."""
-    from engine.db import unit_of_work, utcnow
-    from engine.models import ApiKey, AuditEntry
+    from engine.store.db import unit_of_work, utcnow
+    from engine.store.models import ApiKey, AuditEntry
 
     rt = _runtime()
     with unit_of_work(rt.sessions) as session:

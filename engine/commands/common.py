@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from engine import migrate
-from engine.errors import ConfigError
+from engine.common.errors import ConfigError
 from engine.settings import Settings, load_settings
+from engine.store import migrate
 
 
 def _settings() -> Settings:

@@ -20,8 +20,8 @@ def kiosk() -> None:
               help="A language the kiosk offers; repeat for more (default: every language of the flow).")  # fmt: skip
 def register(service: str, office: str, name: str | None, languages: tuple[str, ...]) -> None:
     """Register a device; its one-time enrollment URL (valid 24 hours) is printed alone on the last line."""
-    from engine import kiosk as registry
-    from engine.db import unit_of_work
+    from engine.kiosk import devices as registry
+    from engine.store.db import unit_of_work
 
     rt = _runtime()
     try:
@@ -46,7 +46,7 @@ def list_() -> None:
 
     The column names go to standard error, so ``kiosk list | cut -f1`` gives the ids alone.
     """
-    from engine import kiosk as registry
+    from engine.kiosk import devices as registry
 
     rt = _runtime()
     with rt.sessions() as session:
@@ -64,8 +64,8 @@ def list_() -> None:
 @click.argument("device_id")
 def revoke(device_id: str) -> None:
     """End a device: its page and its submissions are refused from now on."""
-    from engine import kiosk as registry
-    from engine.db import unit_of_work
+    from engine.kiosk import devices as registry
+    from engine.store.db import unit_of_work
 
     rt = _runtime()
     try:

@@ -14,7 +14,7 @@ from typing import IO
 import click
 
 from engine.commands.common import _runtime
-from engine.fiscal import FiscalQuarter
+from engine.reporting.fiscal import FiscalQuarter
 
 YEAR = click.IntRange(2000, 2999)
 QUARTER = click.IntRange(1, 4)
@@ -112,9 +112,9 @@ def _os_user() -> str:
 @click.option("--by", "by", default=None, help="Who files it (default: the operating-system user).")
 def report_submit(fiscal_year: int, quarter: int, service: str, by: str | None) -> None:
     """File a quarter: freeze the service's §6.1 CSV, JSON and XLSX and §6.2 CSV; prints the submission id."""
-    from engine.db import unit_of_work
-    from engine.limits import text_problem
+    from engine.common.limits import text_problem
     from engine.reporting import submissions
+    from engine.store.db import unit_of_work
 
     rt = _runtime()
     (slug,) = _services(rt, (service,)) or [service]

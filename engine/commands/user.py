@@ -17,7 +17,7 @@ def user() -> None:
 
 def _in_session(work: Callable[[Any, Any], Any]) -> Any:
     from engine.dashboard.accounts import AccountError
-    from engine.db import unit_of_work
+    from engine.store.db import unit_of_work
 
     rt = _runtime()
     try:
@@ -90,8 +90,8 @@ def user_list() -> None:
     """Every account: email, state, services, last sign-in."""
     from sqlalchemy import select
 
-    from engine.models import Service
-    from engine.models.accounts import User
+    from engine.store.models import Service
+    from engine.store.models.accounts import User
 
     def rows(rt: Any, session: Any) -> list[str]:
         slugs = dict(session.execute(select(Service.id, Service.slug)).tuples().all())

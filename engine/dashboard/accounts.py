@@ -20,12 +20,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.crypto import token_hash
-from engine.db import utcnow
-from engine.i18n import N_
-from engine.limits import text_problem
-from engine.models import AuditEntry, Service
-from engine.models.accounts import AccountToken, User, UserService
+from engine.common.crypto import token_hash
+from engine.common.i18n import N_
+from engine.common.limits import text_problem
+from engine.store.db import utcnow
+from engine.store.models import AuditEntry, Service
+from engine.store.models.accounts import AccountToken, User, UserService
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 3
 SCRYPT_MAXMEM = 64 * 1024 * 1024

@@ -13,9 +13,9 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
-from engine.fiscal import FiscalQuarter, fiscal_quarter
-from engine.i18n import N_
+from engine.common.i18n import N_
 from engine.reporting import what_counts as wc
+from engine.reporting.fiscal import FiscalQuarter, fiscal_quarter
 from engine.runtime import Runtime
 
 TAGS = ("satisfaction", "trust")

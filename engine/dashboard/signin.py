@@ -29,13 +29,13 @@ from typing import Any, TypeVar
 from flask import abort, g, redirect, request, session, url_for
 from sqlalchemy import delete, func, select, update
 
-from engine.crypto import same_secret, token_hash
+from engine.common.crypto import same_secret, token_hash
+from engine.common.limits import text_problem
 from engine.dashboard.accounts import hash_password, needs_rehash, session_stamp, verify_password
-from engine.db import unit_of_work, utcnow
-from engine.limits import text_problem
-from engine.models import Service
-from engine.models.accounts import DashboardSession, SignInAttempt, User, UserService
-from engine.web import guarded_by, runtime
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import Service
+from engine.store.models.accounts import DashboardSession, SignInAttempt, User, UserService
+from engine.webapp.support import guarded_by, runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 GUARD = "dashboard sign-in (session cookie, reloaded account, its services)"
@@ -229,7 +229,7 @@ def _record(email: str, address: str, now: datetime) -> list[int]:
 def authenticate(email: str, password: str, address: str) -> User | None:
     """The account when ``email`` and ``password`` match an enabled account; raises RateLimited when over.
 
-    Text a database cannot keep (``engine.limits.text_problem``) never matches and never reaches a query: it is
+    Text a database cannot keep (``engine.common.limits.text_problem``) never matches and never reaches a query: it is
     counted as a failed attempt (under a digest of the address as received) after the same work as any other.
     """
     now = utcnow()

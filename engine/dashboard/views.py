@@ -18,6 +18,9 @@ from flask import abort, g, make_response, redirect, render_template, request, u
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from engine.common.i18n import N_, translate
+from engine.common.limits import whole_number
+from engine.common.logs import log
 from engine.dashboard import bp, charts, figures
 from engine.dashboard.accounts import password_problem, token_user, use_token
 from engine.dashboard.signin import (
@@ -32,14 +35,11 @@ from engine.dashboard.signin import (
     safe_next,
     signed_in,
 )
-from engine.db import unit_of_work, utcnow
-from engine.fiscal import FiscalQuarter
-from engine.i18n import N_, translate
-from engine.limits import whole_number
-from engine.logs import log
 from engine.reporting import a11, formats, submissions
 from engine.reporting import what_counts as wc
-from engine.web import guarded_by, public, runtime
+from engine.reporting.fiscal import FiscalQuarter
+from engine.store.db import unit_of_work, utcnow
+from engine.webapp.support import guarded_by, public, runtime
 
 logger = logging.getLogger("survey_engine.dashboard")
 LANGUAGES = ("en", "es")

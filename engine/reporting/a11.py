@@ -10,7 +10,7 @@ Rows are ordered by service slug, then channel (automated_phone, sms_text_messag
 website), then survey (in the order the surveys were first used), then office code.
 
 The survey: each transaction, invitation and response records the survey it was decided, sent or answered under
-(``engine.surveys``: a flow version and the effective PRA block). A channel's data is split by it, so a quarter in
+(``engine.catalog.surveys``: a flow version and the effective PRA block). A channel's data is split by it, so a quarter in
 which a service changed flow or control number has one row per channel and survey, each described by its own
 flow version (``survey_title``, ``survey_type``, ``trust_question_text`` as asked, the rating and driver columns
 it fills) and PRA block (``omb_control_number``), never by today's configuration. A channel without data in the
@@ -38,12 +38,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.fiscal import FiscalQuarter
-from engine.flows import Flow, parse_flow
-from engine.i18n import translate
-from engine.models import FlowVersion, KioskDevice, Office, Reflection, Survey
+from engine.common.i18n import translate
 from engine.reporting import what_counts as wc
+from engine.reporting.fiscal import FiscalQuarter
 from engine.runtime import Runtime
+from engine.store.models import FlowVersion, KioskDevice, Office, Reflection, Survey
+from engine.surveys.flows import Flow, parse_flow
 
 BASE_COLUMNS = (
     "fiscal_year",

@@ -9,7 +9,7 @@ Cells: ``question_1`` the trust rating (1-5; a thumbs question 0 down / 1 up); a
 ``0`` offered and not chosen, empty when not asked — a side counts as offered when the respondent answered its
 question, or when the flow shows it on that channel after the respondent's trust rating (``show_if``); a flow
 whose drivers are 5-point questions has no driver choices and leaves every driver column empty. The flow is the
-version the response was answered on (its recorded survey, ``engine.surveys``; today's flow of the service for a
+version the response was answered on (its recorded survey, ``engine.catalog.surveys``; today's flow of the service for a
 response stored before surveys were recorded). Rows come in the order (service slug, start of the response,
 response id), the same on every run.
 """
@@ -22,13 +22,13 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from engine.fiscal import FiscalQuarter
-from engine.flows import Flow
-from engine.models import Answer, AnswerChoice, Service
 from engine.reporting import what_counts as wc
 from engine.reporting.a11 import surveys_used
+from engine.reporting.fiscal import FiscalQuarter
 from engine.reporting.masking import mask_contacts
 from engine.runtime import Runtime
+from engine.store.models import Answer, AnswerChoice, Service
+from engine.surveys.flows import Flow
 
 COLUMNS = (
     "external_id",

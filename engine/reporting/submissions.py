@@ -21,12 +21,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.db import utcnow
-from engine.fiscal import FiscalQuarter
-from engine.limits import text_problem
-from engine.models import Reflection, Submission
+from engine.common.limits import text_problem
 from engine.reporting import a11, formats, responses_file
+from engine.reporting.fiscal import FiscalQuarter
 from engine.runtime import Runtime
+from engine.store.db import utcnow
+from engine.store.models import Reflection, Submission
 
 FILES = {"csv": "collection_csv", "json": "collection_json", "xlsx": "collection_xlsx", "responses": "responses_csv"}
 MEDIA_TYPES = {"csv": formats.CSV_MEDIA_TYPE, "json": "application/json", "xlsx": formats.XLSX_MEDIA_TYPE,

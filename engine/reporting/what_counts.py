@@ -8,7 +8,7 @@ The rules, as implemented:
 - **Period.** A transaction belongs to the period of its ``completed_at`` in its service's time zone; a response
   to its transaction's; a response without a transaction (a kiosk session) to its ``started_at`` (the kiosk
   starts a session with its first answer). A :class:`Scope` holds each service's period as UTC instants
-  [start, end), worked out by :mod:`engine.fiscal` in the service's zone.
+  [start, end), worked out by :mod:`engine.reporting.fiscal` in the service's zone.
 - **What is left out.** Test data (``test`` on the transaction, invitation or response), console-channel data
   and transactions decided ``invalid`` count nowhere; ``include_test=True`` (the dashboard's labelled "test data"
   view) lets test and console data in. Spam-flagged responses count nowhere, ever.
@@ -25,7 +25,7 @@ The rules, as implemented:
   call reached the ``questions`` phase, or an answer exists); kiosk sessions.
   **Respondents**: counted responses with at least one answer.
 
-Performance: the §6.1 figures (:func:`figures`) read summaries kept by triggers (:mod:`engine.models.reporting`),
+Performance: the §6.1 figures (:func:`figures`) read summaries kept by triggers (:mod:`engine.store.models.reporting`),
 one narrow table per figure, joining nothing big: customers from one scan of the counted transactions;
 opportunities from ``invitation_tallies``; post-call and kiosk customers and opportunities, respondents and
 ratings from ``response_tallies``; service-level sums from ``service_level_tallies``; plus the drivers. Each
@@ -67,9 +67,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Subquery
 
-from engine.fiscal import FiscalQuarter, day_bounds, local_midnight
-from engine.limits import MAX_NUMBER
-from engine.models import (
+from engine.common.limits import MAX_NUMBER
+from engine.reporting.fiscal import FiscalQuarter, day_bounds, local_midnight
+from engine.runtime import Runtime
+from engine.store.models import (
     Answer,
     AnswerChoice,
     Decision,
@@ -80,8 +81,7 @@ from engine.models import (
     ServiceLevel,
     Transaction,
 )
-from engine.models.reporting import TALLIED_TAGS, InvitationTally, ServiceLevelTally
-from engine.runtime import Runtime
+from engine.store.models.reporting import TALLIED_TAGS, InvitationTally, ServiceLevelTally
 
 # Engine channel names → the A-11 channel vocabulary (SPEC §6.1). ``web``: a survey from the agency's own site.
 A11_CHANNELS = {
@@ -294,7 +294,7 @@ def counted_responses(scope: Scope) -> Subquery:
     question), ``answers`` (how many) and the rating of each tallied tag (``satisfaction`` … ``employee``).
 
     The answer count and ratings come from ``response_tallies`` (kept by triggers on ``answers``; see
-    :mod:`engine.models.reporting`): one narrow row per response instead of every answer.
+    :mod:`engine.store.models.reporting`): one narrow row per response instead of every answer.
     """
     tx = Transaction
     r = Response
@@ -416,7 +416,7 @@ def volumes(rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("c
 
 def _transaction_pass(rt: Runtime, session: Session, scope: Scope, by: Sequence[str]) -> dict[Key, Volumes]:
     """Customers (one scan of the counted transactions) and invitations that are opportunities (one scan of the
-    counted invitation tallies, kept by triggers; see :mod:`engine.models.reporting`)."""
+    counted invitation tallies, kept by triggers; see :mod:`engine.store.models.reporting`)."""
     tx = counted_transactions(rt, scope)
     out = {key: Volumes(n, 0, 0) for key, n in _grouped_counts(session, tx, by).items()}
     inv = counted_invitation_tallies(rt, scope)
@@ -486,7 +486,7 @@ POINTS = (1, 2, 3, 4, 5)
 
 def counted_tallies(scope: Scope) -> Subquery:
     """The tally rows of the counted responses (answered or not), read from ``response_tallies`` alone (its copied
-    keys, kept by triggers; see :mod:`engine.models.reporting`): ``response_id, service_id, channel, office_id,
+    keys, kept by triggers; see :mod:`engine.store.models.reporting`): ``response_id, service_id, channel, office_id,
     moment, has_transaction, invited, heard, answers`` and the rating of each tallied tag. The same responses as
     :func:`counted_responses` (``tests/test_reports_summary.py`` proves it), without joining anything."""
     t = ResponseTally

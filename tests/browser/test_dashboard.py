@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.api.auth import create_api_key
-from engine.db import unit_of_work, utcnow
-from engine.fiscal import fiscal_quarter
+from engine.reporting.fiscal import fiscal_quarter
+from engine.store.db import unit_of_work, utcnow
 from tests import dashboard_support
 from tests.browser.conftest import axe_violations
 from tests.dashboard_support import EXPECTED, PASSWORD, build_quarter, make_account

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from channels.email.message import personalize
-from engine.models import Answer, Invitation, Response
+from engine.store.models import Answer, Invitation, Response
 from tests import email_support
 from tests.browser.conftest import axe_violations
 from tests.email_support import (

@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from engine import kiosk as registry
-from engine.db import unit_of_work
+from engine.kiosk import devices as registry
+from engine.store.db import unit_of_work
 from tests.browser.conftest import axe_violations
 from tests.kiosk_support import COOKIE, register, stored
 

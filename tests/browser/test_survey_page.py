@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine.dispatch import Dispatcher
-from engine.models import Answer, Response
+from engine.delivery.dispatch import Dispatcher
+from engine.store.models import Answer, Response
 from tests.browser.conftest import axe_violations
 from tests.helpers import post, tx
 
@@ -89,7 +89,7 @@ def test_a_rating_link_preselects_without_recording(phone, live_server, survey_p
 
 
 def _answers_with_choices(runtime):
-    from engine.models import AnswerChoice
+    from engine.store.models import AnswerChoice
 
     with runtime.sessions() as session:
         rows = session.execute(select(Answer)).scalars().all()

@@ -1,0 +1,297 @@
+"""The configured catalogue: services (``config/services.yaml``), offices (``config/offices.yaml``) and flows.
+
+Parsed once at start-up into frozen objects; a rule that cannot hold (a window over 48 hours, an unknown time zone,
+a flow that does not exist) stops the start with a message naming the service and the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from engine.catalog.durations import parse_duration
+from engine.common.errors import ConfigError
+from engine.surveys.flows import Flow, Pra, load_flows, parse_pra
+
+MAX_WINDOW = timedelta(hours=48)
+MAX_ANSWER_WINDOW = timedelta(days=7)
+# A-11 280.4's seven service types, in the policy's order.
+SERVICE_TYPES = (
+    "administrative",
+    "benefits",
+    "compliance",
+    "recreation",
+    "informational",
+    "data_and_research",
+    "regulatory",
+)
+# A-11 280.7's timing of the survey within the customer's journey (reported as ``transaction_point``).
+TRANSACTION_POINTS = ("post_interaction", "post_service_journey", "relational")
+SERVICE_KEYS = {
+    "name",
+    "agency",
+    "service_type",
+    "service_stage",
+    "bureau",
+    "service_provider",
+    "transaction_point",
+    "pra",
+    "flow",
+    "channels",
+    "sample_rate",
+    "send_delay",
+    "window",
+    "answer_window",
+    "quiet_hours",
+    "contact_cooldown_days",
+    "daily_cap",
+    "default_language",
+    "timezone",
+    "sms_mode",
+    "ivr_numbers",
+    "reminder_after",
+    "kiosk_idle_reset",
+    "kiosk_max_sessions_per_minute",
+    "sender",
+    "support",
+    "twilio_opt_out_handling",
+    "languages",
+}
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    slug: str
+    name: str
+    agency: str
+    service_type: str
+    flow: str
+    channels: tuple[str, ...]
+    timezone: ZoneInfo
+    sample_rate: float = 1.0
+    send_delay: timedelta = timedelta(0)
+    window: timedelta = MAX_WINDOW
+    answer_window: timedelta = timedelta(hours=48)
+    quiet_hours: QuietHours = QuietHours(time(21, 0), time(8, 0))
+    contact_cooldown_days: int = 30
+    daily_cap: int | None = None
+    default_language: str = "en"
+    service_stage: str | None = None
+    sms_mode: str = "conversational"
+    ivr_numbers: tuple[str, ...] = ()
+    reminder_after: timedelta | None = None
+    kiosk_idle_reset: timedelta = timedelta(seconds=45)
+    # Completed kiosk sessions one device may submit within 60 s of device time before the excess is spam.
+    kiosk_max_sessions_per_minute: int = 6
+    sender: dict[str, str] = field(default_factory=dict)
+    support: dict[str, str] = field(default_factory=dict)
+    twilio_opt_out_handling: bool = False
+    bureau: str | None = None
+    service_provider: str | None = None
+    transaction_point: str = "post_interaction"
+    # The agency's own PRA clearance; when set it stands everywhere in place of the flow's (SPEC §2 rule 9).
+    pra: Pra | None = None
+
+
+@dataclass(frozen=True)
+class OfficeConfig:
+    code: str
+    name: str
+    timezone: ZoneInfo | None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    services: dict[str, ServiceConfig]
+    offices: dict[str, OfficeConfig]
+    flows: dict[str, Flow]
+
+    def flow_of(self, service: ServiceConfig) -> Flow:
+        return self.flows[service.flow]
+
+    def pra_of(self, service: ServiceConfig) -> Pra:
+        """The PRA block that stands for ``service``: its own clearance, else its flow's."""
+        return service.pra or self.flows[service.flow].pra
+
+
+def _zone(name: Any, where: str) -> ZoneInfo:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: timezone must be an IANA name such as America/New_York")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{where}: unknown time zone {name!r} (use an IANA name such as America/New_York)") from exc
+
+
+def _duration(value: Any, where: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _clock(value: Any, where: str) -> time:
+    try:
+        hours, minutes = str(value).split(":")
+        return time(int(hours), int(minutes))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {value!r} is not a time of day such as 21:00") from exc
+
+
+def _read_yaml(path: Path, root_key: str) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist (SURVEY_ENGINE_CONFIG_DIR)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+    section = data.get(root_key) if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path.name}: expected a mapping under {root_key!r}")
+    return section
+
+
+def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: set[str] | None) -> ServiceConfig:
+    where = f"services.yaml: service {slug!r}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    unknown = set(raw) - SERVICE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    for key in ("name", "agency", "service_type", "flow", "channels", "timezone"):
+        if key not in raw:
+            raise ConfigError(f"{where}: {key} is required")
+    if raw["service_type"] not in SERVICE_TYPES:
+        raise ConfigError(
+            f"{where}: service_type {raw['service_type']!r} is not one of A-11 280.4's seven: {', '.join(SERVICE_TYPES)}"
+        )
+    point = raw.get("transaction_point", "post_interaction")
+    if point not in TRANSACTION_POINTS:
+        raise ConfigError(f"{where}: transaction_point must be one of {', '.join(TRANSACTION_POINTS)}")
+    for key in ("bureau", "service_provider", "service_stage"):
+        if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key].strip()):
+            raise ConfigError(f"{where}: {key} must be non-empty text")
+    pra = parse_pra(raw["pra"], f"{where}: pra") if raw.get("pra") is not None else None
+    if raw["flow"] not in flows:
+        raise ConfigError(f"{where}: flow {raw['flow']!r} is not in the flows directory")
+    channels = raw["channels"]
+    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
+        raise ConfigError(f"{where}: channels must be a non-empty list of channel names")
+    if channel_names is not None:
+        missing = [c for c in channels if c not in channel_names]
+        if missing:
+            raise ConfigError(
+                f"{where}: unknown channels {', '.join(missing)} (known: {', '.join(sorted(channel_names))})"
+            )
+    rate = raw.get("sample_rate", 1.0)
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 1:
+        raise ConfigError(f"{where}: sample_rate must be a number in (0, 1]")
+    window = _duration(raw.get("window", "PT48H"), f"{where}: window")
+    if window > MAX_WINDOW or window <= timedelta(0):
+        raise ConfigError(f"{where}: window must be positive and at most PT48H (A-11 280.7: within 48 hours)")
+    answer_window = _duration(raw.get("answer_window", "PT48H"), f"{where}: answer_window")
+    if answer_window > MAX_ANSWER_WINDOW or answer_window <= timedelta(0):
+        raise ConfigError(f"{where}: answer_window must be positive and at most P7D")
+    send_delay = _duration(raw.get("send_delay", "PT0S"), f"{where}: send_delay")
+    if send_delay >= window:
+        raise ConfigError(f"{where}: send_delay must be shorter than the window")
+    quiet = raw.get("quiet_hours", {"start": "21:00", "end": "08:00"})
+    if not isinstance(quiet, dict) or set(quiet) != {"start", "end"}:
+        raise ConfigError(f"{where}: quiet_hours must be {{start: 'HH:MM', end: 'HH:MM'}}")
+    cooldown = raw.get("contact_cooldown_days", 30)
+    if not isinstance(cooldown, int) or isinstance(cooldown, bool) or cooldown < 0:
+        raise ConfigError(f"{where}: contact_cooldown_days must be a whole number of days, 0 or more")
+    cap = raw.get("daily_cap")
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+        raise ConfigError(f"{where}: daily_cap must be a positive whole number")
+    sms_mode = raw.get("sms_mode", "conversational")
+    if sms_mode not in ("conversational", "link"):
+        raise ConfigError(f"{where}: sms_mode must be conversational or link")
+    reminder = raw.get("reminder_after")
+    ivr_numbers = raw.get("ivr_numbers", [])
+    if not isinstance(ivr_numbers, list) or not all(isinstance(n, str) for n in ivr_numbers):
+        raise ConfigError(f'{where}: ivr_numbers must be a list of quoted E.164 numbers, e.g. ["+12025550100"]')
+    idle_reset = _duration(raw.get("kiosk_idle_reset", "PT45S"), f"{where}: kiosk_idle_reset")
+    if not timedelta(seconds=1) <= idle_reset <= timedelta(hours=1):
+        raise ConfigError(f"{where}: kiosk_idle_reset must be between PT1S and PT1H")
+    kiosk_limit = raw.get("kiosk_max_sessions_per_minute", 6)
+    if not isinstance(kiosk_limit, int) or isinstance(kiosk_limit, bool) or kiosk_limit < 1:
+        raise ConfigError(f"{where}: kiosk_max_sessions_per_minute must be a positive whole number")
+    for key in ("sender", "support"):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
+            raise ConfigError(f"{where}: {key} must be a mapping, e.g. {{name: ..., reply_to: ...}}")
+    return ServiceConfig(
+        slug=slug,
+        name=str(raw["name"]),
+        agency=str(raw["agency"]),
+        service_type=str(raw["service_type"]),
+        service_stage=raw.get("service_stage"),
+        flow=str(raw["flow"]),
+        channels=tuple(channels),
+        timezone=_zone(raw["timezone"], f"{where}: timezone"),
+        sample_rate=float(rate),
+        send_delay=send_delay,
+        window=window,
+        answer_window=answer_window,
+        quiet_hours=QuietHours(
+            _clock(quiet["start"], f"{where}: quiet_hours.start"),
+            _clock(quiet["end"], f"{where}: quiet_hours.end"),
+        ),
+        contact_cooldown_days=cooldown,
+        daily_cap=cap,
+        default_language=str(raw.get("default_language", "en")),
+        sms_mode=sms_mode,
+        ivr_numbers=tuple(ivr_numbers),
+        reminder_after=_duration(reminder, f"{where}: reminder_after") if reminder else None,
+        kiosk_idle_reset=idle_reset,
+        kiosk_max_sessions_per_minute=kiosk_limit,
+        sender=dict(raw.get("sender") or {}),
+        support=dict(raw.get("support") or {}),
+        twilio_opt_out_handling=bool(raw.get("twilio_opt_out_handling", False)),
+        bureau=raw.get("bureau"),
+        service_provider=raw.get("service_provider"),
+        transaction_point=str(point),
+        pra=pra,
+    )
+
+
+def parse_office(code: str, raw: Any) -> OfficeConfig:
+    where = f"offices.yaml: office {code!r}"
+    if not isinstance(raw, dict) or "name" not in raw:
+        raise ConfigError(f"{where}: expected {{name: ..., timezone: ...}}")
+    unknown = set(raw) - {"name", "timezone"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    zone = _zone(raw["timezone"], where) if raw.get("timezone") else None
+    return OfficeConfig(code=str(code), name=str(raw["name"]), timezone=zone)
+
+
+def load_catalog(config_dir: Path, flows_dir: Path, channel_names: set[str] | None = None) -> Catalog:
+    flows = load_flows(flows_dir)
+    services_raw = _read_yaml(config_dir / "services.yaml", "services")
+    offices_raw = _read_yaml(config_dir / "offices.yaml", "offices")
+    services = {str(slug): parse_service(str(slug), raw, flows, channel_names) for slug, raw in services_raw.items()}
+    from engine.surveys.flow_rules import check_flow
+
+    for flow_id in sorted({s.flow for s in services.values()}):
+        problems, _ = check_flow(flows[flow_id], date.today(), check_expiry=False)
+        if problems:
+            raise ConfigError("a flow in use breaks the A-11 rules:\n  " + "\n  ".join(problems))
+    offices = {str(code): parse_office(str(code), raw) for code, raw in offices_raw.items()}
+    return Catalog(services=services, offices=offices, flows=flows)

@@ -1,0 +1,5 @@
+"""What every part of the engine shares and that knows no domain: contact encryption (``crypto``), the bounds
+every input is held to (``limits``), the domain exceptions (``errors``), languages (``i18n``) and logs (``logs``).
+
+May import: nothing else of the engine (the standard library and third-party packages only).
+"""

@@ -1,0 +1,9 @@
+"""Surveys: the flows as data (``flows``), the A-11 rules a flow keeps (``flow_rules``), published versions
+(``flow_store``), what a flow says (``messages``), link tokens (``tokens``), and the one survey-session engine every
+channel feeds (``sessions``: start, next question, validate, record, complete), driven one turn at a time for SMS and
+IVR (``conversations``: where an SMS reply or a keypress becomes an answer) and one page at a time on the web
+(``web_page``: ``/s/<token>``).
+
+May import: ``engine.common``, ``engine.store``, ``engine.catalog``, ``engine.delivery`` (an answer settles its
+invitation), ``engine.webapp`` (``web_page`` only), ``engine.channels``.
+"""

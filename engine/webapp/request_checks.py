@@ -1,0 +1,102 @@
+"""What every request is held to before any view runs, and how the app answers when the database is away.
+
+SPEC §2 rule 11: text no database can keep (NUL, an unpaired surrogate) in the URL path, the query or a form is
+refused before it reaches a view (422: the API names the field, a page says so); a database that
+cannot be reached is a 503 with ``Retry-After`` (problem+json for the API, a "try again shortly" page for people).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, current_app, g, render_template, request
+from sqlalchemy import exc as sa_exc
+
+from engine.api.problems import problem_response
+from engine.common.errors import FieldError
+from engine.common.i18n import available_languages, best_language
+from engine.common.limits import text_problem
+
+RETRY_AFTER_SECONDS = 30
+# The errors SQLAlchemy raises when the server (or the SQLite file) cannot be reached, was stopped, or the
+# connection dropped: the statement never ran or was rolled back with its transaction.
+UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+def is_api(path: str) -> bool:
+    """Whether a machine reads the answer to ``path`` (problem+json), not a person (an HTML page)."""
+    return path.startswith(("/api/", "/channels/")) or path.endswith(".json")
+
+
+def _unstorable() -> list[FieldError]:
+    """Field errors for unstorable text in the path, the query or (unless the view checks it) the form."""
+    errors: list[FieldError] = []
+    if text_problem(request.path):
+        args = request.view_args or {}
+        named = [name for name, value in args.items() if isinstance(value, str) and text_problem(value)]
+        errors.extend(FieldError(name, "(in the URL path) " + (text_problem(args[name]) or "")) for name in named)
+        if not named:
+            errors.append(FieldError("path", text_problem(request.path) or ""))
+    for source, values in (("query", request.args), ("form", None)):
+        if source == "form":
+            view = current_app.view_functions.get(request.endpoint or "")
+            if getattr(view, "checks_own_form", False) or request.mimetype not in (
+                "application/x-www-form-urlencoded", "multipart/form-data"
+            ):  # fmt: skip
+                continue
+            values = request.form
+        assert values is not None
+        for key, value in values.items(multi=True):
+            problem = text_problem(key) or text_problem(value)
+            if problem:
+                safe = key if text_problem(key) is None else key.encode("unicode_escape").decode("ascii")
+                errors.append(FieldError(safe, f"(in the {source}) {problem}"))
+    return errors
+
+
+def page_language() -> str:
+    offered = available_languages()
+    language: str = g.get("language") or best_language(
+        offered, request.args.get("lang"), request.accept_languages.best_match(offered)
+    )
+    return language
+
+
+def _page(template: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    g.language = language = page_language()
+    response = Response(render_template(template, language=language), status=status, mimetype="text/html")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def refuse_unstorable() -> Any:
+    """``before_request``: answer 422: a problem (API) or a page when the request holds text no database can keep."""
+    errors = _unstorable()
+    if not errors:
+        return None
+    if is_api(request.path):
+        return problem_response(422, "The request holds text no database can keep; each error names its field.",
+                                kind="unstorable-text", errors=errors)  # fmt: skip
+    return _page("survey/bad_request.html", 422)
+
+
+def database_unreachable(exc: Exception) -> Response:
+    """The database could not be reached: 503 with ``Retry-After``, for machines and for people."""
+    import logging
+
+    from engine.common.logs import log
+
+    log(logging.getLogger("survey_engine"), "database unreachable", logging.ERROR, endpoint=request.endpoint or "",
+        error=type(exc).__name__)  # fmt: skip
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if is_api(request.path):
+        return problem_response(503, "The database cannot be reached right now; nothing was stored. Try again "
+                                f"in {RETRY_AFTER_SECONDS} seconds.", kind="database-unreachable", headers=headers)  # fmt: skip
+    return _page("survey/unavailable.html", 503, headers)
+
+
+def install(app: Flask) -> None:
+    app.before_request(refuse_unstorable)
+    for error in UNREACHABLE:
+        app.register_error_handler(error, database_unreachable)

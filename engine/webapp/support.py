@@ -1,0 +1,92 @@
+"""Helpers every blueprint shares: the runtime of the current app, strict JSON bodies, and access marks.
+
+``json_body`` holds every JSON endpoint to SPEC §2 rule 11: at most ``MAX_JSON_DEPTH`` levels of nesting (400,
+never a ``RecursionError``); ``NaN``, ``Infinity`` and numbers too large for a float come through as non-finite or
+out-of-range numbers, so that validation refuses them naming the field (422).
+
+Every view carries an ``access`` mark: ``public`` (with the reason it is public on purpose) or the guard that
+checks its caller. ``tests/test_routes_guarded.py`` walks the URL map and refuses any view without one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, request
+
+from engine.api.problems import Problem
+from engine.common.limits import MAX_JSON_DEPTH, MAX_NUMBER, json_depth
+from engine.runtime import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["survey_engine"]
+    return rt
+
+
+def public(reason: str) -> Callable[[F], F]:
+    """Mark a view as public on purpose; ``reason`` says why."""
+
+    def mark(view: F) -> F:
+        view.access = f"public: {reason}"  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def guarded_by(guard: str) -> Callable[[F], F]:
+    """Mark a view as checked by ``guard`` (a provider signature, a device credential, a sign-in)."""
+
+    def mark(view: F) -> F:
+        view.access = guard  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def checks_own_form(view: F) -> F:
+    """Mark a view that checks its own form fields for unstorable text (so it can name the question)."""
+    view.checks_own_form = True  # type: ignore[attr-defined]
+    return view
+
+
+def _integer(literal: str) -> int:
+    """A JSON integer; one of more than 40 digits stands as out of range (validation names the field)."""
+    if len(literal) > 40:
+        return -(MAX_NUMBER + 1) if literal.startswith("-") else MAX_NUMBER + 1
+    return int(literal)
+
+
+def _too_deep() -> Problem:
+    return Problem(400, f"The body nests objects and lists deeper than {MAX_JSON_DEPTH} levels.", kind="too-deep")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse a JSON document under rule 11's limits, or raise a 400 :class:`Problem`."""
+    try:
+        value = json.loads(data, parse_int=_integer)
+    except RecursionError:
+        raise _too_deep() from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"The body is not valid JSON: {exc}", kind="malformed-json") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise _too_deep()
+    return value
+
+
+def json_body(max_bytes: int = 4 * 1024 * 1024) -> Any:
+    """The request's JSON, or a precise 4xx: wrong media type, too large, malformed, nested too deep."""
+    if request.mimetype != "application/json":
+        raise Problem(
+            415, "Send the body as JSON with 'Content-Type: application/json'.", kind="unsupported-media-type"
+        )
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise Problem(413, f"The body is larger than {max_bytes} bytes; send smaller batches.", kind="too-large")
+    data = request.get_data(cache=False)
+    if len(data) > max_bytes:
+        raise Problem(413, f"The body is larger than {max_bytes} bytes; send smaller batches.", kind="too-large")
+    return parse_json(data)
