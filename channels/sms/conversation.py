@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from channels.sms import texts
 from channels.sms.replies import Keyword, keyword, reader
 from engine.catalog.services import ServiceConfig
+from engine.delivery import lifecycle
 from engine.delivery.suppressions import restore, suppress
 from engine.runtime import Runtime
 from engine.store.db import utcnow
 from engine.store.models import (
     ContactKind,
-    DeliveryEvent,
     Invitation,
     InvitationState,
     Response,
@@ -119,15 +119,12 @@ class Conversation:
 
     def settle_unknown(self, invitation: Invitation) -> bool:
         """A reply to an invitation whose send timed out proves the text arrived: it is delivered (SPEC §2 rule 10)."""
-        if invitation.state is not InvitationState.UNKNOWN or invitation.expires_at <= self.now:
+        if invitation.expires_at <= self.now:
             return False
-        invitation.state = InvitationState.DELIVERED
-        invitation.sent_at = invitation.sent_at or invitation.claimed_at or self.now
-        invitation.reason = None
-        invitation.updated_at = self.now
-        self.session.add(DeliveryEvent(invitation_id=invitation.id, at=self.now, event="reply_received",
-                                       state=InvitationState.DELIVERED,
-                                       detail="the customer replied, so the text was delivered"))  # fmt: skip
+        changes = {"sent_at": invitation.sent_at or invitation.claimed_at or self.now, "reason": None}
+        if not lifecycle.move(self.session, invitation, InvitationState.DELIVERED, lifecycle.Event.REPLIED,
+                              now=self.now, detail="the customer replied, so the text was delivered", changes=changes):  # fmt: skip
+            return False
         self.session.flush()
         return True
 

@@ -38,7 +38,8 @@ from sqlalchemy.orm import Session
 from engine.catalog.services import ServiceConfig
 from engine.channels import Outcome, Outgoing, SendResult
 from engine.common.logs import log
-from engine.delivery import pacing
+from engine.delivery import lifecycle, pacing
+from engine.delivery.lifecycle import Event, Move
 from engine.delivery.provider_reports import settle_held
 from engine.delivery.suppressions import suppress_hash
 from engine.intake import rules
@@ -186,10 +187,8 @@ def outgoing_for(
     )
 
 
-def _finished(invitation_id: uuid.UUID, state: InvitationState, reason: str | None, now: datetime) -> dict[str, Any]:
-    """The columns ``Dispatcher._finish`` sets, as a row for ``update_rows``."""
-    return {"id": invitation_id, "state": state, "reason": reason, "claimed_by": None, "lease_until": None,
-            "updated_at": now}  # fmt: skip
+# The columns an invitation's last move in a worker's hands also sets (the claim is over).
+RELEASED = {"claimed_by": None, "lease_until": None}
 
 
 def _event(
@@ -345,9 +344,7 @@ class Dispatcher:
             params = {"ids": list(ids), "worker": self.worker, "now": now}
             rows = connection.execute(_statement(session, "claimed", ids), params).all()
             suppressed = suppressed_by_hash(session, sorted({row.contact_hash for row in rows if row.contact_hash}))
-            finished: list[dict[str, Any]] = []
-            sending: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
+            moves: list[Move] = []
             for row in rows:
                 verdict = self._recheck(row, suppressed, (moments or {}).get(row.id, now))
                 if verdict is None:
@@ -356,23 +353,17 @@ class Dispatcher:
                         verdict = InvitationState.FAILED, "contact_data_missing"
                 if verdict is not None:
                     state, reason = verdict
-                    finished.append(_finished(row.id, state, reason, now))
-                    events.append(_event(row.id, now, "rechecked", state, reason))
+                    moves.append(Move(row.id, state, Event.RECHECKED, reason, {"reason": reason, **RELEASED}))
                     stats.count(f"{state.value}:{reason}")
                     continue
                 assert outgoing is not None
                 attempts = row.attempts + 1
-                sending.append({"id": row.id, "state": InvitationState.SENDING, "attempts": attempts,
-                                "lease_until": now + self.lease, "updated_at": now})  # fmt: skip
-                events.append(
-                    _event(row.id, now, "sending", InvitationState.SENDING, f"attempt {attempts} by {self.worker}")
-                )
+                moves.append(Move(row.id, InvitationState.SENDING, Event.SENDING, f"attempt {attempts} by {self.worker}",
+                                  {"attempts": attempts, "lease_until": now + self.lease}))  # fmt: skip
                 ready.append((row.channel, outgoing))
             if len(ids) > SMALL_LIST:
                 plans(session, "generic")  # long arrays to write
-            update_rows(session, INVITATIONS, finished)
-            update_rows(session, INVITATIONS, sending)
-            insert_rows(session, DELIVERY_EVENTS, events)
+            lifecycle.move_rows(session, InvitationState.SCHEDULED, moves, now)
         return ready
 
     def _recheck(self, row: Any, suppressed: dict[str, set[str]], now: datetime) -> tuple[InvitationState, str] | None:
@@ -473,7 +464,7 @@ class Dispatcher:
                 plans(session, "custom")
             connection = session.connection()
             rows = {row.id: row for row in connection.execute(_statement(session, "sent", ids), {"ids": ids})}
-            handed: list[dict[str, Any]] = []
+            handed: list[Move] = []
             provider_ids: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
             others: list[SendResult] = []
@@ -490,14 +481,14 @@ class Dispatcher:
                 elif r.outcome in (Outcome.SENT, Outcome.DELIVERED):
                     service = self.rt.catalog.services[slugs[row.service_id]]
                     state = InvitationState.SENT if r.outcome is Outcome.SENT else InvitationState.DELIVERED
-                    handed.append({**_finished(row.id, state, None, now), "sent_at": now,
-                                   "expires_at": now + service.answer_window, "provider_id": provider_id})  # fmt: skip
-                    events.append(_event(row.id, now, r.outcome.value, state, r.detail))
+                    handed.append(Move(row.id, state, Event(r.outcome.value), r.detail,
+                                       {"reason": None, **RELEASED, "sent_at": now,
+                                        "expires_at": now + service.answer_window, "provider_id": provider_id}))  # fmt: skip
                 else:
                     others.append(r)  # retry, failure, unknown: few, through the ORM
             if len(ids) > SMALL_LIST:
                 plans(session, "generic")
-            update_rows(session, INVITATIONS, handed)
+            lifecycle.move_rows(session, InvitationState.SENDING, handed, now)
             update_rows(session, INVITATIONS, provider_ids)
             insert_rows(session, DELIVERY_EVENTS, events)
             for r in others:
@@ -510,14 +501,14 @@ class Dispatcher:
                     self._retry(session, inv, service, r, now)
                 elif r.outcome is Outcome.FAILED:
                     self._finish(session, inv, InvitationState.FAILED, r.detail or "provider_refused", now,
-                                 event="failed", detail=r.detail)  # fmt: skip
+                                 event=Event.FAILED, detail=r.detail)  # fmt: skip
                     if r.suppress is not None and inv.contact_hash:
                         kind = ContactKind.EMAIL if channel == "email" else ContactKind.PHONE
                         suppress_hash(session, inv.contact_hash, kind, list(r.suppress_channels or (channel,)),
                                       r.suppress, f"{channel}:provider", r.detail, now)  # fmt: skip
                 else:
                     self._finish(session, inv, InvitationState.UNKNOWN, r.detail or "outcome_unknown", now,
-                                 event="unknown", detail=r.detail)  # fmt: skip
+                                 event=Event.UNKNOWN, detail=r.detail)  # fmt: skip
         # Reports the provider sent before these ids were committed were held: apply them now (SPEC §2 rule 10).
         settle_held(self.rt.sessions, landed)
 
@@ -532,15 +523,11 @@ class Dispatcher:
             next_at = rules.next_allowed(next_at, service.quiet_hours, tx_zone)
         if inv.attempts >= MAX_ATTEMPTS or next_at > inv.send_by:
             self._finish(session, inv, InvitationState.EXPIRED, f"retries_exhausted: {r.detail or 'provider unavailable'}",
-                         now, event="retry_exhausted", detail=r.detail)  # fmt: skip
+                         now, event=Event.RETRY_EXHAUSTED, detail=r.detail)  # fmt: skip
             return
-        inv.state = InvitationState.SCHEDULED
-        inv.send_at = next_at
-        inv.claimed_by = None
-        inv.lease_until = None
-        inv.updated_at = now
-        session.add(DeliveryEvent(invitation_id=inv.id, at=now, event="retry", state=InvitationState.SCHEDULED,
-                                  detail=f"{r.detail or 'provider unavailable'}; next attempt {next_at.isoformat()}"))  # fmt: skip
+        lifecycle.move(session, inv, InvitationState.SCHEDULED, Event.RETRY, now=now, strict=True,
+                       detail=f"{r.detail or 'provider unavailable'}; next attempt {next_at.isoformat()}",
+                       changes={"send_at": next_at, **RELEASED})  # fmt: skip
 
     def _zone_of(self, session: Session, inv: Invitation, service: ServiceConfig) -> ZoneInfo:
         from engine.intake.validation import zone_named
@@ -557,14 +544,9 @@ class Dispatcher:
                                    service.timezone)  # fmt: skip
 
     @staticmethod
-    def _finish(session: Session, inv: Invitation, state: InvitationState, reason: str | None, now: datetime,
-                event: str, detail: str | None = None) -> None:  # fmt: skip
-        inv.state = state
-        inv.reason = reason
-        inv.claimed_by = None
-        inv.lease_until = None
-        inv.updated_at = now
-        session.add(DeliveryEvent(invitation_id=inv.id, at=now, event=event, state=state, detail=detail or reason))
+    def _finish(session: Session, inv: Invitation, state: InvitationState, reason: str, now: datetime,
+                event: Event, detail: str | None = None) -> None:  # fmt: skip
+        lifecycle.move(session, inv, state, event, reason, now=now, detail=detail, changes=RELEASED, strict=True)
 
     # -- the sweeps -----------------------------------------------------------------------------------------
 
@@ -626,7 +608,9 @@ def reap_lost_sends(rt: Runtime, now: datetime | None = None) -> int:
             .all()
         )
         for inv in rows:
-            Dispatcher._finish(session, inv, InvitationState.UNKNOWN, "worker_lost_during_send", now, event="reaped")
+            Dispatcher._finish(
+                session, inv, InvitationState.UNKNOWN, "worker_lost_during_send", now, event=Event.REAPED
+            )
     if rows:
         log(logger, "sends left unknown by a lost worker", logging.WARNING, count=len(rows))
     return len(rows)
@@ -650,7 +634,7 @@ def expire_overdue(rt: Runtime, now: datetime | None = None) -> int:
             .all()
         )
         for inv in rows:
-            Dispatcher._finish(session, inv, InvitationState.EXPIRED, "window_passed", now, event="expired")
+            Dispatcher._finish(session, inv, InvitationState.EXPIRED, "window_passed", now, event=Event.EXPIRED)
     return len(rows)
 
 

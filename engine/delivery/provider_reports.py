@@ -1,8 +1,9 @@
 """Delivery reports from providers (status callbacks, event webhooks), applied once through one state table.
 
-A channel maps its provider's status words to ours and calls :func:`apply_status`; this module keeps the allowed
-moves of SPEC §3's states, ignores a report already applied (by the provider's event id) or one that would move
-an invitation backwards, and records the suppression a report calls for (an undelivered text, a hard bounce).
+A channel maps its provider's status words to ours and calls :func:`apply_status`; this module finds the invitation
+a report names and hands the report to the lifecycle (engine/delivery/lifecycle.py: recorded once by the provider's
+event id, never moving an invitation backwards), and records the suppression a report calls for (an undelivered
+text, a hard bounce).
 
 A report can arrive before dispatch has committed the provider id it names (a provider reports within
 milliseconds of accepting a message). Such a report is held in ``early_reports`` (once by its event key) and
@@ -23,22 +24,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.delivery import lifecycle
 from engine.delivery.suppressions import ADDRESSED_CHANNELS, suppress_hash
 from engine.store.db import unit_of_work, utcnow
-from engine.store.models import ContactKind, DeliveryEvent, EarlyReport, Invitation, InvitationState, SuppressionReason
+from engine.store.models import ContactKind, EarlyReport, Invitation, InvitationState, SuppressionReason
 
-S = InvitationState
 # How long a report naming no invitation of ours is kept for dispatch to claim it (then it is someone else's).
 HOLD_FOR = timedelta(days=7)
-# Which reported state may follow which (a report never moves an invitation backwards; a late "sent" after
-# "delivered" changes nothing; "unknown" is settled by any report).
-ALLOWED: dict[InvitationState, set[InvitationState]] = {
-    S.SENDING: {S.SENT, S.DELIVERED, S.FAILED},
-    S.UNKNOWN: {S.SENT, S.DELIVERED, S.FAILED},
-    S.SENT: {S.DELIVERED, S.FAILED},
-    S.DELIVERED: set(),
-    S.ANSWERED: set(),
-}
 
 
 @dataclass(frozen=True)
@@ -63,28 +55,9 @@ def apply_status(session: Session, report: Report, now: datetime | None = None) 
     if invitation is None:
         _hold(session, report, now)
         return False
-    try:
-        with session.begin_nested():
-            session.add(
-                DeliveryEvent(
-                    invitation_id=invitation.id,
-                    at=now,
-                    event=report.event,
-                    state=report.state,
-                    detail=report.detail,
-                    provider_event_id=report.event_key,
-                )
-            )
-            session.flush()
-    except IntegrityError:
+    if not lifecycle.report(session, invitation, report.state, word=report.event, key=report.event_key,
+                            detail=report.detail, now=now):  # fmt: skip
         return False
-    if report.state is not None and report.state in ALLOWED.get(invitation.state, set()):
-        invitation.state = report.state
-        invitation.updated_at = now
-        if report.state is S.FAILED:
-            invitation.reason = report.detail or report.event
-        if invitation.sent_at is None and report.state in (S.SENT, S.DELIVERED):
-            invitation.sent_at = now
     if report.suppress is not None and invitation.contact_hash:
         channels = list(report.suppress_channels or (invitation.channel,))
         kind = ADDRESSED_CHANNELS.get(invitation.channel, ContactKind.PHONE)

@@ -16,10 +16,11 @@ from sqlalchemy import select
 
 from engine.channels import Unsettled
 from engine.common.logs import log
+from engine.delivery import lifecycle
 from engine.delivery.dispatch import contact_address
 from engine.runtime import Runtime
 from engine.store.db import unit_of_work, utcnow
-from engine.store.models import Contact, DeliveryEvent, Invitation, InvitationState
+from engine.store.models import Contact, Invitation, InvitationState
 
 logger = logging.getLogger("survey_engine.settlement")
 BATCH = 200
@@ -65,16 +66,12 @@ def settle_unknown(rt: Runtime, now: datetime | None = None) -> int:
                 inv = session.execute(
                     select(Invitation).where(Invitation.id == invitation_id).with_for_update()
                 ).scalar_one_or_none()
-                if inv is None or inv.state is not InvitationState.UNKNOWN:
+                if inv is None:
                     continue
-                inv.state = InvitationState.SENT
-                inv.provider_id = inv.provider_id or provider_id
-                inv.sent_at = inv.sent_at or inv.claimed_at
-                inv.reason = None
-                inv.updated_at = now
-                session.add(DeliveryEvent(invitation_id=inv.id, at=now, event="settled", state=InvitationState.SENT,
-                                          detail=f"provider look-up found {provider_id}"))  # fmt: skip
-                settled += 1
+                changes = {"provider_id": inv.provider_id or provider_id, "sent_at": inv.sent_at or inv.claimed_at,
+                           "reason": None}  # fmt: skip
+                settled += lifecycle.move(session, inv, InvitationState.SENT, lifecycle.Event.SETTLED, now=now,
+                                          detail=f"provider look-up found {provider_id}", changes=changes)  # fmt: skip
     if settled:
         log(logger, "unknown sends settled by look-up", count=settled)
     return settled

@@ -380,31 +380,48 @@ def _qmark_insert(table: Table, columns: tuple[str, ...], suffix: str, dialect: 
 
 
 @lru_cache(maxsize=64)
-def _executemany_update(table: Table, key: str, columns: tuple[str, ...]) -> Update:
+def _executemany_update(
+    table: Table, key: str, columns: tuple[str, ...], only: tuple[str, str] | None = None
+) -> Update:
     # ``b_`` names: SQLAlchemy reserves the column names for the SET clause.
     values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in columns if name != key}
-    return update(table).where(table.c[key] == bindparam(f"b_{key}")).values(values)
+    statement = update(table).where(table.c[key] == bindparam(f"b_{key}"))
+    if only is not None:
+        statement = statement.where(table.c[only[0]] == only[1])
+    return statement.values(values)
 
 
-def update_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id") -> None:
-    """Set each row's values (all rows with the same keys, ``key`` among them) on the table row with its ``key``.
+def update_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    key: str = "id",
+    only: tuple[str, str] | None = None,
+) -> int:
+    """Set each row's values (all rows with the same keys, ``key`` among them) on the table row with its ``key``;
+    return how many rows were written.
 
-    On PostgreSQL one ``UPDATE ... FROM unnest(<arrays>) WHERE <key> = ...``, elsewhere an executemany.
+    ``only``: (column, stored value): a row is written only while that column holds that value (the lifecycle's
+    guard on an invitation's state). On PostgreSQL one ``UPDATE ... FROM unnest(<arrays>) WHERE <key> = ...``,
+    elsewhere an executemany.
     """
     if not rows:
-        return
+        return 0
     dialect = session.get_bind().dialect
     if dialect.name != "postgresql":
-        statement = _executemany_update(table, key, tuple(rows[0]))
-        session.connection().execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
-        return
+        statement = _executemany_update(table, key, tuple(rows[0]), only)
+        result = session.connection().execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        return int(result.rowcount)
     params: dict[str, Any] = {}
     columns, source = _rows_source(table, rows, dialect, params, alias="u", defaults=False)
     quote = dialect.identifier_preparer.quote
     target = dialect.identifier_preparer.format_table(table)
     assignments = ", ".join(f"{quote(c)} = u.{quote(c)}" for c in columns if c != key)
     sql = f"UPDATE {target} SET {assignments} FROM {source} WHERE {target}.{quote(key)} = u.{quote(key)}"
-    session.connection().exec_driver_sql(sql, params)
+    if only is not None:
+        sql += f" AND {target}.{quote(only[0])} = %(only__value)s"
+        params["only__value"] = only[1]
+    return int(session.connection().exec_driver_sql(sql, params).rowcount)
 
 
 def pg_insert_parents_and_children(

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.delivery import lifecycle
 from engine.store.db import utcnow
 from engine.store.models import (
     ANSWERABLE_STATES,
-    DeliveryEvent,
     Invitation,
     InvitationState,
     Response,
@@ -95,15 +95,8 @@ def cancel_pending(session: Session, transaction_id: uuid.UUID, reason: str, now
         .scalars()
         .all()
     )
-    if rows:
-        session.execute(
-            update(Invitation)
-            .where(Invitation.id.in_(rows), Invitation.state == InvitationState.SCHEDULED)
-            .values(state=InvitationState.CANCELLED, reason=reason, claimed_by=None, lease_until=None, updated_at=now)
-        )
-        for inv_id in rows:
-            session.add(DeliveryEvent(invitation_id=inv_id, at=now, event="cancelled", state=InvitationState.CANCELLED,
-                                      detail=reason))  # fmt: skip
+    lifecycle.move_many(session, rows, InvitationState.CANCELLED, lifecycle.Event.CANCELLED, reason, now=now,
+                        changes={"claimed_by": None, "lease_until": None})  # fmt: skip
     return len(rows)
 
 

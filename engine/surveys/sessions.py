@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from engine.catalog.surveys import survey_for_version
 from engine.common.i18n import N_, translate
 from engine.common.limits import MAX_NUMBER, whole_number
+from engine.delivery import lifecycle
 from engine.runtime import Runtime
 from engine.store.db import utcnow
 from engine.store.models import (
@@ -294,9 +295,8 @@ class SurveySessions:
             response.completed_at = now
         if response.invitation_id is not None:
             invitation = session.get(Invitation, response.invitation_id)
-            if invitation is not None and invitation.state in (InvitationState.SENT, InvitationState.DELIVERED):
-                invitation.state = InvitationState.ANSWERED
-                invitation.updated_at = now
+            if invitation is not None:
+                lifecycle.move(session, invitation, InvitationState.ANSWERED, lifecycle.Event.ANSWERED, now=now)
 
     # -- wording --------------------------------------------------------------------------------------------
 
