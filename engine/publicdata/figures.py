@@ -51,6 +51,10 @@ CHANNEL_NAMES = {
     "website": N_("Website"),
 }
 
+# The short names in the charts' label column (the tables give the full names).
+CHANNEL_SHORT = {"automated_phone": "IVR", "sms_text_messages": "SMS", "email": N_("Email"),
+                 "self_service_kiosk": N_("Kiosk"), "website": N_("Website")}  # fmt: skip
+
 
 def _count(row: dict[str, Any], column: str) -> int:
     value = row.get(column)

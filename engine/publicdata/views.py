@@ -19,6 +19,7 @@ from engine.dashboard import charts
 from engine.publicdata import bp
 from engine.publicdata.figures import (
     CHANNEL_NAMES,
+    CHANNEL_SHORT,
     DRIVER_NAMES,
     RATING_NAMES,
     QuarterFigures,
@@ -99,13 +100,14 @@ def _charts(latest: QuarterFigures, history: list[QuarterFigures]) -> dict[str, 
     channel = charts.bars(
         "chart-channel", _("Response rate by channel"),
         _("Respondents divided by survey opportunities per channel; the numbers are in the table that follows."),
-        [charts.Bar(_(CHANNEL_NAMES.get(c.channel, c.channel)), float(c.volumes.response_rate or 0) * 100,
+        [charts.Bar(_(CHANNEL_SHORT.get(c.channel, c.channel)), float(c.volumes.response_rate or 0) * 100,
                     _pct(c.volumes.response_rate)) for c in latest.channels], maximum=100,
     )  # fmt: skip
-    oldest_first = list(reversed(history))
+    # Oldest first, with an empty slot at each end so that the first and last quarters' labels fit in the drawing.
+    oldest_first: list[QuarterFigures | None] = [None, *reversed(history), None]
     series = []
     for tag in ("satisfaction", "trust"):
-        shares = [q.rating(tag) for q in oldest_first]
+        shares = [None if q is None else q.rating(tag) for q in oldest_first]
         if any(r is not None for r in shares):
             series.append(charts.Series(
                 _(RATING_NAMES[tag]),
@@ -116,7 +118,7 @@ def _charts(latest: QuarterFigures, history: list[QuarterFigures]) -> dict[str, 
         "chart-quarters", _("Satisfaction and trust by submitted quarter"),
         _("Share of answers that agree (4 or 5; thumbs up) in each submitted quarter; the numbers are in the table "
           "that follows."),
-        [_label(q.fiscal_year, q.quarter) for q in oldest_first], series,
+        ["" if q is None else _label(q.fiscal_year, q.quarter) for q in oldest_first], series,
     )  # fmt: skip
     return {"ratings": ratings, "drivers": drivers, "channel": channel, "quarters": quarters}
 
