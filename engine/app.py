@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
-from engine import dashboard
+from engine import dashboard, publicdata
 from engine.api import ops, opt_outs, reports, submissions, transactions
 from engine.api.problems import Problem, problem_response
 from engine.common.i18n import LOCALES
@@ -64,6 +64,7 @@ def create_app(
         submissions.bp,
         web_page.bp,
         dashboard.bp,
+        publicdata.bp,
     ):
         app.register_blueprint(blueprint)
     for channel in rt.channels.channels.values():

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-PUBLIC = {"/", "/healthz", "/readyz", "/api/v1/openapi.json", "/static/<path:filename>", "/dashboard/sign-in"}
+PUBLIC = {
+    "/",
+    "/healthz",
+    "/readyz",
+    "/api/v1/openapi.json",
+    "/static/<path:filename>",
+    "/dashboard/sign-in",
+    "/data",
+    "/data/<service>",
+    "/data/<service>/<int:fiscal_year>-q<int:quarter>.csv",
+}
 
 
 def test_every_route_is_public_on_purpose_or_guarded(app):
