@@ -5,6 +5,10 @@ the real engine (intake, dispatch, delivery reports, survey sessions) at simulat
 ``database_url``) with scripted stand-ins registered as the ``sms`` and ``email`` channels (configuration through
 the channel registry, as the other channel tests do), so invitations go through the real dispatcher.
 :class:`QuarterBuilder` then reports transactions, sends, answers, fails and flags exactly what a test says.
+
+The oracle (``*_from_rows``, :func:`ratings_from_answers`): the figures :mod:`engine.reporting.what_counts` reads
+from the summaries kept by triggers, computed again from the raw rows with the same filters and constants. The
+engine has one definition; these exist only so ``tests/test_reports_summary.py`` can prove the summaries right.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
 
 from engine.api.auth import create_api_key
 from engine.app import create_app
@@ -29,10 +34,35 @@ from engine.channels import load_channels
 from engine.delivery.dispatch import Dispatcher
 from engine.delivery.provider_reports import Report, apply_status
 from engine.intake.submit import Intake
+from engine.reporting.what_counts import (
+    FAILED_STATES,
+    RATING_TAGS,
+    TEST_CHANNELS,
+    Key,
+    Rating,
+    Scope,
+    Volumes,
+    _group_columns,
+    _key,
+    _not_test,
+    _response_sums,
+    counted_responses,
+    counted_transactions,
+    reportable,
+)
 from engine.runtime import Runtime, build_runtime
 from engine.settings import load_settings
 from engine.store.db import unit_of_work
-from engine.store.models import ContactKind, Invitation, InvitationState, KioskDevice, Response, Transaction
+from engine.store.models import (
+    Answer,
+    ContactKind,
+    Invitation,
+    InvitationState,
+    KioskDevice,
+    Response,
+    ServiceLevel,
+    Transaction,
+)
 from engine.surveys.sessions import Given, SurveySessions
 from tests.helpers import FAST_SENDING, write_config
 from tests.stand_ins import ScriptedChannel
@@ -266,3 +296,92 @@ class QuarterBuilder:
             response.suspected_spam = spam
             self._answer(session, response, answers, now, complete=True)
             return response.id
+
+
+# -- the oracle: every summary figure again from the raw rows ------------------------------------------------
+
+
+def transaction_pass_from_rows(rt: Runtime, session: Session, scope: Scope, by: Sequence[str]) -> dict[Key, Volumes]:
+    """What ``what_counts._transaction_pass`` gives, from the transactions joined to their invitation (the raw rows;
+    intake makes at most one invitation per transaction, on the transaction's channel)."""
+    tx = counted_transactions(rt, scope)
+    cols = _group_columns(tx, by)
+    inv = Invitation
+    opportunity = and_(
+        inv.sent_at.is_not(None),
+        inv.state.not_in(FAILED_STATES),
+        _not_test(scope.include_test, inv.test.is_(False), inv.channel.not_in(TEST_CHANNELS)),
+    )
+    query = (
+        select(*cols, func.count(), func.sum(case((opportunity, 1), else_=0)))
+        .select_from(tx)
+        .outerjoin(inv, inv.transaction_id == tx.c.transaction_id)
+        .group_by(*cols)
+    )
+    return {_key(row): Volumes(int(row[4]), int(row[5] or 0), 0) for row in session.execute(query)}
+
+
+def response_pass_from_rows(
+    session: Session, scope: Scope, by: Sequence[str], tags: Sequence[str] = RATING_TAGS
+) -> dict[Key, tuple[Volumes, dict[str, Rating]]]:
+    """What ``what_counts._response_pass`` gives, from the responses joined to their transaction (the raw rows; the
+    ratings and answer counts still come from the tallies, proven equal to the answers apart)."""
+    resp = counted_responses(scope)
+    no_tx = resp.c.transaction_id.is_(None)
+    opportunity = and_(resp.c.invitation_id.is_(None), or_(no_tx, resp.c.heard_first))
+    return _response_sums(session, resp, by, tags, no_tx, opportunity)
+
+
+def ratings_from_answers(
+    session: Session, scope: Scope, by: Sequence[str] = ("channel",), tags: Sequence[str] = RATING_TAGS
+) -> dict[Key, dict[str, Rating]]:
+    """``what_counts.ratings`` computed from the raw ``answers`` rows."""
+    resp = counted_responses(scope)
+    cols = _group_columns(resp, by)
+    query = (
+        select(*cols, Answer.a11_tag, Answer.value, func.count())
+        .select_from(resp)
+        .join(Answer, Answer.response_id == resp.c.response_id)
+        .where(Answer.a11_tag.in_(tags), Answer.value.is_not(None))
+        .group_by(*cols, Answer.a11_tag, Answer.value)
+    )
+    out: dict[Key, dict[str, Rating]] = {}
+    for row in session.execute(query):
+        rating = out.setdefault(_key(row), {}).setdefault(row[4], Rating({}))
+        rating.counts[int(row[5])] = rating.counts.get(int(row[5]), 0) + int(row[6])
+    return out
+
+
+def service_level_sums_from_rows(
+    rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)
+) -> dict[Key, dict[str, tuple[float, int]]]:
+    """``what_counts.service_level_sums`` from the counted transactions joined to their service-level indicators."""
+    tx = counted_transactions(rt, scope)
+    cols = _group_columns(tx, by)
+    query = (
+        select(*cols, ServiceLevel.name, func.sum(ServiceLevel.value), func.count())
+        .select_from(tx)
+        .join(ServiceLevel, ServiceLevel.transaction_id == tx.c.transaction_id)
+        .where(reportable(ServiceLevel.value))
+        .group_by(*cols, ServiceLevel.name)
+    )
+    out: dict[Key, dict[str, tuple[float, int]]] = {}
+    for row in session.execute(query):
+        out.setdefault(_key(row), {})[row[4]] = (float(row[5]), int(row[6]))
+    return out
+
+
+def database_triggers(connection: Any) -> dict[str, str]:
+    """The triggers in the database (and on PostgreSQL their functions), by name: on SQLite the SQL stored for
+    each; on PostgreSQL each trigger as the server prints it back and each function's body."""
+    if connection.dialect.name == "postgresql":
+        triggers = connection.exec_driver_sql(
+            "SELECT 'trigger ' || tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
+        )
+        functions = connection.exec_driver_sql(
+            "SELECT 'function ' || p.proname, p.prosrc FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
+            "WHERE l.lanname = 'plpgsql' AND p.pronamespace = 'public'::regnamespace"
+        )
+        return {name: sql for name, sql in [*triggers, *functions]}
+    triggers = connection.exec_driver_sql("SELECT 'trigger ' || name, sql FROM sqlite_master WHERE type = 'trigger'")
+    return {name: sql for name, sql in triggers}

@@ -4,7 +4,10 @@
 the raw rows say, and every figure read from them equals the same figure computed from the raw rows: after a
 quarter fed through the engine, and after later changes (answers changed or deleted, a response deleted, flagged
 spam or moving on in its IVR call, an invitation sent late or failed by a bounce, a transaction's office, test
-flag or service-level indicator changed, an indicator deleted)."""
+flag or service-level indicator changed, an indicator deleted). The figures from the raw rows are the oracle in
+``tests/reports_support.py``; the copies from the raw rows are computed here in Python, from the same constants of
+what counts the triggers are generated from: triggers generated from other constants copy what those constants say.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +15,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.orm import Session
 
 from engine.reporting import what_counts as wc
 from engine.reporting.fiscal import FiscalQuarter
+from engine.store import report_triggers
 from engine.store.db import unit_of_work
 from engine.store.models import Answer, Invitation, Response, ResponseTally, ServiceLevel, Transaction
 from engine.store.models.reporting import TALLIED_TAGS, InvitationTally, ServiceLevelTally
+from engine.store.report_triggers import RULES, Rules
 from tests import reports_support
-from tests.reports_support import ReportStack
+from tests.reports_support import (
+    ReportStack,
+    database_triggers,
+    ratings_from_answers,
+    response_pass_from_rows,
+    service_level_sums_from_rows,
+    transaction_pass_from_rows,
+)
 from tests.test_reports_a11 import build_quarter
 
 report_config_dir = reports_support.report_config_dir
@@ -44,33 +57,34 @@ RESPONSE_KEYS = ("service_id", "channel", "office_id", "period_service_id", "mom
 TX_KEYS = ("service_id", "moment", "office_id", "channel", "left_out", "test", "survey_id")
 
 
-def tx_keys(tx: Transaction) -> tuple[Any, ...]:
-    test = tx.test or tx.channel in wc.TEST_CHANNELS
-    return (tx.service_id, tx.completed_at, tx.office_id, tx.channel, tx.decision.value == "invalid", test,
+def tx_keys(tx: Transaction, rules: Rules) -> tuple[Any, ...]:
+    test = tx.test or tx.channel in rules.test_channels
+    return (tx.service_id, tx.completed_at, tx.office_id, tx.channel, tx.decision == rules.left_out_decision, test,
             tx.survey_id)  # fmt: skip
 
 
-def raw_copies(session: Any) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
-    """What the copied keys should be, computed in Python from the raw rows: per response, per sent invitation,
-    per service-level indicator."""
+def raw_copies(session: Any, rules: Rules = RULES) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
+    """What the copied keys should be, computed in Python from the raw rows under ``rules`` (by default the
+    constants of what counts): per response, per sent invitation, per service-level indicator."""
     responses = {}
     for r in session.scalars(select(Response)):
         tx = session.get(Transaction, r.transaction_id) if r.transaction_id else None
         phase = (r.state or {}).get("ivr_phase")
+        left_out = r.suspected_spam or (tx is not None and tx.decision == rules.left_out_decision)
         responses[r.id] = (
             r.service_id, r.channel, r.office_id, tx.service_id if tx else r.service_id,
             tx.completed_at if tx else r.started_at, tx is not None, r.invitation_id is not None,
-            phase in wc.IVR_HEARD_PHASES, r.suspected_spam or (tx is not None and tx.decision.value == "invalid"),
-            r.test or bool(tx and tx.test) or r.channel in wc.TEST_CHANNELS, r.survey_id,
+            phase in rules.heard_phases, left_out,
+            r.test or bool(tx and tx.test) or r.channel in rules.test_channels, r.survey_id,
         )  # fmt: skip
     invitations = {}
     for i in session.scalars(select(Invitation).where(Invitation.sent_at.is_not(None))):
-        *keys, test, survey = tx_keys(session.get(Transaction, i.transaction_id))
-        test = test or i.test or i.channel in wc.TEST_CHANNELS
-        invitations[i.id] = (i.transaction_id, *keys, test, survey, i.state.value != "failed")
+        *keys, test, survey = tx_keys(session.get(Transaction, i.transaction_id), rules)
+        test = test or i.test or i.channel in rules.test_channels
+        invitations[i.id] = (i.transaction_id, *keys, test, survey, i.state.value not in rules.failed_states)
     levels = {}
     for sl in session.scalars(select(ServiceLevel)):
-        levels[(sl.transaction_id, sl.name)] = (sl.value, *tx_keys(session.get(Transaction, sl.transaction_id)))
+        levels[(sl.transaction_id, sl.name)] = (sl.value, *tx_keys(session.get(Transaction, sl.transaction_id), rules))
     return responses, invitations, levels
 
 
@@ -106,11 +120,11 @@ def assert_agree(stack: ReportStack) -> None:
                     ("channel", "survey"),
                     ("channel", "office", "survey"),
                 ):
-                    assert wc._response_pass(session, scope, by) == wc.response_pass_from_rows(session, scope, by)
+                    assert wc._response_pass(session, scope, by) == response_pass_from_rows(session, scope, by)
                     tx_pass = wc._transaction_pass(rt, session, scope, by)
-                    assert tx_pass == wc.transaction_pass_from_rows(rt, session, scope, by)
+                    assert tx_pass == transaction_pass_from_rows(rt, session, scope, by)
                     slis = wc.service_level_sums(rt, session, scope, by)
-                    assert slis == wc.service_level_sums_from_rows(rt, session, scope, by)
+                    assert slis == service_level_sums_from_rows(rt, session, scope, by)
         for quarter in (FiscalQuarter(2026, 4), FiscalQuarter(2027, 1)):
             for by in (
                 (),
@@ -121,7 +135,7 @@ def assert_agree(stack: ReportStack) -> None:
                 ("channel", "office", "survey"),
             ):
                 scope = wc.scope_for(rt, None, quarter)
-                assert wc.ratings(session, scope, by) == wc.ratings_from_answers(session, scope, by)
+                assert wc.ratings(session, scope, by) == ratings_from_answers(session, scope, by)
             # Respondents read from the tallies = counted responses with an answer row.
             resp = wc.counted_responses(scope)
             with_answers = (
@@ -179,3 +193,46 @@ def test_the_tallies_match_the_answers(report_stack: ReportStack) -> None:
         assert m7 is not None and m7.answers == 0  # no longer a respondent
         assert session.get(ResponseTally, ids["K1"]) is None
         assert session.get(ResponseTally, ids["M1"]).trust == 1  # type: ignore[union-attr]
+
+
+def test_triggers_generated_from_other_constants_copy_what_those_say(report_stack: ReportStack) -> None:
+    """The triggers follow the constants they are generated from: rebuilt (inside a transaction rolled back at the
+    end) from rules under which email is a test channel, a caller who only heard the notice has heard the first
+    question and a sent invitation is not an opportunity, every copy they refresh says so, where the current rules
+    say otherwise."""
+    build_quarter(report_stack)
+    rules = Rules(test_channels=("console", "email"), heard_phases=("notice", "questions", "done"),
+                  failed_states=("failed", "sent"))  # fmt: skip
+    engine = report_stack.rt.engine
+    dialect = engine.dialect.name
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            triggers = database_triggers(connection)
+            session = Session(bind=connection)
+            now = raw_copies(session)
+            assert kept_copies(session) == now, "the current triggers follow the current rules"
+            other = raw_copies(session, rules)
+            # What the other rules change in this quarter: (channel, heard, test) of the responses and the
+            # opportunities among the sent invitations.
+            changed = [(k[1], k[7], k[9]) for k in other[0].values() if k not in now[0].values()]
+            assert ("email", False, True) in changed and ("ivr", True, False) in changed
+            assert [i[-1] for i in other[1].values()].count(True) < [i[-1] for i in now[1].values()].count(True)
+            for statement in (*report_triggers.drop_copy_triggers(dialect),
+                              *report_triggers.copy_triggers(dialect, rules=rules)):  # fmt: skip
+                connection.exec_driver_sql(statement)
+            # Changes that fire every copy trigger, each undone: the rows end as they were.
+            for delta in (1, -1):
+                session.execute(update(Response).values(test=~Response.test))
+                session.execute(update(Transaction).values(test=~Transaction.test))
+                session.execute(update(ServiceLevel).values(value=ServiceLevel.value + delta))
+            session.expire_all()
+            assert raw_copies(session, rules) == other
+            assert kept_copies(session) == other
+            session.close()
+        finally:
+            transaction.rollback()
+    with engine.connect() as connection:
+        assert database_triggers(connection) == triggers, "rolled back: the current triggers again"
+    with report_stack.rt.sessions() as session:
+        assert kept_copies(session) == raw_copies(session)

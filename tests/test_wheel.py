@@ -93,7 +93,7 @@ def test_the_wheel_runs_init_and_serve_outside_the_repository(installed, tmp_pat
     assert str(package).startswith(str(installed.parent)), f"the engine came from {package}, not the wheel"
 
     # The SMS reply words (locales/sms/) and the Spanish catalog, read from the installed package.
-    probe = ("from channels.sms import replies; from engine import i18n; "
+    probe = ("from channels.sms import replies; from engine.common import i18n; "
              "print(sorted(replies.vocabularies()), replies.keyword('ALTO'), i18n.LOCALES)")  # fmt: skip
     words = subprocess.run([str(installed / "python"), "-c", probe], cwd=here, env=env, capture_output=True,
                            text=True, timeout=120)  # fmt: skip

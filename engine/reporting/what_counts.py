@@ -29,10 +29,12 @@ Performance: the §6.1 figures (:func:`figures`) read summaries kept by triggers
 one narrow table per figure, joining nothing big: customers from one scan of the counted transactions;
 opportunities from ``invitation_tallies``; post-call and kiosk customers and opportunities, respondents and
 ratings from ``response_tallies``; service-level sums from ``service_level_tallies``; plus the drivers. Each
-summary copies the keys the rules above read (period moment, service, channel, office, left-out and test flags)
-and the filters on it are the rules above, restated; a transaction's channel still comes from its post-call
-survey at query time (:func:`post_calls`, a few rows by index). The ``*_from_rows`` functions compute the same
-figures from the raw rows: ``tests/test_reports_summary.py`` proves them equal, before and after later changes.
+summary copies the keys the rules above read (period moment, service, channel, office, left-out and test flags);
+a transaction's channel still comes from its post-call survey at query time (:func:`post_calls`, a few rows by
+index). The constants of the rules (``TEST_CHANNELS``, ``IVR_HEARD_PHASES``, ``LEFT_OUT_DECISION``,
+``FAILED_STATES``) are defined once, in :mod:`engine.store.models.reporting`: the filters here read them, and the
+triggers' SQL is generated from them (:mod:`engine.store.report_triggers`). ``tests/test_reports_summary.py``
+computes every figure again from the raw rows (its oracle) and proves them equal, before and after later changes.
 
 Groups are :class:`Key` tuples ``(service_id, channel, office_id, survey_id)``: ``channel``, ``office_id`` and
 ``survey_id`` are ``None`` when the caller did not ask to split by them (``by`` holds any of ``"channel"``,
@@ -78,10 +80,17 @@ from engine.store.models import (
     InvitationState,
     Response,
     ResponseTally,
-    ServiceLevel,
     Transaction,
 )
-from engine.store.models.reporting import TALLIED_TAGS, InvitationTally, ServiceLevelTally
+from engine.store.models.reporting import (
+    FAILED_STATES,
+    IVR_HEARD_PHASES,
+    LEFT_OUT_DECISION,
+    TALLIED_TAGS,
+    TEST_CHANNELS,
+    InvitationTally,
+    ServiceLevelTally,
+)
 
 # Engine channel names → the A-11 channel vocabulary (SPEC §6.1). ``web``: a survey from the agency's own site.
 A11_CHANNELS = {
@@ -93,13 +102,10 @@ A11_CHANNELS = {
 }
 # Report order of the A-11 channels.
 A11_CHANNEL_ORDER = ("automated_phone", "sms_text_messages", "email", "self_service_kiosk", "website")
-TEST_CHANNELS = ("console",)
 RATING_TAGS = ("satisfaction", "trust", "effectiveness", "ease", "efficiency", "transparency", "employee")
 DRIVERS = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
 # Driver question tags → the side they count on (an "improve" question counts as negative, SPEC §6.1).
 DRIVER_SIDES = {"drivers_positive": "positive", "drivers_negative": "negative", "drivers_improve": "negative"}
-SENT_NOT_FAILED_EXCLUDED = (InvitationState.FAILED.value,)
-IVR_HEARD_PHASES = ("questions", "done")
 DIMENSIONS = ("channel", "office", "survey")
 
 
@@ -241,7 +247,7 @@ def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
         .outerjoin(calls, calls.c.transaction_id == tx.id)
         .where(
             scope.moment_in(tx.service_id, tx.completed_at),
-            tx.decision != Decision.INVALID,
+            tx.decision != LEFT_OUT_DECISION,
             _not_test(
                 scope.include_test,
                 tx.test.is_(False),
@@ -271,7 +277,7 @@ def counted_invitations(scope: Scope) -> Subquery:
         .join(tx, tx.id == Invitation.transaction_id)
         .where(
             scope.moment_in(tx.service_id, tx.completed_at),
-            tx.decision != Decision.INVALID,
+            tx.decision != LEFT_OUT_DECISION,
             _not_test(
                 scope.include_test,
                 Invitation.test.is_(False),
@@ -285,7 +291,7 @@ def counted_invitations(scope: Scope) -> Subquery:
 
 def sent_not_failed(inv: Subquery) -> ColumnElement[bool]:
     """An invitation that is an opportunity: sent, and not reported failed since."""
-    return and_(inv.c.sent_at.is_not(None), inv.c.state.not_in(SENT_NOT_FAILED_EXCLUDED))
+    return and_(inv.c.sent_at.is_not(None), inv.c.state.not_in(FAILED_STATES))
 
 
 def counted_responses(scope: Scope) -> Subquery:
@@ -330,7 +336,7 @@ def counted_responses(scope: Scope) -> Subquery:
                 and_(r.transaction_id.is_not(None), scope.moment_in(tx.service_id, tx.completed_at)),
                 and_(r.transaction_id.is_(None), scope.moment_in(r.service_id, r.started_at)),
             ),
-            or_(tx.id.is_(None), tx.decision != Decision.INVALID),
+            or_(tx.id.is_(None), tx.decision != LEFT_OUT_DECISION),
             _not_test(
                 scope.include_test,
                 r.test.is_(False),
@@ -425,26 +431,6 @@ def _transaction_pass(rt: Runtime, session: Session, scope: Scope, by: Sequence[
     return out
 
 
-def transaction_pass_from_rows(rt: Runtime, session: Session, scope: Scope, by: Sequence[str]) -> dict[Key, Volumes]:
-    """What :func:`_transaction_pass` gives, from the transactions joined to their invitation (the raw rows;
-    intake makes at most one invitation per transaction, on the transaction's channel)."""
-    tx = counted_transactions(rt, scope)
-    cols = _group_columns(tx, by)
-    inv = Invitation
-    opportunity = and_(
-        inv.sent_at.is_not(None),
-        inv.state.not_in(SENT_NOT_FAILED_EXCLUDED),
-        _not_test(scope.include_test, inv.test.is_(False), inv.channel.not_in(TEST_CHANNELS)),
-    )
-    query = (
-        select(*cols, func.count(), func.sum(case((opportunity, 1), else_=0)))
-        .select_from(tx)
-        .outerjoin(inv, inv.transaction_id == tx.c.transaction_id)
-        .group_by(*cols)
-    )
-    return {_key(row): Volumes(int(row[4]), int(row[5] or 0), 0) for row in session.execute(query)}
-
-
 def _counted_copies(
     rt: Runtime, scope: Scope, t: Any, leading: Sequence[Any], trailing: Sequence[Any], name: str
 ) -> Subquery:
@@ -512,17 +498,6 @@ def _response_pass(
     return _response_sums(session, resp, by, tags, no_tx, opportunity)
 
 
-def response_pass_from_rows(
-    session: Session, scope: Scope, by: Sequence[str], tags: Sequence[str] = RATING_TAGS
-) -> dict[Key, tuple[Volumes, dict[str, Rating]]]:
-    """What :func:`_response_pass` gives, from the responses joined to their transaction (the raw rows; the
-    ratings and answer counts still come from the tallies, proven equal to the answers apart)."""
-    resp = counted_responses(scope)
-    no_tx = resp.c.transaction_id.is_(None)
-    opportunity = and_(resp.c.invitation_id.is_(None), or_(no_tx, resp.c.heard_first))
-    return _response_sums(session, resp, by, tags, no_tx, opportunity)
-
-
 def _response_sums(
     session: Session,
     resp: Subquery,
@@ -586,10 +561,12 @@ def ratings(
 ) -> dict[Key, dict[str, Rating]]:
     """Per group and rating tag, the count of answers at each point (1 = worst … 5 = best; thumbs: 1 and 5).
 
-    Read from the tallies; :func:`ratings_from_answers` reads the raw answers and gives the same figures.
+    Read from the tallies (``tests/test_reports_summary.py`` proves them equal to the raw answers); a tag that is
+    not tallied raises ValueError.
     """
-    if any(t not in TALLIED_TAGS for t in tags):
-        return ratings_from_answers(session, scope, by, tags)
+    untallied = [t for t in tags if t not in TALLIED_TAGS]
+    if untallied:
+        raise ValueError(f"not a tallied rating tag: {', '.join(untallied)}")
     return {key: per_tag for key, (_, per_tag) in _response_pass(session, scope, by, tags).items() if per_tag}
 
 
@@ -617,26 +594,6 @@ def figures(rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("c
         if per_tag:
             ratings[key] = per_tag
     return Figures(out, ratings, drivers(session, scope, by), service_level_sums(rt, session, scope, by))
-
-
-def ratings_from_answers(
-    session: Session, scope: Scope, by: Sequence[str] = ("channel",), tags: Sequence[str] = RATING_TAGS
-) -> dict[Key, dict[str, Rating]]:
-    """:func:`ratings` computed from the raw ``answers`` rows (any tag)."""
-    resp = counted_responses(scope)
-    cols = _group_columns(resp, by)
-    query = (
-        select(*cols, Answer.a11_tag, Answer.value, func.count())
-        .select_from(resp)
-        .join(Answer, Answer.response_id == resp.c.response_id)
-        .where(Answer.a11_tag.in_(tags), Answer.value.is_not(None))
-        .group_by(*cols, Answer.a11_tag, Answer.value)
-    )
-    out: dict[Key, dict[str, Rating]] = {}
-    for row in session.execute(query):
-        rating = out.setdefault(_key(row), {}).setdefault(row[4], Rating({}))
-        rating.counts[int(row[5])] = rating.counts.get(int(row[5]), 0) + int(row[6])
-    return out
 
 
 def drivers(session: Session, scope: Scope, by: Sequence[str] = ("channel",)) -> dict[Key, dict[tuple[str, str], int]]:
@@ -692,32 +649,13 @@ def service_level_sums(
     rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)
 ) -> dict[Key, dict[str, tuple[float, int]]]:
     """Per group and service-level indicator, (sum, count) over the group's counted transactions (one scan of the
-    service-level tallies; :func:`service_level_sums_from_rows` reads the raw rows and gives the same figures)."""
+    service-level tallies; ``tests/test_reports_summary.py`` proves them equal to the same sums of the raw rows)."""
     sl = counted_service_level_tallies(rt, scope)
     cols = _group_columns(sl, by)
     query = (
         select(*cols, sl.c.name, func.sum(sl.c.value), func.count())
         .where(reportable(sl.c.value))
         .group_by(*cols, sl.c.name)
-    )
-    out: dict[Key, dict[str, tuple[float, int]]] = {}
-    for row in session.execute(query):
-        out.setdefault(_key(row), {})[row[4]] = (float(row[5]), int(row[6]))
-    return out
-
-
-def service_level_sums_from_rows(
-    rt: Runtime, session: Session, scope: Scope, by: Sequence[str] = ("channel",)
-) -> dict[Key, dict[str, tuple[float, int]]]:
-    """:func:`service_level_sums` from the counted transactions joined to their service-level indicators."""
-    tx = counted_transactions(rt, scope)
-    cols = _group_columns(tx, by)
-    query = (
-        select(*cols, ServiceLevel.name, func.sum(ServiceLevel.value), func.count())
-        .select_from(tx)
-        .join(ServiceLevel, ServiceLevel.transaction_id == tx.c.transaction_id)
-        .where(reportable(ServiceLevel.value))
-        .group_by(*cols, ServiceLevel.name)
     )
     out: dict[Key, dict[str, tuple[float, int]]] = {}
     for row in session.execute(query):

@@ -8,19 +8,18 @@ Create Date: 2026-12-04 19:30:00
   survey that was used, never today's configuration); ``survey_id`` on ``transactions``, ``invitations`` and
   ``responses`` (no foreign key: see ``engine.store.models.surveys``; existing rows keep NULL, which the report reads as
   the service's survey at the time of the report), and on the three report copy tables of migration 0004, whose
-  triggers are rebuilt to copy it (the response's; the transaction's for invitations and service levels).
+  triggers are rebuilt to copy it (the response's; the transaction's for invitations and service levels), from the
+  SQL ``engine.store.report_triggers`` generates.
 - ``submissions``: a filed quarter's frozen files, with who and when (SPEC §6 "Submissions").
 - ``reflections``: the team's text per service and quarter (A-11 280.11), reported in the §6.1 ``reflection``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import sqlalchemy as sa
 from alembic import op
+
+from engine.store import report_triggers
 
 revision = "0007_surveys_used"
 down_revision = "0006_early_reports"
@@ -29,16 +28,6 @@ depends_on = None
 
 SURVEYED = ("transactions", "invitations", "responses")
 COPIES = ("response_tallies", "invitation_tallies", "service_level_tallies")
-
-
-def _report_copies() -> ModuleType:
-    """Migration 0004's trigger builders (they take ``survey=True`` to copy the survey id too)."""
-    path = Path(__file__).with_name("0004_report_copies.py")
-    spec = importlib.util.spec_from_file_location("_report_copies_0004", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def upgrade() -> None:
@@ -87,17 +76,19 @@ def upgrade() -> None:
     # Plain ALTER TABLE ... ADD COLUMN (no batch copy on SQLite: that would drop the triggers on these tables).
     for table in (*SURVEYED, *COPIES):
         op.add_column(table, sa.Column("survey_id", sa.Integer(), nullable=True))
+    _rebuild_copy_triggers(survey=True)
+
+
+def _rebuild_copy_triggers(survey: bool) -> None:
+    """The copy triggers of migration 0004, rebuilt to copy the survey id too (or, going down, without it)."""
     dialect = op.get_bind().dialect.name
-    copies = _report_copies()
-    copies.drop_triggers()
-    copies.create_triggers(dialect, survey=True)
+    for statement in (*report_triggers.drop_copy_triggers(dialect),
+                      *report_triggers.copy_triggers(dialect, survey=survey)):  # fmt: skip
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    copies = _report_copies()
-    copies.drop_triggers()
-    copies.create_triggers(dialect, survey=False)
+    _rebuild_copy_triggers(survey=False)
     for table in (*COPIES, *SURVEYED):
         op.execute(f"ALTER TABLE {table} DROP COLUMN survey_id")
     op.drop_table("reflections")
