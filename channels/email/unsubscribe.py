@@ -57,9 +57,7 @@ def _page(template: str, status: int, invitation: Invitation | None, token: str,
         "service": service,
         "service_name": translate(language, service.name) if service else "",
         "agency": translate(language, service.agency) if service else "",
-        "other_languages": [lang for lang in offered if lang != language]
-        if template.endswith("confirm.html")
-        else [],
+        "other_languages": [lang for lang in offered if lang != language] if template.endswith("confirm.html") else [],
         **extra,
     }
     return render_template(template, **context), status
