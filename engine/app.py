@@ -6,7 +6,6 @@ import gc
 import logging
 from typing import Any
 
-from babel import Locale
 from flask import Flask, Response, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
@@ -14,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from engine import dashboard, publicdata
 from engine.api import ops, opt_outs, reports, submissions, transactions
 from engine.api.problems import Problem, problem_response
-from engine.common.i18n import LOCALES
+from engine.common.i18n import language_name, locales_dir
 from engine.common.logs import configure_logging, log
 from engine.runtime import Runtime, build_runtime
 from engine.settings import Settings, load_settings
@@ -25,8 +24,6 @@ from engine.webapp import home, request_checks
 logger = logging.getLogger("survey_engine")
 # Every HTML page, error pages included, unless its blueprint sets a stricter one (SPEC §2 rule 12).
 HTML_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-# Each language named in its own words, for the language switch ("English", "Español").
-LANGUAGE_NAMES = {code: str(Locale.parse(code).get_display_name(code)).capitalize() for code in ("en", "es")}
 
 
 def create_app(
@@ -46,14 +43,15 @@ def create_app(
         log(logger, "database unreachable at start-up", logging.ERROR, error=type(exc).__name__)
 
     app = Flask(__name__, instance_path=str(settings.instance_dir))
-    Babel(app, locale_selector=lambda: g.get("language", "en"), default_translation_directories=str(LOCALES))
+    Babel(app, locale_selector=lambda: g.get("language", "en"), default_translation_directories=str(locales_dir()))
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=8 * 1024 * 1024)
     app.extensions["survey_engine"] = rt
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.context_processor
     def language_names() -> dict[str, Any]:
-        return {"language_names": LANGUAGE_NAMES}
+        # Each language named in its own words, for the language switch ("English", "Español").
+        return {"language_name": language_name}
 
     for blueprint in (
         home.bp,

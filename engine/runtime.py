@@ -14,6 +14,7 @@ from engine.catalog.surveys import sync_surveys
 from engine.channels import ChannelRegistry, load_channels
 from engine.common.crypto import ContactCipher
 from engine.common.errors import ConfigError
+from engine.common.i18n import use_locales
 from engine.intake.rules import ChannelOption
 from engine.settings import Settings
 from engine.store import migrate
@@ -128,6 +129,7 @@ def build_runtime(
     settings: Settings, *, migrate_database: bool = False, channels: ChannelRegistry | None = None
 ) -> Runtime:
     """Wire a runtime; ``channels`` defaults to every channel declared under the entry-point group."""
+    use_locales(settings.locales_dir)  # the catalogs this process offers and translates with
     engine = make_engine(settings.database_url)
     if migrate_database:
         if settings.is_sqlite:

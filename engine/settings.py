@@ -61,6 +61,8 @@ class Settings:
     # The most each sender may send per second, by channel name (``SURVEY_ENGINE_SEND_RATE_<CHANNEL>``; see
     # engine/delivery/pacing.py). A channel with no rate here (the console) is never paced.
     send_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SEND_RATES))
+    # The gettext catalogs (``SURVEY_ENGINE_LOCALES_DIR``); None: the shipped ``locales/`` (engine/common/i18n.py).
+    locales_dir: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -143,6 +145,17 @@ def _seconds(values: dict[str, str], name: str, default: float, allow_zero: bool
     return value
 
 
+def _folder(values: dict[str, str], name: str) -> Path | None:
+    """An existing folder named by the environment, or None when the variable is unset."""
+    raw = values.get(name)
+    if not raw:
+        return None
+    path = Path(raw).resolve()
+    if not path.is_dir():
+        raise ConfigError(f"{name} must name an existing folder, got {raw!r}")
+    return path
+
+
 def _send_rates(values: dict[str, str]) -> dict[str, float]:
     """``SURVEY_ENGINE_SEND_RATE_<CHANNEL>`` (the channel's name in capitals, ``-`` as ``_``): a positive number of
     sends a second per sender, over the defaults."""
@@ -209,4 +222,5 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
         dispatch_lease_seconds=_seconds(values, "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS", 300.0, allow_zero=False),
         api_key_cache_seconds=_seconds(values, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS", 5.0),
         send_rates=_send_rates(values),
+        locales_dir=_folder(values, "SURVEY_ENGINE_LOCALES_DIR"),
     )

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from channels.email.blueprint import bp
 from engine.catalog.services import ServiceConfig
-from engine.common.i18n import best_language, translate
+from engine.common.i18n import available_languages, best_language, translate
 from engine.delivery.suppressions import suppress_hash, suppressed_channels
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import ContactKind, DeliveryEvent, Invitation, Service, SuppressionReason
@@ -28,7 +28,6 @@ from engine.webapp.support import guarded_by, runtime
 
 GUARD = "unsubscribe link token (128 random bits, stored hashed)"
 SOURCE = "email:unsubscribe"
-LANGUAGES = ("en", "es")
 
 
 def _one_click() -> bool:
@@ -43,11 +42,12 @@ def _service(invitation: Invitation) -> ServiceConfig | None:
 
 
 def _page(template: str, status: int, invitation: Invitation | None, token: str, **extra: Any) -> tuple[str, int]:
+    offered = available_languages()
     language = best_language(
-        LANGUAGES,
+        offered,
         request.args.get("lang"),
         invitation.language if invitation is not None else None,
-        request.accept_languages.best_match(list(LANGUAGES)),
+        request.accept_languages.best_match(offered),
     )
     g.language = language
     service = _service(invitation) if invitation is not None else None
@@ -57,9 +57,7 @@ def _page(template: str, status: int, invitation: Invitation | None, token: str,
         "service": service,
         "service_name": translate(language, service.name) if service else "",
         "agency": translate(language, service.agency) if service else "",
-        "other_languages": [lang for lang in LANGUAGES if lang != language]
-        if template.endswith("confirm.html")
-        else [],
+        "other_languages": [lang for lang in offered if lang != language] if template.endswith("confirm.html") else [],
         **extra,
     }
     return render_template(template, **context), status

@@ -23,14 +23,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from babel import Locale
 from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, send_from_directory
 
 from channels.kiosk.texts import kiosk_document
 from engine.api.problems import Problem
 from engine.common.crypto import token_hash
 from engine.common.errors import ValidationFailed
-from engine.common.i18n import best_language
+from engine.common.i18n import available_languages, best_language, language_name
 from engine.kiosk import devices as registry
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import KioskDevice
@@ -47,7 +46,6 @@ ENROLL_FORM_AGE = int(timedelta(hours=1).total_seconds())
 # Browsers keep a cookie at most 400 days; the page renews it on every load.
 COOKIE_MAX_AGE = int(timedelta(days=400).total_seconds())
 GUARD = "kiosk device credential (HttpOnly SameSite=Strict cookie; 256 random bits, stored hashed)"
-LANGUAGES = ("en", "es")
 
 bp = Blueprint("kiosk", __name__, template_folder=str(HERE / "templates"))
 
@@ -67,7 +65,8 @@ def kiosk_headers(response: Any) -> Any:
 
 
 def _page_language() -> str:
-    g.language = best_language(LANGUAGES, request.args.get("lang"), request.accept_languages.best_match(LANGUAGES))
+    offered = available_languages()
+    g.language = best_language(offered, request.args.get("lang"), request.accept_languages.best_match(offered))
     return str(g.language)
 
 
@@ -195,7 +194,7 @@ def flow_json() -> Any:
         published = published_flow(session, flow.id, flow.version)
     if published is not None:
         flow = published[1]
-    names = {lang: str(Locale.parse(lang).get_display_name(lang)).capitalize() for lang in device.languages}
+    names = {lang: language_name(lang) for lang in device.languages}
     return jsonify(kiosk_document(flow, service, device, names))
 
 

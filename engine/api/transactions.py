@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, g, jsonify
-from sqlalchemy import select
 
 from engine.api.auth import require_scope
 from engine.api.problems import Problem
 from engine.common.errors import FieldError
-from engine.intake.submit import MAX_BATCH, Intake, invitation_view, iso
+from engine.intake.lookup import transaction_status
+from engine.intake.submit import MAX_BATCH, Intake
 from engine.store.db import unit_of_work
-from engine.store.models import DeliveryEvent, Invitation, Office, Scope, Service, Transaction
+from engine.store.models import Scope
 from engine.webapp.support import json_body, runtime
 
 bp = Blueprint("transactions", __name__, url_prefix="/api/v1")
@@ -66,56 +66,7 @@ def get_transaction(service: str, external_id: str) -> Any:
     if not g.caller.may_use(service):
         raise Problem(403, f"This API key may not read transactions of {service!r}.", kind="service-out-of-reach")
     with rt.sessions() as session:
-        row = session.execute(
-            select(Transaction, Office.code)
-            .join(Service, Service.id == Transaction.service_id)
-            .outerjoin(Office, Office.id == Transaction.office_id)
-            .where(Service.slug == service, Transaction.external_id == external_id)
-        ).one_or_none()
-        if row is None:
-            raise Problem(404, f"No transaction {external_id!r} was reported for {service!r}.", kind="not-found")
-        tx, office = row
-        invitation = session.execute(
-            select(Invitation).where(Invitation.transaction_id == tx.id).order_by(Invitation.created_at)
-        ).scalar_one_or_none()
-        detail: dict[str, Any] | None = None
-        if invitation is not None:
-            events = session.execute(
-                select(DeliveryEvent).where(DeliveryEvent.invitation_id == invitation.id).order_by(DeliveryEvent.id)
-            ).scalars()
-            detail = invitation_view(
-                {
-                    "id": invitation.id,
-                    "channel": invitation.channel,
-                    "state": invitation.state,
-                    "send_at": invitation.send_at,
-                    "expires_at": invitation.expires_at,
-                }
-            )
-            assert detail is not None
-            detail.update(
-                sent_at=iso(invitation.sent_at),
-                attempts=invitation.attempts,
-                provider_id=invitation.provider_id,
-                reason=invitation.reason,
-                events=[
-                    {"at": iso(e.at), "event": e.event, "state": e.state.value if e.state else None, "detail": e.detail}
-                    for e in events
-                ],
-            )
-    return jsonify(
-        {
-            "id": tx.external_id,
-            "service": service,
-            "completed_at": iso(tx.completed_at),
-            "received_at": iso(tx.received_at),
-            "touchpoint": tx.touchpoint,
-            "office": office,
-            "language": tx.language,
-            "test": tx.test,
-            "decision": tx.decision.value,
-            "reason": tx.reason,
-            "channel": tx.channel,
-            "invitation": detail,
-        }
-    )
+        status = transaction_status(session, service, external_id)
+    if status is None:
+        raise Problem(404, f"No transaction {external_id!r} was reported for {service!r}.", kind="not-found")
+    return jsonify(status)

@@ -4,6 +4,11 @@ One ``messages`` domain holds both the engine's own strings and every flow's wor
 ``flows/*.yaml`` by :func:`extract_flow_yaml`, registered as a Babel extractor), so a translator works from one
 ``.pot``. A language the engine offers must have its compiled catalog: :func:`catalog` raises if it is missing,
 and a test checks every offered language, so nothing falls back to English silently.
+
+The languages offered are the compiled catalogs found (:func:`available_languages`), each named in its own words
+by Babel (:func:`language_name`): a catalog added to the folder appears on every page with no code edit. The folder
+is the shipped ``locales/`` unless ``SURVEY_ENGINE_LOCALES_DIR`` names another (:func:`use_locales`, called when
+the runtime is built).
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import gettext
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
+from babel import Locale, UnknownLocaleError
 
 from engine.settings import shipped
 
@@ -21,27 +28,61 @@ from engine.settings import shipped
 LOCALES = shipped("locales")
 DOMAIN = "messages"
 SOURCE_LANGUAGE = "en"
+# The folder the process reads its catalogs from when it is not the shipped one (``use_locales``).
+_configured: Path | None = None
 
 
 class MissingCatalog(LookupError):
     """An offered language has no compiled catalog (run ``pybabel compile -d locales``)."""
 
 
+def use_locales(folder: Path | None) -> None:
+    """Read the catalogs from ``folder`` from now on (``None``: the shipped ``locales/``), for the whole process."""
+    global _configured
+    if folder != _configured:
+        _configured = folder
+        catalog.cache_clear()
+        language_name.cache_clear()
+
+
+def locales_dir() -> Path:
+    """The folder the catalogs are read from."""
+    return _configured or LOCALES
+
+
 def available_languages() -> list[str]:
-    return sorted(p.parent.parent.name for p in LOCALES.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+    """The languages offered: one per compiled catalog in the folder, in code order."""
+    return list(_languages_in(locales_dir()))
+
+
+@cache
+def _languages_in(folder: Path) -> tuple[str, ...]:
+    # Read once per folder: a catalog added while the process runs is not loaded before a restart either.
+    return tuple(sorted(p.parent.parent.name for p in folder.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")))
+
+
+@cache
+def language_name(code: str) -> str:
+    """A language named in its own words, for a language switch ("English", "Español", "Français")."""
+    try:
+        name = Locale.parse(code.replace("-", "_")).get_display_name(code.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return code
+    return str(name)[:1].upper() + str(name)[1:] if name else code
 
 
 @cache
 def catalog(language: str) -> gettext.NullTranslations:
     """The compiled catalog of ``language`` (English needs none: it is the source language)."""
     primary = language.split("-")[0].lower()
+    folder = locales_dir()
     try:
-        return gettext.translation(DOMAIN, localedir=str(LOCALES), languages=[primary])
+        return gettext.translation(DOMAIN, localedir=str(folder), languages=[primary])
     except OSError:
         if primary == SOURCE_LANGUAGE:
             return gettext.NullTranslations()
         raise MissingCatalog(
-            f"no compiled catalog for {primary!r} in {LOCALES} (run `pybabel compile -d locales`)"
+            f"no compiled catalog for {primary!r} in {folder} (run `pybabel compile -d locales`)"
         ) from None
 
 

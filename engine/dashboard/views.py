@@ -18,7 +18,7 @@ from flask import abort, g, make_response, redirect, render_template, request, u
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
-from engine.common.i18n import N_, translate
+from engine.common.i18n import N_, available_languages, translate
 from engine.common.limits import whole_number
 from engine.common.logs import log
 from engine.dashboard import bp, charts, figures
@@ -42,7 +42,6 @@ from engine.store.db import unit_of_work, utcnow
 from engine.webapp.support import guarded_by, public, runtime
 
 logger = logging.getLogger("survey_engine.dashboard")
-LANGUAGES = ("en", "es")
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")  # fmt: skip
 
@@ -60,7 +59,7 @@ def _session_cookie(state: Any) -> None:
 
 @bp.before_request
 def _before() -> Any:
-    g.language = request.accept_languages.best_match(LANGUAGES) or "en"
+    g.language = request.accept_languages.best_match(available_languages()) or "en"
     if request.method == "POST" and not csrf_ok():
         return _message(400, _("The form has expired"),
                         _("The page was open too long or came from somewhere else. Go back, reload it and try again."),

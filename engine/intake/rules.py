@@ -2,6 +2,7 @@
 
 Intake and dispatch gather the facts (suppressions, recent invitations, counts) with a few set-based queries and
 then ask these functions; the property tests in ``tests/test_rules_properties.py`` check them directly.
+:func:`decide` is intake's whole decision chain for one transaction, in the order of SPEC §2 rule 6.
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from engine.catalog.services import QuietHours, ServiceConfig
-from engine.store.models.enums import ContactKind
+from engine.store.models.enums import ContactKind, Decision
+
+if TYPE_CHECKING:
+    from engine.intake.validation import Candidate
+    from engine.surveys.flows import Pra
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -173,3 +179,62 @@ def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(0), tzinfo=zone)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
     return start, end
+
+
+# -- the decision of one transaction (SPEC §2 rule 6) --------------------------------------------------------------
+
+
+class Facts(Protocol):
+    """What the decision of a new transaction needs to know beyond the transaction: gathered for a whole batch by
+    :mod:`engine.intake.facts` (set-based queries), kept up to date as the batch's invitations are planned."""
+
+    @property
+    def suppressed(self) -> Mapping[str, set[str]]: ...  # contact hash → channels it is suppressed on
+    @property
+    def opted_out(self) -> Mapping[str, set[str]]: ...  # … those among them where the reason is an opt-out
+    @property
+    def recent(self) -> Mapping[str, Sequence[datetime]]: ...  # contact hash → when it was last asked (cooldown)
+
+    def channel_options(self, service: ServiceConfig) -> Sequence[ChannelOption]: ...
+    def sampling_salt(self, service: ServiceConfig) -> str: ...
+    def pra_of(self, service: ServiceConfig) -> Pra: ...
+    def respects_quiet_hours(self, channel: str) -> bool: ...
+    def invitations_on(self, service: ServiceConfig, day: date) -> int: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A transaction's decision; when ``scheduled``, its invitation's times (``send_at`` None: quiet hours leave
+    no moment inside the window, and the invitation is stored expired)."""
+
+    decision: Decision
+    choice: ChannelChoice
+    reason: str | None = None
+    send_at: datetime | None = None
+    deadline: datetime | None = None
+    cap_day: date | None = None
+
+
+def decide(c: Candidate, hashes: Mapping[ContactKind, str], facts: Facts, now: datetime) -> Outcome:
+    """The decision of one new transaction, in the order of SPEC §2 rule 6: window, PRA approval, sampling,
+    channel (suppressions, consent, contact), cooldown, daily cap; else scheduled out of quiet hours."""
+    service = c.service
+    consents = {"sms": c.consent_sms, "voice": c.consent_voice}
+    choice = choose_channel(facts.channel_options(service), hashes, consents, facts.suppressed, facts.opted_out)
+    if window_passed(c.completed_at, service, now):
+        return Outcome(Decision.WINDOW_PASSED, choice)
+    if (pra := facts.pra_of(service)).expired(now.astimezone(service.timezone).date()):
+        return Outcome(Decision.PRA_EXPIRED, choice, f"{pra.omb_control_number} approval expired {pra.expiration_date}")
+    if not sampled_in(service.slug, c.external_id, facts.sampling_salt(service), service.sample_rate):
+        return Outcome(Decision.SAMPLED_OUT, choice)
+    if choice.channel is None:
+        return Outcome(Decision.OPTED_OUT if choice.skipped_for_opt_out else Decision.NO_CHANNEL, choice)
+    if any(in_cooldown(facts.recent.get(h, ()), now, service.contact_cooldown_days) for h in hashes.values()):
+        return Outcome(Decision.COOLDOWN, choice)
+    zone = customer_zone(c.timezone, c.office.timezone if c.office else None, service.timezone)
+    send_at = planned_send_time(c.completed_at, now, service, zone, facts.respects_quiet_hours(choice.channel))
+    day = cap_day(send_at or now, service)
+    if service.daily_cap is not None and facts.invitations_on(service, day) >= service.daily_cap:
+        return Outcome(Decision.CAP_REACHED, choice)
+    reason = None if send_at else "quiet_hours_past_window"
+    return Outcome(Decision.SCHEDULED, choice, reason, send_at, window_deadline(c.completed_at, service), day)

@@ -1,0 +1,237 @@
+"""What the web survey page ``/s/<token>`` shows, and a posted form taken through the session engine.
+
+The page's view (:mod:`engine.surveys.web_page`) keeps the HTTP side: the request's language wishes, the form's
+anti-forgery token, rendering. Here, with no request in sight: :func:`open_survey` finds the invitation behind a
+link and says which page stands (not found, already answered, closed) or that the survey is open;
+:func:`form_page` is the form as first shown (a rating link may pre-select one answer; nothing is recorded);
+:func:`take_form` checks a posted form, question by question and with the flow's branching, and either shows it
+again with each error by its question or records the answers and completes the response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from babel.dates import format_date
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.common.i18n import N_, available_languages, best_language, translate
+from engine.common.limits import text_problem, whole_number
+from engine.runtime import Runtime
+from engine.store.db import utcnow
+from engine.store.models import Invitation, Transaction
+from engine.surveys.flows import Flow
+from engine.surveys.messages import duration, pra_of, use_of_answers
+from engine.surveys.sessions import Given, InvalidAnswer, SurveyClosed, SurveySessions, check_answer, parse_form
+from engine.surveys.tokens import invitation_for
+
+UNSTORABLE = N_("This answer holds a character we cannot store. Please remove it and send again.")
+NOTHING_ANSWERED = N_("Please answer at least one question before you send your answers.")
+# How long, from the effective PRA block's burden minutes (SPEC §2 rule 9).
+HOW_LONG = N_("This survey is voluntary and takes about {duration}.")
+
+# The Accept-Language header's choice among offered languages (werkzeug's ``LanguageAccept.best_match``).
+BestMatch = Callable[[Sequence[str]], str | None]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page to show: its template, status and what it says (``language`` among it)."""
+
+    template: str
+    status: int
+    context: dict[str, Any]
+
+    @property
+    def language(self) -> str:
+        return str(self.context["language"])
+
+
+@dataclass
+class OpenSurvey:
+    """An invitation whose survey may still be answered, in the page's language."""
+
+    sessions: SurveySessions
+    invitation: Invitation
+    flow: Flow
+    language: str
+    context: dict[str, Any]
+
+
+@dataclass
+class QuestionView:
+    id: str
+    kind: str  # rating | choose_all | choose_one | text
+    text: str
+    options: list[tuple[str, str]] = field(default_factory=list)
+    selected: set[str] = field(default_factory=set)
+    value: str = ""
+    condition: str | None = None
+    condition_on: str | None = None
+    condition_rating: str | None = None
+    positive_values: list[str] = field(default_factory=list)
+    error: str | None = None
+    required: bool = False
+
+    @property
+    def described_by(self) -> str:
+        ids = [f"q-{self.id}-condition"] if self.condition else []
+        return " ".join([*ids, f"q-{self.id}-error"] if self.error else ids)
+
+
+def page_language(asked: str | None, best_match: BestMatch) -> str:
+    """The language of a page shown before the survey is known (the link not found): any offered catalog."""
+    offered = available_languages()
+    return best_language(offered, asked, best_match(offered))
+
+
+def open_survey(
+    rt: Runtime, session: Session, token: str, asked: str | None, best_match: BestMatch, posting: bool
+) -> Page | OpenSurvey:
+    """The survey behind ``token``, or the page that stands instead (not found, already answered, closed)."""
+    invitation = invitation_for(session, token)
+    if invitation is None:
+        return Page("survey/not_found.html", 404, {"language": page_language(asked, best_match)})
+    sessions = SurveySessions(rt)
+    flow = rt.catalog.flow_of(rt.catalog.services[sessions.service_slug(invitation.service_id)])
+    tx_language = session.execute(
+        select(Transaction.language).where(Transaction.id == invitation.transaction_id)
+    ).scalar_one_or_none()
+    # The one asked for on the page, else the transaction's, else the browser's.
+    accepted = best_match(list(flow.languages))
+    language = best_language(flow.languages, asked, tx_language, accepted, invitation.language)
+    context = _context(rt, sessions, invitation, flow, language)
+    response = sessions.response_for_invitation(session, invitation)
+    if response is not None and response.completed_at is not None:
+        return Page("survey/received.html", 409 if posting else 200, context)
+    try:
+        sessions.open_for_invitation(session, invitation)
+    except SurveyClosed:
+        return Page("survey/closed.html", 410, context)
+    return OpenSurvey(sessions, invitation, flow, language, context)
+
+
+def form_page(survey: OpenSurvey, wanted_q: str | None, wanted_a: str | None) -> Page:
+    """The form as first shown; a rating link's ``q``/``a`` pre-select that answer (nothing is recorded)."""
+    flow = survey.flow
+    answers: dict[str, list[str]] = {}
+    if wanted_q and wanted_a:
+        try:
+            question = flow.question(wanted_q)
+            if question.is_rating and question.asked_on("web") and whole_number(wanted_a, 1, 5) in question.points:
+                answers[wanted_q] = [wanted_a]
+        except KeyError:
+            pass
+    views = _views(survey, answers, {})
+    return Page("survey/form.html", 200, {**survey.context, "questions": views, "errors": []})
+
+
+def take_form(session: Session, survey: OpenSurvey, form: Mapping[str, Sequence[str]]) -> Page:
+    """A posted form (``q-<question>`` → its values): shown again with its errors (422), or recorded (thanks);
+    a second submission that raced this one stands, and this one stores nothing (409)."""
+    sessions, flow = survey.sessions, survey.flow
+    posted = {q.id: list(form.get(f"q-{q.id}", ())) for q in flow.questions if q.asked_on("web")}
+    given: dict[str, Given] = {}
+    errors: dict[str, str] = {}
+    for q in flow.questions:
+        if not q.asked_on("web"):
+            continue
+        if any(text_problem(value) for value in posted.get(q.id, [])):
+            errors[q.id] = UNSTORABLE
+            posted[q.id] = []
+            continue
+        try:
+            given[q.id] = check_answer(q, parse_form(q, posted.get(q.id, [])))
+        except InvalidAnswer as exc:
+            errors[q.id] = exc.message
+    ratings = {qid: answer.value for qid, answer in given.items()}
+    asked = sessions.questions_for(flow, "web", ratings)
+    applicable = {q.id for q in asked}
+    errors = {k: v for k, v in errors.items() if k in applicable}
+    if not errors and asked and all(given.get(q.id, Given()).empty for q in asked):
+        errors[asked[0].id] = NOTHING_ANSWERED  # an empty form stores nothing and keeps the survey open
+    if errors:
+        views = _views(survey, posted, errors)
+        summary = [(v.id, v.error) for v in views if v.error]
+        return Page("survey/form.html", 422, {**survey.context, "questions": views, "errors": summary})
+    try:
+        with session.begin_nested():
+            response = sessions.start_for_invitation(session, survey.invitation, survey.language)
+            now = utcnow()
+            for question in flow.questions:
+                if question.id in applicable and question.id in given:
+                    sessions.record(session, response, question, given[question.id], now)
+            sessions.complete(session, response, now)
+    except IntegrityError:  # a second submission raced this one: it stands, this stores nothing
+        return Page("survey/received.html", 409, survey.context)
+    return Page("survey/thanks.html", 200, survey.context)
+
+
+def _views(survey: OpenSurvey, answers: dict[str, list[str]], errors: dict[str, str]) -> list[QuestionView]:
+    sessions, flow, language = survey.sessions, survey.flow, survey.language
+    service_name = survey.context["service_name"]
+    views = []
+    for q in flow.questions:
+        if not q.asked_on("web"):
+            continue
+        kind = "rating" if q.is_rating else (q.type if q.type in ("choose_all", "choose_one") else "text")
+        view = QuestionView(
+            id=q.id,
+            kind=kind,
+            text=sessions.wording(flow, q, "web", language, service_name),
+            options=sessions.labels(flow, q, language) if kind != "text" else [],
+            selected=set(answers.get(q.id, [])),
+            value=(answers.get(q.id) or [""])[0] if kind == "text" else "",
+            error=translate(language, errors[q.id]) if q.id in errors else None,
+            required=q.required,
+        )
+        if q.show_if:
+            parent = flow.question(q.show_if["question"])
+            positive = q.show_if.get("rating") == "positive"
+            view.condition = translate(
+                language, N_("Answer this if your answer above was positive.") if positive
+                else N_("Answer this if your answer above was negative.")
+            )  # fmt: skip
+            view.condition_on = parent.id
+            view.condition_rating = "positive" if positive else "negative"
+            view.positive_values = [str(p) for p in parent.points if flow.is_positive(parent, p)]
+        views.append(view)
+    return views
+
+
+def _context(
+    rt: Runtime, sessions: SurveySessions, invitation: Invitation, flow: Flow, language: str
+) -> dict[str, Any]:
+    service = rt.catalog.services[sessions.service_slug(invitation.service_id)]
+    service_name = translate(language, service.name)
+    pra = pra_of(service, flow)  # the agency's own clearance, else the flow's (SPEC §2 rule 9)
+    locale = language.replace("-", "_")
+    return {
+        "service": service,
+        "service_name": service_name,
+        "agency": translate(language, service.agency),
+        "title": translate(language, flow.title),
+        "intro": translate(language, _message(flow, "intro"), service=service_name),
+        "thanks": translate(language, _message(flow, "thanks"), service=service_name),
+        "pra": pra,
+        "pra_burden": translate(language, pra.burden_statement),
+        "pra_expires": format_date(pra.expiration_date, format="long", locale=locale),
+        "how_long": translate(language, HOW_LONG, duration=duration(language, pra.burden_minutes)),
+        "use_of_answers": use_of_answers(flow, "web", language, service),
+        # The day as the page has always said it: the moment rebased to UTC (flask-babel's default zone).
+        "closes_at": format_date(invitation.expires_at.astimezone(UTC), format="long", locale=locale),
+        "other_languages": [lang for lang in flow.languages if lang != language],
+        "language": language,
+    }
+
+
+def _message(flow: Flow, name: str) -> str:
+    try:
+        return str(flow.message(name).get("default", "")).strip()
+    except KeyError:
+        return ""
