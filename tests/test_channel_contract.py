@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 from engine.channels import (
     A11_VOCABULARY,
