@@ -1,12 +1,18 @@
 """The channel contract and registry: how the engine knows channels without importing any of them.
 
-A channel is a class that satisfies :class:`Channel`; it declares itself in ``pyproject.toml`` under the
+A channel is a class that satisfies :class:`Channel`; it declares itself in its package's metadata under the
 ``survey_engine.channels`` entry-point group and the application factory fills the :class:`ChannelRegistry` from
 that group. The engine then asks the registry by name; it never names Twilio, SendGrid or a channel module.
+
+Everything the engine needs to know about a channel is a fact the channel class states (its A-11 name, its label,
+the contact kind it suppresses by, whether it reminds, the wording key of its flow variants, its sender and send
+rate), so a new channel is one package and one entry point. What needs no running application (the flow checks,
+the A-11 names of stored data, the dashboard's labels) reads the classes through :func:`installed_channels`.
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
     from engine.surveys.flows import Flow
 
 ENTRY_POINT_GROUP = "survey_engine.channels"
+# The A-11 channel vocabulary (SPEC §6.1), in report order: a channel's ``a11_channel`` is one of these, or None.
+A11_VOCABULARY = ("automated_phone", "sms_text_messages", "email", "self_service_kiosk", "website")
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,22 @@ class Channel(Protocol):
     test_only: ClassVar[bool]
     # How many invitations one ``send`` call may take (email batches up to 1,000 personalizations).
     batch_size: ClassVar[int]
+    # Its name in the A-11 vocabulary (SPEC §6.1): automated_phone, sms_text_messages, email, self_service_kiosk,
+    # website; None for a channel A-11 has no name for (the console), whose data is in no A-11 row.
+    a11_channel: ClassVar[str | None]
+    # How the dashboard names it: an English msgid marked ``N_()`` in the channel's module, translated through the
+    # catalogs (locales/). A channel may also give a ``short_label`` for the charts (default: ``label``).
+    label: ClassVar[str]
+    # The contact kind an opt-out on it is kept against (a phone for sms and ivr, an email for email); None: it
+    # addresses nobody (the kiosk), so nothing is ever suppressed on it by kind.
+    suppresses_by: ClassVar[ContactKind | None]
+    # Whether the one reminder (``reminder_after``) applies to its invitations. A channel whose answer depends on
+    # the service may also offer ``wants_reminder(service) -> bool`` (SMS: only in link mode), asked when this is
+    # True; see :func:`reminds_for`.
+    reminds: ClassVar[bool]
+    # The key a flow's question ``wording:`` and ``messages:`` may hold for it (ivr, sms, kiosk); None: it takes the
+    # default wording (email sends the web page's link).
+    wording_key: ClassVar[str | None]
 
     def send(self, batch: Sequence[Outgoing]) -> list[SendResult]: ...
 
@@ -103,6 +127,25 @@ class Channel(Protocol):
 
     # A channel may also offer ``settle(items: Sequence[Unsettled]) -> dict[uuid.UUID, str]``: the provider ids
     # of the ``unknown`` invitations it finds it did send (SPEC §2 rule 10); see engine/delivery/settlement.py.
+    #
+    # Paced sending (engine/delivery/pacing.py), for a channel whose provider limits its rate:
+    # ``default_send_rate: ClassVar[float | None]``, sends a second per sender unless
+    # ``SURVEY_ENGINE_SEND_RATE_<NAME>`` says otherwise (absent or None: not paced), and
+    # ``sender(settings) -> str | None``, the sender its messages leave from (the pacing key; None: ``default``).
+
+
+def reminds_for(channel: Channel, service: ServiceConfig) -> bool:
+    """Whether the one reminder applies to ``channel``'s invitations of ``service``: the channel's ``reminds``,
+    refined by its ``wants_reminder(service)`` where it offers one."""
+    if not channel.reminds:
+        return False
+    wants = getattr(channel, "wants_reminder", None)
+    return bool(wants(service)) if callable(wants) else True
+
+
+def short_label_of(channel: type[Channel] | Channel) -> str:
+    """The channel's label on a chart: its ``short_label``, else its ``label``."""
+    return str(getattr(channel, "short_label", None) or channel.label)
 
 
 @dataclass
@@ -116,6 +159,11 @@ class ChannelRegistry:
             raise TypeError(f"{channel!r} does not satisfy the Channel contract")
         if channel.name in self.channels:
             raise ValueError(f"channel {channel.name!r} is registered twice")
+        if channel.a11_channel is not None and channel.a11_channel not in A11_VOCABULARY:
+            raise ValueError(
+                f"channel {channel.name!r}: a11_channel {channel.a11_channel!r} is not A-11 vocabulary "
+                f"(one of {', '.join(A11_VOCABULARY)}, or None)"
+            )
         self.channels[channel.name] = channel
 
     def get(self, name: str) -> Channel:
@@ -136,6 +184,10 @@ class ChannelRegistry:
     def for_contact_kind(self, kind: ContactKind) -> list[str]:
         return [c.name for c in self.channels.values() if kind in c.contact_kinds]
 
+    def suppressed_kind(self, channel: str) -> ContactKind | None:
+        """The contact kind a suppression on ``channel`` is kept against (None: it addresses nobody)."""
+        return self.get(channel).suppresses_by
+
     def blocks(self, channel: str, suppressed_channels: set[str]) -> bool:
         """Whether suppressions on ``suppressed_channels`` (for one address) stop ``channel``."""
         blocked_by = self.get(channel).suppressed_by
@@ -154,3 +206,26 @@ def load_channels(settings: Any, entry_point_names: Iterable[str] | None = None)
         factory = ep.load()
         registry.register(factory(settings))
     return registry
+
+
+# The installed channel classes by entry-point name, for the ``sys.path`` they were read under (a folder put on the
+# path, such as a test's own channel package, is read on the next call; installing into a folder already read
+# takes a restart, as it does for the running application).
+_installed: dict[tuple[str, ...], dict[str, type[Channel]]] = {}
+
+
+def installed_channels() -> dict[str, type[Channel]]:
+    """The channel classes declared under the entry-point group, by name, not instantiated: their class attributes
+    are facts that need no settings (the flow checks, the A-11 names of stored data, the dashboard's labels)."""
+    key = tuple(sys.path)
+    found = _installed.get(key)
+    if found is None:
+        found = {}
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            declared = ep.load()
+            if not isinstance(declared, type):
+                raise TypeError(f"channel entry point {ep.name!r} must name a class, got {declared!r}")
+            found.setdefault(ep.name, declared)
+        _installed.clear()
+        _installed[key] = found
+    return found

@@ -31,12 +31,9 @@ PROVIDER_SETTINGS = (
     "SENDGRID_WEBHOOK_PUBLIC_KEY",
 )
 
+# Messages, calls or email personalizations a second per sender, over the channel's own ``default_send_rate``
+# (engine/delivery/pacing.py): SURVEY_ENGINE_SEND_RATE_SMS=3 for a toll-free number, for instance.
 SEND_RATE_PREFIX = "SURVEY_ENGINE_SEND_RATE_"
-# Messages, calls or email personalizations a second per sender: a US long code sends about 1 text a second and
-# Twilio places 1 call a second per account by default; SendGrid's own limit is far higher than 100/s, which keeps
-# a burst of reminders from crowding the From address's reputation. Toll-free numbers (~3/s), short codes (~100/s)
-# and Messaging Services (the sum of their numbers) set SURVEY_ENGINE_SEND_RATE_SMS to what their provider grants.
-DEFAULT_SEND_RATES = {"sms": 1.0, "ivr": 1.0, "email": 100.0}
 
 
 @dataclass(frozen=True)
@@ -58,9 +55,9 @@ class Settings:
     # How long a verified API key is trusted without asking the database again (engine/api/auth.py): a revoked
     # key keeps working for at most this long in a process that saw it. 0 checks the database on every request.
     api_key_cache_seconds: float = 5.0
-    # The most each sender may send per second, by channel name (``SURVEY_ENGINE_SEND_RATE_<CHANNEL>``; see
-    # engine/delivery/pacing.py). A channel with no rate here (the console) is never paced.
-    send_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SEND_RATES))
+    # The most each sender may send per second, by channel name (``SURVEY_ENGINE_SEND_RATE_<CHANNEL>``), over the
+    # channel's ``default_send_rate`` (see engine/delivery/pacing.py). A channel with neither is never paced.
+    send_rates: dict[str, float] = field(default_factory=dict)
     # The gettext catalogs (``SURVEY_ENGINE_LOCALES_DIR``); None: the shipped ``locales/`` (engine/common/i18n.py).
     locales_dir: Path | None = None
 
@@ -158,8 +155,8 @@ def _folder(values: dict[str, str], name: str) -> Path | None:
 
 def _send_rates(values: dict[str, str]) -> dict[str, float]:
     """``SURVEY_ENGINE_SEND_RATE_<CHANNEL>`` (the channel's name in capitals, ``-`` as ``_``): a positive number of
-    sends a second per sender, over the defaults."""
-    rates = dict(DEFAULT_SEND_RATES)
+    sends a second per sender, over the channel's default."""
+    rates: dict[str, float] = {}
     for name, raw in values.items():
         if not name.startswith(SEND_RATE_PREFIX) or not raw:
             continue

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import select
 
+from channels.email import EmailChannel
 from engine.app import create_app
 from engine.channels import load_channels
 from engine.dashboard.accounts import create_user, use_token
@@ -68,6 +69,10 @@ class DashboardEmail(ScriptedChannel):
     consent: ClassVar[str | None] = None
     quiet_hours: ClassVar[bool] = False
     suppressed_by: ClassVar[tuple[str, ...] | None] = ("email",)
+    a11_channel: ClassVar[str | None] = EmailChannel.a11_channel
+    label: ClassVar[str] = EmailChannel.label
+    suppresses_by: ClassVar[ContactKind | None] = ContactKind.EMAIL
+    reminds: ClassVar[bool] = EmailChannel.reminds
 
 
 @pytest.fixture(scope="session")

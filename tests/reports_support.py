@@ -28,6 +28,8 @@ import pytest
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from channels.email import EmailChannel
+from channels.sms import SmsChannel
 from engine.api.auth import create_api_key
 from engine.app import create_app
 from engine.channels import load_channels
@@ -102,6 +104,11 @@ class StandInSms(ScriptedChannel):
     """The provider of texts, scripted: a stand-in registered under the real channel's name."""
 
     name: ClassVar[str] = "sms"
+    a11_channel: ClassVar[str | None] = SmsChannel.a11_channel
+    label: ClassVar[str] = SmsChannel.label
+    reminds: ClassVar[bool] = SmsChannel.reminds
+    wording_key: ClassVar[str | None] = SmsChannel.wording_key
+    wants_reminder = SmsChannel.wants_reminder
 
 
 class StandInEmail(ScriptedChannel):
@@ -110,6 +117,10 @@ class StandInEmail(ScriptedChannel):
     consent: ClassVar[str | None] = None
     quiet_hours: ClassVar[bool] = False
     suppressed_by: ClassVar[tuple[str, ...] | None] = ()
+    a11_channel: ClassVar[str | None] = EmailChannel.a11_channel
+    label: ClassVar[str] = EmailChannel.label
+    suppresses_by: ClassVar[ContactKind | None] = ContactKind.EMAIL
+    reminds: ClassVar[bool] = EmailChannel.reminds
 
 
 @pytest.fixture(scope="session")

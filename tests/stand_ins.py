@@ -20,6 +20,11 @@ class ScriptedChannel:
     suppressed_by: ClassVar[tuple[str, ...] | None] = ("sms",)
     test_only: ClassVar[bool] = False
     batch_size: ClassVar[int] = 50
+    a11_channel: ClassVar[str | None] = None
+    label: ClassVar[str] = "Scripted stand-in"
+    suppresses_by: ClassVar[ContactKind | None] = ContactKind.PHONE
+    reminds: ClassVar[bool] = False
+    wording_key: ClassVar[str | None] = None
 
     def __init__(self, settings: object = None) -> None:
         self.script: deque[Outcome] = deque()

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from engine.channels import ENTRY_POINT_GROUP, Channel, ChannelRegistry, load_channels
-from engine.delivery.suppressions import ADDRESSED_CHANNELS
+from engine.channels import (
+    A11_VOCABULARY,
+    ENTRY_POINT_GROUP,
+    Channel,
+    ChannelRegistry,
+    installed_channels,
+    load_channels,
+    reminds_for,
+)
+from engine.delivery.suppressions import addressed_channels, channels_for, suppression_kind
 from engine.store.models import ContactKind
 from tests.stand_ins import ScriptedChannel
 
@@ -22,8 +31,61 @@ def test_every_declared_channel_satisfies_the_contract(settings):
         assert channel.contact_kinds or channel.name == "kiosk"
         assert all(isinstance(k, ContactKind) for k in channel.contact_kinds)
         assert channel.consent in (None, "sms", "voice")
-        if channel.name in ADDRESSED_CHANNELS:
-            assert ADDRESSED_CHANNELS[channel.name] in channel.contact_kinds
+        # The facts the engine reads off a channel instead of naming it.
+        assert channel.a11_channel is None or channel.a11_channel in A11_VOCABULARY
+        assert channel.label and isinstance(channel.label, str)
+        assert channel.suppresses_by is None or channel.suppresses_by in channel.contact_kinds
+        assert isinstance(channel.reminds, bool)
+        assert channel.wording_key is None or channel.wording_key.isidentifier()
+    assert {name: type(channel) for name, channel in registry.channels.items()} == installed_channels()
+
+
+def test_the_shipped_channels_state_their_facts():
+    """What used to be constants in the engine (A-11 names, suppression kinds, reminders, wording keys)."""
+    channels = installed_channels()
+    facts = {
+        name: (c.a11_channel, c.suppresses_by, c.reminds, c.wording_key)
+        for name, c in channels.items()
+        if name in ("console", "sms", "ivr", "email", "kiosk")
+    }
+    assert facts == {
+        "console": (None, None, False, None),
+        "sms": ("sms_text_messages", ContactKind.PHONE, True, "sms"),
+        "ivr": ("automated_phone", ContactKind.PHONE, False, "ivr"),
+        "email": ("email", ContactKind.EMAIL, True, None),
+        "kiosk": ("self_service_kiosk", None, False, "kiosk"),
+    }
+    # An opt-out of a phone covers the texts and the calls; of an email, the emails; the kiosk addresses nobody.
+    assert {"sms", "ivr"} <= set(channels_for(ContactKind.PHONE)) and "email" not in channels_for(ContactKind.PHONE)
+    assert "email" in channels_for(ContactKind.EMAIL)
+    assert suppression_kind("kiosk") is None and suppression_kind("console") is None
+    assert addressed_channels()["ivr"] is ContactKind.PHONE
+
+
+@dataclass
+class _Service:
+    sms_mode: str
+
+
+def test_the_reminder_goes_by_email_and_by_sms_in_link_mode_only(settings):
+    registry = load_channels(settings)
+    link, conversational = _Service("link"), _Service("conversational")
+    assert reminds_for(registry.get("email"), conversational)
+    assert reminds_for(registry.get("sms"), link) and not reminds_for(registry.get("sms"), conversational)
+    for name in ("ivr", "kiosk", "console"):
+        assert not reminds_for(registry.get(name), link)
+
+
+def test_registry_refuses_a_name_outside_the_a11_vocabulary():
+    class Mislabelled(ScriptedChannel):
+        a11_channel = "carrier_pigeon"
+
+    try:
+        ChannelRegistry().register(Mislabelled())
+    except ValueError as exc:
+        assert "A-11 vocabulary" in str(exc)
+    else:
+        raise AssertionError("an A-11 name outside the vocabulary was accepted")
 
 
 def test_registry_refuses_a_duplicate_or_a_non_channel(settings):

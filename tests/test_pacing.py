@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine.channels import Outgoing, SendResult
+from engine.channels import Outgoing, SendResult, load_channels
 from engine.common.errors import ConfigError
 from engine.delivery.dispatch import Dispatcher
-from engine.delivery.pacing import DEFAULT_SENDER, sender_of
-from engine.settings import DEFAULT_SEND_RATES, load_settings
+from engine.delivery.pacing import DEFAULT_SENDER, rate_of, sender_of
+from engine.settings import load_settings
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import Invitation, InvitationState, SendPacing
 from tests.helpers import post, tx
@@ -82,23 +82,38 @@ def _sender_busy_until(runtime, moment: datetime) -> None:
         session.merge(SendPacing(channel=STUB, sender=DEFAULT_SENDER, next_free_at=moment, updated_at=utcnow()))
 
 
-def test_send_rates_come_from_the_environment_per_channel(tmp_path):
+PACED_BY_DEFAULT = {"sms": 1.0, "ivr": 1.0, "email": 100.0, "console": None, "kiosk": None}
+
+
+def test_send_rates_come_from_the_environment_over_each_channels_default(tmp_path):
     base = {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance")}
-    assert load_settings(base).send_rates == DEFAULT_SEND_RATES == {"sms": 1.0, "ivr": 1.0, "email": 100.0}
+    plain = load_settings(base)
+    assert plain.send_rates == {}
+    channels = load_channels(plain)
+    # Each channel states its default (a long code's text a second, Twilio's call a second, 100 emails a second);
+    # the console and the kiosk are never paced.
+    assert {name: rate_of(channels.get(name), plain) for name in PACED_BY_DEFAULT} == PACED_BY_DEFAULT
     rates = load_settings({**base, "SURVEY_ENGINE_SEND_RATE_SMS": "3", "SURVEY_ENGINE_SEND_RATE_QUIET_STUB": "2.5"})
-    assert rates.send_rates == {"sms": 3.0, "ivr": 1.0, "email": 100.0, "quiet-stub": 2.5}
-    assert "console" not in rates.send_rates  # the console is never paced
+    assert rates.send_rates == {"sms": 3.0, "quiet-stub": 2.5}
+    assert rate_of(channels.get("sms"), rates) == 3.0 and rate_of(channels.get("ivr"), rates) == 1.0
+    assert rate_of(ScriptedChannel(), plain) is None and rate_of(ScriptedChannel(), rates) == 2.5
     for bad in ("0", "-1", "fast", "inf", "nan"):
         with pytest.raises(ConfigError, match="SURVEY_ENGINE_SEND_RATE_SMS"):
             load_settings({**base, "SURVEY_ENGINE_SEND_RATE_SMS": bad})
 
 
-def test_the_sender_is_the_messaging_service_else_the_number_else_the_from_address():
-    both = {"TWILIO_MESSAGING_SERVICE_SID": "MG123", "TWILIO_FROM_NUMBER": "+12025550100"}
-    assert sender_of("sms", both) == "MG123"
-    assert sender_of("ivr", both) == "+12025550100"  # calls leave from the number
-    assert sender_of("email", {"SENDGRID_FROM_EMAIL": "surveys@agency.gov"}) == "surveys@agency.gov"
-    assert sender_of("sms", {}) == sender_of(STUB, both) == DEFAULT_SENDER
+def test_the_sender_is_the_messaging_service_else_the_number_else_the_from_address(tmp_path):
+    base = {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance")}
+    both = load_settings({**base, "TWILIO_MESSAGING_SERVICE_SID": "MG123", "TWILIO_FROM_NUMBER": "+12025550100"})
+    number = load_settings({**base, "TWILIO_FROM_NUMBER": "+12025550100"})
+    mail = load_settings({**base, "SENDGRID_FROM_EMAIL": "surveys@agency.gov"})
+    channels = load_channels(both)
+    sms, ivr, email = channels.get("sms"), channels.get("ivr"), channels.get("email")
+    assert sender_of(sms, both) == "MG123"
+    assert sender_of(sms, number) == "+12025550100"
+    assert sender_of(ivr, both) == "+12025550100"  # calls leave from the number
+    assert sender_of(email, mail) == "surveys@agency.gov"
+    assert sender_of(sms, mail) == sender_of(email, both) == sender_of(ScriptedChannel(), both) == DEFAULT_SENDER
 
 
 def test_several_dispatchers_together_never_exceed_the_rate(client, auth, runtime, stub_channel):

@@ -14,6 +14,7 @@ from flask import Blueprint
 
 from engine.channels import Outcome, Outgoing, SendResult
 from engine.common.crypto import mask_email, mask_phone
+from engine.common.i18n import N_
 from engine.store.models.enums import ContactKind
 from engine.surveys.messages import invitation_text
 
@@ -26,6 +27,13 @@ class ConsoleChannel:
     suppressed_by: ClassVar[tuple[str, ...] | None] = None
     test_only: ClassVar[bool] = True
     batch_size: ClassVar[int] = 100
+    a11_channel: ClassVar[str | None] = None  # test data: in no A-11 row
+    label: ClassVar[str] = N_("Console (test channel)")
+    short_label: ClassVar[str] = N_("Console")
+    suppresses_by: ClassVar[ContactKind | None] = None
+    reminds: ClassVar[bool] = False
+    wording_key: ClassVar[str | None] = None
+    default_send_rate: ClassVar[float | None] = None  # never paced
 
     def __init__(self, settings: Any, stream: TextIO | None = None) -> None:
         self._stream = stream

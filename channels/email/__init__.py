@@ -25,6 +25,7 @@ from channels.email.config import SendGridConfig
 from channels.email.mailer import REQUEST_TIMEOUT, Mailer
 from channels.email.signature import EventVerifier
 from engine.channels import Outcome, Outgoing, SendResult
+from engine.common.i18n import N_
 from engine.store.models.enums import ContactKind
 
 NOT_CONFIGURED = "sendgrid not configured: set SENDGRID_API_KEY and SENDGRID_FROM_EMAIL"
@@ -41,6 +42,18 @@ class EmailChannel:
     batch_size: ClassVar[int] = 1000
     # The dispatcher issues an unsubscribe token per invitation and passes ``Outgoing.unsubscribe_url``.
     wants_unsubscribe_link: ClassVar[bool] = True
+    a11_channel: ClassVar[str | None] = "email"
+    label: ClassVar[str] = N_("Email")
+    suppresses_by: ClassVar[ContactKind | None] = ContactKind.EMAIL
+    reminds: ClassVar[bool] = True
+    wording_key: ClassVar[str | None] = None  # the message links to the web page, which has its own wording
+    # Personalizations a second per From address: SendGrid's own limit is far higher, and 100/s keeps a burst of
+    # reminders from crowding the address's reputation (SURVEY_ENGINE_SEND_RATE_EMAIL sets another).
+    default_send_rate: ClassVar[float | None] = 100.0
+
+    def sender(self, settings: Any) -> str | None:
+        """Messages leave from the From address (the pacing key)."""
+        return settings.providers.get("SENDGRID_FROM_EMAIL") or None
 
     def __init__(self, settings: Any, timeout: float = REQUEST_TIMEOUT) -> None:
         self.config = SendGridConfig.from_providers(settings.providers)

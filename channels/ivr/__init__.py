@@ -19,6 +19,7 @@ from flask import Blueprint
 
 from channels.twilio_api import TwilioSettings, classify, make_client, settle_by_lookup
 from engine.channels import Outcome, Outgoing, SendResult, Unsettled
+from engine.common.i18n import N_
 from engine.store.models.enums import ContactKind
 
 CALL_RING_SECONDS = 30
@@ -33,6 +34,18 @@ class IvrChannel:
     suppressed_by: ClassVar[tuple[str, ...] | None] = ("ivr", "sms")
     test_only: ClassVar[bool] = False
     batch_size: ClassVar[int] = 20
+    a11_channel: ClassVar[str | None] = "automated_phone"
+    label: ClassVar[str] = N_("Automated phone (IVR)")
+    short_label: ClassVar[str] = "IVR"
+    suppresses_by: ClassVar[ContactKind | None] = ContactKind.PHONE
+    reminds: ClassVar[bool] = False  # a call is not repeated
+    wording_key: ClassVar[str | None] = "ivr"
+    # Calls a second per number: Twilio places 1 call a second per account by default.
+    default_send_rate: ClassVar[float | None] = 1.0
+
+    def sender(self, settings: Any) -> str | None:
+        """Calls leave from the number (the pacing key)."""
+        return settings.providers.get("TWILIO_FROM_NUMBER") or None
 
     def __init__(self, settings: Any) -> None:
         self._config = TwilioSettings.from_providers(settings.providers)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from flask import Blueprint
 
 from engine.channels import Outcome, Outgoing, SendResult
+from engine.common.i18n import N_
 from engine.store.models.enums import ContactKind
 
 
@@ -25,6 +26,12 @@ class KioskChannel:
     suppressed_by: ClassVar[tuple[str, ...] | None] = ("kiosk",)
     test_only: ClassVar[bool] = False
     batch_size: ClassVar[int] = 1
+    a11_channel: ClassVar[str | None] = "self_service_kiosk"
+    label: ClassVar[str] = N_("Kiosk")
+    suppresses_by: ClassVar[ContactKind | None] = None  # it reaches nobody at an address
+    reminds: ClassVar[bool] = False
+    wording_key: ClassVar[str | None] = "kiosk"
+    default_send_rate: ClassVar[float | None] = None  # sends nothing
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings

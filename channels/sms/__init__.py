@@ -21,6 +21,7 @@ from flask import Blueprint
 from channels.sms.sender import Sender
 from channels.twilio_api import REQUEST_TIMEOUT, TwilioSettings, settle_by_lookup
 from engine.channels import Outcome, Outgoing, SendResult, Unsettled
+from engine.common.i18n import N_
 from engine.store.models.enums import ContactKind
 
 
@@ -36,21 +37,39 @@ class SmsChannel:
     # sent, and a status callback for a sid not yet recorded is held until it lands (``engine.delivery.provider_reports``). One
     # at a time keeps that gap to milliseconds; each message is one API call anyway.
     batch_size: ClassVar[int] = 1
+    a11_channel: ClassVar[str | None] = "sms_text_messages"
+    label: ClassVar[str] = N_("Text messages (SMS)")
+    short_label: ClassVar[str] = "SMS"
+    suppresses_by: ClassVar[ContactKind | None] = ContactKind.PHONE
+    reminds: ClassVar[bool] = True  # in link mode only: see wants_reminder
+    wording_key: ClassVar[str | None] = "sms"
+    # Texts a second per sender: a US long code sends about 1 a second. Toll-free numbers (~3/s), short codes
+    # (~100/s) and Messaging Services (the sum of their numbers) set SURVEY_ENGINE_SEND_RATE_SMS to their grant.
+    default_send_rate: ClassVar[float | None] = 1.0
 
     def __init__(self, settings: Any, timeout: float = REQUEST_TIMEOUT) -> None:
         self.config = TwilioSettings.from_providers(settings.providers)
-        self.sender = Sender(self.config, settings.public_url, timeout) if self.config is not None else None
+        self.outbox = Sender(self.config, settings.public_url, timeout) if self.config is not None else None
+
+    def wants_reminder(self, service: Any) -> bool:
+        """The one reminder goes in link mode only: a conversation is not nagged."""
+        return bool(service.sms_mode == "link")
+
+    def sender(self, settings: Any) -> str | None:
+        """Texts leave from the Messaging Service, else the number (the pacing key; as the sender chooses)."""
+        providers = settings.providers
+        return providers.get("TWILIO_MESSAGING_SERVICE_SID") or providers.get("TWILIO_FROM_NUMBER") or None
 
     def send(self, batch: Sequence[Outgoing]) -> list[SendResult]:
-        if self.sender is None:
+        if self.outbox is None:
             return [SendResult(item.invitation_id, Outcome.FAILED, detail="twilio not configured") for item in batch]
-        return self.sender.send(batch)
+        return self.outbox.send(batch)
 
     def settle(self, items: Sequence[Unsettled]) -> dict[uuid.UUID, str]:
         """The messages Twilio did send to each number since the claim (SPEC §2 rule 10); one each at most."""
-        if self.sender is None:
+        if self.outbox is None:
             return {}
-        return settle_by_lookup(items, lambda item: self.sender.client.messages.list(  # type: ignore[union-attr]
+        return settle_by_lookup(items, lambda item: self.outbox.client.messages.list(  # type: ignore[union-attr]
             to=item.address, date_sent_after=item.since, limit=20))  # fmt: skip
 
     def blueprint(self) -> Blueprint | None:

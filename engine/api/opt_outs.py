@@ -9,7 +9,7 @@ from flask import Blueprint, g, jsonify
 from engine.api.auth import require_scope
 from engine.api.problems import Problem
 from engine.common.errors import FieldError
-from engine.delivery.suppressions import ADDRESSED_CHANNELS, channels_for, restore, suppress
+from engine.delivery.suppressions import addressed_channels, channels_for, restore, suppress
 from engine.intake.submit import iso
 from engine.intake.validation import normalize_email, normalize_phone, shown, text_error
 from engine.store.db import unit_of_work
@@ -45,9 +45,10 @@ def _address(body: dict[str, Any], allowed: set[str]) -> tuple[ContactKind, str,
     channels = channels_for(kind)
     channel = body.get("channel")
     if channel is not None:
-        if not isinstance(channel, str) or channel not in ADDRESSED_CHANNELS:
-            errors.append(FieldError("channel", f"must be one of {', '.join(ADDRESSED_CHANNELS)}"))
-        elif ADDRESSED_CHANNELS[channel] is not kind:
+        addressed = addressed_channels()
+        if not isinstance(channel, str) or channel not in addressed:
+            errors.append(FieldError("channel", f"must be one of {', '.join(addressed)}"))
+        elif addressed[channel] is not kind:
             errors.append(FieldError("channel", f"a {kind.value} is not reached on {channel}"))
         else:
             channels = [channel]

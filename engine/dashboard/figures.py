@@ -13,21 +13,16 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
+from engine.channels import installed_channels, short_label_of
 from engine.common.i18n import N_
 from engine.reporting import what_counts as wc
 from engine.reporting.fiscal import FiscalQuarter, fiscal_quarter
 from engine.runtime import Runtime
 
 TAGS = ("satisfaction", "trust")
-# How the page names each engine channel (the A-11 name is shown beside it).
-CHANNEL_NAMES = {
-    "ivr": N_("Automated phone (IVR)"),
-    "sms": N_("Text messages (SMS)"),
-    "email": N_("Email"),
-    "kiosk": N_("Kiosk"),
-    "web": N_("Website"),
-    "console": N_("Console (test channel)"),
-}
+# How the page names the engine's own channel names (each installed channel states its own ``label`` and
+# ``short_label``; the A-11 name is shown beside it).
+ENGINE_CHANNEL_NAMES = {"web": (N_("Website"), N_("Website"))}
 DRIVER_NAMES = {
     "effectiveness": N_("Effectiveness"),
     "ease": N_("Ease"),
@@ -37,8 +32,6 @@ DRIVER_NAMES = {
     "employee": N_("Employee"),
     "other": N_("Other"),
 }
-CHANNEL_SHORT = {"ivr": "IVR", "sms": "SMS", "email": N_("Email"), "kiosk": N_("Kiosk"), "web": N_("Website"),
-                 "console": N_("Console")}  # fmt: skip
 NO_OFFICE = N_("No office coded")
 NO_OFFICE_SHORT = N_("None")
 RATING_NAMES = {
@@ -127,6 +120,15 @@ def thumbs_tags(rt: Runtime, slug: str) -> set[str]:
     return {q.a11 for q in flow.questions if q.a11 in TAGS and q.type in ("thumbs", "yes_no")}
 
 
+def channel_label(code: str) -> tuple[str, str]:
+    """(label, chart label) of an engine channel name, as the channel states them (msgids, translated on the
+    page); the name itself for a channel not installed."""
+    found = installed_channels().get(code)
+    if found is not None:
+        return found.label, short_label_of(found)
+    return ENGINE_CHANNEL_NAMES.get(code, (code, code))
+
+
 def office_label(rt: Runtime, office_id: int | None) -> tuple[str, str]:
     """(code, "code · name") of an office id; ("", the no-office label) for None."""
     if office_id is None:
@@ -160,7 +162,7 @@ def _groups(
     for key in keys:
         if dimension == "channel":
             code = key.channel or ""
-            label, short = CHANNEL_NAMES.get(code, code), CHANNEL_SHORT.get(code, code)
+            label, short = channel_label(code)
         else:
             code, label = office_label(rt, key.office_id)
             short = code or NO_OFFICE_SHORT
@@ -203,7 +205,7 @@ def service_figures(
     zone = rt.catalog.services[slug].timezone
     views = []
     for c in wc.comments(session, scope, limit=comments):
-        views.append(CommentView(c.answered_at.astimezone(zone), CHANNEL_NAMES.get(c.channel, c.channel),
+        views.append(CommentView(c.answered_at.astimezone(zone), channel_label(c.channel)[0],
                                  office_label(rt, c.office_id)[1], c.text))  # fmt: skip
     return ServiceFigures(
         slug=slug, quarter=quarter, include_test=include_test, bucket=bucket, funnel=funnel, totals=totals,

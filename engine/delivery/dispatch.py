@@ -281,11 +281,12 @@ class Dispatcher:
         released: list[uuid.UUID] = []
         waits: list[float] = []
         for channel, ids in by_channel.items():
-            rate = self.rt.settings.send_rates.get(channel)
-            if rate is None or channel not in self.rt.channels:
+            paced = self.rt.channels.channels.get(channel)
+            rate = pacing.rate_of(paced, self.rt.settings) if paced is not None else None
+            if paced is None or rate is None:
                 keep.extend(ids)  # not paced (the console), or prepare cancels it
                 continue
-            sender = pacing.sender_of(channel, self.rt.settings.providers)
+            sender = pacing.sender_of(paced, self.rt.settings)
             # What this round will prepare, at most: the other channels' claims and about a second of this one's.
             preparing = len(claimed) - len(ids) + min(len(ids), math.ceil(rate * 1.5))
             grant = pacing.take(self.rt.sessions, channel, sender, rate, len(ids), utcnow(), self._lead(preparing))
@@ -421,7 +422,7 @@ class Dispatcher:
         for name, items in by_channel.items():
             channel = self.rt.channels.get(name)
             size = channel.batch_size
-            rate = self.rt.settings.send_rates.get(name)
+            rate = pacing.rate_of(channel, self.rt.settings)
             if rate is not None:  # in slot order, the items whose slots fall within one tick together
                 size = max(1, min(size, math.ceil(rate * pacing.TICK)))
                 far = datetime.max.replace(tzinfo=UTC)
@@ -503,9 +504,10 @@ class Dispatcher:
                     self._finish(session, inv, InvitationState.FAILED, r.detail or "provider_refused", now,
                                  event=Event.FAILED, detail=r.detail)  # fmt: skip
                     if r.suppress is not None and inv.contact_hash:
-                        kind = ContactKind.EMAIL if channel == "email" else ContactKind.PHONE
-                        suppress_hash(session, inv.contact_hash, kind, list(r.suppress_channels or (channel,)),
-                                      r.suppress, f"{channel}:provider", r.detail, now)  # fmt: skip
+                        kind = self.rt.channels.suppressed_kind(channel)
+                        if kind is not None:
+                            suppress_hash(session, inv.contact_hash, kind, list(r.suppress_channels or (channel,)),
+                                          r.suppress, f"{channel}:provider", r.detail, now)  # fmt: skip
                 else:
                     self._finish(session, inv, InvitationState.UNKNOWN, r.detail or "outcome_unknown", now,
                                  event=Event.UNKNOWN, detail=r.detail)  # fmt: skip

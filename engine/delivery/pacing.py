@@ -1,7 +1,7 @@
 """Paced sending: slots of a sender's ``send_rate``, shared by every dispatcher through one locked row per sender.
 
-Each sender (the Twilio number or Messaging Service for ``sms`` and ``ivr``, the From address for ``email``) has a
-``send_pacing`` row holding the next moment it may send. After a claim a dispatcher locks that row
+Each sender (the Twilio number or Messaging Service for ``sms`` and ``ivr``, the From address for ``email``: each
+channel names its own, ``Channel.sender``, and its ``default_send_rate``) has a ``send_pacing`` row holding the next moment it may send. After a claim a dispatcher locks that row
 (``SELECT ... FOR UPDATE``), takes the slots that fall within the next :data:`HORIZON` — one every ``1/rate``
 seconds from that moment, at the soonest :data:`LEAD` from now — and moves the moment past them; the rest of its claim goes back to the queue unsent.
 So every worker process on PostgreSQL draws on one budget, and a provider is never handed more than it can send
@@ -14,9 +14,9 @@ Slots are on the wall clock (the real sending moments), whatever moment a test o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,6 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store.db import unit_of_work
 from engine.store.models import SendPacing
+
+if TYPE_CHECKING:
+    from engine.channels import Channel
+    from engine.settings import Settings
 
 # How far ahead a dispatcher may take slots: what it holds ``sending`` before handing it over, at most.
 HORIZON = timedelta(seconds=1)
@@ -37,21 +41,25 @@ MIN_LEAD = timedelta(milliseconds=10)
 MAX_LEAD = timedelta(milliseconds=500)
 # Items whose slots fall within this span are handed over in one ``send`` call (a batch of N counts N).
 TICK = 0.1
-# The provider settings naming each channel's sender, the first one set wins (as the channels choose them).
-SENDER_SETTINGS: Mapping[str, tuple[str, ...]] = {
-    "sms": ("TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM_NUMBER"),
-    "ivr": ("TWILIO_FROM_NUMBER",),
-    "email": ("SENDGRID_FROM_EMAIL",),
-}
 DEFAULT_SENDER = "default"
 
 
-def sender_of(channel: str, providers: Mapping[str, str]) -> str:
-    """The sender a channel's messages leave from (its pacing key); ``default`` where none is configured."""
-    for name in SENDER_SETTINGS.get(channel, ()):
-        if providers.get(name):
-            return providers[name][:200]
-    return DEFAULT_SENDER
+def rate_of(channel: Channel, settings: Settings) -> float | None:
+    """The most ``channel``'s sender may send a second: ``SURVEY_ENGINE_SEND_RATE_<NAME>``, else the channel's
+    ``default_send_rate``; None: the channel is not paced (the console, the kiosk)."""
+    rate = settings.send_rates.get(channel.name)
+    if rate is not None:
+        return rate
+    default = getattr(channel, "default_send_rate", None)
+    return float(default) if default is not None else None
+
+
+def sender_of(channel: Channel, settings: Settings) -> str:
+    """The sender a channel's messages leave from (its pacing key, as the channel names it: ``sender(settings)``);
+    ``default`` where it names none."""
+    ask = getattr(channel, "sender", None)
+    sender = ask(settings) if callable(ask) else None
+    return str(sender)[:200] if sender else DEFAULT_SENDER
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.delivery import lifecycle
-from engine.delivery.suppressions import ADDRESSED_CHANNELS, suppress_hash
+from engine.delivery.suppressions import suppress_hash, suppression_kind
 from engine.store.db import unit_of_work, utcnow
-from engine.store.models import ContactKind, EarlyReport, Invitation, InvitationState, SuppressionReason
+from engine.store.models import EarlyReport, Invitation, InvitationState, SuppressionReason
 
 # How long a report naming no invitation of ours is kept for dispatch to claim it (then it is someone else's).
 HOLD_FOR = timedelta(days=7)
@@ -58,9 +58,9 @@ def apply_status(session: Session, report: Report, now: datetime | None = None) 
     if not lifecycle.report(session, invitation, report.state, word=report.event, key=report.event_key,
                             detail=report.detail, now=now):  # fmt: skip
         return False
-    if report.suppress is not None and invitation.contact_hash:
+    kind = suppression_kind(invitation.channel)
+    if report.suppress is not None and invitation.contact_hash and kind is not None:
         channels = list(report.suppress_channels or (invitation.channel,))
-        kind = ADDRESSED_CHANNELS.get(invitation.channel, ContactKind.PHONE)
         suppress_hash(session, invitation.contact_hash, kind, channels, report.suppress,
                       f"{invitation.channel}:delivery-report", report.detail, now)  # fmt: skip
     return True

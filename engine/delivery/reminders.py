@@ -1,4 +1,5 @@
-"""The one reminder (``reminder_after``): for an unanswered email or SMS-link invitation, inside its answer window.
+"""The one reminder (``reminder_after``): for an unanswered invitation on a channel that reminds (email; SMS in
+link mode: each channel says so, ``Channel.reminds`` and ``wants_reminder``), inside its answer window.
 
 Never after an opt-out, a bounce or a started response, and never twice: ``reminded_at`` is committed before the
 channel is called, so a worker that dies mid-send leaves the reminder unsent rather than sent twice (a reminder
@@ -14,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.channels import Outcome, Outgoing
+from engine.channels import Outcome, Outgoing, reminds_for
 from engine.common.logs import log
 from engine.delivery.dispatch import contact_address, outgoing_for, suppressed_by_hash
 from engine.runtime import Runtime
@@ -30,11 +31,6 @@ from engine.store.models import (
 
 logger = logging.getLogger("survey_engine.reminders")
 BATCH = 1000
-
-
-def wants_reminder(channel: str, sms_mode: str) -> bool:
-    """Reminders go by email, and by SMS only in link mode (a conversation is not nagged)."""
-    return channel == "email" or (channel == "sms" and sms_mode == "link")
 
 
 def _claim(session: Session, rt: Runtime, now: datetime) -> list[tuple[Invitation, Contact, str]]:
@@ -69,9 +65,9 @@ def _claim(session: Session, rt: Runtime, now: datetime) -> list[tuple[Invitatio
         service = rt.catalog.services.get(slugs.get(inv.service_id, slug))
         if service is None or service.reminder_after is None or inv.sent_at is None:
             continue
-        if inv.sent_at + service.reminder_after > now or not wants_reminder(inv.channel, service.sms_mode):
+        if inv.sent_at + service.reminder_after > now or inv.channel not in rt.channels:
             continue
-        if inv.channel not in rt.channels:
+        if not reminds_for(rt.channels.get(inv.channel), service):
             continue
         if inv.contact_hash and rt.channels.blocks(inv.channel, suppressed.get(inv.contact_hash, set())):
             continue

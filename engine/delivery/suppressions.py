@@ -1,7 +1,8 @@
 """Suppressing and restoring contacts (SPEC §2 rule 3): opt-outs, bounces and carrier blocks, per channel.
 
-A suppression is kept by the keyed hash of the address, never the address. Channels that reach people at an
-address are fixed by the contract: a phone is reached by ``sms`` and ``ivr``, an email by ``email``.
+A suppression is kept by the keyed hash of the address, never the address. Which channels reach people at an
+address, and of which kind, each channel states itself (``Channel.suppresses_by``: a phone for ``sms`` and
+``ivr``, an email for ``email``); a channel that addresses nobody (the kiosk, the console) is not one of them.
 """
 
 from __future__ import annotations
@@ -12,19 +13,25 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.channels import installed_channels
 from engine.common.crypto import ContactCipher
 from engine.store.db import utcnow
 from engine.store.models import AuditEntry, ContactKind, Suppression, SuppressionReason
 
-ADDRESSED_CHANNELS: dict[str, ContactKind] = {
-    "sms": ContactKind.PHONE,
-    "ivr": ContactKind.PHONE,
-    "email": ContactKind.EMAIL,
-}
+
+def addressed_channels() -> dict[str, ContactKind]:
+    """The installed channels that reach people at an address, each with the contact kind it suppresses by."""
+    return {name: cls.suppresses_by for name, cls in installed_channels().items() if cls.suppresses_by is not None}
 
 
 def channels_for(kind: ContactKind) -> list[str]:
-    return [name for name, k in ADDRESSED_CHANNELS.items() if k is kind]
+    """The channels an opt-out of a ``kind`` address covers (a phone: ``sms`` and ``ivr``)."""
+    return [name for name, k in addressed_channels().items() if k is kind]
+
+
+def suppression_kind(channel: str) -> ContactKind | None:
+    """The contact kind a suppression on ``channel`` is kept against; None for a channel that addresses nobody."""
+    return addressed_channels().get(channel)
 
 
 @dataclass(frozen=True)

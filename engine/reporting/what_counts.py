@@ -69,6 +69,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Subquery
 
+from engine.channels import A11_VOCABULARY, installed_channels
 from engine.common.limits import MAX_NUMBER
 from engine.reporting.fiscal import FiscalQuarter, day_bounds, local_midnight
 from engine.runtime import Runtime
@@ -92,16 +93,11 @@ from engine.store.models.reporting import (
     ServiceLevelTally,
 )
 
-# Engine channel names → the A-11 channel vocabulary (SPEC §6.1). ``web``: a survey from the agency's own site.
-A11_CHANNELS = {
-    "ivr": "automated_phone",
-    "sms": "sms_text_messages",
-    "email": "email",
-    "kiosk": "self_service_kiosk",
-    "web": "website",
-}
+# Engine channel names → the A-11 channel vocabulary (SPEC §6.1): each installed channel states its own
+# (``Channel.a11_channel``); these are the engine's own names besides. ``web``: a survey from the agency's own site.
+ENGINE_A11_CHANNELS = {"web": "website"}
 # Report order of the A-11 channels.
-A11_CHANNEL_ORDER = ("automated_phone", "sms_text_messages", "email", "self_service_kiosk", "website")
+A11_CHANNEL_ORDER = A11_VOCABULARY
 RATING_TAGS = ("satisfaction", "trust", "effectiveness", "ease", "efficiency", "transparency", "employee")
 DRIVERS = ("effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other")
 # Driver question tags → the side they count on (an "improve" question counts as negative, SPEC §6.1).
@@ -110,9 +106,12 @@ DIMENSIONS = ("channel", "office", "survey")
 
 
 def a11_channel(channel: str | None) -> str | None:
-    """The A-11 name of an engine channel (``sms`` → ``sms_text_messages``); None for a channel A-11 has no name
-    for (``console``)."""
-    return A11_CHANNELS.get(channel or "")
+    """The A-11 name of an engine channel (``sms`` → ``sms_text_messages``), as the channel states it; None for a
+    channel A-11 has no name for (``console``) or one not installed."""
+    found = installed_channels().get(channel or "")
+    if found is not None:
+        return found.a11_channel
+    return ENGINE_A11_CHANNELS.get(channel or "")
 
 
 def tune_for_reports(session: Session) -> None:

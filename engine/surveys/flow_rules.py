@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from engine.channels import installed_channels
 from engine.common.errors import ConfigError
 from engine.surveys.flows import (
     BURDEN_MINUTES,
@@ -80,9 +81,11 @@ TRUST_TYPES = {"2021": FIVE_POINT, "2024": FIVE_POINT | {"thumbs"}}
 EDITIONS = ("2021", "2024")
 DRIVER_FORMS = ("likert", "improve", "positive_negative")
 IVR_KEYPADS = ("one_is_best", "one_is_worst")
-CHANNELS = ("ivr", "sms", "email", "web", "kiosk")
-WORDING_CHANNELS = ("ivr", "sms", "kiosk")
-MESSAGE_CHANNELS = ("default", *CHANNELS, "sms_link")
+# The keys a flow holds per channel come from the installed channels (``Channel.wording_key``, their names: see
+# :func:`wording_channels`, :func:`skip_channels`) and these of the engine's own: ``web`` is the survey page;
+# a message's ``default`` wording, and ``sms_link``, the SMS invitation in link mode (it places ``{link}`` itself).
+PAGE_CHANNELS = ("web",)
+MESSAGE_KEYS = ("default", "sms_link")
 REQUIRED_MESSAGES = ("invitation", "intro", "thanks")
 QUESTION_PLACEHOLDERS = {"service"}
 MESSAGE_PLACEHOLDERS = {"agency", "service", "minutes", "duration", "omb_control_number", "pra_expiration", "link"}
@@ -134,6 +137,23 @@ class _Report:
 
     def warn(self, rule: str, message: str, question: Any = None) -> None:
         self.warnings.append(self._line(rule, message, question))
+
+
+def wording_channels() -> tuple[str, ...]:
+    """The keys a question's ``wording:`` may hold: each installed channel's ``wording_key`` (ivr, sms, kiosk)."""
+    return tuple(dict.fromkeys(c.wording_key for c in installed_channels().values() if c.wording_key))
+
+
+def skip_channels() -> tuple[str, ...]:
+    """The channels a question's ``skip_on:`` may name (and a message may have a wording for): the web page, each
+    installed channel that is not test-only, and each wording key."""
+    names = [name for name, c in installed_channels().items() if not c.test_only]
+    return tuple(dict.fromkeys([*names, *PAGE_CHANNELS, *wording_channels()]))
+
+
+def message_channels() -> tuple[str, ...]:
+    """The keys a ``messages.<name>`` mapping may hold."""
+    return (MESSAGE_KEYS[0], *skip_channels(), *MESSAGE_KEYS[1:])
 
 
 def _unknown_keys(given: Iterable[Any], allowed: set[str]) -> list[str]:
@@ -204,7 +224,8 @@ def question_shape_problems(questions: Any) -> list[tuple[Any, str]]:
         if choices is not None and not (isinstance(choices, list) and all(isinstance(c, dict) for c in choices)):
             found.append((qid, "choices must be a list of {id, label, driver} mappings"))
         if q.get("wording") is not None and not isinstance(q["wording"], dict):
-            found.append((qid, "wording must be a mapping of channel to wording ({ivr, sms, kiosk})"))
+            keys = ", ".join(wording_channels())
+            found.append((qid, f"wording must be a mapping of channel to wording ({{{keys}}})"))
         if q.get("show_if") is not None and not isinstance(q["show_if"], dict):
             found.append((qid, "show_if must be a mapping {question, rating}"))
         if q.get("skip_on") is not None and not isinstance(q["skip_on"], list):
@@ -417,7 +438,7 @@ class _FlowCheck:
             if not isinstance(templates, dict):
                 r.problem("messages", f"messages.{name} must be a mapping of channel to wording (default, sms, ...)")
                 continue
-            unknown = _unknown_keys(templates, set(MESSAGE_CHANNELS))
+            unknown = _unknown_keys(templates, set(message_channels()))
             if unknown:
                 r.problem("format", f"messages.{name}: unknown channel {', '.join(unknown)}")
             if "default" not in templates:
@@ -488,13 +509,15 @@ class _FlowCheck:
         else:
             _check_template(r, text, QUESTION_PLACEHOLDERS, "text", qid)
         skip_on = _items(q.get("skip_on"))
+        skippable = skip_channels()
         for channel in skip_on:
-            if channel not in CHANNELS:
-                r.problem("skip-on", f"unknown channel {channel!r} in skip_on (one of {', '.join(CHANNELS)})", qid)
+            if channel not in skippable:
+                r.problem("skip-on", f"unknown channel {channel!r} in skip_on (one of {', '.join(skippable)})", qid)
         wording = _mapping(q.get("wording"))
-        unknown = _unknown_keys(wording, set(WORDING_CHANNELS))
+        worded = wording_channels()
+        unknown = _unknown_keys(wording, set(worded))
         if unknown:
-            r.problem("format", f"unknown wording channel {', '.join(unknown)} (one of ivr, sms, kiosk)", qid)
+            r.problem("format", f"unknown wording channel {', '.join(unknown)} (one of {', '.join(worded)})", qid)
         for channel, value in wording.items():
             words = _text(value)
             if not words:
