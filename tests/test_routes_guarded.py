@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-PUBLIC = {"/", "/healthz", "/readyz", "/api/v1/openapi.json", "/static/<path:filename>", "/dashboard/sign-in"}
+PUBLIC = {"/", "/healthz", "/readyz", "/api/v1/openapi.json", "/static/<path:filename>", "/dashboard/sign-in",
+          "/f/<service>", "/f/<service>/button.js", "/f/assets/<name>"}  # fmt: skip
 
 
 def test_every_route_is_public_on_purpose_or_guarded(app):

@@ -26,6 +26,7 @@ CHANNEL_NAMES = {
     "email": N_("Email"),
     "kiosk": N_("Kiosk"),
     "web": N_("Website"),
+    "website": N_("Website"),
     "console": N_("Console (test channel)"),
 }
 DRIVER_NAMES = {
@@ -38,7 +39,7 @@ DRIVER_NAMES = {
     "other": N_("Other"),
 }
 CHANNEL_SHORT = {"ivr": "IVR", "sms": "SMS", "email": N_("Email"), "kiosk": N_("Kiosk"), "web": N_("Website"),
-                 "console": N_("Console")}  # fmt: skip
+                 "website": N_("Website"), "console": N_("Console")}  # fmt: skip
 NO_OFFICE = N_("No office coded")
 NO_OFFICE_SHORT = N_("None")
 RATING_NAMES = {

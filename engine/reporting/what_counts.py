@@ -90,6 +90,7 @@ A11_CHANNELS = {
     "email": "email",
     "kiosk": "self_service_kiosk",
     "web": "website",
+    "website": "website",
 }
 # Report order of the A-11 channels.
 A11_CHANNEL_ORDER = ("automated_phone", "sms_text_messages", "email", "self_service_kiosk", "website")
