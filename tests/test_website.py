@@ -309,3 +309,86 @@ def test_a_website_answer_shows_on_the_dashboard_under_website(client, runtime):
     table = {name: re.findall(r"<td[^>]*>([^<]*)</td>", tds) for name, tds in cells}
     shown = [c.replace("\xa0", " ") for c in table["Website"][:5]]  # customers … satisfied share
     assert shown == ["2", "2", "2", "100.0 %", "50.0 %"]
+
+
+# -- the end-of-engagement prompt ---------------------------------------------------------------------------------
+
+
+def prompt_tx(external_id: str, **fields: Any) -> dict[str, Any]:
+    from tests.helpers import tx
+
+    return tx(external_id, "web-feedback", **{"touchpoint": "web", "prompt": True, **fields})
+
+
+def test_a_prompt_gets_a_survey_url_that_works_once_and_counts_under_website(client, auth, runtime):
+    from engine.delivery.dispatch import Dispatcher
+    from engine.store.models import Invitation, InvitationState
+
+    result = client.post("/api/v1/transactions", json=prompt_tx("APP-1"), headers=auth)
+    assert result.status_code in (200, 201), result.text
+    body = result.get_json()
+    assert body["decision"] == "scheduled" and body["channel"] == "website"
+    assert body["invitation"]["state"] == "sent"
+    url = body["survey_url"]
+    assert url.startswith("https://surveys.example.gov/s/")
+    path = url.removeprefix("https://surveys.example.gov")
+    # Dispatch never sends it (it is no message): nothing is due.
+    Dispatcher(runtime).drain(utcnow())
+    page = client.get(path)
+    assert page.status_code == 200 and "Paperwork Reduction Act" in page.text
+    form = hidden_fields(page.text) | {"q-satisfaction": "5", "q-trust": "5"}
+    assert client.post(path, data=form).status_code == 200
+    again = client.post(path, data=form | {"q-satisfaction": "1"})
+    assert again.status_code == 409
+    with runtime.sessions() as session:
+        invitation = session.execute(select(Invitation)).scalar_one()
+        response = session.execute(select(Response)).scalar_one()
+    assert invitation.channel == "website" and invitation.state is InvitationState.ANSWERED
+    assert response.channel == "website" and response.invitation_id == invitation.id
+    quarter = fiscal_quarter(utcnow(), runtime.catalog.services["web-feedback"].timezone)
+    report = client.get(
+        f"/api/v1/reports/a11?fiscal_year={quarter.fiscal_year}&quarter={quarter.quarter}&service=web-feedback",
+        headers=auth,
+    )
+    rows = {row["channel"]: row for row in report.get_json()["rows"]}
+    assert rows["website"]["volume_of_customers"] == 1
+    assert rows["website"]["volume_of_customers_provided_survey_opportunity"] == 1
+    assert rows["website"]["volume_of_respondents"] == 1 and rows["website"]["satisfaction_5"] == 1
+
+
+def test_a_prompt_follows_every_rule(client, auth, runtime):
+    from tests.helpers import ago
+
+    late = client.post("/api/v1/transactions", json=prompt_tx("APP-2", completed_at=ago(hours=49)), headers=auth)
+    assert late.get_json()["decision"] == "window_passed" and "survey_url" not in late.get_json()
+    contact = {"email": "visitor@example.com"}
+    first = client.post("/api/v1/transactions", json=prompt_tx("APP-3", contact=contact), headers=auth).get_json()
+    assert first["decision"] == "scheduled" and first["survey_url"]
+    second = client.post("/api/v1/transactions", json=prompt_tx("APP-4", contact=contact), headers=auth).get_json()
+    assert second["decision"] == "cooldown" and "survey_url" not in second
+    # A replay of an open prompt gets a fresh link to the same invitation.
+    replay = client.post("/api/v1/transactions", json=prompt_tx("APP-3", contact=contact), headers=auth).get_json()
+    assert replay["duplicate"] and replay["invitation"]["id"] == first["invitation"]["id"]
+    assert replay["survey_url"] != first["survey_url"]
+
+
+def test_prompt_with_another_touchpoint_or_service_is_a_422_naming_the_field(client, auth):
+    from tests.helpers import tx
+
+    for body in (
+        prompt_tx("APP-5", touchpoint="phone"),
+        tx("APP-6", "web-feedback", prompt=True),
+        tx("APP-7", "no-website", touchpoint="web", prompt=True),
+        tx("APP-8", "web-feedback", touchpoint="web", prompt="yes"),
+    ):
+        answer = client.post("/api/v1/transactions", json=body, headers=auth)
+        assert answer.status_code == 422, body
+        assert [e["field"] for e in answer.get_json()["errors"]] == ["prompt"]
+
+
+def test_without_prompt_a_web_transaction_never_lands_on_the_website_channel(client, auth):
+    from tests.helpers import tx
+
+    body = tx("APP-9", "web-feedback", touchpoint="web", contact={"email": "a@example.com"})
+    answer = client.post("/api/v1/transactions", json=body, headers=auth).get_json()
+    assert answer["channel"] == "console" and "survey_url" not in answer

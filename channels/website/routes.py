@@ -266,7 +266,7 @@ def feedback(service: str) -> Any:
     address = rt.cipher.lookup_hash("website-address", request.remote_addr or "")
     with unit_of_work(rt.sessions) as session:
         if session.get(WebsiteForm, form["nonce"]) is not None:
-            return _render("survey/received.html", 409, **ctx)
+            return _render("website/received.html", 409, **ctx)
         since = now - HOUR
         for where, most in (
             ((WebsiteForm.address_hash == address, WebsiteForm.service_id == service_id),
@@ -286,7 +286,7 @@ def feedback(service: str) -> Any:
                 session.add(row)
                 session.flush()
         except IntegrityError:  # the same page load was sent twice at once: the first stands
-            return _render("survey/received.html", 409, **ctx)
+            return _render("website/received.html", 409, **ctx)
         response = sessions.start_session(session, config.slug, CHANNEL, language, started_at=now)
         for question in flow.questions:
             if question.id in applicable and question.id in given:
@@ -298,7 +298,7 @@ def feedback(service: str) -> Any:
             .where(WebsiteForm.received_at < now - ADDRESS_KEPT, WebsiteForm.address_hash.is_not(None))
             .values(address_hash=None)
         )
-    return _render("survey/thanks.html", 200, **ctx)
+    return _render("website/thanks.html", 200, **ctx)
 
 
 @bp.get("/f/<service>/button.js")

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from engine.common.errors import FieldError, ValidationFailed
 from engine.intake import rules
-from engine.intake.validation import Candidate, parse_transaction
+from engine.intake.validation import PROMPT_CHANNEL, Candidate, parse_transaction
 from engine.runtime import Runtime
 from engine.store.db import SMALL_LIST, among, insert_rows, pg_insert_parents_and_children, plans, utcnow
 from engine.store.models import (
@@ -137,6 +137,25 @@ class BatchFacts:
 def iso(moment: datetime | None) -> str | None:
     """A moment as RFC 3339 in UTC (``…Z``): a first decision and its replays read the same."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def prompt_invitation(now: datetime, answer_window: timedelta) -> dict[str, Any]:
+    """An end-of-engagement prompt's invitation is handed over at once (in the intake result), never dispatched:
+    sent now, answerable for the service's answer window."""
+    return {"state": InvitationState.SENT, "send_at": now, "sent_at": now, "expires_at": now + answer_window}
+
+
+def attach_survey_urls(session: Session, results: list[dict[str, Any]], public_url: str, now: datetime) -> None:
+    """A scheduled prompt's result gets ``survey_url``: a one-time link (``/s/<token>``) to its invitation's survey.
+    A replay of a prompt still open gets a fresh link to the same invitation (one response all the same)."""
+    from engine.surveys import tokens
+
+    for item in results:
+        inv = item.get("invitation")
+        if item.get("decision") != Decision.SCHEDULED.value or not inv or inv["channel"] != PROMPT_CHANNEL:
+            continue
+        if inv["state"] in (InvitationState.SENT.value, InvitationState.DELIVERED.value):
+            item["survey_url"] = f"{public_url}/s/{tokens.issue(session, uuid.UUID(inv['id']), now)}"
 
 
 def invitation_view(inv: Any) -> dict[str, Any] | None:
@@ -250,7 +269,9 @@ class Intake:
             first = results[first_of[key]]
             assert first is not None
             results[index] = {**first, "duplicate": True}
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        attach_survey_urls(session, done, self.rt.settings.public_url, now)
+        return done
 
     # -- reading --------------------------------------------------------------------------------------------
 
@@ -336,6 +357,8 @@ class Intake:
         choice = rules.choose_channel(
             self.rt.channel_options(service), hashes, consents, facts.suppressed, facts.opted_out
         )
+        if c.prompt:  # the link is shown at once by the agency's application: no contact needed
+            choice = rules.ChannelChoice(PROMPT_CHANNEL, None, next(iter(hashes.values()), None))
         plan = Planned(c, uuid.uuid4(), Decision.SCHEDULED, None, choice.channel, hashes)
 
         if rules.window_passed(c.completed_at, service, now):
@@ -360,7 +383,9 @@ class Intake:
             channel = self.rt.channels.get(choice.channel)
             office_zone = c.office.timezone if c.office else None
             zone = rules.customer_zone(c.timezone, office_zone, service.timezone)
-            send_at = rules.planned_send_time(c.completed_at, now, service, zone, channel.quiet_hours)
+            send_at = (
+                now if c.prompt else rules.planned_send_time(c.completed_at, now, service, zone, channel.quiet_hours)
+            )
             day = rules.cap_day(send_at or now, service)
             if (
                 service.daily_cap is not None
@@ -388,7 +413,10 @@ class Intake:
                 "attempts": 0,
                 "reason": None if send_at else "quiet_hours_past_window",
                 "updated_at": now,
+                "sent_at": None,
             }
+            if c.prompt:
+                plan.invitation.update(prompt_invitation(now, service.answer_window))
             if send_at:
                 if service.daily_cap is not None:
                     facts.day_counts[(service.slug, day)] += 1

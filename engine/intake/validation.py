@@ -23,7 +23,7 @@ from engine.intake.rules import in_future
 
 TRANSACTION_FIELDS = {
     "id", "service", "completed_at", "touchpoint", "office", "language", "contact", "consent", "service_level",
-    "attributes", "test",
+    "attributes", "test", "prompt",
 }  # fmt: skip
 CONTACT_FIELDS = {"phone", "email", "timezone"}
 CONSENT_FIELDS = {"sms", "voice"}
@@ -37,6 +37,8 @@ MAX_LANGUAGE = 35
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_LENGTH = 500
 DEFAULT_PHONE_REGION = "US"
+# The channel of an end-of-engagement prompt (SPEC §4 'website'); the engine never imports a channel.
+PROMPT_CHANNEL = "website"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Candidate:
     service_levels: dict[str, float] = field(default_factory=dict)
     attributes: dict[str, str] | None = None
     test: bool = False
+    # The end-of-engagement prompt (website channel): the result carries a survey_url to show at once.
+    prompt: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -344,6 +348,13 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
                     )
 
     test = _bool(raw, "test", "test", errors)
+    prompt = _bool(raw, "prompt", "prompt", errors)
+    if prompt and touchpoint != "web":
+        errors.append(FieldError("prompt", 'is only for "touchpoint": "web" (a survey link shown at the end of an '
+                                           "online transaction); send the transaction without prompt"))  # fmt: skip
+    elif prompt and service is not None and PROMPT_CHANNEL not in service.channels:
+        errors.append(FieldError("prompt", f"service {service.slug!r} does not offer the {PROMPT_CHANNEL} channel "
+                                           "(add it to its channels in config/services.yaml)"))  # fmt: skip
 
     if errors:
         raise ValidationFailed(errors)
@@ -363,4 +374,5 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
         service_levels=levels,
         attributes=attributes,
         test=test,
+        prompt=prompt,
     )

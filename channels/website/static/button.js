@@ -55,6 +55,14 @@
     bar.appendChild(title);
     bar.appendChild(close);
     dialog.appendChild(bar);
+    // Focus stays in the dialog: Tab past the survey comes back to Close, Shift+Tab from Close goes into it.
+    var wrap = document.createElement("span");
+    wrap.tabIndex = 0;
+    wrap.addEventListener("focus", function () { close.focus(); });
+    dialog.appendChild(wrap);
+    close.addEventListener("keydown", function (event) {
+      if (event.key === "Tab" && event.shiftKey && frame) { event.preventDefault(); frame.focus(); }
+    });
 
     var frame = null;
     function open() {
@@ -65,7 +73,7 @@
         encodeURIComponent(window.location.origin + window.location.pathname);
       frame.style.width = "100%"; frame.style.height = "calc(100% - 60px)"; frame.style.border = "0";
       frame.style.display = "block";
-      dialog.appendChild(frame);
+      dialog.insertBefore(frame, wrap);
       dialog.showModal();
       close.focus();
     }
