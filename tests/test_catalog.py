@@ -92,7 +92,7 @@ def refused(dirs: tuple[Path, Path], *words: str, channel_names: set[str] | None
 
 
 def test_the_shipped_config_loads():
-    catalog = load_catalog(ROOT / "config", ROOT / "flows", {"console", "kiosk"})
+    catalog = load_catalog(ROOT / "config", ROOT / "flows", {"console", "kiosk", "website"})
     assert {"passport-renewal", "benefits-contact-center"} <= set(catalog.services)
     assert "NYC-01" in catalog.offices and catalog.offices["NYC-01"].timezone == ZoneInfo("America/New_York")
     for service in catalog.services.values():

@@ -27,8 +27,9 @@ def test_every_declared_channel_satisfies_the_contract(settings):
     for channel in [*registry.channels.values(), ScriptedChannel()]:
         assert isinstance(channel, Channel)
         assert channel.name and channel.batch_size >= 1
-        # Every channel that sends takes a contact; the kiosk sends nothing (the customer is there: SPEC §2 rule 5).
-        assert channel.contact_kinds or channel.name == "kiosk"
+        # Every channel that sends takes a contact; the kiosk and the website send nothing (the customer is there:
+        # SPEC §2 rule 5).
+        assert channel.contact_kinds or channel.name in ("kiosk", "website")
         assert all(isinstance(k, ContactKind) for k in channel.contact_kinds)
         assert channel.consent in (None, "sms", "voice")
         # The facts the engine reads off a channel instead of naming it.

@@ -12,6 +12,9 @@ PUBLIC = {
     "/data",
     "/data/<service>",
     "/data/<service>/<int:fiscal_year>-q<int:quarter>.csv",
+    "/f/<service>",
+    "/f/<service>/button.js",
+    "/f/assets/<name>",
 }
 
 

@@ -6,6 +6,7 @@ a flow that does not exist) stops the start with a message naming the service an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -61,7 +62,11 @@ SERVICE_KEYS = {
     "support",
     "twilio_opt_out_handling",
     "languages",
+    "website",
 }
+# The ``website`` block's keys (SPEC §5): the feedback button's pages, and its abuse limits (channels/website).
+WEBSITE_KEYS = {"origins", "max_per_address_per_hour", "max_per_hour", "min_fill_seconds"}
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,44 @@ class ServiceConfig:
     transaction_point: str = "post_interaction"
     # The agency's own PRA clearance; when set it stands everywhere in place of the flow's (SPEC §2 rule 9).
     pra: Pra | None = None
+    # The ``website`` block: the origins whose pages may carry the feedback button and frame the survey.
+    website: WebsiteConfig | None = None
+
+
+@dataclass(frozen=True)
+class WebsiteConfig:
+    """A service's ``website: {origins: [...]}`` (SPEC §5), with the feedback page's abuse limits."""
+
+    origins: tuple[str, ...]
+    # Answers taken from one address for this service within an hour, and from everyone.
+    max_per_address_per_hour: int = 10
+    max_per_hour: int = 2000
+    # A form sent sooner than this after it was shown is taken for a robot's.
+    min_fill_seconds: int = 3
+
+
+def parse_website(raw: Any, where: str) -> WebsiteConfig:
+    """``website: {origins: [scheme://host[:port], ...]}``: no path, no trailing slash, at least one origin."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where}: must be a mapping, e.g. {{origins: ["https://www.example.gov"]}}')
+    unknown = set(raw) - WEBSITE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    origins = raw.get("origins")
+    if not isinstance(origins, list) or not origins or not all(isinstance(o, str) for o in origins):
+        raise ConfigError(f'{where}: origins must be a non-empty list, e.g. ["https://www.example.gov"]')
+    for origin in origins:
+        if not ORIGIN.match(origin):
+            raise ConfigError(
+                f"{where}: origin {origin!r} must be scheme://host[:port] (http or https, no path, no trailing slash)"
+            )
+    limits = {}
+    for key, low in (("max_per_address_per_hour", 1), ("max_per_hour", 1), ("min_fill_seconds", 0)):
+        value = raw.get(key, getattr(WebsiteConfig, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{where}: {key} must be a whole number, {low} or more")
+        limits[key] = value
+    return WebsiteConfig(origins=tuple(dict.fromkeys(o.lower() for o in origins)), **limits)
 
 
 @dataclass(frozen=True)
@@ -199,6 +242,8 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
             raise ConfigError(
                 f"{where}: unknown channels {', '.join(missing)} (known: {', '.join(sorted(channel_names))})"
             )
+    if raw.get("website") is not None and "website" not in channels:
+        raise ConfigError(f"{where}: website is set but the website channel is not in channels (add it to opt in)")
     rate = raw.get("sample_rate", 1.0)
     if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 1:
         raise ConfigError(f"{where}: sample_rate must be a number in (0, 1]")
@@ -268,6 +313,7 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
         service_provider=raw.get("service_provider"),
         transaction_point=str(point),
         pra=pra,
+        website=parse_website(raw["website"], f"{where}: website") if raw.get("website") is not None else None,
     )
 
 

@@ -17,6 +17,10 @@ from zoneinfo import ZoneInfo
 from engine.catalog.services import QuietHours, ServiceConfig
 from engine.store.models.enums import ContactKind, Decision
 
+# The channel of an end-of-engagement prompt (SPEC §4 'website'): its survey link is handed over in the intake
+# result, never sent. The engine never imports a channel, so the name stands here.
+PROMPT_CHANNEL = "website"
+
 if TYPE_CHECKING:
     from engine.intake.validation import Candidate
     from engine.surveys.flows import Pra
@@ -221,6 +225,8 @@ def decide(c: Candidate, hashes: Mapping[ContactKind, str], facts: Facts, now: d
     service = c.service
     consents = {"sms": c.consent_sms, "voice": c.consent_voice}
     choice = choose_channel(facts.channel_options(service), hashes, consents, facts.suppressed, facts.opted_out)
+    if c.prompt:  # an end-of-engagement prompt: the link is shown at once by the agency's application
+        choice = ChannelChoice(PROMPT_CHANNEL, None, next(iter(hashes.values()), None))
     if window_passed(c.completed_at, service, now):
         return Outcome(Decision.WINDOW_PASSED, choice)
     if (pra := facts.pra_of(service)).expired(now.astimezone(service.timezone).date()):
@@ -232,7 +238,11 @@ def decide(c: Candidate, hashes: Mapping[ContactKind, str], facts: Facts, now: d
     if any(in_cooldown(facts.recent.get(h, ()), now, service.contact_cooldown_days) for h in hashes.values()):
         return Outcome(Decision.COOLDOWN, choice)
     zone = customer_zone(c.timezone, c.office.timezone if c.office else None, service.timezone)
-    send_at = planned_send_time(c.completed_at, now, service, zone, facts.respects_quiet_hours(choice.channel))
+    send_at = (
+        now
+        if c.prompt
+        else planned_send_time(c.completed_at, now, service, zone, facts.respects_quiet_hours(choice.channel))
+    )
     day = cap_day(send_at or now, service)
     if service.daily_cap is not None and facts.invitations_on(service, day) >= service.daily_cap:
         return Outcome(Decision.CAP_REACHED, choice)

@@ -27,7 +27,7 @@ from engine.intake import facts as store_facts
 from engine.intake import rules, writing
 from engine.intake.facts import BatchFacts, invitation_view, iso, result
 from engine.intake.validation import Candidate, parse_transaction
-from engine.intake.writing import Planned
+from engine.intake.writing import Planned, attach_survey_urls
 from engine.runtime import Runtime
 from engine.store.db import plans, utcnow
 from engine.store.models import ContactKind, Decision
@@ -125,7 +125,9 @@ class Intake:
             first = results[first_of[key]]
             assert first is not None
             results[index] = {**first, "duplicate": True}
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        attach_survey_urls(session, done, self.rt.settings.public_url, now)
+        return done
 
     # -- the steps (each a frame of its own: bench/intake.py profiles by these names) ---------------------------
 

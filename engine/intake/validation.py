@@ -19,11 +19,11 @@ from email_validator import EmailNotValidError, validate_email
 from engine.catalog.services import Catalog, OfficeConfig, ServiceConfig
 from engine.common.errors import FieldError, ValidationFailed
 from engine.common.limits import moment_problem, number_problem, text_problem
-from engine.intake.rules import in_future
+from engine.intake.rules import PROMPT_CHANNEL, in_future
 
 TRANSACTION_FIELDS = {
     "id", "service", "completed_at", "touchpoint", "office", "language", "contact", "consent", "service_level",
-    "attributes", "test",
+    "attributes", "test", "prompt",
 }  # fmt: skip
 CONTACT_FIELDS = {"phone", "email", "timezone"}
 CONSENT_FIELDS = {"sms", "voice"}
@@ -57,6 +57,8 @@ class Candidate:
     service_levels: dict[str, float] = field(default_factory=dict)
     attributes: dict[str, str] | None = None
     test: bool = False
+    # The end-of-engagement prompt (website channel): the result carries a survey_url to show at once.
+    prompt: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -344,6 +346,13 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
                     )
 
     test = _bool(raw, "test", "test", errors)
+    prompt = _bool(raw, "prompt", "prompt", errors)
+    if prompt and touchpoint != "web":
+        errors.append(FieldError("prompt", 'is only for "touchpoint": "web" (a survey link shown at the end of an '
+                                           "online transaction); send the transaction without prompt"))  # fmt: skip
+    elif prompt and service is not None and PROMPT_CHANNEL not in service.channels:
+        errors.append(FieldError("prompt", f"service {service.slug!r} does not offer the {PROMPT_CHANNEL} channel "
+                                           "(add it to its channels in config/services.yaml)"))  # fmt: skip
 
     if errors:
         raise ValidationFailed(errors)
@@ -363,4 +372,5 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
         service_levels=levels,
         attributes=attributes,
         test=test,
+        prompt=prompt,
     )

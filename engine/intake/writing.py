@@ -12,14 +12,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from engine.intake.facts import statement
-from engine.intake.rules import Outcome
+from engine.intake.rules import PROMPT_CHANNEL, Outcome
 from engine.intake.validation import Candidate
 from engine.runtime import Runtime
 from engine.store.db import insert_rows, pg_insert_parents_and_children
@@ -32,6 +32,7 @@ from engine.store.models import (
     ServiceLevel,
     Transaction,
 )
+from engine.surveys import tokens
 
 TRANSACTIONS = cast(Table, Transaction.__table__)
 CONTACTS = cast(Table, Contact.__table__)
@@ -78,8 +79,28 @@ def plan(rt: Runtime, c: Candidate, hashes: dict[ContactKind, str], outcome: Out
         "attempts": 0,
         "reason": outcome.reason,
         "updated_at": now,
+        "sent_at": None,
     }
+    if c.prompt:
+        planned.invitation.update(prompt_invitation(now, service.answer_window))
     return planned
+
+
+def prompt_invitation(now: datetime, answer_window: timedelta) -> dict[str, Any]:
+    """An end-of-engagement prompt's invitation is handed over at once (in the intake result), never dispatched:
+    sent now, answerable for the service's answer window."""
+    return {"state": InvitationState.SENT, "send_at": now, "sent_at": now, "expires_at": now + answer_window}
+
+
+def attach_survey_urls(session: Session, results: list[dict[str, Any]], public_url: str, now: datetime) -> None:
+    """A scheduled prompt's result gets ``survey_url``: a one-time link (``/s/<token>``) to its invitation's survey.
+    A replay of a prompt still open gets a fresh link to the same invitation (one response all the same)."""
+    for item in results:
+        inv = item.get("invitation")
+        if item.get("decision") != Decision.SCHEDULED.value or not inv or inv["channel"] != PROMPT_CHANNEL:
+            continue
+        if inv["state"] in (InvitationState.SENT.value, InvitationState.DELIVERED.value):
+            item["survey_url"] = f"{public_url}/s/{tokens.issue(session, uuid.UUID(inv['id']), now)}"
 
 
 def invitation_language(rt: Runtime, c: Candidate) -> str:

@@ -173,8 +173,21 @@ def take_form(session: Session, survey: OpenSurvey, form: Mapping[str, Sequence[
 
 
 def _views(survey: OpenSurvey, answers: dict[str, list[str]], errors: dict[str, str]) -> list[QuestionView]:
-    sessions, flow, language = survey.sessions, survey.flow, survey.language
-    service_name = survey.context["service_name"]
+    return question_views(
+        survey.sessions, survey.flow, survey.context["service_name"], survey.language, answers, errors
+    )
+
+
+def question_views(
+    sessions: SurveySessions,
+    flow: Flow,
+    service_name: str,
+    language: str,
+    answers: dict[str, list[str]],
+    errors: dict[str, str],
+) -> list[QuestionView]:
+    """The web page's questions of ``flow`` in ``language``, with what was answered and each answer's problem (the
+    one-screen form of the web survey and of the website channel's feedback page)."""
     views = []
     for q in flow.questions:
         if not q.asked_on("web"):
@@ -216,8 +229,8 @@ def _context(
         "service_name": service_name,
         "agency": translate(language, service.agency),
         "title": translate(language, flow.title),
-        "intro": translate(language, _message(flow, "intro"), service=service_name),
-        "thanks": translate(language, _message(flow, "thanks"), service=service_name),
+        "intro": translate(language, flow_message(flow, "intro"), service=service_name),
+        "thanks": translate(language, flow_message(flow, "thanks"), service=service_name),
         "pra": pra,
         "pra_burden": translate(language, pra.burden_statement),
         "pra_expires": format_date(pra.expiration_date, format="long", locale=locale),
@@ -230,7 +243,8 @@ def _context(
     }
 
 
-def _message(flow: Flow, name: str) -> str:
+def flow_message(flow: Flow, name: str) -> str:
+    """A flow's message template ``name`` (its default wording), or nothing."""
     try:
         return str(flow.message(name).get("default", "")).strip()
     except KeyError:

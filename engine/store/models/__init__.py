@@ -24,6 +24,7 @@ from engine.store.models.suppressions import AuditEntry, Suppression
 from engine.store.models.surveys import Survey
 from engine.store.models.tokens import SurveyToken
 from engine.store.models.transactions import Contact, ServiceLevel, Transaction
+from engine.store.models.website import WebsiteForm
 
 COOLDOWN_STATES_VALUES = [s.value for s in COOLDOWN_STATES]
 
@@ -64,4 +65,5 @@ __all__ = [
     "User",
     "UserService",
     "WebhookReceipt",
+    "WebsiteForm",
 ]

@@ -1,0 +1,335 @@
+"""The website channel's pages: the anonymous feedback survey ``/f/<service>`` and its button ``button.js``.
+
+* ``GET /f/<service>``: the service's flow as one anonymous screen (no invitation, no contact) in the visitor's
+  language (``?lang=``, else the browser's), with the PRA block; it works without JavaScript. ``?from=<URL>``
+  names the page the visitor came from; it is recorded (scheme, host and path only) when its origin is one of the
+  service's ``website.origins``, else ignored (the visitor still gets the survey). Without ``from``, the
+  browser's ``Referer`` is read the same way. ``?embed=1`` is the page as the button's dialog shows it.
+* ``POST /f/<service>``: one response per page load. The form carries a signed, short-lived token (a random nonce
+  and the time it was shown, HMAC'd with the secret key); the nonce becomes the key of the ``website_forms`` row,
+  so a second POST of the same form is refused (409). A honeypot field (hidden from people and from assistive
+  technology) and a minimum fill time (``website.min_fill_seconds``) hold off robots; a per-address and a
+  per-service hourly limit (``website.max_per_address_per_hour``, ``max_per_hour``), counted in the database so
+  that they hold across processes, answer 429 with ``Retry-After``. No CAPTCHA. Answers go through the one
+  survey-session engine (start, record, complete) as a response on channel ``website`` with no transaction.
+* ``GET /f/<service>/button.js``: a dependency-free script, no cookies, no tracking, that adds a "Feedback" button
+  to pages of the allowed origins and opens the survey in a modal dialog (:file:`static/button.js`).
+
+The survey page may be framed only by the service's allowed origins (CSP ``frame-ancestors``); the app's
+``X-Frame-Options: DENY`` is taken off these pages, since it cannot name origins (CSP supersedes it anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, g, render_template, request, send_from_directory
+from flask_babel import format_date
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine.catalog.services import ServiceConfig, WebsiteConfig
+from engine.common.crypto import same_secret
+from engine.common.i18n import N_, best_language, translate
+from engine.common.limits import text_problem, whole_number
+from engine.store.db import unit_of_work, utcnow
+from engine.store.models import WebsiteForm
+from engine.surveys.flows import Flow
+from engine.surveys.messages import duration, pra_of, use_of_answers
+from engine.surveys.sessions import Given, InvalidAnswer, SurveySessions, check_answer, parse_form
+from engine.surveys.web_survey import HOW_LONG, NOTHING_ANSWERED, UNSTORABLE, flow_message, question_views
+from engine.webapp.support import checks_own_form, public, runtime
+
+CHANNEL = "website"
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+ASSETS = {"embed.js": "text/javascript", "website.css": "text/css"}
+# How long a shown form may be sent (a person may leave the tab open a while).
+FORM_MAX_AGE = 2 * 3600
+HOUR = timedelta(hours=1)
+# The sender's address hash is kept this long (rate limits need an hour), then cleared.
+ADDRESS_KEPT = timedelta(days=1)
+HONEYPOT = "leave_empty"
+MAX_PAGE_URL = 500
+GUARD = "held off abuse by a signed one-time form token, honeypot, minimum fill time and per-address/per-service rate limits"
+TOO_FAST = N_("Please take a moment to read the questions, then send your answers again.")
+BUTTON = N_("Feedback")
+DIALOG_TITLE = N_("Tell us how we did")
+CLOSE = N_("Close")
+
+bp = Blueprint("website", __name__, template_folder=str(HERE / "templates"))
+
+
+def _frame_ancestors(service: ServiceConfig | None) -> str:
+    origins = service.website.origins if service is not None and service.website is not None else ()
+    return " ".join(origins) or "'none'"
+
+
+def _service_of_request() -> ServiceConfig | None:
+    slug = (request.view_args or {}).get("service")
+    return _service(slug) if isinstance(slug, str) else None
+
+
+@bp.after_request
+def website_headers(response: Any) -> Any:
+    if request.endpoint == "website.feedback":
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; frame-ancestors {_frame_ancestors(_service_of_request())}; "
+            "form-action 'self'; base-uri 'none'"
+        )
+    return response
+
+
+@bp.after_app_request
+def framing(response: Any) -> Any:
+    # The app's after_request sets X-Frame-Options: DENY on every page; CSP frame-ancestors says who may frame
+    # the feedback page (modern browsers let it override X-Frame-Options, which cannot name origins).
+    if request.endpoint == "website.feedback" and "frame-ancestors 'none'" not in response.headers.get(
+        "Content-Security-Policy", ""
+    ):
+        response.headers.pop("X-Frame-Options", None)
+    return response
+
+
+def _service(slug: str) -> ServiceConfig | None:
+    """The service whose feedback page this is, when it offers the website channel."""
+    service = runtime().catalog.services.get(slug)
+    if service is None or CHANNEL not in service.channels:
+        return None
+    return service
+
+
+def _limits(service: ServiceConfig) -> WebsiteConfig:
+    return service.website or WebsiteConfig(origins=())
+
+
+# -- the signed form token --------------------------------------------------------------------------------------
+
+
+def _signature(slug: str, nonce: str, issued: int) -> str:
+    key = runtime().settings.secret_key.encode()
+    return hmac.new(key, f"website-form:{slug}:{nonce}:{issued}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_form(slug: str) -> dict[str, Any]:
+    """The hidden fields of one page load: a fresh nonce, the time shown, and their signature."""
+    nonce = secrets.token_urlsafe(24)
+    issued = int(time.time())
+    return {"nonce": nonce, "issued": issued, "csrf_token": _signature(slug, nonce, issued)}
+
+
+def _posted_form(slug: str) -> tuple[dict[str, Any] | None, str]:
+    """The posted token's fields when genuine and fresh, with ``""``; else None and why (``expired``/``forged``)."""
+    nonce = request.form.get("nonce", "")
+    issued = whole_number(request.form.get("issued", ""), 0, 2**63 - 1)
+    given = request.form.get("csrf_token", "")
+    if issued is None or not given or not nonce or len(nonce) > 64 or text_problem(nonce):
+        return None, "forged"
+    if not same_secret(given, _signature(slug, nonce, issued)):
+        return None, "forged"
+    if not 0 <= time.time() - issued <= FORM_MAX_AGE:
+        return None, "expired"
+    return {"nonce": nonce, "issued": issued, "csrf_token": given}, ""
+
+
+# -- where the visitor came from --------------------------------------------------------------------------------
+
+
+def page_url(service: ServiceConfig, raw: str | None) -> str | None:
+    """``raw`` as scheme://host[:port]/path when its origin is one of the service's, else None."""
+    if not raw or service.website is None or len(raw) > 4000 or text_problem(raw):
+        return None
+    try:
+        parts = urlsplit(raw.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port is not None else "")
+    if origin.lower() not in service.website.origins:
+        return None
+    return (origin.lower() + (parts.path or "/"))[:MAX_PAGE_URL]
+
+
+# -- the page -----------------------------------------------------------------------------------------------------
+
+
+def _language(flow: Flow) -> str:
+    return best_language(flow.languages, request.values.get("lang"), request.accept_languages.best_match(
+        list(flow.languages)))  # fmt: skip
+
+
+def _context(service: ServiceConfig, flow: Flow, language: str) -> dict[str, Any]:
+    service_name = translate(language, service.name)
+    pra = pra_of(service, flow)
+    return {
+        "service": service,
+        "service_name": service_name,
+        "agency": translate(language, service.agency),
+        "title": translate(language, flow.title),
+        "intro": translate(language, flow_message(flow, "intro"), service=service_name),
+        "thanks": translate(language, flow_message(flow, "thanks"), service=service_name),
+        "pra": pra,
+        "pra_burden": translate(language, pra.burden_statement),
+        "pra_expires": format_date(pra.expiration_date, format="long"),
+        "how_long": translate(language, HOW_LONG, duration=duration(language, pra.burden_minutes)),
+        "use_of_answers": use_of_answers(flow, "web", language, service),
+        "other_languages": [lang for lang in flow.languages if lang != language],
+        "language": language,
+        "embed": request.values.get("embed") == "1",
+        "slug": service.slug,
+    }
+
+
+def _render(template: str, status: int, headers: dict[str, str] | None = None, **context: Any) -> Response:
+    context.setdefault("language", g.get("language", "en"))
+    response = Response(render_template(template, **context), status=status, mimetype="text/html")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _form_page(ctx: dict[str, Any], status: int, form: dict[str, Any], views: list[Any], came_from: str | None,
+               notice: str | None = None) -> Response:  # fmt: skip
+    summary = [(v.id, v.error) for v in views if v.error]
+    return _render("website/form.html", status, questions=views, form=form, came_from=came_from or "",
+                   errors=summary, notice=notice, honeypot=HONEYPOT, **ctx)  # fmt: skip
+
+
+@bp.route("/f/<service>", methods=["GET", "POST"])
+@public("the anonymous feedback survey of the agency's site; " + GUARD)
+@checks_own_form
+def feedback(service: str) -> Any:
+    rt = runtime()
+    g.language = best_language(("en", "es"), request.values.get("lang"), request.accept_languages.best_match(
+        ["en", "es"]))  # fmt: skip
+    config = _service(service)
+    if config is None:
+        return _render("website/not_listed.html", 404)
+    sessions = SurveySessions(rt)
+    flow = rt.catalog.flow_of(config)
+    g.language = language = _language(flow)
+    ctx = _context(config, flow, language)
+
+    if request.method == "GET":
+        came_from = page_url(config, request.args.get("from")) or page_url(config, request.referrer)
+        views = question_views(sessions, flow, ctx["service_name"], language, {}, {})
+        return _form_page(ctx, 200, new_form(config.slug), views, came_from)
+
+    came_from = page_url(config, request.form.get("from"))
+    form, why = _posted_form(config.slug)
+    if form is None:
+        return _render("website/expired_form.html", 400, reason=why, came_from=came_from or "", **ctx)
+    if request.form.get(HONEYPOT):
+        return _render("website/refused.html", 400, **ctx)
+
+    posted = {q.id: request.form.getlist(f"q-{q.id}") for q in flow.questions if q.asked_on("web")}
+    given: dict[str, Given] = {}
+    errors: dict[str, str] = {}
+    for q in flow.questions:
+        if not q.asked_on("web"):
+            continue
+        if any(text_problem(value) for value in posted.get(q.id, [])):
+            errors[q.id] = UNSTORABLE
+            posted[q.id] = []
+            continue
+        try:
+            given[q.id] = check_answer(q, parse_form(q, posted.get(q.id, [])))
+        except InvalidAnswer as exc:
+            errors[q.id] = exc.message
+    asked = sessions.questions_for(flow, "web", {qid: g_.value for qid, g_ in given.items()})
+    applicable = {q.id for q in asked}
+    errors = {k: v for k, v in errors.items() if k in applicable}
+    if not errors and asked and all(given.get(q.id, Given()).empty for q in asked):
+        errors[asked[0].id] = NOTHING_ANSWERED
+    if errors:
+        views = question_views(sessions, flow, ctx["service_name"], language, posted, errors)
+        return _form_page(ctx, 422, form, views, came_from)
+    limits = _limits(config)
+    if time.time() - form["issued"] < limits.min_fill_seconds:
+        views = question_views(sessions, flow, ctx["service_name"], language, posted, {})
+        return _form_page(ctx, 422, form, views, came_from, notice=translate(language, TOO_FAST))
+
+    now = utcnow()
+    service_id = rt.service_ids[config.slug]
+    address = rt.cipher.lookup_hash("website-address", request.remote_addr or "")
+    with unit_of_work(rt.sessions) as session:
+        if session.get(WebsiteForm, form["nonce"]) is not None:
+            return _render("website/received.html", 409, **ctx)
+        since = now - HOUR
+        for where, most in (
+            ((WebsiteForm.address_hash == address, WebsiteForm.service_id == service_id),
+             limits.max_per_address_per_hour),
+            ((WebsiteForm.service_id == service_id,), limits.max_per_hour),
+        ):  # fmt: skip
+            count, oldest = session.execute(
+                select(func.count(), func.min(WebsiteForm.received_at)).where(*where, WebsiteForm.received_at > since)
+            ).one()
+            if count >= most:
+                wait = max(60, int((oldest + HOUR - now).total_seconds()) + 1)
+                return _render("website/too_many.html", 429, headers={"Retry-After": str(wait)}, **ctx)
+        try:
+            with session.begin_nested():
+                row = WebsiteForm(nonce=form["nonce"], service_id=service_id, address_hash=address,
+                                  page_url=came_from, received_at=now)  # fmt: skip
+                session.add(row)
+                session.flush()
+        except IntegrityError:  # the same page load was sent twice at once: the first stands
+            return _render("website/received.html", 409, **ctx)
+        response = sessions.start_session(session, config.slug, CHANNEL, language, started_at=now)
+        for question in flow.questions:
+            if question.id in applicable and question.id in given:
+                sessions.record(session, response, question, given[question.id], now)
+        sessions.complete(session, response, now)
+        row.response_id = response.id
+        session.execute(
+            update(WebsiteForm)
+            .where(WebsiteForm.received_at < now - ADDRESS_KEPT, WebsiteForm.address_hash.is_not(None))
+            .values(address_hash=None)
+        )
+    return _render("website/thanks.html", 200, **ctx)
+
+
+@bp.get("/f/<service>/button.js")
+@public("a script any page of the service's allowed origins loads; it holds no secret and sets no cookie")
+def button(service: str) -> Any:
+    config = _service(service)
+    if config is None or config.website is None:
+        return Response("// no website feedback button is configured for this service\n", status=404,
+                        mimetype="text/javascript")  # fmt: skip
+    flow = runtime().catalog.flow_of(config)
+    words = {
+        lang: {
+            "button": translate(lang, BUTTON),
+            "title": translate(lang, DIALOG_TITLE),
+            "close": translate(lang, CLOSE),
+        }
+        for lang in flow.languages
+    }
+    settings = {"origins": list(config.website.origins), "languages": list(flow.languages), "words": words}
+    script = (STATIC / "button.js").read_text(encoding="utf-8")
+    script = script.replace("/*SETTINGS*/null", json.dumps(settings, ensure_ascii=True).replace("</", "<\\/"))
+    response = Response(script, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
+@bp.get("/f/assets/<name>")
+@public("the feedback page's own script and style sheet")
+def asset(name: str) -> Any:
+    if name not in ASSETS:
+        return Response("not found", status=404, mimetype="text/plain")
+    response = send_from_directory(STATIC, name, mimetype=ASSETS[name], max_age=3600)
+    return response
