@@ -12,7 +12,6 @@ from werkzeug.exceptions import HTTPException
 
 from engine import dashboard, publicdata
 from engine.api import ops, opt_outs, reports, submissions, transactions
-from engine.api.problems import Problem, problem_response
 from engine.common.i18n import language_name, locales_dir
 from engine.common.logs import configure_logging, log
 from engine.runtime import Runtime, build_runtime
@@ -20,6 +19,7 @@ from engine.settings import Settings, load_settings
 from engine.store import migrate
 from engine.surveys import web_page
 from engine.webapp import home, request_checks
+from engine.webapp.problems import Problem, problem_response
 
 logger = logging.getLogger("survey_engine")
 # Every HTML page, error pages included, unless its blueprint sets a stricter one (SPEC §2 rule 12).

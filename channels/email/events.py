@@ -35,11 +35,11 @@ from flask import jsonify, request
 
 from channels.email.blueprint import bp
 from channels.email.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventVerifier
-from engine.api.problems import Problem, problem_response
 from engine.common.limits import text_problem
 from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.store.db import unit_of_work
 from engine.store.models import InvitationState, SuppressionReason
+from engine.webapp.problems import Problem, problem_response
 from engine.webapp.support import guarded_by, parse_json, runtime
 
 logger = logging.getLogger("survey_engine.channels.email")

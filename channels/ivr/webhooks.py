@@ -29,13 +29,13 @@ from sqlalchemy.orm import Session
 
 from channels.ivr import calls, handoff, twiml
 from channels.twilio_api import twilio_signed
-from engine.api.problems import problem_response
 from engine.common.errors import FieldError
 from engine.common.limits import text_problem
 from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import InvitationState, Response, WebhookReceipt
 from engine.surveys.conversations import remember, seen
+from engine.webapp.problems import problem_response
 from engine.webapp.support import runtime
 
 logger = logging.getLogger("survey_engine.ivr")

@@ -26,7 +26,6 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, send_from_directory
 
 from channels.kiosk.texts import kiosk_document
-from engine.api.problems import Problem
 from engine.common.crypto import token_hash
 from engine.common.errors import ValidationFailed
 from engine.common.i18n import available_languages, best_language, language_name
@@ -34,6 +33,7 @@ from engine.kiosk import devices as registry
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import KioskDevice
 from engine.surveys.flow_store import published_flow
+from engine.webapp.problems import Problem
 from engine.webapp.support import guarded_by, json_body, runtime
 
 HERE = Path(__file__).resolve().parent

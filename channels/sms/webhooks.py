@@ -19,7 +19,6 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.sms.conversation import Conversation
 from channels.twilio_api import SUPPRESSING_CODES, twilio_signed
-from engine.api.problems import problem_response
 from engine.common.errors import FieldError
 from engine.common.limits import text_problem
 from engine.delivery.provider_reports import Report, apply_status, settle_held
@@ -27,6 +26,7 @@ from engine.intake.validation import normalize_phone
 from engine.store.db import unit_of_work
 from engine.store.models import InvitationState
 from engine.surveys.conversations import remember, seen
+from engine.webapp.problems import problem_response
 from engine.webapp.support import runtime
 
 bp = Blueprint("sms", __name__, url_prefix="/channels/sms")

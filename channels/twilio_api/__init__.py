@@ -26,9 +26,9 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from engine.api.problems import problem_response
 from engine.channels import Outcome, Unsettled
 from engine.store.models import SuppressionReason
+from engine.webapp.problems import problem_response
 from engine.webapp.support import runtime
 
 DEFAULT_BASE_URL = "https://api.twilio.com"

@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.catalog.services import ServiceConfig, WebsiteConfig
 from engine.common.crypto import same_secret
-from engine.common.i18n import N_, best_language, translate
+from engine.common.i18n import N_, available_languages, best_language, translate
 from engine.common.limits import text_problem, whole_number
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import WebsiteForm
@@ -212,8 +212,8 @@ def _form_page(ctx: dict[str, Any], status: int, form: dict[str, Any], views: li
 @checks_own_form
 def feedback(service: str) -> Any:
     rt = runtime()
-    g.language = best_language(("en", "es"), request.values.get("lang"), request.accept_languages.best_match(
-        ["en", "es"]))  # fmt: skip
+    offered = available_languages()
+    g.language = best_language(offered, request.values.get("lang"), request.accept_languages.best_match(offered))
     config = _service(service)
     if config is None:
         return _render("website/not_listed.html", 404)

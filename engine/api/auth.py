@@ -14,9 +14,9 @@ from flask import current_app, g, request
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from engine.api.problems import Problem
 from engine.common.crypto import token_hash
 from engine.store.models import ApiKey, ApiKeyService, AuditEntry, Scope, Service
+from engine.webapp.problems import Problem
 
 KEY_PREFIX = "se_"
 F = TypeVar("F", bound=Callable[..., Any])

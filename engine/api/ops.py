@@ -11,8 +11,8 @@ import yaml
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from engine.api.problems import problem_response
 from engine.store import migrate
+from engine.webapp.problems import problem_response
 from engine.webapp.support import public, runtime
 
 bp = Blueprint("ops", __name__)

@@ -7,13 +7,13 @@ from typing import Any
 from flask import Blueprint, g, jsonify
 
 from engine.api.auth import require_scope
-from engine.api.problems import Problem
 from engine.common.errors import FieldError
 from engine.delivery.suppressions import addressed_channels, channels_for, restore, suppress
 from engine.intake.submit import iso
 from engine.intake.validation import normalize_email, normalize_phone, shown, text_error
 from engine.store.db import unit_of_work
 from engine.store.models import ContactKind, Scope, SuppressionReason
+from engine.webapp.problems import Problem
 from engine.webapp.support import json_body, runtime
 
 bp = Blueprint("opt_outs", __name__, url_prefix="/api/v1")

@@ -12,12 +12,12 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 
 from engine.api.auth import require_scope
-from engine.api.problems import Problem
 from engine.common.errors import FieldError
 from engine.common.limits import whole_number
 from engine.reporting import a11, formats, responses_file
 from engine.reporting.fiscal import FiscalQuarter
 from engine.store.models import Scope
+from engine.webapp.problems import Problem
 from engine.webapp.support import runtime
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1/reports")

@@ -14,13 +14,13 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from engine.api.auth import require_scope
-from engine.api.problems import Problem
 from engine.api.reports import parse_query
 from engine.common.errors import FieldError
 from engine.reporting import submissions
 from engine.reporting.fiscal import FiscalQuarter
 from engine.store.db import unit_of_work
 from engine.store.models import Scope, Submission
+from engine.webapp.problems import Problem
 from engine.webapp.support import json_body, runtime
 
 bp = Blueprint("submissions", __name__, url_prefix="/api/v1/reports/a11")

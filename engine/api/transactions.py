@@ -7,12 +7,12 @@ from typing import Any
 from flask import Blueprint, g, jsonify
 
 from engine.api.auth import require_scope
-from engine.api.problems import Problem
 from engine.common.errors import FieldError
 from engine.intake.lookup import transaction_status
 from engine.intake.submit import MAX_BATCH, Intake
 from engine.store.db import unit_of_work
 from engine.store.models import Scope
+from engine.webapp.problems import Problem
 from engine.webapp.support import json_body, runtime
 
 bp = Blueprint("transactions", __name__, url_prefix="/api/v1")

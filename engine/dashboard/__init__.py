@@ -1,4 +1,10 @@
-"""The program managers' dashboard at ``/dashboard`` (SPEC §6.3): sign-in, per-service charts and tables."""
+"""The program managers' dashboard at ``/dashboard`` (SPEC §6.3): accounts and sign-in (``accounts``, ``signin``),
+the figures of a service page (``figures``, from ``engine.reporting``), SVG charts (``charts``) and the views.
+
+May import: ``engine.reporting``, ``engine.catalog``, ``engine.surveys``, ``engine.store``, ``engine.common``,
+``engine.webapp`` and the wiring (``engine.runtime``, ``engine.settings``, ``engine.channels``). Nothing imports it
+but ``engine.app``, the CLI and ``engine.publicdata`` (its charts).
+"""
 
 from __future__ import annotations
 

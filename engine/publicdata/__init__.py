@@ -3,8 +3,9 @@ quarters to anyone, without sign-in, and ``GET /data/<service>/<fy>-q<n>.csv`` g
 
 This package owns those pages: what they show is read from the filed submissions only (the §6.1 JSON and CSV
 frozen by ``engine.reporting.submissions``), never recomputed from live data, so nothing appears that was not
-submitted. They show figures only: no respondent's free text, no contact data, not who filed a quarter. It may
-import ``engine.reporting``, ``engine.dashboard.charts``, ``engine.common``, ``engine.store``, ``engine.catalog``
+submitted. They show figures only: no respondent's free text, no contact data, not who filed a quarter.
+
+May import: ``engine.reporting``, ``engine.dashboard.charts``, ``engine.common``, ``engine.store``, ``engine.catalog``
 and ``engine.webapp``; nothing imports it but ``engine.app``.
 """
 

@@ -28,4 +28,8 @@ Session; every figure excludes spam always, and test/console data unless ``inclu
 fiscal_quarter, services, by_office=False)`` → ``Collection(columns, rows)``; ``formats.to_csv(collection)`` is
 the exact CSV the API and the CLI serve. Filing a quarter and reading it back: :mod:`~engine.reporting.submissions`
 (``submit``, ``listed``, ``latest``, ``submitted_quarters``, ``what_moved``, reflections).
+
+May import: ``engine.common``, ``engine.store``, ``engine.catalog``, ``engine.surveys`` (the flow a response was
+answered on), ``engine.channels`` (each channel's A-11 name), ``engine.runtime``, ``engine.settings``. Never
+delivery, intake or a blueprint package: reports read what was stored.
 """

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from flask import current_app, request
 
-from engine.api.problems import Problem
 from engine.common.limits import MAX_JSON_DEPTH, MAX_NUMBER, json_depth
 from engine.runtime import Runtime
+from engine.webapp.problems import Problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
