@@ -63,12 +63,20 @@ def website_config_dir(tmp_path_factory: pytest.TempPathFactory, agency_sites: t
     return target
 
 
+def readme_snippet(live_server: str, service: str) -> str:
+    """The README's button snippet (its first ``html`` block naming button.js), its host and service filled in."""
+    readme = (TESTS.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0].strip() for b in readme.split("```html\n")[1:]]
+    snippet = next(b for b in blocks if "button.js" in b)
+    return snippet.replace("https://surveys.example.gov", live_server).replace("/passport-renewal/", f"/{service}/")
+
+
 def _host_page(live_server: str, lang: str = "en") -> str:
-    # The README snippet, as the agency's web team pastes it.
+    # The README snippet, pasted as the agency's web team would.
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>Renew a passport</title></head>
 <body><main><h1>Renew a passport</h1><p><a href="/apply">Apply online</a></p></main>
-<script src="{live_server}/f/web-feedback/button.js" defer></script>
+{readme_snippet(live_server, "web-feedback")}
 </body></html>"""
 
 
