@@ -205,3 +205,17 @@ def test_the_limit_holds_across_app_instances_sharing_the_database(dash_runtime,
         assert sign_in(clients[(PER_ACCOUNT + 1) % 2], "pm@example.gov").status_code == 429
     finally:
         other_runtime.engine.dispose()
+
+
+def test_head_is_a_get_never_a_sign_in_attempt_nor_a_password_set_without_csrf(dash_runtime, dash_client):
+    # HEAD used to run the POST half without its CSRF check: a refused sign-in (counted) and a password set.
+    link = make_account(dash_runtime, "pm@example.gov", ("dash-email",), password=None)
+    token = link_token(link)
+    before = counts(dash_runtime)
+    data = {"email": "pm@example.gov", "password": PASSWORD, "confirm": PASSWORD}
+    assert dash_client.head("/dashboard/sign-in", data=data).status_code == 200
+    assert dash_client.head(f"/dashboard/set-password/{token}", data=data).status_code == 200
+    assert counts(dash_runtime) == before
+    with dash_runtime.sessions() as session:
+        assert session.execute(select(func.count()).select_from(SignInAttempt)).scalar_one() == 0
+        assert session.execute(select(User.password_hash)).scalar_one() is None

@@ -254,3 +254,21 @@ def test_the_filed_json_and_the_page_agree(filed: Any) -> None:
                              str(row["volume_of_respondents"])]  # fmt: skip
         rate = row["response_rate"]
         assert cells[3] == ("—" if rate is None else f"{rate * 100:.1f}" + NBSP_PCT)
+
+
+def test_odd_quarters_slugs_and_methods_get_a_precise_4xx(filed: Any) -> None:
+    stack, _ = filed
+    for url in ("/data/rpt-mixed/0-q4.csv", "/data/rpt-mixed/99999-q4.csv", "/data/rpt-mixed/-1-q4.csv",
+                "/data/rpt-mixed/2026-q5.csv", "/data/rpt-mixed/2026-q0.csv", "/data/rpt-mixed/2026-q-1.csv",
+                "/data/rpt-mixed/2026-q4.CSV", "/data/rpt-mixed/2026-Q4.csv", "/data/rpt-mixed/2026-q4.csv/",
+                "/data/rpt%2Fmixed", "/data/..%2F..%2Fetc", "/data/%E2%80%AE", "/data/" + "a" * 3000, "/data/"):  # fmt: skip
+        assert stack.client.get(url).status_code == 404, url
+    assert stack.client.get("/data/%ED%A0%80").status_code in (404, 422)
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        for url in ("/data", "/data/rpt-mixed", "/data/rpt-mixed/2026-q4.csv"):
+            assert stack.client.open(url, method=method).status_code == 405, (method, url)
+    head = stack.client.head("/data/rpt-mixed/2026-q4.csv")
+    got = stack.client.get("/data/rpt-mixed/2026-q4.csv")
+    assert head.status_code == got.status_code == 200 and head.data == b""
+    assert head.headers["Content-Disposition"] == got.headers["Content-Disposition"]
+    assert stack.client.head("/data").status_code == 200

@@ -59,6 +59,7 @@ HOUR = timedelta(hours=1)
 ADDRESS_KEPT = timedelta(days=1)
 HONEYPOT = "leave_empty"
 MAX_PAGE_URL = 500
+DEFAULT_PORTS = {"http": 80, "https": 443}
 GUARD = "held off abuse by a signed one-time form token, honeypot, minimum fill time and per-address/per-service rate limits"
 TOO_FAST = N_("Please take a moment to read the questions, then send your answers again.")
 BUTTON = N_("Feedback")
@@ -156,7 +157,9 @@ def page_url(service: ServiceConfig, raw: str | None) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
-    origin = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port is not None else "")
+    # A browser's origin never names the scheme's default port (https://x:443 is https://x).
+    shown_port = port is not None and port != DEFAULT_PORTS[parts.scheme]
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if shown_port else "")
     if origin.lower() not in service.website.origins:
         return None
     return (origin.lower() + (parts.path or "/"))[:MAX_PAGE_URL]
@@ -203,8 +206,11 @@ def _render(template: str, status: int, headers: dict[str, str] | None = None, *
 def _form_page(ctx: dict[str, Any], status: int, form: dict[str, Any], views: list[Any], came_from: str | None,
                notice: str | None = None) -> Response:  # fmt: skip
     summary = [(v.id, v.error) for v in views if v.error]
+    # The page in another language keeps the page the visitor came from, and the dialog's layout.
+    keep = {"from": came_from} if came_from else {}
+    keep |= {"embed": "1"} if ctx["embed"] else {}
     return _render("website/form.html", status, questions=views, form=form, came_from=came_from or "",
-                   errors=summary, notice=notice, honeypot=HONEYPOT, **ctx)  # fmt: skip
+                   errors=summary, notice=notice, honeypot=HONEYPOT, language_query=keep, **ctx)  # fmt: skip
 
 
 @bp.route("/f/<service>", methods=["GET", "POST"])
@@ -222,7 +228,7 @@ def feedback(service: str) -> Any:
     g.language = language = _language(flow)
     ctx = _context(config, flow, language)
 
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (a link checker's) which is a GET without the body
         came_from = page_url(config, request.args.get("from")) or page_url(config, request.referrer)
         views = question_views(sessions, flow, ctx["service_name"], language, {}, {})
         return _form_page(ctx, 200, new_form(config.slug), views, came_from)

@@ -117,7 +117,7 @@ def _http_error(exc: HTTPException) -> Any:
 @public("the sign-in form itself; its POST is checked: password (scrypt), CSRF token, rate limit")
 def sign_in() -> Any:
     target = safe_next(request.values.get("next"))
-    if request.method == "GET":
+    if request.method != "POST":  # GET, or HEAD (a GET without the body): never a sign-in attempt
         if current_user() is not None:
             return redirect(target)
         message = _("You are signed out.") if request.args.get("signed_out") else None
@@ -166,7 +166,7 @@ def set_password(token: str) -> Any:
         email = found[1].email if found else None
     if email is None:
         return _message(404, *gone)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, or HEAD: never sets a password (the CSRF check is for POST)
         return _page("dashboard/set_password.html", email=email, error=None, user=None)
     password = request.form.get("password", "")
     problem = password_problem(password, email)

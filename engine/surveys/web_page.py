@@ -73,7 +73,7 @@ def survey(token: str) -> Any:
         if isinstance(opened, web_survey.Page):
             return _render(opened, token)
         g.language = opened.language
-        if request.method == "GET":
+        if request.method != "POST":  # GET, or HEAD (a link checker's): the page, never a form check
             return _render(web_survey.form_page(opened, request.args.get("q"), request.args.get("a")), token)
         if not _csrf_ok(token):
             return _render(web_survey.Page("survey/expired_form.html", 400, {**opened.context, "token": token}), token)
