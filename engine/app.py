@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine import dashboard, publicdata
 from engine.api import ops, opt_outs, reports, submissions, transactions
@@ -46,6 +47,8 @@ def create_app(
     Babel(app, locale_selector=lambda: g.get("language", "en"), default_translation_directories=str(locales_dir()))
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=8 * 1024 * 1024)
     app.extensions["survey_engine"] = rt
+    if settings.proxy_hops:  # the client's address and scheme as the trusted proxies saw them (SPEC §2 rule 11)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.context_processor

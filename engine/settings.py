@@ -60,6 +60,10 @@ class Settings:
     send_rates: dict[str, float] = field(default_factory=dict)
     # The gettext catalogs (``SURVEY_ENGINE_LOCALES_DIR``); None: the shipped ``locales/`` (engine/common/i18n.py).
     locales_dir: Path | None = None
+    # How many reverse proxies stand in front of the app and append to ``X-Forwarded-For`` / ``-Proto``
+    # (``SURVEY_ENGINE_PROXY_HOPS``). 0: the connection's own address is the client's (the header is never trusted);
+    # behind one load balancer, 1, or every visitor shares its address in the per-address limits.
+    proxy_hops: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -220,4 +224,11 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
         api_key_cache_seconds=_seconds(values, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS", 5.0),
         send_rates=_send_rates(values),
         locales_dir=_folder(values, "SURVEY_ENGINE_LOCALES_DIR"),
+        proxy_hops=_proxy_hops(values.get("SURVEY_ENGINE_PROXY_HOPS") or "0"),
     )
+
+
+def _proxy_hops(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 2 and int(raw) <= 5):
+        raise ConfigError(f"SURVEY_ENGINE_PROXY_HOPS must be a whole number of proxies from 0 to 5, got {raw!r}")
+    return int(raw)

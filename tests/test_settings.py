@@ -283,6 +283,19 @@ def test_a_bad_dispatch_lease_is_refused(instance, value):
         load_settings(env)
 
 
+@pytest.mark.parametrize(("value", "hops"), [("", 0), ("0", 0), ("1", 1), ("5", 5)])
+def test_proxy_hops(instance, value, hops):
+    env = {"SURVEY_ENGINE_INSTANCE_DIR": str(instance), "SURVEY_ENGINE_PROXY_HOPS": value}
+    assert load_settings(env).proxy_hops == hops
+
+
+@pytest.mark.parametrize("value", ["6", "-1", "one", "1.5", "٣", "99999999999999999999"])
+def test_a_bad_proxy_hops_is_refused(instance, value):
+    env = {"SURVEY_ENGINE_INSTANCE_DIR": str(instance), "SURVEY_ENGINE_PROXY_HOPS": value}
+    with pytest.raises(ConfigError, match="SURVEY_ENGINE_PROXY_HOPS"):
+        load_settings(env)
+
+
 # -- no secret has a value written in the code ---------------------------------------------------------------------
 
 SOURCES = [*sorted((ROOT / "engine").rglob("*.py")), *sorted((ROOT / "channels").rglob("*.py")), ROOT / "wsgi.py"]

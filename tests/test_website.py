@@ -270,6 +270,13 @@ def test_the_button_script_names_the_allowed_origins_and_sets_no_cookie(client):
 
 def test_the_website_block_is_checked():
     assert parse_website({"origins": ["https://a.example.gov:8443"]}, "x").origins == ("https://a.example.gov:8443",)
+    # A default port is written as the browser names the origin (else the button would never match it).
+    both = {"origins": ["https://A.example.gov:443", "http://b.example.gov:80", "http://c.example.gov:443"]}
+    assert parse_website(both, "x").origins == (
+        "https://a.example.gov",
+        "http://b.example.gov",
+        "http://c.example.gov:443",
+    )
     for bad in ({"origins": ["https://a.example.gov/path"]}, {"origins": []}, {"origins": ["ftp://a.gov"]},
                 {"origins": ["https://a.gov"], "max_per_hour": 0}, {"colours": 1}, ["https://a.gov"]):  # fmt: skip
         with pytest.raises(ConfigError):

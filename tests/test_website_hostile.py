@@ -4,14 +4,17 @@ on /f/assets/, and the headers of every error page. Each gets a precise 4xx (nev
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
 import time
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import func, select
 
+from engine.app import create_app
 from engine.store.models import Response, WebsiteForm
 from tests.conftest import SECRET
 from tests.test_website import (  # noqa: F401  (settings and website_config_dir: the website services' fixtures)
@@ -58,6 +61,24 @@ def test_x_forwarded_for_is_not_trusted_by_the_rate_limit(client, runtime):
                                    "Forwarded": "for=198.51.100.99"})  # fmt: skip
     assert spoofed.status_code == 429 and spoofed.headers["Retry-After"]
     assert len(stored(runtime)) == 3
+
+
+def test_behind_a_proxy_the_address_it_forwards_is_the_visitors(runtime):
+    """SURVEY_ENGINE_PROXY_HOPS=1: the last X-Forwarded-For entry (what the one proxy saw) is the address limited;
+    entries a visitor wrote before it are not."""
+    client = create_app(dataclasses.replace(runtime.settings, proxy_hops=1), runtime=runtime).test_client()
+
+    def via_proxy(visitor: str, forged: str = "") -> Any:
+        chain = f"{forged}, {visitor}" if forged else visitor
+        headers = {"X-Forwarded-For": chain}
+        page = client.get("/f/web-feedback", environ_base={"REMOTE_ADDR": "10.0.0.2"}, headers=headers)
+        form = hidden_fields(page.text) | {"q-satisfaction": "5"}
+        return client.post("/f/web-feedback", data=form, environ_base={"REMOTE_ADDR": "10.0.0.2"}, headers=headers)
+
+    for _ in range(3):
+        assert via_proxy("203.0.113.7").status_code == 200
+    assert via_proxy("203.0.113.7", forged="198.51.100.1").status_code == 429  # a forged first entry changes nothing
+    assert via_proxy("203.0.113.8").status_code == 200  # another visitor behind the same proxy is not held back
 
 
 def test_head_is_the_page_without_its_body_and_never_a_form_check(client, runtime):

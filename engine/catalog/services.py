@@ -149,7 +149,10 @@ def parse_website(raw: Any, where: str) -> WebsiteConfig:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"{where}: {key} must be a whole number, {low} or more")
         limits[key] = value
-    return WebsiteConfig(origins=tuple(dict.fromkeys(o.lower() for o in origins)), **limits)
+    # As a browser names an origin: lower case, and no default port (``https://x.gov:443`` is ``https://x.gov``).
+    named = [o.lower().removesuffix(":443") if o.lower().startswith("https:") else o.lower().removesuffix(":80")
+             for o in origins]  # fmt: skip
+    return WebsiteConfig(origins=tuple(dict.fromkeys(named)), **limits)
 
 
 @dataclass(frozen=True)
