@@ -203,3 +203,24 @@ def test_a_locales_folder_that_is_not_there_stops_the_start(tmp_path):
                 "SURVEY_ENGINE_LOCALES_DIR": str(tmp_path / "nowhere"),
             }
         )
+
+
+def test_the_sms_reply_words_beside_the_catalogs_are_read(locales: Path):
+    """A deployment's catalog folder with an ``sms/`` folder brings its own reply words: a French opt-out word and
+    French number words are read with no code edit (the shipped words otherwise)."""
+    from channels.sms import replies
+
+    assert replies.keyword("arrêt") is None  # not a shipped word
+    (locales / "sms").mkdir()
+    for code in ("en", "es"):
+        shutil.copy(ROOT / "locales" / "sms" / f"{code}.yaml", locales / "sms" / f"{code}.yaml")
+    french = yaml.safe_load((ROOT / "locales" / "sms" / "en.yaml").read_text(encoding="utf-8"))
+    french.update(language="fr", opt_out=["arrêt", "stop"], start=["reprise"], help=["aide"], yes=["oui"], no=["non"])
+    french["numbers"] = {1: ["un"], 2: ["deux"], 3: ["trois"], 4: ["quatre"], 5: ["cinq"], 6: ["six"], 7: ["sept"]}
+    french.update(thumbs_up=["pouce levé"], thumbs_down=["pouce baissé"], connectors=["et"], filler=[])
+    (locales / "sms" / "fr.yaml").write_text(yaml.safe_dump(french, allow_unicode=True), encoding="utf-8")
+    i18n.use_locales(locales)
+    assert replies.keyword("ARRÊT") == (replies.Keyword.OPT_OUT, "fr")
+    assert replies.vocabularies()["fr"].numbers["cinq"] == 5
+    i18n.use_locales(None)
+    assert replies.keyword("arrêt") is None and "fr" not in replies.vocabularies()

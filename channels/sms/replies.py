@@ -24,10 +24,12 @@ from typing import Any
 
 import yaml
 
-from engine.common.i18n import LOCALES, N_
+from engine.common.i18n import LOCALES, N_, locales_dir
 from engine.surveys.flows import CHOICE_TYPES, Question
 from engine.surveys.sessions import Given, InvalidAnswer
 
+# The shipped words; a catalog folder of the deployment's own (SURVEY_ENGINE_LOCALES_DIR) with an ``sms/`` folder
+# is read instead (:func:`vocabulary_dir`).
 VOCABULARY_DIR = LOCALES / "sms"
 DEFAULT_LANGUAGE = "en"
 # Labels of a question's answers, translated: (stored value or choice id, label).
@@ -109,12 +111,22 @@ def _load(path: Path) -> Vocabulary:
     )
 
 
-@cache
+def vocabulary_dir() -> Path:
+    """Where the reply words are read: ``sms/`` beside the catalogs in use, else the shipped ones."""
+    configured = locales_dir() / "sms"
+    return configured if configured.is_dir() else VOCABULARY_DIR
+
+
 def vocabularies() -> dict[str, Vocabulary]:
-    """Every language's words, English first (loaded once per process)."""
-    found = {v.language: v for v in (_load(p) for p in sorted(VOCABULARY_DIR.glob("*.yaml")))}
+    """Every language's words, English first (loaded once per process and folder)."""
+    return _vocabularies(vocabulary_dir())
+
+
+@cache
+def _vocabularies(folder: Path) -> dict[str, Vocabulary]:
+    found = {v.language: v for v in (_load(p) for p in sorted(folder.glob("*.yaml")))}
     if DEFAULT_LANGUAGE not in found:
-        raise RuntimeError(f"the SMS reply words for {DEFAULT_LANGUAGE!r} are missing in {VOCABULARY_DIR}")
+        raise RuntimeError(f"the SMS reply words for {DEFAULT_LANGUAGE!r} are missing in {folder}")
     return {DEFAULT_LANGUAGE: found.pop(DEFAULT_LANGUAGE), **found}
 
 
@@ -126,12 +138,16 @@ def in_order(language: str) -> list[Vocabulary]:
     return first + [v for code, v in every.items() if code != primary]
 
 
-@cache
 def _keywords() -> dict[str, tuple[Keyword, str]]:
+    return _keywords_in(vocabulary_dir())
+
+
+@cache
+def _keywords_in(folder: Path) -> dict[str, tuple[Keyword, str]]:
     table: dict[str, tuple[Keyword, str]] = {}
     # An opt-out word wins over any other meaning a word has in another language.
     for kind in (Keyword.HELP, Keyword.START, Keyword.OPT_OUT):
-        for vocabulary in reversed(list(vocabularies().values())):
+        for vocabulary in reversed(list(_vocabularies(folder).values())):
             for word in getattr(vocabulary, kind.value):
                 table[word] = (kind, vocabulary.language)
     return table
