@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine.delivery import lifecycle
@@ -41,15 +41,33 @@ def seen(session: Session, key: str) -> WebhookReceipt | None:
     return session.get(WebhookReceipt, key)
 
 
+# Built once: ``INSERT ... ON CONFLICT (key) DO NOTHING`` per dialect. One statement claims the key; no savepoint is
+# needed, since a conflict is no error. On PostgreSQL a concurrent claim of the same key waits for the first
+# transaction to end, then finds the key taken (committed) or claims it (rolled back).
+_CLAIM = {
+    "postgresql": postgresql.insert(WebhookReceipt)
+    .on_conflict_do_nothing(index_elements=["key"])
+    .returning(WebhookReceipt.key),
+    "sqlite": sqlite.insert(WebhookReceipt)
+    .on_conflict_do_nothing(index_elements=["key"])
+    .returning(WebhookReceipt.key),
+}
+_KEEP = update(WebhookReceipt).where(WebhookReceipt.key == bindparam("k")).values(reply=bindparam("r"))
+
+
 def remember(session: Session, key: str, channel: str, reply: str | None, now: datetime | None = None) -> bool:
     """Record that ``key`` was applied; False if another request with that key got there first."""
-    try:
-        with session.begin_nested():
-            session.add(WebhookReceipt(key=key, channel=channel, reply=reply, received_at=now or utcnow()))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    connection = session.connection()
+    claimed = connection.execute(
+        _CLAIM[connection.dialect.name],
+        {"key": key, "channel": channel, "reply": reply, "received_at": now or utcnow()},
+    ).first()
+    return claimed is not None
+
+
+def keep_reply(session: Session, key: str, reply: str) -> None:
+    """Store on the receipt of ``key`` (claimed in this transaction) what the request is answered."""
+    session.connection().execute(_KEEP, {"k": key, "r": reply})
 
 
 # -- finding the conversation ----------------------------------------------------------------------------------
