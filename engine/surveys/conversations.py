@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine.delivery import lifecycle
-from engine.store.db import utcnow
+from engine.store.db import insert_unless_present, utcnow
 from engine.store.models import (
     ANSWERABLE_STATES,
     Invitation,
@@ -41,27 +40,20 @@ def seen(session: Session, key: str) -> WebhookReceipt | None:
     return session.get(WebhookReceipt, key)
 
 
-# Built once: ``INSERT ... ON CONFLICT (key) DO NOTHING`` per dialect. One statement claims the key; no savepoint is
-# needed, since a conflict is no error. On PostgreSQL a concurrent claim of the same key waits for the first
-# transaction to end, then finds the key taken (committed) or claims it (rolled back).
-_CLAIM = {
-    "postgresql": postgresql.insert(WebhookReceipt)
-    .on_conflict_do_nothing(index_elements=["key"])
-    .returning(WebhookReceipt.key),
-    "sqlite": sqlite.insert(WebhookReceipt)
-    .on_conflict_do_nothing(index_elements=["key"])
-    .returning(WebhookReceipt.key),
-}
+# Built once. One statement claims the key; no savepoint is needed, since a conflict is no error.
+_CLAIM = insert_unless_present(
+    WebhookReceipt.__table__, ("key", "channel", "received_at", "reply"), conflict=("key",), returning="key"
+)
 _KEEP = update(WebhookReceipt).where(WebhookReceipt.key == bindparam("k")).values(reply=bindparam("r"))
 
 
 def remember(session: Session, key: str, channel: str, reply: str | None, now: datetime | None = None) -> bool:
     """Record that ``key`` was applied; False if another request with that key got there first."""
-    connection = session.connection()
-    claimed = connection.execute(
-        _CLAIM[connection.dialect.name],
-        {"key": key, "channel": channel, "reply": reply, "received_at": now or utcnow()},
-    ).first()
+    claimed = (
+        session.connection()
+        .execute(_CLAIM, {"key": key, "channel": channel, "reply": reply, "received_at": now or utcnow()})
+        .first()
+    )
     return claimed is not None
 
 

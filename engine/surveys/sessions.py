@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine.catalog.surveys import survey_for_version
@@ -22,7 +21,7 @@ from engine.common.i18n import N_, translate
 from engine.common.limits import MAX_NUMBER, whole_number
 from engine.delivery import lifecycle
 from engine.runtime import Runtime
-from engine.store.db import utcnow
+from engine.store.db import insert_unless_present, utcnow
 from engine.store.models import (
     ANSWERABLE_STATES,
     Answer,
@@ -37,14 +36,12 @@ from engine.surveys.flows import Flow, Question
 MAX_TEXT = 2000
 
 # Built once. An answer inserted unless the response already has one for that question (the unique constraint).
-_INSERT_ANSWER = {
-    "postgresql": postgresql.insert(Answer)
-    .on_conflict_do_nothing(index_elements=["response_id", "question_id"])
-    .returning(Answer.id),
-    "sqlite": sqlite.insert(Answer)
-    .on_conflict_do_nothing(index_elements=["response_id", "question_id"])
-    .returning(Answer.id),
-}
+_INSERT_ANSWER = insert_unless_present(
+    Answer.__table__,
+    ("response_id", "question_id", "a11_tag", "value", "text", "answered_at"),
+    conflict=("response_id", "question_id"),
+    returning="id",
+)
 # Which questions a response has answered, with their ratings (what ``next_question`` needs of its progress).
 _RATINGS = select(Answer.question_id, Answer.value).where(Answer.response_id == bindparam("response_id"))
 
@@ -281,10 +278,9 @@ class SurveySessions:
         answered_at = now or utcnow()
         if session.new:  # a response started in this transaction is written before its answers
             session.flush()
-        connection = session.connection()
         # One statement, no savepoint: a repeat (or the same answer arriving twice at once) inserts nothing.
-        new_id = connection.execute(
-            _INSERT_ANSWER[connection.dialect.name],
+        new_id = session.connection().execute(
+            _INSERT_ANSWER,
             {"response_id": response.id, "question_id": question.id, "a11_tag": question.a11, "value": given.value,
              "text": given.text, "answered_at": answered_at},
         ).scalar()  # fmt: skip
