@@ -65,32 +65,43 @@ def keep_reply(session: Session, key: str, reply: str) -> None:
 # -- finding the conversation ----------------------------------------------------------------------------------
 
 
+# Built once (a statement built per call costs more than its execution): the newest answerable invitation to a
+# contact on some channels, and the newest whatever its state.
+_OPEN_INVITATION = (
+    select(Invitation)
+    .where(
+        Invitation.contact_hash == bindparam("contact_hash"),
+        Invitation.channel.in_(bindparam("channels", expanding=True)),
+        Invitation.state.in_(bindparam("states", expanding=True)),
+        Invitation.expires_at > bindparam("now", type_=Invitation.__table__.c.expires_at.type),
+    )
+    .order_by(Invitation.sent_at.desc().nulls_last(), Invitation.created_at.desc())
+    .limit(1)
+)
+_ANSWERABLE = [s.value for s in ANSWERABLE_STATES]
+_LATEST_INVITATION = (
+    select(Invitation)
+    .where(
+        Invitation.contact_hash == bindparam("contact_hash"),
+        Invitation.channel.in_(bindparam("channels", expanding=True)),
+    )
+    .order_by(Invitation.created_at.desc())
+    .limit(1)
+)
+
+
 def open_invitation(
     session: Session, contact_hash: str, channels: Sequence[str], now: datetime | None = None
 ) -> Invitation | None:
     """The newest invitation to this contact on one of ``channels`` that can still be answered."""
-    now = now or utcnow()
-    return session.execute(
-        select(Invitation)
-        .where(
-            Invitation.contact_hash == contact_hash,
-            Invitation.channel.in_(list(channels)),
-            Invitation.state.in_([s.value for s in ANSWERABLE_STATES]),
-            Invitation.expires_at > now,
-        )
-        .order_by(Invitation.sent_at.desc().nulls_last(), Invitation.created_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    params = {"contact_hash": contact_hash, "channels": list(channels), "states": _ANSWERABLE, "now": now or utcnow()}
+    return session.execute(_OPEN_INVITATION, params).scalar_one_or_none()
 
 
 def latest_invitation(session: Session, contact_hash: str, channels: Sequence[str]) -> Invitation | None:
     """The newest invitation to this contact on ``channels`` whatever its state (to say "this survey has closed")."""
-    return session.execute(
-        select(Invitation)
-        .where(Invitation.contact_hash == contact_hash, Invitation.channel.in_(list(channels)))
-        .order_by(Invitation.created_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    params = {"contact_hash": contact_hash, "channels": list(channels)}
+    return session.execute(_LATEST_INVITATION, params).scalar_one_or_none()
 
 
 def cancel_pending(session: Session, transaction_id: uuid.UUID, reason: str, now: datetime | None = None) -> int:

@@ -42,6 +42,7 @@ _INSERT_ANSWER = insert_unless_present(
     conflict=("response_id", "question_id"),
     returning="id",
 )
+_RESPONSE_OF_INVITATION = select(Response).where(Response.invitation_id == bindparam("invitation_id"))
 # Which questions a response has answered, with their ratings (what ``next_question`` needs of its progress).
 _RATINGS = select(Answer.question_id, Answer.value).where(Answer.response_id == bindparam("response_id"))
 
@@ -140,7 +141,7 @@ class SurveySessions:
             raise SurveyClosed(f"invitation {invitation.id} is {invitation.state.value}, answers closed")
 
     def response_for_invitation(self, session: Session, invitation: Invitation) -> Response | None:
-        return session.execute(select(Response).where(Response.invitation_id == invitation.id)).scalar_one_or_none()
+        return session.execute(_RESPONSE_OF_INVITATION, {"invitation_id": invitation.id}).scalar_one_or_none()
 
     def start_for_invitation(
         self, session: Session, invitation: Invitation, language: str, channel: str | None = None,
