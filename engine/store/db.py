@@ -25,7 +25,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    TextClause,
     Uuid,
     any_,
     bindparam,
@@ -38,6 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import CursorResult, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.expression import FromClause, TextualSelect
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -191,7 +191,9 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def insert_unless_present(table: Table, columns: Sequence[str], conflict: Sequence[str], returning: str) -> TextClause:
+def insert_unless_present(
+    table: FromClause, columns: Sequence[str], conflict: Sequence[str], returning: str
+) -> TextualSelect:
     """``INSERT INTO table (columns) VALUES (:column, ...) ON CONFLICT (conflict) DO NOTHING RETURNING returning``.
 
     One row, or none where a row with the same ``conflict`` values exists: on PostgreSQL a concurrent insert of
@@ -199,6 +201,7 @@ def insert_unless_present(table: Table, columns: Sequence[str], conflict: Sequen
     PostgreSQL and SQLite) with each parameter typed as its column: SQLAlchemy caches its compiled form, where the
     dialects' own ``insert().on_conflict_do_nothing()`` carries no cache key and is compiled anew at each execution.
     """
+    assert isinstance(table, Table)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
         f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING {returning}"
