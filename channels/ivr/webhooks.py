@@ -33,8 +33,8 @@ from engine.common.errors import FieldError
 from engine.common.limits import text_problem
 from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.store.db import unit_of_work, utcnow
-from engine.store.models import InvitationState, Response, WebhookReceipt
-from engine.surveys.conversations import remember, seen
+from engine.store.models import InvitationState, Response
+from engine.surveys.conversations import keep_reply, remember, seen
 from engine.webapp.problems import problem_response
 from engine.webapp.support import runtime
 
@@ -79,17 +79,14 @@ def spoken_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 
 def _claim(session: Session, key: str) -> str | None:
     """Claim the receipt of ``key`` before any work; the stored answer if the request was already applied."""
-    receipt = seen(session, key)
-    if receipt is None and remember(session, key, CHANNEL, None, utcnow()):
+    if remember(session, key, CHANNEL, None, utcnow()):
         return None
-    receipt = receipt or seen(session, key)  # another request with this key committed first
+    receipt = seen(session, key)  # applied already, or by another request that committed first
     return receipt.reply if receipt is not None and receipt.reply is not None else twiml.hang_up()
 
 
 def _keep(session: Session, key: str, reply: str) -> str:
-    receipt = session.get(WebhookReceipt, key)
-    if receipt is not None:
-        receipt.reply = reply
+    keep_reply(session, key, reply)
     return reply
 
 

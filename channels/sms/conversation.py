@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from channels.sms import texts
@@ -37,6 +37,20 @@ CHANNEL = "sms"
 # An SMS opt-out also stops outbound calls to that phone (SPEC §2 rule 3); START lifts both.
 OPT_OUT_CHANNELS = ["sms", "ivr"]
 SOURCE = "sms:inbound"
+
+# Built once: whether this phone's texts are opted out (STOP, not yet lifted by START).
+_OPTED_OUT = (
+    select(Suppression.id)
+    .where(
+        Suppression.contact_hash == bindparam("contact_hash"),
+        Suppression.channel == CHANNEL,
+        Suppression.reason == SuppressionReason.OPTED_OUT,
+        Suppression.restored_at.is_(None),
+    )
+    .limit(1)
+)
+# One turn at a time per invitation: the row lock a second text arriving at once waits on (PostgreSQL).
+_LOCK_INVITATION = select(Invitation.id).where(Invitation.id == bindparam("id")).with_for_update()
 
 
 @dataclass(frozen=True)
@@ -103,19 +117,7 @@ class Conversation:
         return self.survey(context, body)
 
     def opted_out(self) -> bool:
-        return (
-            self.session.execute(
-                select(Suppression.id)
-                .where(
-                    Suppression.contact_hash == self.contact_hash,
-                    Suppression.channel == CHANNEL,
-                    Suppression.reason == SuppressionReason.OPTED_OUT,
-                    Suppression.restored_at.is_(None),
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
+        return self.session.execute(_OPTED_OUT, {"contact_hash": self.contact_hash}).first() is not None
 
     def settle_unknown(self, invitation: Invitation) -> bool:
         """A reply to an invitation whose send timed out proves the text arrived: it is delivered (SPEC §2 rule 10)."""
@@ -158,8 +160,10 @@ class Conversation:
     # -- the survey -------------------------------------------------------------------------------------------
 
     def survey(self, context: Context, body: str) -> Said:
-        # One turn at a time per invitation: a second text arriving at once waits here (PostgreSQL).
-        invitation = self.session.get(Invitation, context.invitation.id, with_for_update=True)
+        # One turn at a time per invitation: a second text arriving at once waits here (PostgreSQL). The lock is
+        # taken by a narrow statement; the invitation is the one already loaded (a locking get refreshed nothing).
+        self.session.execute(_LOCK_INVITATION, {"id": context.invitation.id})
+        invitation = self.session.get(Invitation, context.invitation.id)
         assert invitation is not None
         response = self.sessions.response_for_invitation(self.session, invitation)
         if context.service.sms_mode == "link":  # the web page asks the questions

@@ -25,7 +25,7 @@ from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.intake.validation import normalize_phone
 from engine.store.db import unit_of_work
 from engine.store.models import InvitationState
-from engine.surveys.conversations import remember, seen
+from engine.surveys.conversations import keep_reply, remember, seen
 from engine.webapp.problems import problem_response
 from engine.webapp.support import runtime
 
@@ -79,11 +79,7 @@ def inbound() -> Any:
     key = RECEIPT_PREFIX + sid
     rt = runtime()
     with unit_of_work(rt.sessions) as session:
-        receipt = seen(session, key)
-        if receipt is not None:
-            return xml(receipt.reply or twiml(None))
-        if not remember(session, key, "sms", None):  # the same message is being applied right now
-            session.rollback()
+        if not remember(session, key, "sms", None):  # applied already, or being applied right now (then waited for)
             receipt = seen(session, key)
             return xml((receipt.reply if receipt else None) or twiml(None))
         try:
@@ -93,9 +89,7 @@ def inbound() -> Any:
         else:
             body = (request.form.get("Body") or "")[:MAX_BODY]
             answer = twiml(Conversation(rt, session, phone).answer(body).text)
-        receipt = seen(session, key)
-        assert receipt is not None
-        receipt.reply = answer
+        keep_reply(session, key, answer)
     return xml(answer)
 
 

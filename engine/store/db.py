@@ -30,12 +30,14 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import CursorResult, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.expression import FromClause, TextualSelect
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -187,6 +189,24 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def insert_unless_present(
+    table: FromClause, columns: Sequence[str], conflict: Sequence[str], returning: str
+) -> TextualSelect:
+    """``INSERT INTO table (columns) VALUES (:column, ...) ON CONFLICT (conflict) DO NOTHING RETURNING returning``.
+
+    One row, or none where a row with the same ``conflict`` values exists: on PostgreSQL a concurrent insert of
+    the same values waits for the other transaction to end. Written as a text statement (the same SQL on
+    PostgreSQL and SQLite) with each parameter typed as its column: SQLAlchemy caches its compiled form, where the
+    dialects' own ``insert().on_conflict_do_nothing()`` carries no cache key and is compiled anew at each execution.
+    """
+    assert isinstance(table, Table)
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING {returning}"
+    )
+    return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns)).columns(table.c[returning])
 
 
 # -- set-based statements ---------------------------------------------------------------------------------------

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from engine.delivery import lifecycle
-from engine.store.db import utcnow
+from engine.store.db import insert_unless_present, utcnow
 from engine.store.models import (
     ANSWERABLE_STATES,
     Invitation,
@@ -41,46 +40,68 @@ def seen(session: Session, key: str) -> WebhookReceipt | None:
     return session.get(WebhookReceipt, key)
 
 
+# Built once. One statement claims the key; no savepoint is needed, since a conflict is no error.
+_CLAIM = insert_unless_present(
+    WebhookReceipt.__table__, ("key", "channel", "received_at", "reply"), conflict=("key",), returning="key"
+)
+_KEEP = update(WebhookReceipt).where(WebhookReceipt.key == bindparam("k")).values(reply=bindparam("r"))
+
+
 def remember(session: Session, key: str, channel: str, reply: str | None, now: datetime | None = None) -> bool:
     """Record that ``key`` was applied; False if another request with that key got there first."""
-    try:
-        with session.begin_nested():
-            session.add(WebhookReceipt(key=key, channel=channel, reply=reply, received_at=now or utcnow()))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    claimed = (
+        session.connection()
+        .execute(_CLAIM, {"key": key, "channel": channel, "reply": reply, "received_at": now or utcnow()})
+        .first()
+    )
+    return claimed is not None
+
+
+def keep_reply(session: Session, key: str, reply: str) -> None:
+    """Store on the receipt of ``key`` (claimed in this transaction) what the request is answered."""
+    session.connection().execute(_KEEP, {"k": key, "r": reply})
 
 
 # -- finding the conversation ----------------------------------------------------------------------------------
+
+
+# Built once (a statement built per call costs more than its execution): the newest answerable invitation to a
+# contact on some channels, and the newest whatever its state.
+_OPEN_INVITATION = (
+    select(Invitation)
+    .where(
+        Invitation.contact_hash == bindparam("contact_hash"),
+        Invitation.channel.in_(bindparam("channels", expanding=True)),
+        Invitation.state.in_(bindparam("states", expanding=True)),
+        Invitation.expires_at > bindparam("now", type_=Invitation.__table__.c.expires_at.type),
+    )
+    .order_by(Invitation.sent_at.desc().nulls_last(), Invitation.created_at.desc())
+    .limit(1)
+)
+_ANSWERABLE = [s.value for s in ANSWERABLE_STATES]
+_LATEST_INVITATION = (
+    select(Invitation)
+    .where(
+        Invitation.contact_hash == bindparam("contact_hash"),
+        Invitation.channel.in_(bindparam("channels", expanding=True)),
+    )
+    .order_by(Invitation.created_at.desc())
+    .limit(1)
+)
 
 
 def open_invitation(
     session: Session, contact_hash: str, channels: Sequence[str], now: datetime | None = None
 ) -> Invitation | None:
     """The newest invitation to this contact on one of ``channels`` that can still be answered."""
-    now = now or utcnow()
-    return session.execute(
-        select(Invitation)
-        .where(
-            Invitation.contact_hash == contact_hash,
-            Invitation.channel.in_(list(channels)),
-            Invitation.state.in_([s.value for s in ANSWERABLE_STATES]),
-            Invitation.expires_at > now,
-        )
-        .order_by(Invitation.sent_at.desc().nulls_last(), Invitation.created_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    params = {"contact_hash": contact_hash, "channels": list(channels), "states": _ANSWERABLE, "now": now or utcnow()}
+    return session.execute(_OPEN_INVITATION, params).scalar_one_or_none()
 
 
 def latest_invitation(session: Session, contact_hash: str, channels: Sequence[str]) -> Invitation | None:
     """The newest invitation to this contact on ``channels`` whatever its state (to say "this survey has closed")."""
-    return session.execute(
-        select(Invitation)
-        .where(Invitation.contact_hash == contact_hash, Invitation.channel.in_(list(channels)))
-        .order_by(Invitation.created_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    params = {"contact_hash": contact_hash, "channels": list(channels)}
+    return session.execute(_LATEST_INVITATION, params).scalar_one_or_none()
 
 
 def cancel_pending(session: Session, transaction_id: uuid.UUID, reason: str, now: datetime | None = None) -> int:

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.catalog.surveys import survey_for_version
@@ -22,7 +21,7 @@ from engine.common.i18n import N_, translate
 from engine.common.limits import MAX_NUMBER, whole_number
 from engine.delivery import lifecycle
 from engine.runtime import Runtime
-from engine.store.db import utcnow
+from engine.store.db import insert_unless_present, utcnow
 from engine.store.models import (
     ANSWERABLE_STATES,
     Answer,
@@ -35,6 +34,17 @@ from engine.store.models import (
 from engine.surveys.flows import Flow, Question
 
 MAX_TEXT = 2000
+
+# Built once. An answer inserted unless the response already has one for that question (the unique constraint).
+_INSERT_ANSWER = insert_unless_present(
+    Answer.__table__,
+    ("response_id", "question_id", "a11_tag", "value", "text", "answered_at"),
+    conflict=("response_id", "question_id"),
+    returning="id",
+)
+_RESPONSE_OF_INVITATION = select(Response).where(Response.invitation_id == bindparam("invitation_id"))
+# Which questions a response has answered, with their ratings (what ``next_question`` needs of its progress).
+_RATINGS = select(Answer.question_id, Answer.value).where(Answer.response_id == bindparam("response_id"))
 
 
 class SurveyClosed(Exception):
@@ -131,7 +141,7 @@ class SurveySessions:
             raise SurveyClosed(f"invitation {invitation.id} is {invitation.state.value}, answers closed")
 
     def response_for_invitation(self, session: Session, invitation: Invitation) -> Response | None:
-        return session.execute(select(Response).where(Response.invitation_id == invitation.id)).scalar_one_or_none()
+        return session.execute(_RESPONSE_OF_INVITATION, {"invitation_id": invitation.id}).scalar_one_or_none()
 
     def start_for_invitation(
         self, session: Session, invitation: Invitation, language: str, channel: str | None = None,
@@ -248,9 +258,12 @@ class SurveySessions:
         self, session: Session, response: Response, channel: str, skipped: Sequence[str] = ()
     ) -> Question | None:
         flow = self.flow_of(response)
-        progress = self.progress(session, response)
-        for question in self.questions_for(flow, channel, progress.ratings()):
-            if question.id not in progress.answers and question.id not in skipped:
+        with session.no_autoflush:  # what is pending (the response's state) is flushed once, at commit
+            ratings: dict[str, int | None] = dict(
+                session.execute(_RATINGS, {"response_id": response.id}).tuples().all()
+            )
+        for question in self.questions_for(flow, channel, ratings):
+            if question.id not in ratings and question.id not in skipped:
                 return question
         return None
 
@@ -263,27 +276,21 @@ class SurveySessions:
         given = check_answer(question, given)
         if given.empty:
             return None
-        existing = session.execute(
-            select(Answer).where(Answer.response_id == response.id, Answer.question_id == question.id)
-        ).scalar_one_or_none()
-        if existing is not None:
-            return existing
-        answer = Answer(
-            response_id=response.id,
-            question_id=question.id,
-            a11_tag=question.a11,
-            value=given.value,
-            text=given.text,
-            answered_at=now or utcnow(),
-        )
-        try:
-            with session.begin_nested():
-                session.add(answer)
-                session.flush()
-        except IntegrityError:  # the same answer arrived twice at once: the first stands
+        answered_at = now or utcnow()
+        if session.new:  # a response started in this transaction is written before its answers
+            session.flush()
+        # One statement, no savepoint: a repeat (or the same answer arriving twice at once) inserts nothing.
+        new_id = session.connection().execute(
+            _INSERT_ANSWER,
+            {"response_id": response.id, "question_id": question.id, "a11_tag": question.a11, "value": given.value,
+             "text": given.text, "answered_at": answered_at},
+        ).scalar()  # fmt: skip
+        if new_id is None:  # a repeat keeps the first
             return session.execute(
                 select(Answer).where(Answer.response_id == response.id, Answer.question_id == question.id)
             ).scalar_one()
+        answer = Answer(id=new_id, response_id=response.id, question_id=question.id, a11_tag=question.a11,
+                        value=given.value, text=given.text, answered_at=answered_at)  # fmt: skip
         drivers = {c.id: c.driver for c in question.choices}
         for choice_id in given.choices:
             session.add(AnswerChoice(answer_id=answer.id, choice_id=choice_id, driver=drivers.get(choice_id)))
