@@ -129,6 +129,15 @@ def channel_label(code: str) -> tuple[str, str]:
     return ENGINE_CHANNEL_NAMES.get(code, (code, code))
 
 
+def a11_channel_label(a11_name: str) -> tuple[str, str]:
+    """(label, chart label) of an A-11 channel name (a row of a filed §6.1 file), as the installed channel that
+    reports under it states them; the name itself where none does."""
+    for channel in installed_channels().values():
+        if channel.a11_channel == a11_name:
+            return channel.label, short_label_of(channel)
+    return a11_name, a11_name
+
+
 def office_label(rt: Runtime, office_id: int | None) -> tuple[str, str]:
     """(code, "code · name") of an office id; ("", the no-office label) for None."""
     if office_id is None:

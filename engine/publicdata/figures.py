@@ -18,42 +18,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 
-from engine.common.i18n import N_
 from engine.reporting import a11
 from engine.reporting import what_counts as wc
 from engine.runtime import Runtime
 from engine.store.models import Submission
 
 POINTS = (1, 2, 3, 4, 5)
-RATING_NAMES = {
-    "satisfaction": N_("Satisfaction"),
-    "trust": N_("Trust"),
-    "effectiveness": N_("Effectiveness"),
-    "ease": N_("Ease"),
-    "efficiency": N_("Efficiency"),
-    "transparency": N_("Transparency"),
-    "employee": N_("Employee"),
-}
-DRIVER_NAMES = {
-    "effectiveness": N_("Effectiveness"),
-    "ease": N_("Ease"),
-    "efficiency": N_("Efficiency"),
-    "transparency": N_("Transparency"),
-    "humanity": N_("Humanity"),
-    "employee": N_("Employee"),
-    "other": N_("Other"),
-}
-CHANNEL_NAMES = {
-    "automated_phone": N_("Automated phone (IVR)"),
-    "sms_text_messages": N_("Text messages (SMS)"),
-    "email": N_("Email"),
-    "self_service_kiosk": N_("Kiosk"),
-    "website": N_("Website"),
-}
-
-# The short names in the charts' label column (the tables give the full names).
-CHANNEL_SHORT = {"automated_phone": "IVR", "sms_text_messages": "SMS", "email": N_("Email"),
-                 "self_service_kiosk": N_("Kiosk"), "website": N_("Website")}  # fmt: skip
 
 
 def _count(row: dict[str, Any], column: str) -> int:

@@ -16,12 +16,9 @@ from markupsafe import Markup
 
 from engine.common.i18n import available_languages, translate
 from engine.dashboard import charts
+from engine.dashboard.figures import DRIVER_NAMES, RATING_NAMES, a11_channel_label
 from engine.publicdata import bp
 from engine.publicdata.figures import (
-    CHANNEL_NAMES,
-    CHANNEL_SHORT,
-    DRIVER_NAMES,
-    RATING_NAMES,
     QuarterFigures,
     filed_quarters,
     quarter_figures,
@@ -100,7 +97,7 @@ def _charts(latest: QuarterFigures, history: list[QuarterFigures]) -> dict[str, 
     channel = charts.bars(
         "chart-channel", _("Response rate by channel"),
         _("Respondents divided by survey opportunities per channel; the numbers are in the table that follows."),
-        [charts.Bar(_(CHANNEL_SHORT.get(c.channel, c.channel)), float(c.volumes.response_rate or 0) * 100,
+        [charts.Bar(_(a11_channel_label(c.channel)[1]), float(c.volumes.response_rate or 0) * 100,
                     _pct(c.volumes.response_rate)) for c in latest.channels], maximum=100,
     )  # fmt: skip
     # Oldest first, with an empty slot at each end so that the first and last quarters' labels fit in the drawing.
@@ -136,7 +133,7 @@ def service_page(service: str) -> Any:
     context: dict[str, Any] = {
         "slug": service, "service_name": translate(language, config.name),
         "agency": translate(language, config.agency), "history": history,
-        "rating_names": RATING_NAMES, "driver_names": DRIVER_NAMES, "channel_names": CHANNEL_NAMES,
+        "rating_names": RATING_NAMES, "driver_names": DRIVER_NAMES, "channel_label": a11_channel_label,
     }  # fmt: skip
     if history:
         context["latest"] = history[0]
