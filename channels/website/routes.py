@@ -44,8 +44,8 @@ from engine.store.db import unit_of_work, utcnow
 from engine.store.models import WebsiteForm
 from engine.surveys.flows import Flow
 from engine.surveys.messages import duration, pra_of, use_of_answers
-from engine.surveys.sessions import Given, InvalidAnswer, SurveySessions, check_answer, parse_form
-from engine.surveys.web_survey import HOW_LONG, NOTHING_ANSWERED, UNSTORABLE, flow_message, question_views
+from engine.surveys.sessions import SurveySessions
+from engine.surveys.web_survey import HOW_LONG, check_form, flow_message, question_views
 from engine.webapp.support import checks_own_form, public, runtime
 
 CHANNEL = "website"
@@ -240,31 +240,13 @@ def feedback(service: str) -> Any:
     if request.form.get(HONEYPOT):
         return _render("website/refused.html", 400, **ctx)
 
-    posted = {q.id: request.form.getlist(f"q-{q.id}") for q in flow.questions if q.asked_on("web")}
-    given: dict[str, Given] = {}
-    errors: dict[str, str] = {}
-    for q in flow.questions:
-        if not q.asked_on("web"):
-            continue
-        if any(text_problem(value) for value in posted.get(q.id, [])):
-            errors[q.id] = UNSTORABLE
-            posted[q.id] = []
-            continue
-        try:
-            given[q.id] = check_answer(q, parse_form(q, posted.get(q.id, [])))
-        except InvalidAnswer as exc:
-            errors[q.id] = exc.message
-    asked = sessions.questions_for(flow, "web", {qid: g_.value for qid, g_ in given.items()})
-    applicable = {q.id for q in asked}
-    errors = {k: v for k, v in errors.items() if k in applicable}
-    if not errors and asked and all(given.get(q.id, Given()).empty for q in asked):
-        errors[asked[0].id] = NOTHING_ANSWERED
-    if errors:
-        views = question_views(sessions, flow, ctx["service_name"], language, posted, errors)
+    checked = check_form(sessions, flow, request.form.to_dict(flat=False))
+    if checked.errors:
+        views = question_views(sessions, flow, ctx["service_name"], language, checked.posted, checked.errors)
         return _form_page(ctx, 422, form, views, came_from)
     limits = _limits(config)
     if time.time() - form["issued"] < limits.min_fill_seconds:
-        views = question_views(sessions, flow, ctx["service_name"], language, posted, {})
+        views = question_views(sessions, flow, ctx["service_name"], language, checked.posted, {})
         return _form_page(ctx, 422, form, views, came_from, notice=translate(language, TOO_FAST))
 
     now = utcnow()
@@ -294,9 +276,7 @@ def feedback(service: str) -> Any:
         except IntegrityError:  # the same page load was sent twice at once: the first stands
             return _render("website/received.html", 409, **ctx)
         response = sessions.start_session(session, config.slug, CHANNEL, language, started_at=now)
-        for question in flow.questions:
-            if question.id in applicable and question.id in given:
-                sessions.record(session, response, question, given[question.id], now)
+        checked.record(sessions, session, response, flow, now)
         sessions.complete(session, response, now)
         row.response_id = response.id
         session.execute(

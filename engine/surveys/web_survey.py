@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from babel.dates import format_date
@@ -24,7 +24,7 @@ from engine.common.i18n import N_, available_languages, best_language, translate
 from engine.common.limits import text_problem, whole_number
 from engine.runtime import Runtime
 from engine.store.db import utcnow
-from engine.store.models import Invitation, Transaction
+from engine.store.models import Invitation, Response, Transaction
 from engine.surveys.flows import Flow
 from engine.surveys.messages import duration, pra_of, use_of_answers
 from engine.surveys.sessions import Given, InvalidAnswer, SurveyClosed, SurveySessions, check_answer, parse_form
@@ -131,10 +131,28 @@ def form_page(survey: OpenSurvey, wanted_q: str | None, wanted_a: str | None) ->
     return Page("survey/form.html", 200, {**survey.context, "questions": views, "errors": []})
 
 
-def take_form(session: Session, survey: OpenSurvey, form: Mapping[str, Sequence[str]]) -> Page:
-    """A posted form (``q-<question>`` → its values): shown again with its errors (422), or recorded (thanks);
-    a second submission that raced this one stands, and this one stores nothing (409)."""
-    sessions, flow = survey.sessions, survey.flow
+@dataclass(frozen=True)
+class CheckedForm:
+    """A posted one-screen survey form, read through the session engine's checks."""
+
+    # What to show again (``q-<question>`` values; a value no database can store is left out).
+    posted: dict[str, list[str]]
+    given: dict[str, Given]
+    # Each asked question's problem; an empty form's first question says that nothing was answered.
+    errors: dict[str, str]
+    # The questions the answers make applicable (``show_if``): only theirs are recorded.
+    applicable: set[str]
+
+    def record(self, sessions: SurveySessions, session: Session, response: Response, flow: Flow, now: datetime) -> None:
+        """Record the given answers of the applicable questions on ``response``, in the flow's order."""
+        for question in flow.questions:
+            if question.id in self.applicable and question.id in self.given:
+                sessions.record(session, response, question, self.given[question.id], now)
+
+
+def check_form(sessions: SurveySessions, flow: Flow, form: Mapping[str, Sequence[str]]) -> CheckedForm:
+    """Read a posted form (``q-<question>`` → its values) for the web questions of ``flow`` (the web survey page
+    and the website channel's feedback page take the same form)."""
     posted = {q.id: list(form.get(f"q-{q.id}", ())) for q in flow.questions if q.asked_on("web")}
     given: dict[str, Given] = {}
     errors: dict[str, str] = {}
@@ -155,17 +173,23 @@ def take_form(session: Session, survey: OpenSurvey, form: Mapping[str, Sequence[
     errors = {k: v for k, v in errors.items() if k in applicable}
     if not errors and asked and all(given.get(q.id, Given()).empty for q in asked):
         errors[asked[0].id] = NOTHING_ANSWERED  # an empty form stores nothing and keeps the survey open
-    if errors:
-        views = _views(survey, posted, errors)
+    return CheckedForm(posted, given, errors, applicable)
+
+
+def take_form(session: Session, survey: OpenSurvey, form: Mapping[str, Sequence[str]]) -> Page:
+    """A posted form (``q-<question>`` → its values): shown again with its errors (422), or recorded (thanks);
+    a second submission that raced this one stands, and this one stores nothing (409)."""
+    sessions, flow = survey.sessions, survey.flow
+    checked = check_form(sessions, flow, form)
+    if checked.errors:
+        views = _views(survey, checked.posted, checked.errors)
         summary = [(v.id, v.error) for v in views if v.error]
         return Page("survey/form.html", 422, {**survey.context, "questions": views, "errors": summary})
     try:
         with session.begin_nested():
             response = sessions.start_for_invitation(session, survey.invitation, survey.language)
             now = utcnow()
-            for question in flow.questions:
-                if question.id in applicable and question.id in given:
-                    sessions.record(session, response, question, given[question.id], now)
+            checked.record(sessions, session, response, flow, now)
             sessions.complete(session, response, now)
     except IntegrityError:  # a second submission raced this one: it stands, this stores nothing
         return Page("survey/received.html", 409, survey.context)
