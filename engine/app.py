@@ -6,7 +6,8 @@ import gc
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -44,6 +45,7 @@ def create_app(
         log(logger, "database unreachable at start-up", logging.ERROR, error=type(exc).__name__)
 
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.session_interface = CookieSessionsWhenSent()
     Babel(app, locale_selector=lambda: g.get("language", "en"), default_translation_directories=str(locales_dir()))
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=8 * 1024 * 1024)
     app.extensions["survey_engine"] = rt
@@ -114,6 +116,17 @@ def create_app(
     # collection over it costs ~70 ms, a latency spike under load).
     gc.freeze()
     return app
+
+
+class CookieSessionsWhenSent(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions (the dashboard's), read only from a request that sends the cookie: a request
+    without one (every API call, webhook and survey page) gets an empty session without building the signing
+    serializer, a cost of every request otherwise."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def report_expired_flows(rt: Runtime) -> None:

@@ -183,6 +183,37 @@ def test_one_transaction_takes_few_statements_and_a_replay_one_more(runtime, cli
     assert len(replayed) <= (4 if postgresql else 2), replayed  # on SQLite the replay check answers at once
 
 
+def test_one_transaction_on_postgresql_runs_without_begin_and_commit(runtime, client, auth):
+    """The single-transaction API reads, then writes once: on PostgreSQL its statements run in autocommit (no
+    BEGIN and COMMIT round trips). A batch writes many times: it keeps one database transaction; so does
+    everything on SQLite. (A prompt, which writes twice: ``tests/test_website.py``.)"""
+    seen: list[tuple[str, bool]] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        dbapi = conn.connection.dbapi_connection
+        in_autocommit = bool(getattr(dbapi, "autocommit", False)) if conn.dialect.name == "postgresql" else False
+        seen.append((statement.split()[0].upper(), in_autocommit))
+
+    event.listen(runtime.engine, "before_cursor_execute", note)
+    try:
+        postgresql = runtime.engine.dialect.name == "postgresql"
+        assert post(client, tx("AUTO-0"), auth).status_code == 200  # the key is looked up, then cached
+        seen.clear()
+        assert post(client, tx("AUTO-1", contact={"email": "auto@example.com"}), auth).status_code == 200
+        single = [x for x in seen if x[0] != "BEGIN"]
+        assert single and all(auto is postgresql for _, auto in single), single
+        seen.clear()
+        body = {"transactions": [tx("AUTO-2"), tx("AUTO-3", contact={"email": "auto3@example.com"})]}
+        assert post(client, body, auth).status_code == 200
+        assert seen and not any(auto for _, auto in seen), seen
+        # The pool hands the connection on in a transaction again: the next batch is one transaction.
+        seen.clear()
+        assert post(client, {"transactions": [tx("AUTO-5"), tx("AUTO-6")]}, auth).status_code == 200
+        assert not any(auto for _, auto in seen), seen
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", note)
+
+
 # -- dispatch -----------------------------------------------------------------------------------------------------
 
 

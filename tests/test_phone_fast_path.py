@@ -1,4 +1,5 @@
-"""The +1 fast path of phone validation (engine/intake/validation.py ``_checked_phone``) gives phonenumbers' own verdict."""
+"""The +1 fast paths of phone validation (engine/intake/validation.py ``_checked_phone``: a number already in E.164
+built without parsing, and the US region tried first) give phonenumbers' own verdict."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def test_every_nanp_area_code_and_other_countries_agree():
     values += [f"({npa:03d}) 555-{rng.randint(0, 9999):04d}" for npa in range(200, 1000, 7)]
     values += ["+442079460000", "+33142685300", "+8613800138000", "+18095550123", "+16495550123", "+1 800 555 0100"]
     values += ["+1", "12", "+999123", "not a number"]
+    # E.164-looking texts the direct build must leave to the full check: area code 0/1, too short or long, other
+    # digits, an extension, a +1 number of another NANP country.
+    values += ["+10125550123", "+11125550123", "+1202555012", "+120255501234", "+1２０２５５５０１２３"]
+    values += ["+12025550123 ext. 5", "+12025550123;ext=5", "+18765550123", "+14165550123"]
     disagree = [v for v in values if ours(v) != reference(v)]
     assert not disagree
     assert sum(1 for v in values if ours(v)[1]) > 100  # the sample holds many valid numbers, not only invalid ones

@@ -327,6 +327,26 @@ def prompt_tx(external_id: str, **fields: Any) -> dict[str, Any]:
     return tx(external_id, "web-feedback", **{"touchpoint": "web", "prompt": True, **fields})
 
 
+def test_a_prompt_is_written_in_one_database_transaction(client, auth, runtime):
+    """A prompt writes twice (the transaction, then its one-time link): unlike a single transaction on PostgreSQL
+    (``tests/test_perf_paths.py``), it keeps one database transaction, so a failure between the two stores
+    neither."""
+    from sqlalchemy import event
+
+    seen: list[bool] = []
+
+    def note(conn: Any, *args: Any) -> None:
+        seen.append(bool(getattr(conn.connection.dbapi_connection, "autocommit", False)))
+
+    event.listen(runtime.engine, "before_cursor_execute", note)
+    try:
+        answer = client.post("/api/v1/transactions", json=prompt_tx("APP-TX"), headers=auth)
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", note)
+    assert answer.status_code == 200 and answer.get_json()["survey_url"], answer.text
+    assert seen and not any(seen), seen
+
+
 def test_a_prompt_gets_a_survey_url_that_works_once_and_counts_under_website(client, auth, runtime):
     from engine.delivery.dispatch import Dispatcher
     from engine.store.models import Invitation, InvitationState

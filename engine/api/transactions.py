@@ -48,7 +48,8 @@ def post_transactions() -> Any:
     slug = body.get("service")
     if isinstance(slug, str) and slug in rt.catalog.services and not caller.may_use(slug):
         raise Problem(403, f"This API key may not submit transactions for {slug!r}.", kind="service-out-of-reach")
-    with unit_of_work(rt.sessions) as session:
+    # Intake writes one transaction with one statement; a prompt's one-time link is a second write.
+    with unit_of_work(rt.sessions, one_write=body.get("prompt") is not True) as session:
         (item,) = Intake(rt).submit(session, [body], set(caller.services))
     if item["decision"] == "invalid":
         errors = [FieldError(e["field"], e["message"]) for e in item["errors"]]

@@ -177,10 +177,25 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+@lru_cache(maxsize=8)
+def _autocommitting(engine: Engine) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 @contextmanager
-def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One database transaction: committed when the block ends normally, rolled back otherwise."""
-    session = factory()
+def unit_of_work(factory: sessionmaker[Session], *, one_write: bool = False) -> Iterator[Session]:
+    """One database transaction: committed when the block ends normally, rolled back otherwise.
+
+    ``one_write``: the block reads, then writes with **one** statement at most (which PostgreSQL applies whole or
+    not at all). On PostgreSQL its statements then run without ``BEGIN`` and ``COMMIT``, two round trips less,
+    each in its own snapshot as under READ COMMITTED anyway (the single-transaction API: see
+    ``bench/README.md``). Elsewhere, and for any block that writes twice, it is an ordinary transaction.
+    """
+    bind = factory.kw.get("bind")
+    if one_write and isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        session = factory(bind=_autocommitting(bind))
+    else:
+        session = factory()
     try:
         yield session
         session.commit()
@@ -324,7 +339,9 @@ def _columns(
             values = [make() for _ in rows]
         else:
             values = [row[name] for row in rows]
-        if process is not None:
+        if process is not None and len(values) == 1:
+            values = [process(values[0])]
+        elif process is not None:
             distinct = set(values) if isinstance(table.c[name].type, UTCDateTime) else None
             if distinct is not None and len(distinct) <= len(values) // 2:
                 # Equal instants store the same UTC value, whatever their offset: convert each one once.
