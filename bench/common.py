@@ -36,6 +36,7 @@ RESULTS = BENCH / "results"
 CONFIG = BENCH / "config"
 FLOWS = ROOT / "flows"
 SERVICE = "bench"
+LATER_SERVICE = "bench-later"  # the same, its invitations due an hour after intake (bench/config/services.yaml)
 OFFICE = "BENCH-01"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 # Fixed, benchmark-only secrets (never used by a real deployment): 32+ characters as SPEC §8 asks.
@@ -196,8 +197,11 @@ def runtime_for(url: str) -> Any:
 class Items:
     """Synthetic transactions of the bench service: a contact (phone, email, time zone) on every one."""
 
-    def __init__(self, seed: int = 7, service_levels: int = 0, prefix: str | None = None) -> None:
+    def __init__(
+        self, seed: int = 7, service_levels: int = 0, prefix: str | None = None, service: str = SERVICE
+    ) -> None:
         self.rng = random.Random(seed)
+        self.service = service
         self.n = 0
         self.prefix = prefix or f"bench-{uuid.uuid4().hex[:8]}"
         self.service_levels = service_levels
@@ -209,7 +213,7 @@ class Items:
         moment = completed_at or datetime.now(UTC) - timedelta(minutes=5)
         item: dict[str, Any] = {
             "id": f"{self.prefix}-{n:09d}",
-            "service": SERVICE,
+            "service": self.service,
             "completed_at": moment.isoformat(timespec="seconds"),
             "touchpoint": "web",
             "office": OFFICE,
@@ -446,7 +450,7 @@ def api_key_for(url: str, scopes: tuple[str, ...] = ("intake",)) -> str:
     rt = runtime_for(url)
     try:
         with unit_of_work(rt.sessions) as session:
-            return create_api_key(session, "bench", [SERVICE], list(scopes))
+            return create_api_key(session, "bench", [SERVICE, LATER_SERVICE], list(scopes))
     finally:
         rt.engine.dispose()
 
