@@ -171,6 +171,14 @@ class SmsStack:
                 chosen.setdefault(answer_id, []).append(choice_id)
             return {a.question_id: (a.a11_tag, a.value, a.text, tuple(sorted(chosen.get(a.id, [])))) for a in rows}
 
+    def answers_by_response(self) -> dict[Any, dict[str, int | None]]:
+        """response id → question id → value."""
+        found: dict[Any, dict[str, int | None]] = {}
+        with self.rt.sessions() as session:
+            for a in session.execute(select(Answer)).scalars():
+                found.setdefault(a.response_id, {})[a.question_id] = a.value
+        return found
+
     def drivers(self) -> dict[str, str | None]:
         with self.rt.sessions() as session:
             return dict(session.execute(select(AnswerChoice.choice_id, AnswerChoice.driver)).tuples().all())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from channels.sms import texts
@@ -39,18 +39,20 @@ OPT_OUT_CHANNELS = ["sms", "ivr"]
 SOURCE = "sms:inbound"
 
 # Built once: whether this phone's texts are opted out (STOP, not yet lifted by START).
-_OPTED_OUT = (
-    select(Suppression.id)
-    .where(
-        Suppression.contact_hash == bindparam("contact_hash"),
-        Suppression.channel == CHANNEL,
-        Suppression.reason == SuppressionReason.OPTED_OUT,
-        Suppression.restored_at.is_(None),
-    )
-    .limit(1)
+_OPTED_OUT_NOW = exists().where(
+    Suppression.contact_hash == bindparam("contact_hash"),
+    Suppression.channel == CHANNEL,
+    Suppression.reason == SuppressionReason.OPTED_OUT,
+    Suppression.restored_at.is_(None),
 )
+_OPTED_OUT = select(_OPTED_OUT_NOW)
 # One turn at a time per invitation: the row lock a second text arriving at once waits on (PostgreSQL).
 _LOCK_INVITATION = select(Invitation.id).where(Invitation.id == bindparam("id")).with_for_update()
+# A turn's first read, one statement: the phone's open invitation, locked (so a second text of the same
+# conversation waits here until this turn is stored), and whether the phone is opted out.
+_OPEN_LOCKED_AND_OPTED_OUT = conversations.OPEN_INVITATION.add_columns(
+    _OPTED_OUT_NOW.label("opted_out")
+).with_for_update(of=Invitation)
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,15 @@ class Conversation:
         self.now = now or utcnow()
         self.contact_hash = rt.cipher.lookup_hash(ContactKind.PHONE.value, phone)
         self.sessions = SurveySessions(rt)
+        self._opted_out: bool | None = None  # read with the open invitation, when there is one
+        self._locked: object = None  # the id of the invitation this turn holds locked
 
     def answer(self, body: str) -> Said:
-        open_one = conversations.open_invitation(self.session, self.contact_hash, [CHANNEL], self.now)
+        params = conversations.open_invitation_params(self.contact_hash, [CHANNEL], self.now)
+        row = self.session.execute(_OPEN_LOCKED_AND_OPTED_OUT, params).first()
+        open_one: Invitation | None = None
+        if row is not None:
+            open_one, self._opted_out, self._locked = row[0], bool(row[1]), row[0].id
         latest = open_one or conversations.latest_invitation(self.session, self.contact_hash, [CHANNEL])
         if open_one is None and latest is not None and self.settle_unknown(latest):
             open_one = latest
@@ -117,7 +125,9 @@ class Conversation:
         return self.survey(context, body)
 
     def opted_out(self) -> bool:
-        return self.session.execute(_OPTED_OUT, {"contact_hash": self.contact_hash}).first() is not None
+        if self._opted_out is None:
+            self._opted_out = bool(self.session.execute(_OPTED_OUT, {"contact_hash": self.contact_hash}).scalar())
+        return self._opted_out
 
     def settle_unknown(self, invitation: Invitation) -> bool:
         """A reply to an invitation whose send timed out proves the text arrived: it is delivered (SPEC §2 rule 10)."""
@@ -160,9 +170,11 @@ class Conversation:
     # -- the survey -------------------------------------------------------------------------------------------
 
     def survey(self, context: Context, body: str) -> Said:
-        # One turn at a time per invitation: a second text arriving at once waits here (PostgreSQL). The lock is
-        # taken by a narrow statement; the invitation is the one already loaded (a locking get refreshed nothing).
-        self.session.execute(_LOCK_INVITATION, {"id": context.invitation.id})
+        # One turn at a time per invitation: a second text arriving at once waits (PostgreSQL). The open invitation
+        # was locked as it was read; one found otherwise (a send that timed out, settled by this reply) is locked
+        # here by a narrow statement.
+        if self._locked != context.invitation.id:
+            self.session.execute(_LOCK_INVITATION, {"id": context.invitation.id})
         invitation = self.session.get(Invitation, context.invitation.id)
         assert invitation is not None
         response = self.sessions.response_for_invitation(self.session, invitation)

@@ -90,11 +90,18 @@ _LATEST_INVITATION = (
 )
 
 
+OPEN_INVITATION = _OPEN_INVITATION  # for a channel that reads more in the same statement (channels/sms)
+
+
+def open_invitation_params(contact_hash: str, channels: Sequence[str], now: datetime | None = None) -> dict[str, Any]:
+    return {"contact_hash": contact_hash, "channels": list(channels), "states": _ANSWERABLE, "now": now or utcnow()}
+
+
 def open_invitation(
     session: Session, contact_hash: str, channels: Sequence[str], now: datetime | None = None
 ) -> Invitation | None:
     """The newest invitation to this contact on one of ``channels`` that can still be answered."""
-    params = {"contact_hash": contact_hash, "channels": list(channels), "states": _ANSWERABLE, "now": now or utcnow()}
+    params = open_invitation_params(contact_hash, channels, now)
     return session.execute(_OPEN_INVITATION, params).scalar_one_or_none()
 
 
