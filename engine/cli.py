@@ -177,14 +177,20 @@ def _published_changes(settings: Settings, paths: list[str]) -> list[str]:
 
 
 @main.command()
-@click.option("--count", default=20, show_default=True, help="How many synthetic transactions to feed.")
+@click.option(
+    "--count", default=20, show_default=True, help="How many synthetic transactions to feed a service (1 to 1000)."
+)
 @click.option("--service", "services", multiple=True, help="Services to feed (default: every configured one).")
 @click.option("--answer-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Share of the sent invitations the demo answers itself; open the other links in a browser.")  # fmt: skip
 def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
     """Feed synthetic transactions through the real intake, send them, answer some (all test data)."""
-    from engine.commands.demo import feed
+    from engine.commands.demo import check_count, feed
 
+    try:
+        check_count(count)  # before the database is touched
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     rt = _runtime(migrate_database=True)
     try:
         summary = feed(rt, count, list(services) or None, answer_rate)
