@@ -17,7 +17,7 @@ from engine.commands.kiosk import kiosk
 from engine.commands.report import report
 from engine.commands.user import user
 from engine.common.errors import ConfigError
-from engine.settings import Settings
+from engine.settings import Settings, local_origin
 from engine.store import migrate
 
 WEB_THREADS = 4
@@ -39,18 +39,20 @@ def _refuse_unreachable(settings: Settings) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 def serve(host: str, port: int) -> None:
     """Web and scheduler in one process (the embedded default); creates or upgrades the database."""
     from engine.app import create_app
     from engine.scheduler import start_background
     from engine.webapp.server import serve_waitress
 
-    settings = _settings()
+    # Without SURVEY_ENGINE_PUBLIC_URL, the links this process makes (survey links, the console's messages) point
+    # where it listens, not at the default port.
+    settings = _settings(default_public_url=local_origin(host, port))
     if not settings.is_sqlite:
         _refuse_unreachable(settings)
 
-    rt = _runtime(migrate_database=True)
+    rt = _runtime(migrate_database=True, settings=settings)
     app = create_app(runtime=rt)
     scheduler = start_background(rt)
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
@@ -175,14 +177,20 @@ def _published_changes(settings: Settings, paths: list[str]) -> list[str]:
 
 
 @main.command()
-@click.option("--count", default=20, show_default=True, help="How many synthetic transactions to feed.")
+@click.option(
+    "--count", default=20, show_default=True, help="How many synthetic transactions to feed a service (1 to 1000)."
+)
 @click.option("--service", "services", multiple=True, help="Services to feed (default: every configured one).")
 @click.option("--answer-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Share of the sent invitations the demo answers itself; open the other links in a browser.")  # fmt: skip
 def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
     """Feed synthetic transactions through the real intake, send them, answer some (all test data)."""
-    from engine.commands.demo import feed
+    from engine.commands.demo import check_count, feed
 
+    try:
+        check_count(count)  # before the database is touched
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     rt = _runtime(migrate_database=True)
     try:
         summary = feed(rt, count, list(services) or None, answer_rate)

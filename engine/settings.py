@@ -175,8 +175,23 @@ def _send_rates(values: dict[str, str]) -> dict[str, float]:
     return rates
 
 
-def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settings:
-    """Resolve settings from ``env`` (default: the process environment) and explicit overrides."""
+def local_origin(host: str, port: int) -> str:
+    """The origin a browser on this machine reaches a server listening on ``host``:``port`` at: a wildcard address
+    (every interface) is reached at 127.0.0.1, an IPv6 address is written in brackets."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def load_settings(
+    env: dict[str, str] | None = None, default_public_url: str | None = None, **overrides: str
+) -> Settings:
+    """Resolve settings from ``env`` (default: the process environment) and explicit overrides.
+
+    ``default_public_url`` stands for ``SURVEY_ENGINE_PUBLIC_URL`` when that is unset (``serve --port P`` passes its
+    own origin, so links point where it listens); without it the default is ``http://127.0.0.1:8000``."""
     values = dict(os.environ if env is None else env)
     values.update({k: v for k, v in overrides.items() if v is not None})
     # config/, flows/ and instance/ default to the current directory (the checkout, or where `survey-engine init`
@@ -215,7 +230,9 @@ def load_settings(env: dict[str, str] | None = None, **overrides: str) -> Settin
         instance_dir=instance_dir,
         config_dir=Path(values.get("SURVEY_ENGINE_CONFIG_DIR") or root / "config").resolve(),
         flows_dir=Path(values.get("SURVEY_ENGINE_FLOWS_DIR") or root / "flows").resolve(),
-        public_url=(values.get("SURVEY_ENGINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        public_url=(values.get("SURVEY_ENGINE_PUBLIC_URL") or default_public_url or "http://127.0.0.1:8000").rstrip(
+            "/"
+        ),
         secret_key=found["SURVEY_ENGINE_SECRET_KEY"],
         encryption_key=found["SURVEY_ENGINE_ENCRYPTION_KEY"],
         providers={name: values[name] for name in PROVIDER_SETTINGS if values.get(name)},

@@ -252,6 +252,24 @@ def test_the_error_names_the_service_at_fault_among_several(dirs):
         load_catalog(config, flows)
 
 
+@pytest.mark.parametrize("channels", [["website"], ["console"]])
+def test_the_slug_assets_is_refused_as_it_is_the_website_channel_s_own_path(dirs, channels):
+    """``/f/assets/<name>`` serves the feedback button's files: a service ``assets`` could never have its
+    ``/f/<service>`` pages, and one that does not use the website channel yet may be given it later."""
+    config, flows = dirs
+    write(config, {"good-one": base_service(), "assets": base_service(channels=channels)})
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(config, flows, {"console", "website"})
+    message = str(caught.value)
+    assert "'assets'" in message and "reserved" in message and "/f/assets/" in message, message
+
+
+def test_a_slug_that_only_contains_assets_is_accepted(dirs):
+    config, flows = dirs
+    write(config, {"assets-office": base_service(channels=["website"])})
+    assert load_catalog(config, flows, {"console", "website"}).services["assets-office"].channels == ("website",)
+
+
 def test_a_single_ivr_number_written_without_a_list_is_not_split_into_characters(dirs):
     config, flows = dirs
     write(config, {SLUG: base_service(ivr_numbers="+12025550100")})

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
 from sqlalchemy import select
 
 from engine.api.auth import create_api_key
@@ -192,6 +194,30 @@ def test_a_channel_package_is_dispatched_suppressed_reported_and_shown(pigeon_ru
     by_channel = rows_by_first_cell(page.text, "table-channel")
     assert list(by_channel) == ["Carrier pigeon"]
     assert [int(c) for c in by_channel["Carrier pigeon"][:3]] == [customers, 1, 1]
+
+
+def _accepts(document: dict[str, Any], schema: str, body: dict[str, Any]) -> bool:
+    """Whether the served document's ``schema`` accepts ``body`` (its ``$ref``s resolved within the document)."""
+    wrapped = {"$ref": f"#/components/schemas/{schema}", "components": document["components"]}
+    return Draft202012Validator(wrapped).is_valid(body)
+
+
+def test_the_served_openapi_document_lists_the_pigeon_among_the_opt_out_channels(pigeon_client):
+    document = pigeon_client.get("/api/v1/openapi.json").get_json()
+    validate(document)
+    assert document["components"]["schemas"]["SuppressionChannel"]["enum"] == ["email", "ivr", "pigeon", "sms"]
+    for schema in ("OptOutRequest", "OptOutRestoreRequest"):
+        restore = {"reason": "asked again"} if schema == "OptOutRestoreRequest" else {}
+        assert _accepts(document, schema, {"email": "ada@example.com", "channel": "pigeon", **restore})
+        assert not _accepts(document, schema, {"phone": "+12025550123", "channel": "pigeon", **restore})
+        assert _accepts(document, schema, {"phone": "+12025550123", "channel": "ivr", **restore})
+        assert not _accepts(document, schema, {"email": "ada@example.com", "channel": "owl", **restore})
+
+
+def test_without_the_package_the_opt_out_channels_are_the_shipped_ones(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["components"]["schemas"]["SuppressionChannel"]["enum"] == ["email", "ivr", "sms"]
+    assert not _accepts(document, "OptOutRequest", {"email": "ada@example.com", "channel": "pigeon"})
 
 
 def _flow_with_pigeon_wording() -> Any:

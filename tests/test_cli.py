@@ -80,6 +80,18 @@ def test_demo_feeds_transactions_through_the_real_intake(sqlite_env):
     assert "answered: 5 survey(s)" in result.stdout
 
 
+@pytest.mark.parametrize("count", ["-1", "0", "1001", "1000000000000"])
+def test_demo_refuses_a_count_it_cannot_honour_in_one_line(sqlite_env, tmp_path, count):
+    result = cli("demo", "--count", count, env=sqlite_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        result.stderr.strip()
+        == f"Error: --count must be a whole number from 1 to 1000 (transactions a service), got {count}"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "instance" / "survey-engine.db").exists()  # refused before the database is touched
+
+
 def test_secrets_are_not_in_the_environment_of_the_code():
     text = (ROOT / "engine" / "settings.py").read_text()
     assert SECRET not in text and ENCRYPTION not in text

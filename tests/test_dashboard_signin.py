@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from engine.dashboard.accounts import set_disabled
-from engine.dashboard.signin import PER_ACCOUNT, PER_ADDRESS
+from engine.dashboard.signin import PER_ACCOUNT, PER_ACCOUNT_ADDRESS, PER_ADDRESS
 from engine.store.db import unit_of_work
 from engine.store.models.accounts import SignInAttempt, User
 from tests import dashboard_support
@@ -93,7 +93,7 @@ def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(dash_runti
 
 def test_too_many_attempts_on_one_account_get_429_even_with_the_right_password(dash_runtime, dash_client):
     make_account(dash_runtime, "pm@example.gov", ("dash-email",))
-    for n in range(PER_ACCOUNT):
+    for n in range(PER_ACCOUNT_ADDRESS):
         assert sign_in(dash_client, "pm@example.gov", f"wrong-password-{n:03d}").status_code == 401
     limited = sign_in(dash_client, "pm@example.gov")
     assert limited.status_code == 429 and "Too many sign-in attempts" in limited.text
@@ -104,7 +104,32 @@ def test_too_many_attempts_on_one_account_get_429_even_with_the_right_password(d
     assert sign_in(dash_client, "other@example.gov").status_code == 302
     with dash_runtime.sessions() as session:
         kept = session.execute(select(func.count()).select_from(SignInAttempt)).scalar_one()
-    assert kept == 2 * (PER_ACCOUNT + 1)  # the refused attempt is not kept
+    assert kept == 3 * (PER_ACCOUNT_ADDRESS + 1)  # pair, address and account rows; the refused attempt is not kept
+
+
+def test_a_stranger_guessing_at_an_account_does_not_lock_its_official_out(dash_runtime, dash_client):
+    """The per-account limit counts (account, address) pairs: the stranger's address is held back, the official
+    signing in from another address is not."""
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    stranger, official = "203.0.113.9", "198.51.100.7"
+    for n in range(PER_ACCOUNT_ADDRESS):
+        assert sign_in(dash_client, "pm@example.gov", f"wrong-password-{n:03d}", address=stranger).status_code == 401
+    assert sign_in(dash_client, "pm@example.gov", address=stranger).status_code == 429
+    assert sign_in(dash_client, "pm@example.gov", address=official).status_code == 302
+
+
+def test_guessing_spread_over_many_addresses_meets_the_per_account_brake(dash_runtime, dash_client):
+    """No address reaches its own limits, but the account's failures from all of them together do: past
+    PER_ACCOUNT, every address is refused for that account (and only that account) until the window moves on."""
+    assert PER_ACCOUNT_ADDRESS < PER_ACCOUNT and PER_ADDRESS < PER_ACCOUNT
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    make_account(dash_runtime, "other@example.gov", ("dash-email",))
+    for n in range(PER_ACCOUNT):
+        address = f"203.0.113.{n // (PER_ACCOUNT_ADDRESS - 1)}"  # fewer failures per address than its limits
+        assert sign_in(dash_client, "pm@example.gov", f"wrong-password-{n:03d}", address=address).status_code == 401
+    limited = sign_in(dash_client, "pm@example.gov", address="198.51.100.7")
+    assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 15 * 60
+    assert sign_in(dash_client, "other@example.gov", address="198.51.100.7").status_code == 302
 
 
 def test_too_many_attempts_from_one_address_get_429(dash_runtime, dash_client):
@@ -199,10 +224,10 @@ def test_the_limit_holds_across_app_instances_sharing_the_database(dash_runtime,
         other = create_app(runtime=other_runtime).test_client()
         make_account(dash_runtime, "pm@example.gov", ("dash-email",))
         clients = [dash_app.test_client(), other]
-        for n in range(PER_ACCOUNT):
+        for n in range(PER_ACCOUNT_ADDRESS):
             assert sign_in(clients[n % 2], "pm@example.gov", f"wrong-password-{n:03d}").status_code == 401
-        assert sign_in(clients[PER_ACCOUNT % 2], "pm@example.gov").status_code == 429
-        assert sign_in(clients[(PER_ACCOUNT + 1) % 2], "pm@example.gov").status_code == 429
+        assert sign_in(clients[PER_ACCOUNT_ADDRESS % 2], "pm@example.gov").status_code == 429
+        assert sign_in(clients[(PER_ACCOUNT_ADDRESS + 1) % 2], "pm@example.gov").status_code == 429
     finally:
         other_runtime.engine.dispose()
 

@@ -160,6 +160,56 @@ def test_json_nested_32_deep_is_parsed(client, auth):
     assert response.status_code == 200 and response.get_json()["results"][0]["decision"] == "invalid"
 
 
+def _with_second(body: dict, first: str, second: str) -> str:
+    """``body`` as JSON text with the object key ``first`` written twice, its second value ``second`` (JSON text)."""
+    text = json.dumps(body)
+    marker = f'"{first}": '
+    assert text.count(marker) == 1
+    return text.replace(marker, f"{marker}{second}, {marker}")
+
+
+@pytest.mark.parametrize(
+    ("build", "key", "path"),
+    [
+        (lambda: _with_second(tx("DUP-1", contact={"phone": "+12025550123"}), "phone", '"+12025550199"'),
+         "phone", "contact.phone"),
+        (lambda: _with_second(tx("DUP-2"), "id", '"DUP-3"'), "id", "id"),
+        (lambda: _with_second({"transactions": [tx("DUP-4"), tx("DUP-5", office="NYC-01")]}, "office", '"CHI-01"'),
+         "office", "transactions[1].office"),
+        (lambda: _with_second({"transactions": [tx("DUP-6")]}, "transactions", "[]"), "transactions", "transactions"),
+    ],
+)  # fmt: skip
+def test_a_key_named_twice_in_one_object_is_a_400_naming_it_and_where(client, auth, runtime, build, key, path):
+    """JSON leaves a repeated key open and Python keeps the last silently: a client that sends two phones would
+    never learn which one was used. Refused, with nothing stored."""
+    before = counts(runtime)
+    response = raw_post(client, "/api/v1/transactions", build(), auth)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    problem = response.get_json()
+    assert response.mimetype == "application/problem+json" and problem["type"].endswith("/duplicate-key"), problem
+    assert repr(key) in problem["detail"] and f"(at {path})" in problem["detail"], problem
+    assert fields(response) == [path]
+    assert counts(runtime) == before
+
+
+def test_the_same_key_in_different_objects_is_no_duplicate(client, auth):
+    body = json.dumps({"transactions": [tx("SAME-1", office="NYC-01", contact={"email": "a@example.com"}),
+                                        tx("SAME-2", office="NYC-01", contact={"email": "b@example.com"})]})  # fmt: skip
+    response = raw_post(client, "/api/v1/transactions", body, auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [r["decision"] for r in response.get_json()["results"]] == ["scheduled", "scheduled"]
+
+
+def test_a_kiosk_batch_naming_a_key_twice_is_a_400_naming_it(client, runtime):
+    _device, credential = enrolled(runtime)
+    client.set_cookie(COOKIE, credential)
+    body = '{"sessions": [{"language": "en", "language": "es"}]}'
+    response = raw_post(client, KIOSK_API, body, {})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    problem = response.get_json()
+    assert problem["type"].endswith("/duplicate-key") and "sessions[0].language" in problem["detail"], problem
+
+
 @pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "1969-12-31T23:59:59Z"])
 def test_a_time_outside_the_years_1970_to_9999_is_a_422(client, auth, runtime, moment):
     before = counts(runtime)

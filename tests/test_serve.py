@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -61,6 +62,7 @@ def call(port: int, path: str, body: dict | None = None, key: str | None = None)
 @pytest.mark.slow
 def test_serve_runs_waitress_with_the_jobs_in_process_and_logs_json_access_lines(sqlite_env):
     env = {**os.environ, **sqlite_env}
+    env.pop("SURVEY_ENGINE_PUBLIC_URL", None)  # the default: links follow the port serve listens on
     key = subprocess.run([sys.executable, "-m", "engine.cli", "api-key", "create", "--name", "t", "--service",
                           "passport-renewal"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
                          check=False)  # fmt: skip
@@ -102,6 +104,9 @@ def test_serve_runs_waitress_with_the_jobs_in_process_and_logs_json_access_lines
     lines = out.splitlines()
     assert f"survey-engine serving on http://127.0.0.1:{port}" in out
     assert f"dashboard: http://127.0.0.1:{port}/dashboard" in out
+    # The console channel printed the invitation with its survey link on serve's own port, not the default 8000.
+    assert re.search(rf"http://127\.0\.0\.1:{port}/s/[A-Za-z0-9_-]{{22}}", out), out
+    assert "127.0.0.1:8000" not in out
     assert "development server" not in out.lower() and "WARNING: This is" not in out
     access = [json.loads(line) for line in lines if line.startswith("{") and '"survey_engine.access"' in line]
     paths = [(a["method"], a["path"], a["status"]) for a in access]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from engine.common.errors import ConfigError
-from engine.settings import MIN_SECRET_LENGTH, SECRET_NAMES, load_settings
+from engine.settings import MIN_SECRET_LENGTH, SECRET_NAMES, load_settings, local_origin
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s" * 40
@@ -263,6 +263,28 @@ def test_keyword_overrides_beat_the_environment(instance):
         SURVEY_ENGINE_PUBLIC_URL="https://b.example.gov",
     )
     assert settings.public_url == "https://b.example.gov"
+
+
+def test_a_default_public_url_stands_only_where_the_variable_is_unset(instance):
+    """``serve --port P`` passes its own origin as the default; a set SURVEY_ENGINE_PUBLIC_URL still wins."""
+    env = {"SURVEY_ENGINE_INSTANCE_DIR": str(instance)}
+    assert load_settings(env, default_public_url="http://127.0.0.1:8765").public_url == "http://127.0.0.1:8765"
+    env["SURVEY_ENGINE_PUBLIC_URL"] = "https://surveys.example.gov"
+    assert load_settings(env, default_public_url="http://127.0.0.1:8765").public_url == "https://surveys.example.gov"
+
+
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8765"),
+        ("0.0.0.0", "http://127.0.0.1:8765"),
+        ("::", "http://127.0.0.1:8765"),
+        ("::1", "http://[::1]:8765"),
+        ("surveys.internal", "http://surveys.internal:8765"),
+    ],
+)
+def test_the_local_origin_of_a_listening_address(host, origin):
+    assert local_origin(host, 8765) == origin
 
 
 def test_the_process_environment_is_read_when_no_dict_is_given(monkeypatch, instance):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date
 from sqlalchemy import func, select
 
 from engine.delivery.dispatch import Dispatcher
@@ -121,6 +123,24 @@ def test_expired_link_is_410_and_unknown_is_404(client, link, runtime):
     assert page.status_code == 410 and "closed" in page.get_data(as_text=True)
     assert client.get("/s/AAAAAAAAAAAAAAAAAAAAAA").status_code == 404
     assert client.get("/s/short").status_code == 404
+
+
+def test_open_until_is_the_day_in_the_service_s_time_zone(client, link, runtime):
+    """A window ending at 23:30 in New York (passport-renewal's zone) ends on the next day in UTC: the page says the
+    New York day, in the page's language."""
+    path = link()
+    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    with runtime.sessions() as session, session.begin():
+        inv = session.execute(select(Invitation)).scalar_one()
+        inv.expires_at = datetime.combine(day, time(23, 30), tzinfo=ZoneInfo("America/New_York"))
+    next_day = day + timedelta(days=1)
+    assert inv.expires_at.astimezone(UTC).date() == next_day
+    html = client.get(path).get_data(as_text=True)
+    assert f"open until {format_date(day, format='long', locale='en')}." in html, html
+    assert format_date(next_day, format="long", locale="en") not in html
+    spanish = client.get(f"{path}?lang=es").get_data(as_text=True)
+    assert format_date(day, format="long", locale="es") in spanish
+    assert format_date(next_day, format="long", locale="es") not in spanish
 
 
 def test_spanish_page(client, link, runtime):

@@ -11,6 +11,7 @@ import yaml
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from engine.delivery.suppressions import addressed_channels
 from engine.store import migrate
 from engine.webapp.problems import problem_response
 from engine.webapp.support import public, runtime
@@ -27,20 +28,34 @@ def openapi_document() -> dict[str, Any]:
 
 
 def served_document() -> dict[str, Any]:
-    """The document with this deployment's services and offices as ``enum``s: as strict as the code."""
+    """The document with this deployment's services and offices, and the installed channels a contact can be
+    suppressed on, as ``enum``s: as strict as the code."""
     rt = runtime()
     services = tuple(sorted(set(rt.catalog.services) | set(rt.service_ids)))
-    return _with_catalog(services, tuple(sorted(rt.catalog.offices)))
+    # What the opt-out API accepts (engine/api/opt_outs.py): every installed channel that reaches people at an
+    # address (its ``suppresses_by``), a channel package's as well as the shipped sms, ivr and email.
+    addressed = tuple(sorted((name, kind.value) for name, kind in addressed_channels().items()))
+    return _with_catalog(services, tuple(sorted(rt.catalog.offices)), addressed)
 
 
 @lru_cache(maxsize=8)
-def _with_catalog(services: tuple[str, ...], offices: tuple[str, ...]) -> dict[str, Any]:
+def _with_catalog(
+    services: tuple[str, ...], offices: tuple[str, ...], addressed: tuple[tuple[str, str], ...]
+) -> dict[str, Any]:
     document = copy.deepcopy(openapi_document())
     schemas = document["components"]["schemas"]
     if services:
         schemas["ServiceSlug"]["enum"] = list(services)
     if offices:
         schemas["Transaction"]["properties"]["office"]["enum"] = [*offices, None]  # null: left out
+    if addressed:
+        schemas["SuppressionChannel"]["enum"] = [name for name, _ in addressed]
+        for request in ("OptOutRequest", "OptOutRestoreRequest"):
+            # One branch per contact kind (``required: [phone]``, ``[email]``): the channels that kind is reached on.
+            for branch in schemas[request]["oneOf"]:
+                (kind,) = branch["required"]
+                names = [name for name, reached_by in addressed if reached_by == kind]
+                branch["properties"]["channel"] = {"enum": names} if names else False
     return document
 
 

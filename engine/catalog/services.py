@@ -67,6 +67,10 @@ SERVICE_KEYS = {
 # The ``website`` block's keys (SPEC §5): the feedback button's pages, and its abuse limits (channels/website).
 WEBSITE_KEYS = {"origins", "max_per_address_per_hour", "max_per_hour", "min_fill_seconds"}
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+# Slugs a service may not take, because a path built from the slug would be another route's: ``/f/assets/<name>``
+# serves the website feedback button's own files, so a service ``assets`` could never have its ``/f/<service>``
+# pages.
+RESERVED_SLUGS = {"assets": "/f/assets/ serves the website feedback button's files"}
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,8 @@ def _read_yaml(path: Path, root_key: str) -> dict[str, Any]:
 
 def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: set[str] | None) -> ServiceConfig:
     where = f"services.yaml: service {slug!r}"
+    if slug in RESERVED_SLUGS:
+        raise ConfigError(f"{where}: the slug {slug!r} is reserved ({RESERVED_SLUGS[slug]}); choose another")
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
     unknown = set(raw) - SERVICE_KEYS

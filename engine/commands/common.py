@@ -11,18 +11,18 @@ from engine.settings import Settings, load_settings
 from engine.store import migrate
 
 
-def _settings() -> Settings:
+def _settings(default_public_url: str | None = None) -> Settings:
     try:
-        return load_settings()
+        return load_settings(default_public_url=default_public_url)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _runtime(migrate_database: bool = False) -> Any:
+def _runtime(migrate_database: bool = False, settings: Settings | None = None) -> Any:
     from engine.runtime import build_runtime
 
     try:
-        rt = build_runtime(_settings(), migrate_database=migrate_database)
+        rt = build_runtime(settings or _settings(), migrate_database=migrate_database)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if not migrate.is_current(rt.engine):

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.delivery.dispatch import Dispatcher
-from engine.intake.submit import Intake
+from engine.intake.submit import MAX_BATCH, Intake
 from engine.runtime import Runtime
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import Invitation, InvitationState
@@ -71,8 +71,17 @@ def _answer(rt: Runtime, invitation_ids: list[Any], rng: random.Random) -> int:
     return answered
 
 
+def check_count(count: int) -> None:
+    """Refuse a count the demo cannot honour: at least one transaction a service, at most one intake batch
+    (``MAX_BATCH``, what the API takes in one request), so a slip such as ``--count -1`` or ``--count 10000000`` is
+    one line, not a silent empty run or a long, memory-hungry one."""
+    if not 1 <= count <= MAX_BATCH:
+        raise ValueError(f"--count must be a whole number from 1 to {MAX_BATCH} (transactions a service), got {count}")
+
+
 def feed(rt: Runtime, count: int, services: list[str] | None = None, answer_rate: float = 0.5) -> list[str]:
     """Report ``count`` transactions per service, send what is due, answer a share; return a summary."""
+    check_count(count)
     slugs = services or sorted(rt.catalog.services)
     unknown = [s for s in slugs if s not in rt.catalog.services]
     if unknown:

@@ -7,6 +7,7 @@ calendar can hold" are defined once. Each check returns the problem in words, or
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, datetime
@@ -64,6 +65,56 @@ def json_depth(value: Any) -> int:
             deepest = max(deepest, depth)
             stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
     return deepest
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names ``key`` twice (JSON leaves that open; Python's parser would keep the last silently)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} appears twice in one object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: the object, or :class:`DuplicateKey` if it names a key twice.
+
+    The cheap test (a dict as long as its pairs) runs for every object; the names are looked at only when it fails.
+    """
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return found
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object as parsed, every pair kept (see :func:`duplicate_key_path`)."""
+
+
+def duplicate_key_path(data: bytes | str) -> tuple[str, str] | None:
+    """The first repeated key of a JSON document and where it is, as a field path (``transactions[3].contact.phone``),
+    or ``None``. For the error's message only: it parses the document again keeping every pair, so it costs nothing
+    on a body without duplicates."""
+    try:
+        document = json.loads(data, object_pairs_hook=_Pairs, parse_int=str, parse_float=str, parse_constant=str)
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:  # depth-first in document order, without recursion
+        item, path = stack.pop()
+        if isinstance(item, _Pairs):
+            seen: set[str] = set()
+            for key, _ in item:
+                if key in seen:
+                    return key, f"{path}.{key}" if path else key
+                seen.add(key)
+            stack.extend((value, f"{path}.{key}" if path else key) for key, value in reversed(item))
+        elif isinstance(item, list):
+            stack.extend((value, f"{path}[{i}]") for i, value in reversed(list(enumerate(item))))
+    return None
 
 
 def whole_number(raw: str, low: int, high: int) -> int | None:

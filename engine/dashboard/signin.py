@@ -7,8 +7,13 @@ account ends every session at its next request, signing out ends the session on 
 made before no longer opens anything, in any process), and a session lasts at most ``SESSION_HOURS``. Every form
 carries the session's CSRF token and every POST is refused (400) without it.
 
-Attempts are rows of ``sign_in_attempts``, so the limit holds across processes: each attempt is recorded (and
-committed) before it is counted, and one over the limit is answered 429 and not kept. An unknown email, a wrong
+Attempts are rows of ``sign_in_attempts``, so the limits hold across processes: each attempt is recorded (and
+committed) before it is counted, and one over a limit is answered 429 and not kept. Three limits, each over
+``WINDOW``: ``PER_ACCOUNT_ADDRESS`` failures for one account from one client address (so a stranger guessing at an
+official's account holds back only the stranger's own address, not the official signing in from elsewhere);
+``PER_ADDRESS`` failures from one address whatever the account (guessing across many accounts); and a higher
+``PER_ACCOUNT`` failures for one account across all addresses, the brake on guessing spread over many addresses
+(which does lock the account for everybody until the window moves on). An unknown email, a wrong
 password, an account without a password yet and a disabled account get the same answer after the same work; so
 does an email or password holding text no database can keep (a NUL byte, an unpaired surrogate), which is never
 sent to the database.
@@ -41,8 +46,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 GUARD = "dashboard sign-in (session cookie, reloaded account, its services)"
 SESSION_HOURS = 12
 WINDOW = timedelta(minutes=15)
-PER_ACCOUNT = 5  # failed attempts per account in WINDOW
-PER_ADDRESS = 30  # failed attempts per client address in WINDOW
+PER_ACCOUNT_ADDRESS = 5  # failed attempts per (account, client address) pair in WINDOW
+PER_ADDRESS = 30  # failed attempts per client address in WINDOW, any account
+PER_ACCOUNT = 50  # failed attempts per account in WINDOW, from all addresses together
 KEEP_ATTEMPTS = timedelta(days=1)
 
 
@@ -193,24 +199,32 @@ def safe_next(target: str | None) -> str:
 # -- sign-in and its rate limit -------------------------------------------------------------------------------------
 
 
-def _keys(email: str, address: str) -> tuple[str, str]:
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    return f"email:{digest}", f"ip:{address}"[:100]
+def _keys(email: str, address: str) -> dict[str, int]:
+    """The keys one attempt is counted under, each with its limit: the (account, address) pair, the address, the
+    account. The pair is a digest of both, so a long IPv6 address is never cut to fit the column."""
+    account = email.strip().lower()
+    digest = hashlib.sha256(account.encode()).hexdigest()
+    pair = hashlib.sha256(f"{account}\n{address}".encode()).hexdigest()
+    return {
+        f"pair:{pair}": PER_ACCOUNT_ADDRESS,
+        f"ip:{address}"[:100]: PER_ADDRESS,
+        f"email:{digest}": PER_ACCOUNT,
+    }
 
 
 def _record(email: str, address: str, now: datetime) -> list[int]:
-    """Record one attempt under both keys (committed at once, so other processes count it); raise if over."""
+    """Record one attempt under every key (committed at once, so other processes count it); raise if over."""
     rt = runtime()
-    account_key, address_key = _keys(email, address)
+    limits = _keys(email, address)
     with unit_of_work(rt.sessions) as db:
         db.execute(delete(SignInAttempt).where(SignInAttempt.attempted_at < now - KEEP_ATTEMPTS))
-        rows = [SignInAttempt(key=account_key, attempted_at=now), SignInAttempt(key=address_key, attempted_at=now)]
+        rows = [SignInAttempt(key=key, attempted_at=now) for key in limits]
         db.add_all(rows)
         db.flush()
         ids = [r.id for r in rows]
     with unit_of_work(rt.sessions) as db:
         retry = 0
-        for key, limit in ((account_key, PER_ACCOUNT), (address_key, PER_ADDRESS)):
+        for key, limit in limits.items():
             failures, oldest = db.execute(
                 select(func.count(), func.min(SignInAttempt.attempted_at)).where(
                     SignInAttempt.key == key, SignInAttempt.succeeded.is_(False),

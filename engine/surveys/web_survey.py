@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from babel.dates import format_date
@@ -260,8 +260,9 @@ def _context(
         "pra_expires": format_date(pra.expiration_date, format="long", locale=locale),
         "how_long": translate(language, HOW_LONG, duration=duration(language, pra.burden_minutes)),
         "use_of_answers": use_of_answers(flow, "web", language, service),
-        # The day as the page has always said it: the moment rebased to UTC (flask-babel's default zone).
-        "closes_at": format_date(invitation.expires_at.astimezone(UTC), format="long", locale=locale),
+        # The day the answer window ends in the service's time zone (the one its customers and offices keep), not
+        # the UTC day: a window ending at 23:30 in New York ends on the next day in UTC.
+        "closes_at": format_date(invitation.expires_at.astimezone(service.timezone), format="long", locale=locale),
         "other_languages": [lang for lang in flow.languages if lang != language],
         "language": language,
     }

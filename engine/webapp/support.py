@@ -66,11 +66,22 @@ def _too_deep() -> Problem:
 
 
 def parse_json(data: bytes | str) -> Any:
-    """Parse a JSON document under rule 11's limits, or raise a 400 :class:`Problem`."""
+    """Parse a JSON document under rule 11's limits, or raise a 400 :class:`Problem`.
+
+    An object that names a key twice is refused (``duplicate-key``, naming the key and where it is) rather than
+    letting the last one win unseen."""
+    from engine.common.errors import FieldError
+    from engine.common.limits import DuplicateKey, duplicate_key_path, unique_keys
+
     try:
-        value = json.loads(data, parse_int=_integer)
+        value = json.loads(data, parse_int=_integer, object_pairs_hook=unique_keys)
     except RecursionError:
         raise _too_deep() from None
+    except DuplicateKey as exc:
+        key, path = duplicate_key_path(data) or (exc.key, exc.key)
+        key, path = key[:100], path[:300]  # a key may be long: name it, do not echo a megabyte
+        raise Problem(400, f"The key {key!r} appears more than once in one object (at {path}); send each key once.",
+                      kind="duplicate-key", errors=[FieldError(path, "appears more than once in its object")]) from None  # fmt: skip
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, f"The body is not valid JSON: {exc}", kind="malformed-json") from None
     if json_depth(value) > MAX_JSON_DEPTH:

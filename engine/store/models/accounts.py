@@ -54,7 +54,7 @@ class SignInAttempt(Base):
     __table_args__ = (Index("ix_sign_in_attempts_key_at", "key", "attempted_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # "email:<sha256 of the lower-cased address>" or "ip:<address>".
+    # "email:<sha256 of the lower-cased address>", "ip:<address>" or "pair:<sha256 of the two>" (signin.py).
     key: Mapped[str] = mapped_column(String(100))
     attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
     succeeded: Mapped[bool] = mapped_column(default=False)
