@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from flask import current_app, request
 
-from engine.common.limits import MAX_JSON_DEPTH, MAX_NUMBER, json_depth
+from engine.common.errors import FieldError
+from engine.common.limits import MAX_JSON_DEPTH, MAX_NUMBER, DuplicateKey, duplicate_key_path, json_depth, unique_keys
 from engine.runtime import Runtime
 from engine.webapp.problems import Problem
 
@@ -70,9 +71,6 @@ def parse_json(data: bytes | str) -> Any:
 
     An object that names a key twice is refused (``duplicate-key``, naming the key and where it is) rather than
     letting the last one win unseen."""
-    from engine.common.errors import FieldError
-    from engine.common.limits import DuplicateKey, duplicate_key_path, unique_keys
-
     try:
         value = json.loads(data, parse_int=_integer, object_pairs_hook=unique_keys)
     except RecursionError:
