@@ -334,27 +334,32 @@ def test_the_same_message_posted_at_once_is_applied_once(stack, twilio_stub):
     assert len(stack.responses()) == 1
 
 
+def _two_texts_at_once(stack: SmsStack, phone: str, tag: str) -> list[int]:
+    start = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def post(n: int) -> None:
+        form = {"MessageSid": f"SMtwo{tag}{n}".ljust(34, "0"), "AccountSid": "AC", "From": phone,
+                "To": "+12025550100", "Body": str(4 + n)}  # fmt: skip
+        client = stack.app.test_client()
+        start.wait()
+        statuses.append(signed_post(client, "/channels/sms/inbound", form).status_code)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return statuses
+
+
 def test_two_texts_of_one_conversation_at_once_answer_two_questions_in_turn(stack, twilio_stub):
     """Two different texts arriving together (a customer typing fast): the invitation is locked as a turn reads it,
     so the second turn waits and answers the question the first one asked; neither is lost or applied twice."""
     for round_ in range(3):
-        send(stack, twilio_stub, f"S-19-{round_}", phone=f"+1202555013{round_}")
-        start = threading.Barrier(2)
-        answers: list[int] = []
-
-        def post(n: int, phone: str = f"+1202555013{round_}", r: int = round_) -> None:
-            form = {"MessageSid": f"SMtwo{r}{n}".ljust(34, "0"), "AccountSid": "AC", "From": phone,
-                    "To": "+12025550100", "Body": str(4 + n)}  # fmt: skip
-            client = stack.app.test_client()
-            start.wait()
-            answers.append(signed_post(client, "/channels/sms/inbound", form).status_code)
-
-        threads = [threading.Thread(target=post, args=(n,)) for n in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
-        assert answers == [200, 200]
+        phone = f"+1202555013{round_}"
+        send(stack, twilio_stub, f"S-19-{round_}", phone=phone)
+        assert _two_texts_at_once(stack, phone, str(round_)) == [200, 200]
     # Each conversation: the first question and the one after it answered, one text each (4 and 5 in either order).
     responses = stack.responses()
     assert len(responses) == 3
