@@ -365,6 +365,12 @@ def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kwargs)
 
 
+def load_options(args: Any) -> list[str]:
+    """The open-loop generator's rate, duration, warm-up and timeout options, as given to the orchestrator."""
+    return ["--rate", str(args.rate), "--duration", str(args.duration), "--warmup", str(args.warmup),
+            "--timeout", str(args.timeout)]  # fmt: skip
+
+
 def now_s() -> float:
     return time.perf_counter()
 

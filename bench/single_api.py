@@ -251,14 +251,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                     base + "/api/v1/transactions",
                     "--key",
                     key,
-                    "--rate",
-                    str(args.rate),
-                    "--duration",
-                    str(args.duration),
-                    "--warmup",
-                    str(args.warmup),
-                    "--timeout",
-                    str(args.timeout),
+                    *common.load_options(args),
                 ]
                 + (["--keep-alive"] if args.keep_alive else [])
                 + ["--client", args.client]

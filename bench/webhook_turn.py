@@ -315,14 +315,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                 base,
                 "--conversations",
                 str(n),
-                "--rate",
-                str(args.rate),
-                "--duration",
-                str(args.duration),
-                "--warmup",
-                str(args.warmup),
-                "--timeout",
-                str(args.timeout),
+                *common.load_options(args),
             ] + (["--calls-file", calls_file] if calls_file else [])
             generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
             spies = common.spy_start(workers, workdir) if args.profile else []
