@@ -66,8 +66,9 @@ def keep_reply(session: Session, key: str, reply: str) -> None:
 
 
 # Built once (a statement built per call costs more than its execution): the newest answerable invitation to a
-# contact on some channels, and the newest whatever its state.
-_OPEN_INVITATION = (
+# contact on some channels (public: a channel may read more in the same statement, as channels/sms does), and the
+# newest whatever its state.
+OPEN_INVITATION = (
     select(Invitation)
     .where(
         Invitation.contact_hash == bindparam("contact_hash"),
@@ -90,10 +91,8 @@ _LATEST_INVITATION = (
 )
 
 
-OPEN_INVITATION = _OPEN_INVITATION  # for a channel that reads more in the same statement (channels/sms)
-
-
 def open_invitation_params(contact_hash: str, channels: Sequence[str], now: datetime | None = None) -> dict[str, Any]:
+    """The parameters of :data:`OPEN_INVITATION`."""
     return {"contact_hash": contact_hash, "channels": list(channels), "states": _ANSWERABLE, "now": now or utcnow()}
 
 
@@ -102,7 +101,7 @@ def open_invitation(
 ) -> Invitation | None:
     """The newest invitation to this contact on one of ``channels`` that can still be answered."""
     params = open_invitation_params(contact_hash, channels, now)
-    return session.execute(_OPEN_INVITATION, params).scalar_one_or_none()
+    return session.execute(OPEN_INVITATION, params).scalar_one_or_none()
 
 
 def latest_invitation(session: Session, contact_hash: str, channels: Sequence[str]) -> Invitation | None:
