@@ -11,9 +11,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, bindparam, func, select
+from sqlalchemy import CompoundSelect, Dialect, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine.catalog.services import ServiceConfig
@@ -195,6 +196,34 @@ class BatchFacts:
             self.recent[h].append(outcome.send_at)
 
 
+def longest_cooldown(rt: Runtime) -> int:
+    """The longest contact cooldown of the catalogue, in days: how far back the recent invitations are read."""
+    return max((s.contact_cooldown_days for s in rt.catalog.services.values()), default=0)
+
+
+@lru_cache(maxsize=8)
+def _no_facts_sql(dialect: Dialect, with_recent: bool) -> tuple[str, dict[str, Any]]:
+    """``NOT EXISTS (<suppressed>) AND NOT EXISTS (<recent>)``: the very statements :func:`gather_facts` runs (in
+    their array form), compiled for ``dialect``, and their constant parameters (the states, the channel)."""
+    parts, constants = [], {}
+    for name in ("suppressed", "recent") if with_recent else ("suppressed",):
+        placeholder = STATEMENTS["array"][name].params(hashes=[], since=datetime(2000, 1, 1, tzinfo=UTC))
+        compiled = placeholder.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        parts.append(f"NOT EXISTS ({compiled})")
+        constants.update({k: v for k, v in compiled.params.items() if k not in ("hashes", "since")})
+    return " AND ".join(parts), constants
+
+
+def no_facts_guard(session: Session, rt: Runtime, hashes: set[str], now: datetime) -> tuple[str, dict[str, Any]]:
+    """A condition for a write, true exactly when :func:`gather_facts` would find no fact for ``hashes`` at that
+    moment (no suppression, no recent invitation or post-call survey), and its parameters: a transaction decided
+    on no facts is written under it, in one statement, where reading the facts first would cost a round trip.
+    PostgreSQL only (``engine.store.db.pg_insert_parents_and_children``)."""
+    longest = longest_cooldown(rt)
+    sql, constants = _no_facts_sql(session.get_bind().dialect, longest > 0)
+    return sql, {**constants, "hashes": sorted(hashes), "since": now - timedelta(days=longest)}
+
+
 def gather_facts(session: Session, rt: Runtime, hashes: set[str], now: datetime) -> BatchFacts:
     """Suppressions and recent invitations of the batch's contact hashes: one query each."""
     facts = BatchFacts(rt, session)
@@ -207,7 +236,7 @@ def gather_facts(session: Session, rt: Runtime, hashes: set[str], now: datetime)
         facts.suppressed.setdefault(contact_hash, set()).add(channel)
         if reason == SuppressionReason.OPTED_OUT.value or reason is SuppressionReason.OPTED_OUT:
             facts.opted_out.setdefault(contact_hash, set()).add(channel)
-    longest = max((s.contact_cooldown_days for s in rt.catalog.services.values()), default=0)
+    longest = longest_cooldown(rt)
     if longest > 0:
         since = now - timedelta(days=longest)
         recent = statement(session, "recent", hash_list)

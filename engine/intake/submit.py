@@ -93,27 +93,37 @@ class Intake:
         batch = len(fresh) > 1
         if batch:
             plans(session, "custom")  # the lookups of a batch take long lists (engine.store.db.plans)
-        if batch or session.get_bind().dialect.name != "postgresql":
-            stored = self._load_existing(session, [c.key for _, c in fresh])
-        else:
-            # One new transaction on PostgreSQL (the single-transaction API): no replay check up front, one round trip
-            # less. A replay is then decided again (harmless: deciding reads facts and writes nothing; the counts it
-            # keeps live in this call only), its INSERT finds the (service, id) stored and writes nothing, and it
-            # answers with the stored first decision, the way a lost race does below.
-            stored = {}
+        single = not batch and session.get_bind().dialect.name == "postgresql"
+        # One new transaction on PostgreSQL (the single-transaction API): no replay check up front, one round trip
+        # less. A replay is then decided again (harmless: deciding writes nothing; the counts it keeps live in this
+        # call only), its INSERT finds the (service, id) stored and writes nothing, and it answers with the stored
+        # first decision, the way a lost race does below.
+        stored = {} if single else self._load_existing(session, [c.key for _, c in fresh])
         new = [(i, c) for i, c in fresh if c.key not in stored]
         for index, candidate in fresh:
             if candidate.key in stored:
                 results[index] = {**stored[candidate.key], "duplicate": True}
 
-        planned = self._decide(session, [c for _, c in new], now)
+        # Most contacts have no facts (no suppression, no recent invitation). One transaction on PostgreSQL is
+        # then decided on none, without reading them, and written under a guard that holds exactly when the
+        # contact has none: the whole request is one statement. A service with a daily cap counts its day first.
+        blind = single and len(new) == 1 and new[0][1].service.daily_cap is None
+        planned = self._decide(session, [c for _, c in new], now, blind=blind)
         if batch and planned:
             plans(session, "generic")  # its INSERT takes long arrays
-        lost = self._write(session, planned, now, source)
-        if lost:
+        lost = self._write(session, planned, now, source, guarded=blind)
+        if lost and blind:
+            # Not written: a replay (its first decision stands), or the contact has facts after all: it is then
+            # decided on them and written as any other transaction.
+            stored.update({k: {**v, "duplicate": True} for k, v in self._load_existing(session, sorted(lost)).items()})
+            if not lost <= stored.keys():
+                planned = self._decide(session, [c for _, c in new], now)
+                lost = self._write(session, planned, now, source)
+        if missing := lost - stored.keys():
             if batch:
                 plans(session, "custom")
-            stored.update({k: {**v, "duplicate": True} for k, v in self._load_existing(session, sorted(lost)).items()})
+            found = self._load_existing(session, sorted(missing))
+            stored.update({k: {**v, "duplicate": True} for k, v in found.items()})
         for (index, candidate), plan in zip(new, planned, strict=True):
             if candidate.key in lost:
                 results[index] = {**stored[candidate.key], "duplicate": True}
@@ -147,9 +157,15 @@ class Intake:
             hashes[ContactKind.EMAIL] = self.rt.cipher.lookup_hash("email", candidate.email)
         return hashes
 
-    def _decide(self, session: Session, candidates: Sequence[Candidate], now: datetime) -> list[Planned]:
+    def _decide(
+        self, session: Session, candidates: Sequence[Candidate], now: datetime, blind: bool = False
+    ) -> list[Planned]:
+        """Decide ``candidates`` on their contacts' facts, or on none (``blind``: see :meth:`_write`)."""
         all_hashes = [self._hashes(c) for c in candidates]
-        facts = self._gather_facts(session, {h for hs in all_hashes for h in hs.values()}, now)
+        if blind:
+            facts = BatchFacts(self.rt, session)
+        else:
+            facts = self._gather_facts(session, {h for hs in all_hashes for h in hs.values()}, now)
         planned = []
         for c, hashes in zip(candidates, all_hashes, strict=True):
             outcome = rules.decide(c, hashes, facts, now)
@@ -157,6 +173,11 @@ class Intake:
             planned.append(writing.plan(self.rt, c, hashes, outcome, now))
         return planned
 
-    def _write(self, session: Session, planned: Sequence[Planned], now: datetime, source: str) -> set[tuple[str, str]]:
-        """Insert the rows of ``planned``; return the keys another process stored first (a race lost)."""
-        return writing.write(session, self.rt, planned, now, source)
+    def _write(
+        self, session: Session, planned: Sequence[Planned], now: datetime, source: str, guarded: bool = False
+    ) -> set[tuple[str, str]]:
+        """Insert the rows of ``planned``; return the keys not written: another process stored them first (a race
+        lost), or, ``guarded`` (decided blind), their contacts have facts after all."""
+        hashes = {h for p in planned for h in p.hashes.values()}
+        guard = store_facts.no_facts_guard(session, self.rt, hashes, now) if guarded and hashes else None
+        return writing.write(session, self.rt, planned, now, source, guard)

@@ -114,8 +114,16 @@ def invitation_language(rt: Runtime, c: Candidate) -> str:
     return c.service.default_language if c.service.default_language in offered else flow.default_language
 
 
-def write(session: Session, rt: Runtime, plans: Sequence[Planned], now: datetime, source: str) -> set[tuple[str, str]]:
-    """Insert the rows of ``plans``; return the keys another process stored first (a race lost)."""
+def write(
+    session: Session,
+    rt: Runtime,
+    plans: Sequence[Planned],
+    now: datetime,
+    source: str,
+    guard: tuple[str, dict[str, Any]] | None = None,
+) -> set[tuple[str, str]]:
+    """Insert the rows of ``plans``; return the keys not written: stored first by another process (a race lost),
+    or, with a ``guard`` (PostgreSQL only: ``engine.intake.facts.no_facts_guard``), refused by it."""
     if not plans:
         return set()
     rows = [_transaction_row(rt, p, now, source) for p in plans]
@@ -125,10 +133,12 @@ def write(session: Session, rt: Runtime, plans: Sequence[Planned], now: datetime
         written = set(
             pg_insert_parents_and_children(
                 session, TRANSACTIONS, rows, key="id", conflict=("service_id", "external_id"),
-                children=_child_rows(rt, plans, now), link="transaction_id",
+                children=_child_rows(rt, plans, now), link="transaction_id", guard=guard,
             )
         )  # fmt: skip
         return {p.candidate.key for p in plans if p.transaction_id not in written}
+    if guard is not None:
+        raise NotImplementedError("a guarded write is PostgreSQL's single-transaction path")
     # SQLite: an executemany (no RETURNING) whose row count says whether anything was skipped. (Intake's
     # BEGIN IMMEDIATE holds the database's write lock from the replay check on, so in practice nothing is.)
     lost: set[tuple[str, str]] = set()

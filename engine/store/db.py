@@ -469,6 +469,7 @@ def pg_insert_parents_and_children(
     conflict: Sequence[str],
     children: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]],
     link: str,
+    guard: tuple[str, Mapping[str, Any]] | None = None,
 ) -> list[Any]:
     """Insert parent rows and their children in one statement on PostgreSQL; return the parent keys written.
 
@@ -477,6 +478,10 @@ def pg_insert_parents_and_children(
     a parent row written by this very statement, so the children of a parent skipped for a conflict are skipped
     too. One round trip for all the rows of all the tables (foreign keys are checked at the end of the statement,
     when the parents are there).
+
+    ``guard``: (an SQL condition, its parameters): the parents are written only where it holds when the statement
+    runs, and nothing is written otherwise (a parent not written takes its children with it, as for a conflict).
+    The condition is constant SQL, never data; its parameter names must not start with ``p__`` or ``c<n>__``.
     """
     dialect = session.get_bind().dialect
     params: dict[str, Any] = {}
@@ -486,7 +491,11 @@ def pg_insert_parents_and_children(
         for n, (child, rows) in enumerate(children)
         if rows
     )
-    sql = _family_sql(parent, *parent_sql, key, tuple(conflict), children_sql, link, dialect)
+    if guard:
+        if clash := params.keys() & guard[1].keys():
+            raise ValueError(f"a guard's parameters take the names of the rows' values: {sorted(clash)}")
+        params.update(guard[1])
+    sql = _family_sql(parent, *parent_sql, key, tuple(conflict), children_sql, link, dialect, guard[0] if guard else "")
     return list(session.connection().exec_driver_sql(sql, params).scalars().all())
 
 
@@ -500,12 +509,14 @@ def _family_sql(
     children: tuple[tuple[Table, tuple[str, ...], str], ...],
     link: str,
     dialect: Dialect,
+    guard: str,
 ) -> str:
     quote = dialect.identifier_preparer.quote
     table_name = dialect.identifier_preparer.format_table
     key = quote(key)
+    where = f"WHERE {guard} " if guard else ""
     parts = [
-        f"parent AS (INSERT INTO {table_name(parent)} ({_names(columns, dialect)}) SELECT * FROM {source} "
+        f"parent AS (INSERT INTO {table_name(parent)} ({_names(columns, dialect)}) SELECT * FROM {source} {where}"
         f"ON CONFLICT ({_names(conflict, dialect)}) DO NOTHING RETURNING {key})"
     ]
     for n, (child, child_columns, child_source) in enumerate(children):
