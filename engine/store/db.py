@@ -187,7 +187,7 @@ def unit_of_work(factory: sessionmaker[Session], *, one_write: bool = False) -> 
     """One database transaction: committed when the block ends normally, rolled back otherwise.
 
     ``one_write``: the block reads, then writes with **one** statement at most (which PostgreSQL applies whole or
-    not at all). On PostgreSQL its statements then run without ``BEGIN`` and ``COMMIT``, two round trips less,
+    not at all; a statement that wrote nothing, such as a guarded INSERT its guard refused, does not count). On PostgreSQL its statements then run without ``BEGIN`` and ``COMMIT``, two round trips less,
     each in its own snapshot as under READ COMMITTED anyway (the single-transaction API: see
     ``bench/README.md``). Elsewhere, and for any block that writes twice, it is an ordinary transaction.
     """
