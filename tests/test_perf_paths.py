@@ -272,7 +272,9 @@ def test_one_transaction_is_decided_on_its_contacts_facts_as_in_a_batch(runtime,
         }[setup]
         if changes:
             with unit_of_work(runtime.sessions) as session:
-                session.execute(update(Invitation).where(Invitation.id == uuid.UUID(first["invitation"]["id"])).values(changes))
+                session.execute(
+                    update(Invitation).where(Invitation.id == uuid.UUID(first["invitation"]["id"])).values(changes)
+                )
     item = tx("FACTS-1", service=service, contact={"email": EMAIL, "phone": PHONE}, consent={"sms": True})
     expected = _decided_in_a_batch(runtime, item)
 
