@@ -92,6 +92,21 @@ def test_demo_refuses_a_count_it_cannot_honour_in_one_line(sqlite_env, tmp_path,
     assert not (tmp_path / "instance" / "survey-engine.db").exists()  # refused before the database is touched
 
 
+def test_a_service_slug_that_cannot_stand_in_a_url_stops_a_command_in_one_line(sqlite_env, tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "offices.yaml").write_bytes((ROOT / "config" / "offices.yaml").read_bytes())
+    services = (ROOT / "config" / "services.yaml").read_text()
+    assert "\n  passport-renewal:\n" in services
+    (config / "services.yaml").write_text(services.replace("\n  passport-renewal:\n", "\n  Passport/Renewal:\n"))
+    result = cli("api-key", "list", env={**sqlite_env, "SURVEY_ENGINE_CONFIG_DIR": str(config)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        "Error: services.yaml: service 'Passport/Renewal': a service slug must be 1 to 64 lower-case letters, digits "
+        "and hyphens, starting and ending with a letter or digit (it stands in URLs and file names)"
+    )
+
+
 def test_secrets_are_not_in_the_environment_of_the_code():
     text = (ROOT / "engine" / "settings.py").read_text()
     assert SECRET not in text and ENCRYPTION not in text
