@@ -177,23 +177,28 @@ def _published_changes(settings: Settings, paths: list[str]) -> list[str]:
 
 
 @main.command()
-@click.option(
-    "--count", default=20, show_default=True, help="How many synthetic transactions to feed a service (1 to 1000)."
-)
+# --count and --answer-rate are read as text and checked in the command, so a bad value is one line (like every
+# other refusal of the demo) before the database is touched, not click's usage error.
+@click.option("--count", default="20", show_default=True, metavar="INTEGER",
+              help="How many synthetic transactions to feed a service (1 to 1000).")  # fmt: skip
 @click.option("--service", "services", multiple=True, help="Services to feed (default: every configured one).")
-@click.option("--answer-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of the sent invitations the demo answers itself; open the other links in a browser.")  # fmt: skip
-def demo(count: int, services: tuple[str, ...], answer_rate: float) -> None:
+@click.option("--answer-rate", default="0.5", show_default=True, metavar="FLOAT",
+              help="Share of the sent invitations the demo answers itself (0 to 1); open the other links in a browser.")  # fmt: skip
+def demo(count: str, services: tuple[str, ...], answer_rate: str) -> None:
     """Feed synthetic transactions through the real intake, send them, answer some (all test data)."""
-    from engine.commands.demo import check_count, feed
+    from engine.catalog.services import load_catalog
+    from engine.commands.demo import check_services, feed, parse_answer_rate, parse_count
 
-    try:
-        check_count(count)  # before the database is touched
-    except ValueError as exc:
+    try:  # every refusal before the database is touched
+        how_many, rate = parse_count(count), parse_answer_rate(answer_rate)
+        settings = _settings()
+        if services:
+            check_services(load_catalog(settings.config_dir, settings.flows_dir), list(services))
+    except (ValueError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
-    rt = _runtime(migrate_database=True)
+    rt = _runtime(migrate_database=True, settings=settings)
     try:
-        summary = feed(rt, count, list(services) or None, answer_rate)
+        summary = feed(rt, how_many, list(services) or None, rate)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     for line in summary:

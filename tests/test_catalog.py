@@ -270,6 +270,32 @@ def test_a_slug_that_only_contains_assets_is_accepted(dirs):
     assert load_catalog(config, flows, {"console", "website"}).services["assets-office"].channels == ("website",)
 
 
+@pytest.mark.parametrize(
+    "slug",
+    ["passport/renewal", "passport renewal", "Passport-Renewal", "..", "passport..renewal", "", "-passport",
+     "passport-", "passport_renewal", "passport.renewal", "renewal\n", "pässe", "p" * 65],
+)  # fmt: skip
+def test_a_slug_that_cannot_stand_in_a_url_is_refused_naming_the_service_and_the_rule(dirs, slug):
+    """The slug is a path segment (``/f/<service>``, ``/data/<service>``, ``/api/v1/transactions/<service>/<id>``)
+    and part of report file names: a ``/``, a space, upper case, dots or an empty slug was accepted."""
+    config, flows = dirs
+    write(config, {"good-one": base_service(), slug: base_service()})
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(config, flows, {"console"})
+    message = str(caught.value)
+    assert message == (
+        f"services.yaml: service {slug!r}: a service slug must be 1 to 64 lower-case letters, digits and hyphens, "
+        "starting and ending with a letter or digit (it stands in URLs and file names)"
+    )
+
+
+@pytest.mark.parametrize("slug", ["a", "7", "a11-pilot", "passport-renewal-2", "p" * 64])
+def test_a_slug_of_letters_digits_and_inner_hyphens_is_accepted(dirs, slug):
+    config, flows = dirs
+    write(config, {slug: base_service()})
+    assert load_catalog(config, flows, {"console"}).services[slug].slug == slug
+
+
 def test_a_single_ivr_number_written_without_a_list_is_not_split_into_characters(dirs):
     config, flows = dirs
     write(config, {SLUG: base_service(ivr_numbers="+12025550100")})

@@ -80,7 +80,7 @@ def test_demo_feeds_transactions_through_the_real_intake(sqlite_env):
     assert "answered: 5 survey(s)" in result.stdout
 
 
-@pytest.mark.parametrize("count", ["-1", "0", "1001", "1000000000000"])
+@pytest.mark.parametrize("count", ["-1", "0", "1001", "1000000000000", "abc", "1.5"])
 def test_demo_refuses_a_count_it_cannot_honour_in_one_line(sqlite_env, tmp_path, count):
     result = cli("demo", "--count", count, env=sqlite_env)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -90,6 +90,41 @@ def test_demo_refuses_a_count_it_cannot_honour_in_one_line(sqlite_env, tmp_path,
     )
     assert result.stdout == ""
     assert not (tmp_path / "instance" / "survey-engine.db").exists()  # refused before the database is touched
+
+
+def test_a_service_slug_that_cannot_stand_in_a_url_stops_a_command_in_one_line(sqlite_env, tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "offices.yaml").write_bytes((ROOT / "config" / "offices.yaml").read_bytes())
+    services = (ROOT / "config" / "services.yaml").read_text()
+    assert "\n  passport-renewal:\n" in services
+    (config / "services.yaml").write_text(services.replace("\n  passport-renewal:\n", "\n  Passport/Renewal:\n"))
+    result = cli("api-key", "list", env={**sqlite_env, "SURVEY_ENGINE_CONFIG_DIR": str(config)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        "Error: services.yaml: service 'Passport/Renewal': a service slug must be 1 to 64 lower-case letters, digits "
+        "and hyphens, starting and ending with a letter or digit (it stands in URLs and file names)"
+    )
+
+
+@pytest.mark.parametrize("rate", ["2", "1.01", "-0.5", "nan", "inf", "half"])
+def test_demo_refuses_an_answer_rate_outside_0_to_1_in_one_line(sqlite_env, tmp_path, rate):
+    """``--answer-rate 2`` was click's usage error (three lines, exit 2); ``--answer-rate nan`` ran and answered
+    nothing."""
+    result = cli("demo", "--answer-rate", rate, env=sqlite_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f"Error: --answer-rate must be a number from 0 to 1 (the share of sent invitations the demo answers), got {rate}"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "instance" / "survey-engine.db").exists()  # refused before the database is touched
+
+
+def test_demo_refuses_an_unknown_service_before_the_database_is_touched(sqlite_env, tmp_path):
+    result = cli("demo", "--service", "passport-renewal", "--service", "nope", env=sqlite_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip() == "Error: unknown services: nope"
+    assert not (tmp_path / "instance" / "survey-engine.db").exists()
 
 
 def test_secrets_are_not_in_the_environment_of_the_code():

@@ -222,6 +222,30 @@ def test_a_signed_body_that_is_not_an_event_array_is_a_400(stack):
         assert response.status_code == 400 and response.mimetype == "application/problem+json"
 
 
+def test_a_signed_batch_that_json_refuses_is_answered_as_every_json_endpoint_answers_it(stack):
+    """Malformed JSON, JSON nested too deep and an object naming a key twice get the same 400 problem as from the
+    API (``malformed-json``, ``too-deep``, ``duplicate-key`` naming the key and where), not one generic "not JSON"
+    answer; still a 400, which SendGrid takes as refused (never a 5xx, which it would post again). Nothing changes."""
+    invitation_id = sent(stack, "DK-1", "dupkey@example.com")
+    before = snapshot(stack, invitation_id)
+    event = json.dumps(sendgrid_event(invitation_id, "bounce", type="bounce"))
+    duplicate = "[" + event.replace('"event": "bounce"', '"event": "delivered", "event": "bounce"') + "]"
+    assert duplicate.count('"event": ') == 2
+    bodies = {"malformed-json": "[{not json", "too-deep": "[" * 5000 + "]" * 5000, "duplicate-key": duplicate}
+    for kind, body in bodies.items():
+        stamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+                   "X-Twilio-Email-Event-Webhook-Signature": stack.signer.sign(body, stamp)}  # fmt: skip
+        answer = stack.client.post("/channels/email/events", data=body, headers=headers)
+        api = stack.client.post("/api/v1/transactions", data=body, headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {stack.api_key}"})  # fmt: skip
+        assert (api.status_code, api.get_json()["type"].rsplit("/", 1)[-1]) == (400, kind), api.get_json()
+        assert answer.status_code == 400 and answer.mimetype == "application/problem+json", kind
+        assert answer.get_json() == api.get_json(), kind
+    assert "'event'" in answer.get_json()["detail"] and "(at [0].event)" in answer.get_json()["detail"]
+    assert snapshot(stack, invitation_id) == before
+
+
 def test_the_webhook_and_the_unsubscribe_routes_are_guarded(stack):
     marks = {rule.rule: getattr(stack.app.view_functions[rule.endpoint], "access", None)
              for rule in stack.app.url_map.iter_rules() if rule.endpoint.startswith("email.")}  # fmt: skip

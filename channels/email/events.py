@@ -39,7 +39,7 @@ from engine.common.limits import text_problem
 from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.store.db import unit_of_work
 from engine.store.models import InvitationState, SuppressionReason
-from engine.webapp.problems import Problem, problem_response
+from engine.webapp.problems import problem_response
 from engine.webapp.support import guarded_by, parse_json, runtime
 
 logger = logging.getLogger("survey_engine.channels.email")
@@ -157,10 +157,10 @@ def events() -> Any:
     if not check.ok:
         logger.warning("sendgrid event batch refused", extra={"reason": check.reason})
         return problem_response(403, f"Refused: {check.reason}. Nothing was changed.")
-    try:
-        batch = parse_json(payload)  # rule 11's limits: nested too deep is a 400, never a RecursionError
-    except Problem:
-        return problem_response(400, "The body is not JSON: SendGrid posts a JSON array of events.")
+    # Rule 11's limits, answered as every JSON endpoint answers them: a 400 problem ``malformed-json``, ``too-deep``
+    # (never a RecursionError) or ``duplicate-key`` (naming the key and where). SendGrid looks at the status only; a
+    # 400 is a refusal, never a 5xx that would have it post the batch again.
+    batch = parse_json(payload)
     if not isinstance(batch, list):
         return problem_response(400, "The body is not a JSON array of events.")
     applied = repeated = ignored = 0

@@ -71,6 +71,11 @@ ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 # serves the website feedback button's own files, so a service ``assets`` could never have its ``/f/<service>``
 # pages.
 RESERVED_SLUGS = {"assets": "/f/assets/ serves the website feedback button's files"}
+# What a service slug may hold, because it stands as one path segment in URLs (``/f/<service>``, ``/data/<service>``,
+# ``/api/v1/transactions/<service>/<id>``) and in report file names: 1 to 64 lower-case letters, digits and hyphens,
+# starting and ending with a letter or digit (so no ``/``, space, upper case, ``.`` or ``..``, and never empty).
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+SLUG_RULE = "1 to 64 lower-case letters, digits and hyphens, starting and ending with a letter or digit"
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,8 @@ def _read_yaml(path: Path, root_key: str) -> dict[str, Any]:
 
 def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: set[str] | None) -> ServiceConfig:
     where = f"services.yaml: service {slug!r}"
+    if not SLUG.fullmatch(slug):
+        raise ConfigError(f"{where}: a service slug must be {SLUG_RULE} (it stands in URLs and file names)")
     if slug in RESERVED_SLUGS:
         raise ConfigError(f"{where}: the slug {slug!r} is reserved ({RESERVED_SLUGS[slug]}); choose another")
     if not isinstance(raw, dict):

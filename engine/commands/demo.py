@@ -6,12 +6,14 @@ Everything it makes is test data (``test: true``, console channel): it is never 
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
+from engine.catalog.services import Catalog
 from engine.delivery.dispatch import Dispatcher
 from engine.intake.submit import MAX_BATCH, Intake
 from engine.runtime import Runtime
@@ -71,21 +73,59 @@ def _answer(rt: Runtime, invitation_ids: list[Any], rng: random.Random) -> int:
     return answered
 
 
+COUNT_RULE = f"--count must be a whole number from 1 to {MAX_BATCH} (transactions a service)"
+ANSWER_RATE_RULE = "--answer-rate must be a number from 0 to 1 (the share of sent invitations the demo answers)"
+
+
 def check_count(count: int) -> None:
     """Refuse a count the demo cannot honour: at least one transaction a service, at most one intake batch
     (``MAX_BATCH``, what the API takes in one request), so a slip such as ``--count -1`` or ``--count 10000000`` is
     one line, not a silent empty run or a long, memory-hungry one."""
     if not 1 <= count <= MAX_BATCH:
-        raise ValueError(f"--count must be a whole number from 1 to {MAX_BATCH} (transactions a service), got {count}")
+        raise ValueError(f"{COUNT_RULE}, got {count}")
+
+
+def parse_count(text: str) -> int:
+    """``--count`` as typed: a whole number :func:`check_count` accepts, else the same one line (``--count abc`` and
+    ``--count 1.5`` too, not click's usage error)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError(f"{COUNT_RULE}, got {text}") from None
+    check_count(count)
+    return count
+
+
+def check_answer_rate(rate: float) -> None:
+    """Refuse a share the demo cannot take: a number from 0 to 1 (``nan`` is not one; it answered nothing)."""
+    if not 0 <= rate <= 1:
+        raise ValueError(f"{ANSWER_RATE_RULE}, got {rate}")
+
+
+def parse_answer_rate(text: str) -> float:
+    """``--answer-rate`` as typed: a number :func:`check_answer_rate` accepts, else one line naming what was typed."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not 0 <= rate <= 1:
+        raise ValueError(f"{ANSWER_RATE_RULE}, got {text}")
+    return rate
+
+
+def check_services(catalog: Catalog, services: list[str]) -> None:
+    """Refuse a service the catalogue does not hold."""
+    unknown = [s for s in services if s not in catalog.services]
+    if unknown:
+        raise ValueError(f"unknown services: {', '.join(unknown)}")
 
 
 def feed(rt: Runtime, count: int, services: list[str] | None = None, answer_rate: float = 0.5) -> list[str]:
     """Report ``count`` transactions per service, send what is due, answer a share; return a summary."""
     check_count(count)
+    check_answer_rate(answer_rate)
     slugs = services or sorted(rt.catalog.services)
-    unknown = [s for s in slugs if s not in rt.catalog.services]
-    if unknown:
-        raise ValueError(f"unknown services: {', '.join(unknown)}")
+    check_services(rt.catalog, slugs)
     rng = random.Random()
     stamp = utcnow().strftime("%Y%m%d%H%M%S")
     lines = []
