@@ -4,6 +4,7 @@ and rate limits, framing by allowed origins only, button.js, and answers counted
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,15 @@ WEBSITE_SERVICES: dict[str, Any] = {
         "timezone": "America/New_York",
         "website": {"origins": [ORIGIN, "http://127.0.0.1:8765"], "max_per_address_per_hour": 3,
                     "max_per_hour": 5, "min_fill_seconds": 0},
+    },
+    "web-burst": {
+        "name": "Burst Test Service",
+        "agency": "Test Agency",
+        "service_type": "informational",
+        "flow": "a11-standard",
+        "channels": ["website"],
+        "timezone": "America/New_York",
+        "website": {"origins": [ORIGIN], "max_per_hour": 3, "min_fill_seconds": 0},
     },
     "web-slow": {
         "name": "Slow Form Service",
@@ -228,6 +238,46 @@ def test_the_rate_limit_per_address_and_per_service_counts_in_the_database(clien
     assert answered(second, address="203.0.113.5").status_code == 429
     other.engine.dispose()
     assert len(stored(runtime)) == 5
+
+
+@pytest.mark.parametrize(
+    ("service", "one_address"),
+    [("web-burst", False), ("web-feedback", True)],
+    ids=["per-service", "per-address"],
+)
+def test_a_burst_sent_at_once_never_goes_over_the_hourly_limit(app, runtime, service, one_address):
+    """12 forms, each from its own page load, sent at the same moment from 12 threads: exactly 3 are taken and the
+    rest is a 429 — per service (``web-burst``'s ``max_per_hour``, from 12 addresses) and per address
+    (``web-feedback``'s ``max_per_address_per_hour``, all from one address) — though every POST reaches its count
+    before the others have committed their forms (on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes them anyway)."""
+    burst = 12
+    addresses = ["192.0.2.9"] * burst if one_address else [f"192.0.2.{n + 10}" for n in range(burst)]
+    clients = [app.test_client() for _ in range(burst)]
+    forms = []
+    for client, address in zip(clients, addresses, strict=True):
+        page = client.get(f"/f/{service}", environ_base={"REMOTE_ADDR": address})
+        assert page.status_code == 200, page.text
+        forms.append(hidden_fields(page.text) | {"q-satisfaction": "5", "q-trust": "4"})
+    start = threading.Barrier(burst)
+    answers: list[tuple[int, str | None]] = []
+
+    def send(n: int) -> None:
+        start.wait()
+        reply = clients[n].post(f"/f/{service}", data=forms[n], environ_base={"REMOTE_ADDR": addresses[n]})
+        answers.append((reply.status_code, reply.headers.get("Retry-After")))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(burst)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(answers) == burst
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * 3 + [429] * (burst - 3), f"{statuses.count(200)} taken: {statuses}"
+    assert all(int(wait or 0) > 3000 for status, wait in answers if status == 429)  # Retry-After: the hour's rest
+    with runtime.sessions() as session:
+        assert len(session.execute(select(WebsiteForm.nonce)).all()) == 3
+    assert len(stored(runtime)) == 3
 
 
 def test_address_hashes_are_cleared_after_a_day(client, runtime):

@@ -12,6 +12,17 @@
   per-service hourly limit (``website.max_per_address_per_hour``, ``max_per_hour``), counted in the database so
   that they hold across processes, answer 429 with ``Retry-After``. No CAPTCHA. Answers go through the one
   survey-session engine (start, record, complete) as a response on channel ``website`` with no transaction.
+
+  The limits hold under a burst too. A count and the insert that follows it are one step per service: the POST
+  locks the service's ``services`` row (``SELECT ... FOR NO KEY UPDATE``) before counting, in the transaction that
+  stores the form and its response, so the feedback POSTs of one service take their turn (across processes and
+  threads) from the count to the commit. Without it, under PostgreSQL's READ COMMITTED, forms sent at the same
+  moment each counted the hour before any other had committed, and all were taken. ``NO KEY`` keeps the foreign
+  key checks of other writers (intake's transactions and invitations, other responses of the service) from waiting
+  on it; only this page's POSTs (and a catalog sync updating the row) queue behind it. The lock ends with the
+  POST's transaction, which was already this short: the count, the insert, the response and its answers. On SQLite
+  every transaction already begins ``BEGIN IMMEDIATE`` (``engine.store.db``), so the count and the insert were
+  serialized there anyway; SQLAlchemy leaves the ``FOR ...`` clause out on that backend.
 * ``GET /f/<service>/button.js``: a dependency-free script, no cookies, no tracking, that adds a "Feedback" button
   to pages of the allowed origins and opens the survey in a modal dialog (:file:`static/button.js`).
 
@@ -41,7 +52,7 @@ from engine.common.crypto import same_secret
 from engine.common.i18n import N_, available_languages, best_language, translate
 from engine.common.limits import text_problem, whole_number
 from engine.store.db import unit_of_work, utcnow
-from engine.store.models import WebsiteForm
+from engine.store.models import Service, WebsiteForm
 from engine.surveys.flows import Flow
 from engine.surveys.messages import duration, pra_of, use_of_answers
 from engine.surveys.sessions import SurveySessions
@@ -255,6 +266,8 @@ def feedback(service: str) -> Any:
     with unit_of_work(rt.sessions) as session:
         if session.get(WebsiteForm, form["nonce"]) is not None:
             return _render("website/received.html", 409, **ctx)
+        # One count-and-insert at a time per service (see the module's docstring); released at the commit.
+        session.execute(select(Service.id).where(Service.id == service_id).with_for_update(key_share=True))
         since = now - HOUR
         for where, most in (
             ((WebsiteForm.address_hash == address, WebsiteForm.service_id == service_id),
