@@ -13,8 +13,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from engine.delivery.dispatch import Dispatcher, erase_unneeded_contacts, expire_overdue, reap_lost_sends
+from engine.delivery.dispatch import Dispatcher, expire_overdue, reap_lost_sends
 from engine.delivery.reminders import send_reminders
+from engine.delivery.retention import erase_unneeded_contacts, forget_form_addresses
 from engine.delivery.settlement import settle_unknown
 from engine.runtime import Runtime
 
@@ -43,6 +44,7 @@ def add_jobs(scheduler: BaseScheduler, rt: Runtime, dispatcher: Dispatcher | Non
         ("expire", lambda: expire_overdue(rt), SWEEP_EVERY),
         ("reap", lambda: reap_lost_sends(rt), SWEEP_EVERY),
         ("retention", lambda: erase_unneeded_contacts(rt), RETENTION_EVERY),
+        ("forget-addresses", lambda: forget_form_addresses(rt), RETENTION_EVERY),
         ("reminders", lambda: send_reminders(rt), SWEEP_EVERY),
         ("settle", lambda: settle_unknown(rt), SWEEP_EVERY),
     ]

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from engine.channels import Outcome
-from engine.delivery.dispatch import Dispatcher, erase_unneeded_contacts, expire_overdue, reap_lost_sends
+from engine.delivery.dispatch import Dispatcher, expire_overdue, reap_lost_sends
+from engine.delivery.retention import erase_unneeded_contacts
 from engine.store.models import Contact, DeliveryEvent, Invitation, InvitationState, Suppression
 from tests.helpers import post, tx
 

@@ -280,18 +280,30 @@ def test_a_burst_sent_at_once_never_goes_over_the_hourly_limit(app, runtime, ser
     assert len(stored(runtime)) == 3
 
 
-def test_address_hashes_are_cleared_after_a_day(client, runtime):
-    assert answered(client).status_code == 200
+def test_address_hashes_are_cleared_after_a_day_by_the_retention_job(client, runtime):
+    """Even when no form comes after it: the scheduler's job clears them, not the next POST."""
     from datetime import timedelta
 
-    with unit_of_work(runtime.sessions) as session:
-        row = session.execute(select(WebsiteForm)).scalar_one()
-        assert row.address_hash and "198.51.100.7" not in row.address_hash
-        row.received_at = utcnow() - timedelta(days=2)
+    from engine.delivery.retention import forget_form_addresses
+    from engine.scheduler import add_jobs
+
+    assert answered(client).status_code == 200
     assert answered(client, address="198.51.100.8").status_code == 200
+    with unit_of_work(runtime.sessions) as session:
+        rows = session.execute(select(WebsiteForm).order_by(WebsiteForm.received_at)).scalars().all()
+        assert all(row.address_hash and "198.51.100" not in row.address_hash for row in rows)
+        rows[0].received_at = utcnow() - timedelta(days=1, minutes=1)
+    assert forget_form_addresses(runtime) == 1
+    assert forget_form_addresses(runtime) == 0  # idempotent
     with runtime.sessions() as session:
         hashes = session.execute(select(WebsiteForm.address_hash).order_by(WebsiteForm.received_at)).scalars().all()
     assert hashes[0] is None and hashes[1] is not None
+    # The scheduler runs it in `serve` and in every `worker`.
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler()
+    add_jobs(scheduler, runtime)
+    assert "forget-addresses" in {job.id for job in scheduler.get_jobs()}
 
 
 # -- framing and the button ---------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, render_template, request, send_from_directory
 from flask_babel import format_date
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.catalog.services import ServiceConfig, WebsiteConfig
@@ -66,8 +66,6 @@ ASSETS = {"embed.js": "text/javascript", "website.css": "text/css"}
 # How long a shown form may be sent (a person may leave the tab open a while).
 FORM_MAX_AGE = 2 * 3600
 HOUR = timedelta(hours=1)
-# The sender's address hash is kept this long (rate limits need an hour), then cleared.
-ADDRESS_KEPT = timedelta(days=1)
 HONEYPOT = "leave_empty"
 MAX_PAGE_URL = 500
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -292,11 +290,6 @@ def feedback(service: str) -> Any:
         checked.record(sessions, session, response, flow, now)
         sessions.complete(session, response, now)
         row.response_id = response.id
-        session.execute(
-            update(WebsiteForm)
-            .where(WebsiteForm.received_at < now - ADDRESS_KEPT, WebsiteForm.address_hash.is_not(None))
-            .values(address_hash=None)
-        )
     return _render("website/thanks.html", 200, **ctx)
 
 

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Select, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.catalog.services import ServiceConfig
@@ -46,7 +46,6 @@ from engine.intake import rules
 from engine.runtime import Runtime
 from engine.store.db import SMALL_LIST, among, insert_rows, plans, unit_of_work, update_rows, utcnow
 from engine.store.models import (
-    ANSWERABLE_STATES,
     Contact,
     ContactKind,
     DeliveryEvent,
@@ -60,7 +59,6 @@ from engine.store.models import (
 from engine.surveys import tokens
 
 logger = logging.getLogger("survey_engine.dispatch")
-ANSWERABLE_OR_UNSETTLED = (*ANSWERABLE_STATES, InvitationState.UNKNOWN)
 MAX_ATTEMPTS = 8
 DELIVERY_EVENTS = cast(Table, DeliveryEvent.__table__)
 INVITATIONS = cast(Table, Invitation.__table__)
@@ -638,28 +636,3 @@ def expire_overdue(rt: Runtime, now: datetime | None = None) -> int:
         for inv in rows:
             Dispatcher._finish(session, inv, InvitationState.EXPIRED, "window_passed", now, event=Event.EXPIRED)
     return len(rows)
-
-
-def erase_unneeded_contacts(rt: Runtime, now: datetime | None = None) -> int:
-    """Retention: erase encrypted contact data no invitation can use any more; the keyed hashes stay."""
-    now = now or utcnow()
-    still_needed = (
-        select(Invitation.id)
-        .where(
-            Invitation.transaction_id == Contact.transaction_id,
-            or_(
-                Invitation.state.in_([InvitationState.SCHEDULED.value, InvitationState.SENDING.value]),
-                # Sent (or perhaps sent) and still open for answers.
-                and_(Invitation.expires_at > now, Invitation.state.in_([s.value for s in ANSWERABLE_OR_UNSETTLED])),
-            ),
-        )
-        .exists()
-    )
-    with unit_of_work(rt.sessions) as session:
-        result = session.execute(
-            update(Contact)
-            .where(Contact.erased_at.is_(None), ~still_needed)
-            .values(phone_encrypted=None, email_encrypted=None, erased_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

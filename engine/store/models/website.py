@@ -10,12 +10,15 @@ query or fragment.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.db import Base, utcnow
+
+# How long the sender's address hash is kept (the rate limits need an hour); the retention job clears it after.
+ADDRESS_KEPT = timedelta(days=1)
 
 
 class WebsiteForm(Base):
