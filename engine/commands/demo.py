@@ -96,10 +96,11 @@ def parse_count(text: str) -> int:
     return count
 
 
-def check_answer_rate(rate: float) -> None:
-    """Refuse a share the demo cannot take: a number from 0 to 1 (``nan`` is not one; it answered nothing)."""
+def check_answer_rate(rate: float, typed: str | None = None) -> None:
+    """Refuse a share the demo cannot take: a number from 0 to 1 (``nan`` is not one; it answered nothing). The
+    message names ``typed`` (what was typed) where given, else the number."""
     if not 0 <= rate <= 1:
-        raise ValueError(f"{ANSWER_RATE_RULE}, got {rate}")
+        raise ValueError(f"{ANSWER_RATE_RULE}, got {rate if typed is None else typed}")
 
 
 def parse_answer_rate(text: str) -> float:
@@ -108,8 +109,7 @@ def parse_answer_rate(text: str) -> float:
         rate = float(text)
     except ValueError:
         rate = math.nan
-    if not 0 <= rate <= 1:
-        raise ValueError(f"{ANSWER_RATE_RULE}, got {text}")
+    check_answer_rate(rate, text)
     return rate
 
 
