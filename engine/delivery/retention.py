@@ -1,4 +1,5 @@
-"""Retention sweeps (the scheduler's ``retention`` job): personal data kept no longer than it is needed.
+"""Retention sweeps (the scheduler's ``retention`` and ``forget-addresses`` jobs): personal data kept no longer than
+it is needed.
 
 Encrypted contacts are erased once no invitation can use them (the keyed hashes stay: suppressions and cooldowns
 need them); a website feedback form's address hash is cleared after a day (the rate limits need an hour). Each sweep
