@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import string
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,14 +14,14 @@ from typing import Any
 import phonenumbers
 import pytest
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, text, update
 
 from engine.api import auth as api_auth
 from engine.common.errors import ConfigError, FieldError
 from engine.intake.submit import Intake
 from engine.intake.validation import _plain_email, normalize_email, normalize_phone
 from engine.settings import load_settings
-from engine.store.db import unit_of_work
+from engine.store.db import make_engine, unit_of_work
 from engine.store.models import ApiKey, DeliveryEvent, Invitation, InvitationState, Transaction
 from tests.helpers import post, tx
 
@@ -116,14 +118,34 @@ def _items(prefix: str, n: int) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("size", [1, 3, 40])
-def test_a_race_lost_at_the_insert_answers_with_the_winners_decision(runtime, monkeypatch, size):
-    """The replay check saw nothing (the other process had not committed yet), the INSERT finds the ids stored."""
+def test_a_race_lost_at_the_insert_answers_with_the_winners_decision(runtime, size):
+    """Two submissions of the same items at once: the second answers every item as a replay of the first.
+
+    A real race, no stand-in: the first submission has written its rows and not committed when the second starts.
+    On PostgreSQL the second's replay check sees nothing (READ COMMITTED), its INSERT waits on the first's
+    uncommitted keys (the test waits until PostgreSQL shows it waiting on that lock), and once the first commits
+    it writes nothing: the look-up after the lost INSERT must give the winner's decisions. On SQLite every
+    transaction begins IMMEDIATE, so the second waits at its start and its replay check finds the rows.
+    """
     items = [{k: v for k, v in item.items() if v is not None} for item in _items("LOST", size)]
+    second: dict[str, Any] = {}
+
+    def submit_again() -> None:
+        try:
+            with unit_of_work(runtime.sessions, one_write=size == 1) as session:
+                second["results"] = Intake(runtime).submit(session, items)
+        except BaseException as exc:  # reported by the assertion below
+            second["error"] = exc
+
     with unit_of_work(runtime.sessions) as session:
         first = Intake(runtime).submit(session, items)
-    _blind_until_written(monkeypatch)
-    with unit_of_work(runtime.sessions) as session:
-        again = Intake(runtime).submit(session, items)
+        session.flush()
+        racer = threading.Thread(target=submit_again, daemon=True)
+        racer.start()
+        _until_waiting_on_a_lock(runtime, racer)
+    racer.join(30)
+    assert not racer.is_alive() and "error" not in second, second.get("error")
+    again = second["results"]
     assert [r["duplicate"] for r in first] == [False] * size
     assert [r["duplicate"] for r in again] == [True] * size
     assert [{**r, "duplicate": True} for r in first] == again
@@ -132,20 +154,30 @@ def test_a_race_lost_at_the_insert_answers_with_the_winners_decision(runtime, mo
         assert session.execute(select(func.count()).select_from(Invitation)).scalar_one() == size
 
 
-def _blind_until_written(monkeypatch: Any) -> None:
-    """The replay check before the INSERT finds nothing; the look-up after a lost INSERT works."""
-    load, write = Intake._load_existing, Intake._write
-    written = {"yet": False}
-
-    def blind_load(self: Intake, session: Any, keys: Any) -> Any:
-        return load(self, session, keys) if written["yet"] else {}
-
-    def noted_write(self: Intake, *args: Any, **kwargs: Any) -> Any:
-        written["yet"] = True
-        return write(self, *args, **kwargs)
-
-    monkeypatch.setattr(Intake, "_load_existing", blind_load)
-    monkeypatch.setattr(Intake, "_write", noted_write)
+def _until_waiting_on_a_lock(runtime: Any, racer: threading.Thread) -> None:
+    """Return once another PostgreSQL backend waits on a lock (the racer's INSERT); on SQLite, once the racer has
+    had time to reach its BEGIN IMMEDIATE. Fails if the racer ends first (it did not wait for the first's rows)."""
+    deadline = time.monotonic() + 20
+    if runtime.engine.dialect.name != "postgresql":
+        time.sleep(0.3)
+        assert racer.is_alive(), "the second submission did not wait for the first's transaction"
+        return
+    watcher = make_engine(runtime.settings.database_url)
+    try:
+        with watcher.connect() as conn:
+            while time.monotonic() < deadline:
+                waiting = conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                         "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+                ).scalar_one()  # fmt: skip
+                conn.rollback()
+                if waiting:
+                    return
+                assert racer.is_alive(), "the second submission ended without waiting on the first's rows"
+                time.sleep(0.01)
+    finally:
+        watcher.dispose()
+    raise AssertionError("the second submission never waited on the first's uncommitted rows")
 
 
 def test_a_batch_writes_what_the_rows_say(runtime):
