@@ -111,12 +111,17 @@ def test_missing_catalog_raises(fresh_catalogs):
         i18n.catalog(absent)
 
 
-def test_missing_compiled_catalog_raises_except_for_english(fresh_catalogs, monkeypatch, tmp_path):
-    monkeypatch.setattr(i18n, "LOCALES", tmp_path)
-    assert i18n.available_languages() == []
-    with pytest.raises(i18n.MissingCatalog):
-        i18n.catalog("es")
-    assert i18n.translate("en", TRUST, service="X") == "This interaction increased my trust in X."
+def test_missing_compiled_catalog_raises_except_for_english(fresh_catalogs, tmp_path):
+    # A folder with no compiled catalog, chosen the way SURVEY_ENGINE_LOCALES_DIR chooses one.
+    i18n.use_locales(tmp_path)
+    try:
+        assert i18n.available_languages() == []
+        with pytest.raises(i18n.MissingCatalog):
+            i18n.catalog("es")
+        assert i18n.translate("en", TRUST, service="X") == "This interaction increased my trust in X."
+    finally:
+        i18n.use_locales(None)
+    assert "es" in i18n.available_languages()
 
 
 # -- the template and the catalogs -----------------------------------------------------------------------------
