@@ -457,20 +457,7 @@ def phase(
     print(f"[{service}] seeded {n} in {seed_s:.1f} s: {decisions}", file=sys.stderr, flush=True)
     if decisions.get("scheduled") != n:
         raise SystemExit(f"expected every transaction scheduled, got {decisions}")
-    ready, start, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(env, i, batch, ready, start, results)) for i in range(k)]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.acquire(timeout=120)
-    signal_at = time.time()
-    start.set()
-    reports = [results.get(timeout=600) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-    errors = [r for r in reports if "error" in r]
-    if errors:
-        raise SystemExit(f"worker failed: {errors}")
+    reports, signal_at = common.released_together(ctx, worker, [(env, i, batch) for i in range(k)])
     elapsed = max(r["end"] for r in reports) - signal_at
     seen = stand_in_get(stand_in, "/__stats")
     check = verify(url, rt.service_ids[service], expected or n)

@@ -448,6 +448,93 @@ def server_process(cmd: list[str], env: dict[str, str], port: int, log_path: Pat
         log.close()
 
 
+def gunicorn_cmd(port: int, workers: int, worker_class: str, threads: int, *extra: str) -> list[str]:
+    """gunicorn serving the engine's app on ``port`` (``threads`` 0: the option not given)."""
+    cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    cmd += ["--worker-class", worker_class] + (["--threads", str(threads)] if threads else [])
+    return [*cmd, *extra, "engine.app:create_app()"]
+
+
+def cpu_ticks(pid: int) -> int:
+    """A process's CPU so far (utime + stime from ``/proc/<pid>/stat``), in clock ticks; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class WorkerWatch:
+    """The workers of a server process while a load runs: their CPU from :meth:`start` and their resident memory,
+    sampled every half second by :meth:`until_done` and read at the end (``VmHWM``, the peak) by :meth:`usage`."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.workers = children_of(server_pid)
+        self.cpu_start: dict[int, int] = {}
+        self.rss_max: dict[int, int] = {}
+
+    def start(self) -> None:
+        self.cpu_start = {pid: cpu_ticks(pid) for pid in self.workers}
+
+    def until_done(self, process: subprocess.Popen[Any]) -> None:
+        while process.poll() is None:
+            for pid in children_of(self.server_pid):
+                rss = vm_kb(pid, "VmRSS")
+                if rss is not None:
+                    self.rss_max[pid] = max(self.rss_max.get(pid, 0), rss)
+            time.sleep(0.5)
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        """Per worker now alive: peak RSS (MB, the kernel's and the sampled one) and CPU since :meth:`start` (s)."""
+        hz = os.sysconf("SC_CLK_TCK")
+        return {
+            str(pid): {
+                "VmHWM_mb": round((vm_kb(pid, "VmHWM") or 0) / 1024, 1),
+                "VmRSS_max_sampled_mb": round(self.rss_max.get(pid, 0) / 1024, 1),
+                "cpu_s": round((cpu_ticks(pid) - self.cpu_start.get(pid, 0)) / hz, 1),
+            }
+            for pid in children_of(self.server_pid)
+        }
+
+    def replaced(self) -> list[int]:
+        """Workers that died or were started during the run (a worker killed for its timeout shows here)."""
+        return sorted(set(children_of(self.server_pid)) ^ set(self.workers))
+
+
+def released_together(ctx: Any, target: Any, args_each: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], float]:
+    """One process a tuple of ``args_each``, running ``target(*args, ready, start, results)``: each releases
+    ``ready`` once set up and waits for ``start``, which is set when all are ready, then puts its report (a dict,
+    with ``error`` if it failed) on ``results``. Returns the reports and the time ``start`` was set; any failed
+    report ends the benchmark."""
+    ready, start, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, ready, start, results)) for args in args_each]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.acquire(timeout=120)
+    released_at = time.time()
+    start.set()
+    reports = [results.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    if errors := [r for r in reports if "error" in r]:
+        raise SystemExit(f"worker failed: {errors}")
+    return reports, released_at
+
+
+def count_rows(url: str, *tables: str) -> dict[str, int]:
+    """How many rows each of ``tables`` holds in the database at ``url``."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {t: int(conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()) for t in tables}
+    finally:
+        engine.dispose()
+
+
 def api_key_for(url: str, scopes: tuple[str, ...] = ("intake",)) -> str:
     """A real API key of the bench service in the database at ``url``."""
     from engine.api.auth import create_api_key
@@ -492,8 +579,11 @@ def post_batches(port: int, key: str, batches: list[list[dict[str, Any]]], warmu
 # -- profiles ---------------------------------------------------------------------------------------------------
 
 
-def spy_start(pids: list[int], folder: Path, rate: int = 250) -> list[subprocess.Popen[bytes]]:
-    """py-spy (``py-spy`` beside this Python) recording raw stacks of each process until stopped with SIGINT."""
+def spy_start(
+    pids: list[int], folder: Path, rate: int = 250, seconds: float | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy (``py-spy`` beside this Python) recording raw stacks of each process, threads holding the GIL and
+    waiting ones alike, until stopped with SIGINT or for ``seconds``."""
     spy_bin = Path(sys.executable).with_name("py-spy")
     return [
         subprocess.Popen(
@@ -504,6 +594,7 @@ def spy_start(pids: list[int], folder: Path, rate: int = 250) -> list[subprocess
                 str(pid),
                 "--rate",
                 str(rate),
+                *(["--duration", str(int(seconds))] if seconds else []),
                 "--format",
                 "raw",
                 "--output",

@@ -152,24 +152,9 @@ def main() -> None:
         if decisions.get("scheduled") != args.invitations:
             raise SystemExit(f"expected every transaction scheduled, got {decisions}")
 
-        ready, start, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
         outputs = [workdir / f"worker-{i}.out" for i in range(args.workers)]
-        procs = [
-            ctx.Process(target=worker, args=(url, i, str(outputs[i]), args.batch, ready, start, results))
-            for i in range(args.workers)
-        ]
-        for p in procs:
-            p.start()
-        for _ in procs:
-            ready.acquire(timeout=120)
-        signal_at = time.time()
-        start.set()
-        reports = [results.get(timeout=600) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
-        errors = [r for r in reports if "error" in r]
-        if errors:
-            raise SystemExit(f"worker failed: {errors}")
+        each = [(url, i, str(outputs[i]), args.batch) for i in range(args.workers)]
+        reports, signal_at = common.released_together(ctx, worker, each)
         end = max(r["end"] for r in reports)
         elapsed = end - signal_at
         check = verify(url, args.invitations, outputs)

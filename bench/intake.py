@@ -31,7 +31,6 @@ import pstats
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -199,33 +198,6 @@ def server_command(backend: str, port: int) -> list[str]:
     return [sys.executable, "-m", "engine.cli", "web", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
 
 
-def spy(pids: list[int], seconds: float, folder: Path) -> list[subprocess.Popen[bytes]]:
-    """py-spy (sampling, 250 Hz, GIL-holding and waiting threads alike) on each serving process, raw stacks."""
-    spy_bin = Path(sys.executable).with_name("py-spy")
-    return [
-        subprocess.Popen(
-            [
-                str(spy_bin),
-                "record",
-                "--pid",
-                str(pid),
-                "--rate",
-                "250",
-                "--duration",
-                str(int(seconds)),
-                "--format",
-                "raw",
-                "--output",
-                str(folder / f"spy-{pid}.txt"),
-                "--nonblocking",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for pid in pids
-    ]
-
-
 def run_http(backend: str, url: str, batches: list[list[dict[str, Any]]], warmup: int, profile: bool) -> dict[str, Any]:
     """The batches posted over HTTP to the real server process, one after the other on one keep-alive connection."""
     key = common.api_key_for(url)
@@ -239,7 +211,7 @@ def run_http(backend: str, url: str, batches: list[list[dict[str, Any]]], warmup
             if profile:
                 common.post_batches(port, key, batches[:warmup], warmup)
                 pids = [process.pid, *common.children_of(process.pid)]
-                spies = spy(pids, 600, workdir)
+                spies = common.spy_start(pids, workdir, seconds=600)
                 time.sleep(1.0)
                 posted = common.post_batches(port, key, batches[warmup:], 0)
                 for p in spies:

@@ -26,13 +26,11 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -194,21 +192,6 @@ async def generate(
 # -- the orchestrator -------------------------------------------------------------------------------------------
 
 
-def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {process.returncode} before answering")
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("gunicorn did not become ready within 60 s")
-
-
 def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     from engine.api.auth import create_api_key
     from engine.store.db import unit_of_work
@@ -223,21 +206,14 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
 
         port = common.free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, **common.env_for(db_url, str(workdir / "instance"))}
-        cmd = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}"]
-        cmd += ["--worker-class", args.worker_class] + (["--threads", str(args.threads)] if args.threads else [])
-        if args.access_log:
-            cmd += ["--access-logfile", "-"]
-        cmd.append("engine.app:create_app()")
+        env = common.env_for(db_url, str(workdir / "instance"))
+        extra = ["--access-logfile", "-"] if args.access_log else []
+        cmd = common.gunicorn_cmd(port, args.workers, args.worker_class, args.threads, *extra)
         log_path = workdir / "gunicorn.log"
-        log = log_path.open("wb")
-        server = subprocess.Popen(cmd, cwd=common.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        samples: dict[int, int] = {}
-        try:
-            wait_ready(base, server)
-            workers = common.children_of(server.pid)
+        with common.server_process(cmd, env, port, log_path) as server:
+            watch = common.WorkerWatch(server.pid)
             print(
-                f"gunicorn pid {server.pid}, workers {workers}, {base}; load: {args.rate}/s for "
+                f"gunicorn pid {server.pid}, workers {watch.workers}, {base}; load: {args.rate}/s for "
                 f"{args.warmup}+{args.duration} s",
                 file=sys.stderr,
                 flush=True,
@@ -257,47 +233,19 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 + ["--client", args.client]
             )
             generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
-            cpu_start = {pid: _cpu_ticks(pid) for pid in [server.pid, *workers]}
+            watch.start()
             wall_start = time.monotonic()
-            while generator.poll() is None:
-                for pid in common.children_of(server.pid):
-                    rss = common.vm_kb(pid, "VmRSS")
-                    if rss is not None:
-                        samples[pid] = max(samples.get(pid, 0), rss)
-                time.sleep(0.5)
+            watch.until_done(generator)
             wall = time.monotonic() - wall_start
             out, _ = generator.communicate()
             if generator.returncode != 0:
                 raise SystemExit(f"load generator failed ({generator.returncode})")
             load = json.loads(out.strip().splitlines()[-1])
-            workers_now = common.children_of(server.pid)
-            hz = os.sysconf("SC_CLK_TCK")
-            memory = {
-                str(pid): {
-                    "VmHWM_mb": round((common.vm_kb(pid, "VmHWM") or 0) / 1024, 1),
-                    "VmRSS_max_sampled_mb": round(samples.get(pid, 0) / 1024, 1),
-                    "cpu_s": round((_cpu_ticks(pid) - cpu_start.get(pid, 0)) / hz, 1),
-                }
-                for pid in workers_now
-            }
+            memory = watch.usage()
             master = {"pid": server.pid, "VmHWM_mb": round((common.vm_kb(server.pid, "VmHWM") or 0) / 1024, 1)}
-            restarted = sorted(set(workers_now) ^ set(workers))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            log.close()
-
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(db_url)
-        with engine.connect() as conn:
-            stored = conn.execute(text("SELECT count(*) FROM transactions")).scalar_one()
-            invitations = conn.execute(text("SELECT count(*) FROM invitations")).scalar_one()
-        engine.dispose()
+            restarted = watch.replaced()
+        rows = common.count_rows(db_url, "transactions", "invitations")
+        stored, invitations = rows["transactions"], rows["invitations"]
 
     log_tail = log_path.read_text(errors="replace").splitlines()[-20:]
     shutil.rmtree(workdir, ignore_errors=True)
@@ -373,14 +321,6 @@ def knee(args: argparse.Namespace) -> None:
               f"errors {row['errors']}  load {row['load_at_start']}")  # fmt: skip
     print(f"knee (p99 > 50 ms from this rate up): {found if found is not None else 'none up to ' + args.rates}")
     common.write_result("single_api_knee", {"params": vars(args), "rows": rows, "knee": found})
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def main() -> None:

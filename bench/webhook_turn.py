@@ -28,11 +28,9 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import random
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +41,6 @@ from typing import Any
 
 import channel_dispatch as cd
 import common
-from single_api import _cpu_ticks, wait_ready
 
 PATH = "/channels/sms/inbound"
 
@@ -277,33 +274,14 @@ def orchestrate(args: argparse.Namespace) -> None:
 
         port = common.free_port()
         base = f"http://127.0.0.1:{port}"
-        server_env = {
-            **os.environ,
-            **cd.engine_env(db_url, config_dir, cd.provider_env("http://127.0.0.1:9"), str(workdir / "instance")),
-        }
-        cmd = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            str(args.workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--worker-class",
-            args.worker_class,
-            *(["--threads", str(args.threads)] if args.threads else []),
-            "engine.app:create_app()",
-        ]
+        server_env = cd.engine_env(db_url, config_dir, cd.provider_env("http://127.0.0.1:9"), str(workdir / "instance"))
+        cmd = common.gunicorn_cmd(port, args.workers, args.worker_class, args.threads)
         log_path = workdir / "gunicorn.log"
-        log = log_path.open("wb")
-        server = subprocess.Popen(cmd, cwd=common.ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
-        samples: dict[int, int] = {}
-        try:
-            wait_ready(base, server)
-            workers = common.children_of(server.pid)
+        with common.server_process(cmd, server_env, port, log_path) as server:
+            watch = common.WorkerWatch(server.pid)
             print(
-                f"gunicorn {server.pid} workers {workers}; {args.rate}/s for {args.warmup}+{args.duration} s over "
-                f"{n} conversations",
+                f"gunicorn {server.pid} workers {watch.workers}; {args.rate}/s for {args.warmup}+{args.duration} s "
+                f"over {n} conversations",
                 file=sys.stderr,
                 flush=True,
             )
@@ -318,44 +296,18 @@ def orchestrate(args: argparse.Namespace) -> None:
                 *common.load_options(args),
             ] + (["--calls-file", calls_file] if calls_file else [])
             generator = subprocess.Popen(gen_cmd, cwd=common.ROOT, stdout=subprocess.PIPE, text=True)
-            spies = common.spy_start(workers, workdir) if args.profile else []
-            cpu_start = {pid: _cpu_ticks(pid) for pid in workers}
-            while generator.poll() is None:
-                for pid in common.children_of(server.pid):
-                    rss = common.vm_kb(pid, "VmRSS")
-                    if rss is not None:
-                        samples[pid] = max(samples.get(pid, 0), rss)
-                time.sleep(0.5)
+            spies = common.spy_start(watch.workers, workdir) if args.profile else []
+            watch.start()
+            watch.until_done(generator)
             out, _ = generator.communicate()
             common.spy_stop(spies)
             profile = common.spy_top(workdir) if args.profile else None
             if generator.returncode != 0:
                 raise SystemExit(f"load generator failed ({generator.returncode})")
             load = json.loads(out.strip().splitlines()[-1])
-            hz = os.sysconf("SC_CLK_TCK")
-            memory = {
-                str(pid): {
-                    "VmHWM_mb": round((common.vm_kb(pid, "VmHWM") or 0) / 1024, 1),
-                    "cpu_s": round((_cpu_ticks(pid) - cpu_start.get(pid, 0)) / hz, 1),
-                }
-                for pid in common.children_of(server.pid)
-            }
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            log.close()
-
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(db_url)
-        with engine.connect() as conn:
-            answers = conn.execute(text("SELECT count(*) FROM answers")).scalar_one()
-            responses = conn.execute(text("SELECT count(*) FROM responses")).scalar_one()
-        engine.dispose()
+            memory = watch.usage()
+        rows = common.count_rows(db_url, "answers", "responses")
+        answers, responses = rows["answers"], rows["responses"]
 
     log_tail = log_path.read_text(errors="replace").splitlines()[-20:]
     shutil.rmtree(workdir, ignore_errors=True)
