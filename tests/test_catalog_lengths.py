@@ -3,7 +3,7 @@
 Every string the catalogue sync writes to a bounded column (``offices.code`` String(64), ``services.name``
 String(300), ``flow_versions.version`` String(32), ...) is checked against that column's own length. Before, an
 office code of 65 characters started the engine on SQLite (stored whole) and stopped it on PostgreSQL with a
-database error at the sync (a traceback).
+database error at the sync (a traceback); ``flows validate`` called the configuration valid.
 """
 
 from __future__ import annotations
@@ -173,6 +173,19 @@ def _env(tmp_path: Path, config: Path, flows: Path, database_url: str = "") -> d
     return {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"), "SURVEY_ENGINE_DATABASE_URL": database_url,
             "SURVEY_ENGINE_SECRET_KEY": secrets[0], "SURVEY_ENGINE_ENCRYPTION_KEY": secrets[1],
             "SURVEY_ENGINE_CONFIG_DIR": str(config), "SURVEY_ENGINE_FLOWS_DIR": str(flows)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "line"),
+    [("office code", TOO_LONG["office code"][1]),
+     ("service name", TOO_LONG["service name"][1]),
+     ("flow version", f"{EXTRA}.yaml: rule format: the version must be at most 32 characters")],
+)  # fmt: skip
+def test_flows_validate_refuses_a_too_long_value_in_one_line(tmp_path, case, line):
+    config, flows = TOO_LONG[case][0](tmp_path)
+    result = _cli("flows", "validate", env=_env(tmp_path, config, flows))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {line}"], result.stderr
 
 
 def test_a_command_that_starts_the_engine_refuses_a_too_long_office_code_in_one_line(database_url, tmp_path):
