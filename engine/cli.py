@@ -127,8 +127,8 @@ def flows() -> None:
 @flows.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 def flows_validate(paths: tuple[str, ...]) -> None:
-    """Check flows (default: every flow in the flows directory, and every configured service's effective PRA
-    block); exit non-zero on any broken rule."""
+    """Check flows (default: every flow in the flows directory, every configured service's effective PRA block,
+    and the catalogue as the start-up loads it); exit non-zero on any broken rule."""
     from engine.surveys.flow_rules import validate_paths, validate_services
 
     settings = _settings()
@@ -138,6 +138,8 @@ def flows_validate(paths: tuple[str, ...]) -> None:
         found, warned = validate_services(settings.config_dir, settings.flows_dir)
         problems += found
         warnings += warned
+        if not problems and (settings.config_dir / "services.yaml").is_file():
+            problems += _catalogue_problems(settings)
     for line in warnings:
         click.echo(f"warning: {line}", err=True)
     for line in problems:
@@ -145,6 +147,18 @@ def flows_validate(paths: tuple[str, ...]) -> None:
     if problems:
         raise SystemExit(1)
     click.echo(f"{checked} flow(s) valid")
+
+
+def _catalogue_problems(settings: Settings) -> list[str]:
+    """The catalogue as the start-up loads it (services, offices, and every value fitting its column), once the
+    flows and the PRA blocks are found sound: what would stop the start, in its one line."""
+    from engine.catalog.services import load_catalog
+
+    try:
+        load_catalog(settings.config_dir, settings.flows_dir)
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def _published_changes(settings: Settings, paths: list[str]) -> list[str]:

@@ -15,10 +15,17 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.common.crypto import token_hash
-from engine.store.models import ApiKey, ApiKeyService, AuditEntry, Scope, Service
+from engine.store.models import ApiKey, ApiKeyService, AuditEntry, Scope, Service, Suppression
 from engine.webapp.problems import Problem
 
 KEY_PREFIX = "se_"
+ACTOR_PREFIX = "api-key:"
+# The longest key name: its column, and the columns a key's opt-outs and restores record ``api-key:<name>`` in (a
+# longer name was a 500 on PostgreSQL at its first opt-out: value too long).
+MAX_NAME: int = min(
+    ApiKey.name.type.length,
+    *(c.type.length - len(ACTOR_PREFIX) for c in (Suppression.source, Suppression.restored_by, AuditEntry.actor)),
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -31,7 +38,7 @@ class Caller:
 
     @property
     def actor(self) -> str:
-        return f"api-key:{self.name}"
+        return f"{ACTOR_PREFIX}{self.name}"
 
     def may_use(self, service: str) -> bool:
         return service in self.services
@@ -39,6 +46,8 @@ class Caller:
 
 def create_api_key(session: Session, name: str, services: Iterable[str], scopes: Iterable[str]) -> str:
     """Store a new key and return it in clear: the only time anybody sees it."""
+    if not name.strip() or len(name) > MAX_NAME:
+        raise ValueError(f"the name must be 1 to {MAX_NAME} characters")
     scope_list = sorted({Scope(s).value for s in scopes})
     slugs = sorted(set(services))
     if not slugs:

@@ -17,6 +17,8 @@ import yaml
 
 from engine.catalog.durations import parse_duration
 from engine.common.errors import ConfigError
+from engine.common.limits import cut, length_problem
+from engine.store.models import Office, Service
 from engine.surveys.flows import Flow, Pra, load_flows, parse_pra
 
 MAX_WINDOW = timedelta(hours=48)
@@ -185,6 +187,14 @@ class Catalog:
         return service.pra or self.flows[service.flow].pra
 
 
+def _fits(raw: dict[str, Any], columns: dict[str, Any], where: str) -> None:
+    """Each configured string of ``raw`` that the catalogue sync stores fits its column (``{key: Service.name}``):
+    on PostgreSQL a longer one stopped the sync with a database error, on SQLite it was stored whole."""
+    for key, column in columns.items():
+        if raw.get(key) is not None and (too_long := length_problem(str(raw[key]), column)):
+            raise ConfigError(f"{where}: the {key} {too_long}")
+
+
 def _zone(name: Any, where: str) -> ZoneInfo:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}: timezone must be an IANA name such as America/New_York")
@@ -223,7 +233,7 @@ def _read_yaml(path: Path, root_key: str) -> dict[str, Any]:
 
 
 def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: set[str] | None) -> ServiceConfig:
-    where = f"services.yaml: service {slug!r}"
+    where = f"services.yaml: service {cut(slug)!r}"
     if not SLUG.fullmatch(slug):
         raise ConfigError(f"{where}: a service slug must be {SLUG_RULE} (it stands in URLs and file names)")
     if slug in RESERVED_SLUGS:
@@ -236,6 +246,10 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
     for key in ("name", "agency", "service_type", "flow", "channels", "timezone"):
         if key not in raw:
             raise ConfigError(f"{where}: {key} is required")
+    # The slug is bounded by SLUG, the service type by SERVICE_TYPES, the flow id where the flow is parsed.
+    columns = {"name": Service.name, "agency": Service.agency, "service_stage": Service.service_stage,
+               "timezone": Service.timezone}  # fmt: skip
+    _fits(raw, columns, where)
     if raw["service_type"] not in SERVICE_TYPES:
         raise ConfigError(
             f"{where}: service_type {raw['service_type']!r} is not one of A-11 280.4's seven: {', '.join(SERVICE_TYPES)}"
@@ -334,12 +348,14 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
 
 
 def parse_office(code: str, raw: Any) -> OfficeConfig:
-    where = f"offices.yaml: office {code!r}"
+    where = f"offices.yaml: office {cut(code)!r}"
+    _fits({"code": code}, {"code": Office.code}, where)
     if not isinstance(raw, dict) or "name" not in raw:
         raise ConfigError(f"{where}: expected {{name: ..., timezone: ...}}")
     unknown = set(raw) - {"name", "timezone"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    _fits(raw, {"name": Office.name, "timezone": Office.timezone}, where)
     zone = _zone(raw["timezone"], where) if raw.get("timezone") else None
     return OfficeConfig(code=str(code), name=str(raw["name"]), timezone=zone)
 

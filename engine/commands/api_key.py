@@ -27,13 +27,13 @@ def api_key() -> None:
               help="Repeat for more; default intake and reports.")  # fmt: skip
 def create(name: str, services: tuple[str, ...], scopes: tuple[str, ...]) -> None:
     """Create a key; it is printed once, alone on the last line."""
-    from engine.api.auth import create_api_key
+    from engine.api.auth import MAX_NAME, create_api_key
     from engine.common.limits import text_problem
     from engine.store.db import unit_of_work
 
     problem = text_problem(name)
-    if problem or not name.strip() or len(name) > 120:
-        raise click.BadParameter(problem or "must be 1 to 120 characters", param_hint="--name")
+    if problem or not name.strip() or len(name) > MAX_NAME:
+        raise click.BadParameter(problem or f"must be 1 to {MAX_NAME} characters", param_hint="--name")
     rt = _runtime()
     try:
         with unit_of_work(rt.sessions) as session:

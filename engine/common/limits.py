@@ -31,6 +31,21 @@ def text_problem(value: str) -> str | None:
     return "must not contain an unpaired surrogate (U+D800-U+DFFF): send valid Unicode"
 
 
+def length_problem(value: str, column: Any) -> str | None:
+    """Why ``value`` does not fit the ``String(n)`` column it is stored in, or ``None``.
+
+    ``column`` is the mapped column itself (``Office.code``): the limit is read from it, so a check and the schema
+    cannot drift apart.
+    """
+    limit: int = column.type.length
+    return f"must be at most {limit} characters" if len(value) > limit else None
+
+
+def cut(value: str, keep: int = 80) -> str:
+    """``value`` as a message may echo it: whole up to ``keep`` characters, else its start and an ellipsis."""
+    return value if len(value) <= keep else value[:keep] + "…"
+
+
 def number_problem(value: Any) -> str | None:
     """Why ``value`` is not a finite number within ±10^12, or ``None`` (booleans are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, int | float):

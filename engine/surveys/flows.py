@@ -40,6 +40,8 @@ from typing import Any
 import yaml
 
 from engine.common.errors import ConfigError
+from engine.common.limits import length_problem
+from engine.store.models import FlowVersion, Survey
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,8 @@ def parse_pra(pra: Any, source: str, default_minutes: int | None = None) -> Pra:
     pra_missing = [k for k in ("omb_control_number", "expiration_date", "burden_statement") if not pra.get(k)]
     if pra_missing:
         raise ConfigError(f"{source}: rule pra (5 CFR 1320.8(b)(3)): pra block lacks {', '.join(pra_missing)}")
+    if too_long := length_problem(str(pra["omb_control_number"]), Survey.omb_control_number):
+        raise ConfigError(f"{source}: pra.omb_control_number {too_long}")
     expiration = pra["expiration_date"]
     if isinstance(expiration, str):
         try:
@@ -258,6 +262,10 @@ def parse_flow(data: Any, source: str = "<flow>", path: Path | None = None) -> F
     missing = [key for key in ("id", "version", "title", "edition", "pra", "questions") if key not in data]
     if missing:
         raise ConfigError(f"{source}: missing {', '.join(missing)}")
+    # Every flow in the directory is stored as a flow version at start-up, in use or not: both fit their columns.
+    for key, column in (("id", FlowVersion.flow_id), ("version", FlowVersion.version)):
+        if too_long := length_problem(str(data[key]), column):
+            raise ConfigError(f"{source}: the {key} {too_long}")
     minutes = data.get("minutes")
     pra = parse_pra(
         data["pra"], source, minutes if isinstance(minutes, int) and not isinstance(minutes, bool) else None
