@@ -52,7 +52,8 @@ def guarded_by(guard: str) -> Callable[[F], F]:
 
 
 def checks_own_form(view: F) -> F:
-    """Mark a view that checks its own form fields for unstorable text (so it can name the question)."""
+    """Mark a view that checks its own form fields for unstorable text (so it can name the question), or takes no
+    form at all and refuses one unread (a JSON webhook: the before-request check would read the body to parse it)."""
     view.checks_own_form = True  # type: ignore[attr-defined]
     return view
 
