@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,22 @@ SSA_PRA: dict[str, Any] = {
     "burden_statement": "The Social Security Administration may not conduct or sponsor a collection of information "
     "unless it displays a currently valid OMB control number. We estimate that this survey takes 1 minute.",
 }
+
+
+class MeteredBody(io.RawIOBase):
+    """A request body (``wsgi.input``) that counts how many of its bytes the app read: a test sends it with a
+    ``Content-Length`` over a limit, or chunked (no length; ``wsgi.input_terminated`` set as gunicorn and waitress set
+    it), and checks how much was read before the refusal."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data, self.read_bytes = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.data[self.read_bytes : self.read_bytes + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self.read_bytes += len(chunk)
+        return len(chunk)

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.email_support import (
     WebhookSigner,
     sendgrid_event,
 )
+from tests.helpers import MeteredBody, counts
 
 # The fixtures these tests take (pytest finds them by name in the module).
 email_config_dir = email_support.email_config_dir
@@ -251,3 +253,82 @@ def test_the_webhook_and_the_unsubscribe_routes_are_guarded(stack):
              for rule in stack.app.url_map.iter_rules() if rule.endpoint.startswith("email.")}  # fmt: skip
     assert marks == {"/channels/email/events": "sendgrid signed event webhook",
                      "/u/<token>": "unsubscribe link token (128 random bits, stored hashed)"}  # fmt: skip
+
+
+# -- media type and size, checked before the signature and before the body is read --------------------------------
+
+SENDGRID_CONTENT_TYPE = "application/json;charset=utf-8"  # as a post captured from SendGrid carries it
+BATCH_LIMIT = 2 * 1024 * 1024  # the route's MAX_BATCH_BYTES: over 2.5 times SendGrid's largest batch (768 KB)
+
+
+def signed_headers(stack: EmailStack, payload: str, content_type: str = SENDGRID_CONTENT_TYPE) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    return {"Content-Type": content_type, "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+            "X-Twilio-Email-Event-Webhook-Signature": stack.signer.sign(payload, stamp)}  # fmt: skip
+
+
+def post_metered(stack: EmailStack, payload: str, headers: dict[str, str], chunked: bool = False) -> tuple[Any, Any]:
+    """POST ``payload`` as the WSGI server hands it over (``wsgi.input_terminated``, as gunicorn and waitress set
+    it): with its ``Content-Length``, or chunked (no length); the answer, and how many bytes the app read."""
+    body = MeteredBody(payload.encode())
+    environ: dict[str, Any] = {"wsgi.input": body, "wsgi.input_terminated": True}
+    if chunked:
+        headers = {**headers, "Transfer-Encoding": "chunked"}
+    else:
+        environ["CONTENT_LENGTH"] = str(len(body.data))
+    return stack.client.post("/channels/email/events", headers=headers, environ_overrides=environ), body
+
+
+def padded(events: list[dict[str, Any]], size: int) -> str:
+    """``events`` followed by events naming no invitation of ours (skipped), to at least ``size`` bytes of JSON."""
+    filler = sendgrid_event("not-an-invitation", "deferred", response="421 try again later " + "x" * 980)
+    count = size // len(json.dumps({**filler, "sg_event_id": "pad-0"})) + 1
+    payload = json.dumps(events + [{**filler, "sg_event_id": f"pad-{n}"} for n in range(count)])
+    assert len(payload) >= size
+    return payload
+
+
+def test_a_signed_batch_with_sendgrid_s_content_type_is_accepted_past_its_largest_batch_size(stack):
+    """What SendGrid posts still goes through: ``application/json;charset=utf-8`` (the media type is compared
+    without its parameters) and a batch past the 768 KB at which SendGrid sends one."""
+    invitation_id = sent(stack, "SZ-1", "largest@example.com")
+    payload = padded([sendgrid_event(invitation_id, "delivered")], 800 * 1024)
+    answer = accepted(stack.client.post("/channels/email/events", data=payload, headers=signed_headers(stack, payload)))
+    assert answer["applied"] == 1 and answer["received"] > 600
+    assert stack.invitation(invitation_id).state.value == "delivered"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_batch_of_another_media_type_is_a_415_unread_and_unverified(stack, caplog, content_type):
+    """Correctly signed, so only the media type refuses it: 415 before a byte is read (a form is not parsed by the
+    before-request check either), no row changes, and neither the body nor its signature is logged."""
+    invitation_id = sent(stack, "MT-1", "mediatype@example.com")
+    events = json.dumps([sendgrid_event(invitation_id, "bounce", type="bounce", sg_event_id="marker-mt-1")])
+    payload = events if content_type == "text/plain" else urlencode({"events": events})
+    headers = signed_headers(stack, payload, content_type)
+    before = counts(stack.rt)
+    response, body = post_metered(stack, payload, headers)
+    assert response.status_code == 415 and response.mimetype == "application/problem+json"
+    assert "application/json" in response.get_json()["detail"]
+    assert body.read_bytes == 0
+    assert counts(stack.rt) == before and stack.invitation(invitation_id).state.value == "sent"
+    signature = headers["X-Twilio-Email-Event-Webhook-Signature"]
+    assert "marker-mt-1" not in caplog.text and signature not in caplog.text
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_batch_over_the_limit_is_a_413_read_no_further_than_the_limit(stack, caplog, chunked):
+    """Correctly signed JSON events, 2.5 MiB: 413 by its ``Content-Length`` before a byte is read; chunked, after
+    reading one byte past the 2 MiB limit. No row changes, nothing of it is logged."""
+    invitation_id = sent(stack, "OS-1", "oversize@example.com")
+    bounce = sendgrid_event(invitation_id, "bounce", type="bounce", sg_event_id="marker-os-1")
+    payload = padded([bounce], BATCH_LIMIT + BATCH_LIMIT // 4)
+    headers = signed_headers(stack, payload)
+    before = counts(stack.rt)
+    response, body = post_metered(stack, payload, headers, chunked=chunked)
+    assert response.status_code == 413 and response.mimetype == "application/problem+json"
+    assert response.get_json()["detail"] == f"The body is larger than {BATCH_LIMIT} bytes; send smaller batches."
+    assert body.read_bytes == (BATCH_LIMIT + 1 if chunked else 0)
+    assert counts(stack.rt) == before and stack.invitation(invitation_id).state.value == "sent"
+    signature = headers["X-Twilio-Email-Event-Webhook-Signature"]
+    assert "marker-os-1" not in caplog.text and signature not in caplog.text

@@ -16,7 +16,7 @@ import pytest
 from engine.delivery.dispatch import Dispatcher
 from engine.settings import load_settings
 from engine.store.db import make_engine
-from tests.helpers import counts, post, tx
+from tests.helpers import MeteredBody, counts, post, tx
 from tests.kiosk_support import API as KIOSK_API
 from tests.kiosk_support import COOKIE, enrolled
 
@@ -152,6 +152,24 @@ def test_json_nested_too_deep_is_a_400(client, auth, runtime, depth):
     client.set_cookie(COOKIE, credential)
     deep = '{"sessions": [' + "{" + '"a": {' * depth + "}" * depth + "}]}"
     assert raw_post(client, KIOSK_API, deep, {}).status_code == 400
+
+
+def test_an_oversize_json_body_is_refused_having_read_at_most_one_byte_past_the_limit(client, auth, runtime):
+    """``json_body``'s 413 for a body over its limit: by ``Content-Length`` before a byte is read; chunked (no length,
+    read as gunicorn and waitress hand it over) after reading one byte past the limit, not the whole body."""
+    limit = 4 * 1024 * 1024
+    before = counts(runtime)
+    for chunked in (False, True):
+        body = MeteredBody(b" " * (limit + 2 * 1024 * 1024))
+        headers = {**auth, "Content-Type": "application/json"}
+        if chunked:
+            headers["Transfer-Encoding"] = "chunked"
+        response = client.post("/api/v1/transactions", headers=headers, content_length=None if chunked else len(body.data),
+                               environ_overrides={"wsgi.input": body, "wsgi.input_terminated": True})  # fmt: skip
+        assert response.status_code == 413 and response.mimetype == "application/problem+json"
+        assert response.get_json()["detail"] == f"The body is larger than {limit} bytes; send smaller batches."
+        assert body.read_bytes == (limit + 1 if chunked else 0), chunked
+    assert counts(runtime) == before
 
 
 def test_json_nested_32_deep_is_parsed(client, auth):

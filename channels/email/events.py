@@ -19,6 +19,11 @@ as the invitation's ``provider_id`` — and is applied through :func:`engine.del
 
 An event of another kind, or one that names no invitation of ours, is logged and accepted (never a 5xx: SendGrid
 would post the whole batch again).
+
+Before the signature is looked at or a byte of the body read, the request is held to every JSON endpoint's checks
+(:func:`engine.webapp.support.check_json_request`): a media type other than JSON is a 415, a body over
+``MAX_BATCH_BYTES`` a 413 (by its ``Content-Length``; a chunked body is read one byte past the limit, no further).
+A refusal writes nothing and logs neither the body nor its signature.
 """
 
 from __future__ import annotations
@@ -40,12 +45,28 @@ from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.store.db import unit_of_work
 from engine.store.models import InvitationState, SuppressionReason
 from engine.webapp.problems import problem_response
-from engine.webapp.support import guarded_by, parse_json, runtime
+from engine.webapp.support import (
+    check_json_request,
+    checks_own_form,
+    guarded_by,
+    parse_json,
+    read_json_request,
+    runtime,
+)
 
 logger = logging.getLogger("survey_engine.channels.email")
 S = InvitationState
 EMAIL_ADDRESS = re.compile(r"[^\s<>\"'@]+@[^\s<>\"'@]+")
 SUPPRESSES = ("email",)
+# SendGrid posts a batch "every 30 seconds or when the batch size reaches 768 kilobytes - whichever occurs first"
+# (SendGrid's docs, Getting Started with the Event Webhook > Data Storage; sendgrid/docs,
+# content/docs/for-developers/tracking-events/getting-started-event-webhook.md). The event that reaches 768 KB
+# rides in the batch, so a batch can end a little past it: 2 MiB is over 2.5 times SendGrid's largest batch, and a
+# quarter of the app-wide MAX_CONTENT_LENGTH. Its media type: the docs show `Content-Type: application/json`
+# (Troubleshooting: the curl that posts what the webhook posts); a post captured from SendGrid (User-Agent
+# "SendGrid Event API") carries `application/json;charset=utf-8`. The check compares the media type without its
+# parameters, as every JSON endpoint does: both pass.
+MAX_BATCH_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -148,11 +169,13 @@ def _verifier() -> EventVerifier | None:
 
 @bp.post("/channels/email/events")
 @guarded_by("sendgrid signed event webhook")
+@checks_own_form  # takes no form: one is refused (415) unread, not parsed by the before-request check
 def events() -> Any:
-    payload = request.get_data(cache=True)
+    check_json_request(MAX_BATCH_BYTES)
     verifier = _verifier()
     if verifier is None:
         return problem_response(403, "The email channel is not set up to verify SendGrid events; nothing changed.")
+    payload = read_json_request(MAX_BATCH_BYTES)
     check = verifier.check(payload, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
     if not check.ok:
         logger.warning("sendgrid event batch refused", extra={"reason": check.reason})

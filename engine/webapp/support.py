@@ -2,7 +2,9 @@
 
 ``json_body`` holds every JSON endpoint to SPEC §2 rule 11: at most ``MAX_JSON_DEPTH`` levels of nesting (400,
 never a ``RecursionError``); ``NaN``, ``Infinity`` and numbers too large for a float come through as non-finite or
-out-of-range numbers, so that validation refuses them naming the field (422).
+out-of-range numbers, so that validation refuses them naming the field (422). Its two halves serve a view that
+needs the raw bytes first (a signed webhook): ``check_json_request`` refuses a wrong media type (415) or an
+oversize body (413) before reading it, ``read_json_request`` reads at most the limit.
 
 Every view carries an ``access`` mark: ``public`` (with the reason it is public on purpose) or the guard that
 checks its caller. ``tests/test_routes_guarded.py`` walks the URL map and refuses any view without one.
@@ -50,7 +52,8 @@ def guarded_by(guard: str) -> Callable[[F], F]:
 
 
 def checks_own_form(view: F) -> F:
-    """Mark a view that checks its own form fields for unstorable text (so it can name the question)."""
+    """Mark a view that checks its own form fields for unstorable text (so it can name the question), or takes no
+    form at all and refuses one unread (a JSON webhook: the before-request check would read the body to parse it)."""
     view.checks_own_form = True  # type: ignore[attr-defined]
     return view
 
@@ -87,15 +90,35 @@ def parse_json(data: bytes | str) -> Any:
     return value
 
 
-def json_body(max_bytes: int = 4 * 1024 * 1024) -> Any:
-    """The request's JSON, or a precise 4xx: wrong media type, too large, malformed, nested too deep."""
+def _too_large(max_bytes: int) -> Problem:
+    return Problem(413, f"The body is larger than {max_bytes} bytes; send smaller batches.", kind="too-large")
+
+
+def check_json_request(max_bytes: int) -> None:
+    """Refuse, before a byte of the body is read, what the headers already show: a media type other than JSON
+    (415; parameters such as ``charset`` are not looked at) or a ``Content-Length`` over ``max_bytes`` (413).
+
+    A body that declares no length (``Transfer-Encoding: chunked``) is then read at most ``max_bytes + 1`` bytes,
+    enough to tell that it is too large (the app-wide ``MAX_CONTENT_LENGTH`` stays the ceiling)."""
     if request.mimetype != "application/json":
         raise Problem(
             415, "Send the body as JSON with 'Content-Type: application/json'.", kind="unsupported-media-type"
         )
     if request.content_length is not None and request.content_length > max_bytes:
-        raise Problem(413, f"The body is larger than {max_bytes} bytes; send smaller batches.", kind="too-large")
+        raise _too_large(max_bytes)
+    ceiling = request.max_content_length
+    request.max_content_length = max_bytes + 1 if ceiling is None else min(ceiling, max_bytes + 1)
+
+
+def read_json_request(max_bytes: int) -> bytes:
+    """The body of a request :func:`check_json_request` passed, or 413 when it holds more than ``max_bytes``."""
     data = request.get_data(cache=False)
     if len(data) > max_bytes:
-        raise Problem(413, f"The body is larger than {max_bytes} bytes; send smaller batches.", kind="too-large")
-    return parse_json(data)
+        raise _too_large(max_bytes)
+    return data
+
+
+def json_body(max_bytes: int = 4 * 1024 * 1024) -> Any:
+    """The request's JSON, or a precise 4xx: wrong media type, too large, malformed, nested too deep."""
+    check_json_request(max_bytes)
+    return parse_json(read_json_request(max_bytes))
