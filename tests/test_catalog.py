@@ -538,3 +538,11 @@ def test_regulatory_and_data_and_research_services_start_and_take_transactions(t
         assert {s.service_type for s in rt.catalog.services.values()} == {"regulatory", "data_and_research"}
     finally:
         rt.engine.dispose()
+
+
+def test_a_website_origin_ending_in_a_line_break_is_refused():
+    """An origin goes into response headers (the frame-ancestors of /f/ pages): a line break there would fail
+    every page of the service. ``^...$`` with ``re.match`` let "https://host\\n" through."""
+    raw = base_service(channels=["website"], website={"origins": ["https://www.example.gov\n"]})
+    with pytest.raises(ConfigError, match="must be scheme://host"):
+        parse_service(SLUG, raw, load_flows(ROOT / "flows"), {"console", "website"})

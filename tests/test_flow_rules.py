@@ -651,3 +651,18 @@ def test_burden_minutes_must_agree_with_the_burden_statement():
     assert "rule pra (5 CFR 1320.8(b)(3)): burden_minutes 1 disagrees with the burden statement (2 minutes)" in (
         problems_of(data)
     )
+
+
+# ``^...$`` with ``re.match`` let a final line break through (YAML's ``|`` block keeps one): each name below is
+# stored, shown or compared as given, so "x\n" is not "x".
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda d: d.update(id=d["id"] + "\n"), "rule format: id 'a11-standard\\n' must be a slug"),
+    (lambda d: question(d, "comments").update(id="comments\n"), "rule format: id 'comments\\n' must be a slug"),
+    (lambda d: d["pra"].update(omb_control_number="1090-0011\n"), "omb_control_number '1090-0011\\n' must be"),
+    (lambda d: d.update(languages=["en", "es\n"]), "rule languages: 'es\\n' is not a language tag"),
+])  # fmt: skip
+def test_a_name_ending_in_a_line_break_breaks_its_rule(change, said):
+    data = shipped("a11-standard")
+    change(data)
+    errors, _ = check(data)
+    assert any(said in error for error in errors), errors

@@ -155,7 +155,7 @@ def _report(
                                "touchpoint": "phone"}  # fmt: skip
     if handoff.office:
         item["office"] = handoff.office
-    if handoff.language and BCP47.match(handoff.language):
+    if handoff.language and BCP47.fullmatch(handoff.language):
         item["language"] = handoff.language
     if phone:
         item["contact"] = {"phone": phone}

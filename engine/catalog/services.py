@@ -68,7 +68,7 @@ SERVICE_KEYS = {
 }
 # The ``website`` block's keys (SPEC §5): the feedback button's pages, and its abuse limits (channels/website).
 WEBSITE_KEYS = {"origins", "max_per_address_per_hour", "max_per_hour", "min_fill_seconds"}
-ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 # Slugs a service may not take, because a path built from the slug would be another route's: ``/f/assets/<name>``
 # serves the website feedback button's own files, so a service ``assets`` could never have its ``/f/<service>``
 # pages.
@@ -150,7 +150,7 @@ def parse_website(raw: Any, where: str) -> WebsiteConfig:
     if not isinstance(origins, list) or not origins or not all(isinstance(o, str) for o in origins):
         raise ConfigError(f'{where}: origins must be a non-empty list, e.g. ["https://www.example.gov"]')
     for origin in origins:
-        if not ORIGIN.match(origin):
+        if not ORIGIN.fullmatch(origin):
             raise ConfigError(
                 f"{where}: origin {origin!r} must be scheme://host[:port] (http or https, no path, no trailing slash)"
             )

@@ -37,8 +37,13 @@ def length_problem(value: str, column: Any) -> str | None:
     ``column`` is the mapped column itself (``Office.code``): the limit is read from it, so a check and the schema
     cannot drift apart.
     """
-    limit: int = column.type.length
+    limit = column_length(column)
     return f"must be at most {limit} characters" if len(value) > limit else None
+
+
+def column_length(column: Any) -> int:
+    """How many characters the ``String(n)`` column ``column`` (``Transaction.language``) holds."""
+    return int(column.type.length)
 
 
 def cut(value: str, keep: int = 80) -> str:

@@ -18,8 +18,9 @@ from email_validator import EmailNotValidError, validate_email
 
 from engine.catalog.services import Catalog, OfficeConfig, ServiceConfig
 from engine.common.errors import FieldError, ValidationFailed
-from engine.common.limits import moment_problem, number_problem, text_problem
+from engine.common.limits import column_length, cut, moment_problem, number_problem, text_problem
 from engine.intake.rules import PROMPT_CHANNEL, in_future
+from engine.store.models import Transaction
 
 TRANSACTION_FIELDS = {
     "id", "service", "completed_at", "touchpoint", "office", "language", "contact", "consent", "service_level",
@@ -28,12 +29,13 @@ TRANSACTION_FIELDS = {
 CONTACT_FIELDS = {"phone", "email", "timezone"}
 CONSENT_FIELDS = {"sms", "voice"}
 TOUCHPOINTS = {"phone", "in_person", "web", "email", "mail", "chat", "other"}
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-BCP47 = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
-SLI_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-MAX_ID = 200
-MAX_LANGUAGE = 35
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+BCP47 = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
+SLI_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+# The columns they are stored in hold these many characters: the checks read them there, so the two cannot drift.
+MAX_ID = column_length(Transaction.external_id)
+MAX_LANGUAGE = column_length(Transaction.language)
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_LENGTH = 500
 DEFAULT_PHONE_REGION = "US"
@@ -71,7 +73,7 @@ def zone_named(name: str) -> ZoneInfo:
 
 
 def parse_timestamp(value: Any, name: str) -> datetime:
-    if not isinstance(value, str) or not RFC3339.match(value):
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
         raise FieldError(name, "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-24T15:04:05-05:00")
     try:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
@@ -93,8 +95,8 @@ def text_error(value: Any, name: str) -> FieldError | None:
 
 
 def shown(name: Any) -> str:
-    """A name taken from the input, safe to echo in a field path (unstorable characters escaped)."""
-    text = str(name)
+    """A name taken from the input, safe to echo in a field path (unstorable characters escaped, a long one cut)."""
+    text = cut(str(name))
     return text if text_problem(text) is None else text.encode("unicode_escape").decode("ascii")
 
 
@@ -213,7 +215,7 @@ def parse_zone(value: Any, name: str) -> ZoneInfo:
     try:
         return zone_named(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise FieldError(name, f"{value!r} is not an IANA time zone name (e.g. America/New_York)") from None
+        raise FieldError(name, f"{cut(value)!r} is not an IANA time zone name (e.g. America/New_York)") from None
 
 
 def _unknown(obj: dict[str, Any], allowed: set[str], prefix: str, errors: list[FieldError]) -> None:
@@ -250,7 +252,7 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
     elif unstorable := text_error(slug, "service"):
         errors.append(unstorable)
     elif slug not in catalog.services:
-        errors.append(FieldError("service", f"unknown service {slug!r}"))
+        errors.append(FieldError("service", f"unknown service {cut(slug)!r}"))
     else:
         service = catalog.services[slug]
 
@@ -275,7 +277,7 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
         if unstorable := text_error(code, "office"):
             errors.append(unstorable)
         elif not isinstance(code, str) or code not in catalog.offices:
-            errors.append(FieldError("office", f"unknown office {code!r}: not in config/offices.yaml"))
+            errors.append(FieldError("office", f"unknown office {cut(code)!r}: not in config/offices.yaml"))
         else:
             office = catalog.offices[code]
 
@@ -284,7 +286,7 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
         if unstorable := text_error(language, "language"):
             errors.append(unstorable)
             language = None
-        elif not isinstance(language, str) or len(language) > MAX_LANGUAGE or not BCP47.match(language):
+        elif not isinstance(language, str) or len(language) > MAX_LANGUAGE or not BCP47.fullmatch(language):
             errors.append(FieldError("language", "must be a BCP 47 language tag, e.g. en or es-US"))
             language = None
         else:
@@ -329,7 +331,7 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
             errors.append(FieldError("service_level", "must be an object of numbers"))
         else:
             for name, value in service_level.items():
-                if not SLI_NAME.match(str(name)):
+                if not SLI_NAME.fullmatch(str(name)):
                     errors.append(
                         FieldError(f"service_level.{shown(name)}", "names are lower-case letters, digits and _")
                     )
@@ -345,7 +347,7 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
             attributes = None
         else:
             for name, value in attributes.items():
-                if not ATTRIBUTE_NAME.match(str(name)):
+                if not ATTRIBUTE_NAME.fullmatch(str(name)):
                     errors.append(FieldError(f"attributes.{shown(name)}", "names are letters, digits, _ . and -"))
                 elif unstorable := text_error(value, f"attributes.{name}"):
                     errors.append(unstorable)

@@ -102,10 +102,10 @@ QUESTION_KEYS = {
 CHOICE_KEYS = {"id", "label", "driver"}
 SHOW_IF_KEYS = {"question", "rating"}
 
-SLUG = re.compile(r"^[a-z][a-z0-9_-]*$")
-OMB_CONTROL_NUMBER = re.compile(r"^\d{4}-\d{4}$")
+SLUG = re.compile(r"[a-z][a-z0-9_-]*")
+OMB_CONTROL_NUMBER = re.compile(r"\d{4}-\d{4}")
 
-LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 # Where each rule comes from; a problem names the rule and, after it, this source.
 SOURCES = {
@@ -338,7 +338,7 @@ class _FlowCheck:
         unknown = _unknown_keys(raw, TOP_KEYS)
         if unknown:
             r.problem("format", f"unknown top-level key {', '.join(unknown)}")
-        if not SLUG.match(str(raw.get("id", ""))):
+        if not SLUG.fullmatch(str(raw.get("id", ""))):
             r.problem("format", f"id {raw.get('id')!r} must be a slug (lower-case letters, digits, - and _)")
         if raw.get("version") is None or not str(raw["version"]).strip():
             r.problem("format", 'version must be set, e.g. "1"')
@@ -369,7 +369,7 @@ class _FlowCheck:
         if unknown:
             r.problem("format", f"unknown pra key {', '.join(unknown)}")
         number = block.get("omb_control_number")
-        if not isinstance(number, str) or not OMB_CONTROL_NUMBER.match(number):
+        if not isinstance(number, str) or not OMB_CONTROL_NUMBER.fullmatch(number):
             r.problem("pra", f'omb_control_number {number!r} must be a quoted string like "1090-0011"')
         if not _is_text(block.get("burden_statement")):
             r.problem("pra", "burden_statement must be non-empty English text")
@@ -399,7 +399,7 @@ class _FlowCheck:
             r.problem("languages", "languages must be a non-empty list of language tags, e.g. [en, es]")
             return
         for tag in languages:
-            if not LANGUAGE_TAG.match(tag):
+            if not LANGUAGE_TAG.fullmatch(tag):
                 r.problem("languages", f"{tag!r} is not a language tag (BCP 47, e.g. en, es, zh-Hant)")
         repeated = sorted(tag for tag, n in Counter(languages).items() if n > 1)
         if repeated:
@@ -493,7 +493,7 @@ class _FlowCheck:
         unknown = _unknown_keys(q, QUESTION_KEYS)
         if unknown:
             r.problem("format", f"unknown question key {', '.join(unknown)}", qid)
-        if not SLUG.match(str(qid)):
+        if not SLUG.fullmatch(str(qid)):
             r.problem("format", f"id {qid!r} must be a slug (lower-case letters, digits, - and _)", qid)
         if tag not in TAGS:
             r.problem("a11-tag", f"unknown a11 tag {tag!r} (one of {', '.join(sorted(TAGS))})", qid)
@@ -596,7 +596,7 @@ class _FlowCheck:
             unknown = _unknown_keys(c, CHOICE_KEYS)
             if unknown:
                 r.problem("format", f"choice {cid!r}: unknown key {', '.join(unknown)}", qid)
-            if not SLUG.match(str(cid)):
+            if not SLUG.fullmatch(str(cid)):
                 r.problem("choices", f"choice id {cid!r} must be a slug", qid)
             label = _text(c.get("label"))
             if not label:
@@ -953,7 +953,7 @@ def validate_services(config_dir: Path, flows_dir: Path, today: date | None = No
                 problems.append(_parse_problem(where, str(exc)))
                 continue
             number = _mapping(block).get("omb_control_number")
-            if not isinstance(number, str) or not OMB_CONTROL_NUMBER.match(number):
+            if not isinstance(number, str) or not OMB_CONTROL_NUMBER.fullmatch(number):
                 problems.append(f"{where}: rule pra ({SOURCES['pra']}): omb_control_number {number!r} must be a "
                                 'quoted string like "1405-0187"')  # fmt: skip
             problems += [f"{where}: rule pra ({SOURCES['pra']}): {p}" for p in burden_problems(_mapping(block))]

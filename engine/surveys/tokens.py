@@ -15,7 +15,7 @@ from engine.store.db import utcnow
 from engine.store.models import Invitation, SurveyToken
 
 TOKEN_BYTES = 16  # 128 bits → 22 base64url characters: short enough for a text message
-TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{22,64}")
 
 
 SURVEY = "survey"
@@ -35,7 +35,7 @@ def issue(session: Session, invitation_id: uuid.UUID, now: datetime | None = Non
 
 def invitation_for(session: Session, token: str, purpose: str = SURVEY) -> Invitation | None:
     """The invitation a token opens for ``purpose``, or None for an unknown, malformed, revoked or other token."""
-    if not TOKEN_SHAPE.match(token):
+    if not TOKEN_SHAPE.fullmatch(token):
         return None
     row = session.get(SurveyToken, token_hash(token))
     if row is None or row.revoked_at is not None or row.purpose != purpose:
