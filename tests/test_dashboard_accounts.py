@@ -218,3 +218,15 @@ def test_disable_enable_and_services_from_the_command_line(dash_runtime, dash_cl
     with dash_runtime.sessions() as session:
         actions = session.execute(select(AuditEntry.action).order_by(AuditEntry.id)).scalars().all()
     assert actions[-3:] == ["user.disable", "user.enable", "user.services"]
+
+
+def test_an_account_with_a_long_address_is_created_and_audited_whole(dash_runtime):
+    """An address of 254 characters (the longest email_validator takes): its audit entry holds it whole. Before
+    migration 0010, ``audit_log.subject`` held 200 characters and such an account failed on PostgreSQL."""
+    local = "a" * 64
+    domain = ".".join(["b" * 63, "c" * 63, "d" * 57, "gov"])
+    address = f"{local}@{domain}"
+    assert len(address) == 254
+    make_account(dash_runtime, address, ("dash-email",))
+    with dash_runtime.sessions() as session:
+        assert address in session.execute(select(AuditEntry.subject)).scalars().all()

@@ -23,12 +23,12 @@ class Suppression(Base):
     contact_kind: Mapped[ContactKind] = mapped_column(str_enum(ContactKind))
     channel: Mapped[str] = mapped_column(String(32))
     reason: Mapped[SuppressionReason] = mapped_column(str_enum(SuppressionReason))
-    # Who recorded it: "api:<key name>", "sms:inbound", "email:event", ...
-    source: Mapped[str] = mapped_column(String(120))
+    # Who recorded it: "api-key:<key name>", "sms:inbound", "email:event", ...
+    source: Mapped[str] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     restored_at: Mapped[datetime | None]
-    restored_by: Mapped[str | None] = mapped_column(String(120))
+    restored_by: Mapped[str | None] = mapped_column(String(128))
     restore_reason: Mapped[str | None] = mapped_column(Text)
 
 
@@ -39,7 +39,7 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    actor: Mapped[str] = mapped_column(String(120))
+    actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(320))
     detail: Mapped[dict[str, Any] | None]
