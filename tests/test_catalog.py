@@ -546,3 +546,13 @@ def test_a_website_origin_ending_in_a_line_break_is_refused():
     raw = base_service(channels=["website"], website={"origins": ["https://www.example.gov\n"]})
     with pytest.raises(ConfigError, match="must be scheme://host"):
         parse_service(SLUG, raw, load_flows(ROOT / "flows"), {"console", "website"})
+
+
+@pytest.mark.parametrize("number", ["12345", 10900011, "1090-0011x", "abcd-efgh", "١٠٩٠-٠٠١١", "1090-0011\n"])
+def test_a_services_own_omb_control_number_is_held_to_the_flows_rule(number):
+    """A service's own PRA block is shown to every respondent as the survey's clearance: its control number must
+    read like one ("1090-0011"), as a flow's must. Start-up took any text."""
+    raw = base_service(pra={"omb_control_number": number, "expiration_date": "2028-06-30",
+                            "burden_statement": "This survey takes 2 minutes."})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"omb_control_number .* must be a quoted string like \"1090-0011\""):
+        parse_service(SLUG, raw, load_flows(ROOT / "flows"), {"console"})

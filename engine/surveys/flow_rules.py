@@ -103,7 +103,7 @@ CHOICE_KEYS = {"id", "label", "driver"}
 SHOW_IF_KEYS = {"question", "rating"}
 
 SLUG = re.compile(r"[a-z][a-z0-9_-]*")
-OMB_CONTROL_NUMBER = re.compile(r"\d{4}-\d{4}")
+OMB_CONTROL_NUMBER = re.compile(r"\d{4}-\d{4}", re.ASCII)
 
 LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
