@@ -43,7 +43,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, render_template, request, send_from_directory
-from flask_babel import format_date
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -54,9 +53,8 @@ from engine.common.limits import text_problem, whole_number
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import Service, WebsiteForm
 from engine.surveys.flows import Flow
-from engine.surveys.messages import duration, pra_of, use_of_answers
 from engine.surveys.sessions import SurveySessions
-from engine.surveys.web_survey import HOW_LONG, check_form, flow_message, question_views
+from engine.surveys.web_survey import check_form, page_context, question_views
 from engine.webapp.support import checks_own_form, public, runtime
 
 CHANNEL = "website"
@@ -183,25 +181,7 @@ def _language(flow: Flow) -> str:
 
 
 def _context(service: ServiceConfig, flow: Flow, language: str) -> dict[str, Any]:
-    service_name = translate(language, service.name)
-    pra = pra_of(service, flow)
-    return {
-        "service": service,
-        "service_name": service_name,
-        "agency": translate(language, service.agency),
-        "title": translate(language, flow.title),
-        "intro": translate(language, flow_message(flow, "intro"), service=service_name),
-        "thanks": translate(language, flow_message(flow, "thanks"), service=service_name),
-        "pra": pra,
-        "pra_burden": translate(language, pra.burden_statement),
-        "pra_expires": format_date(pra.expiration_date, format="long"),
-        "how_long": translate(language, HOW_LONG, duration=duration(language, pra.burden_minutes)),
-        "use_of_answers": use_of_answers(flow, "web", language, service),
-        "other_languages": [lang for lang in flow.languages if lang != language],
-        "language": language,
-        "embed": request.values.get("embed") == "1",
-        "slug": service.slug,
-    }
+    return page_context(service, flow, language) | {"embed": request.values.get("embed") == "1", "slug": service.slug}
 
 
 def _render(template: str, status: int, headers: dict[str, str] | None = None, **context: Any) -> Response:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.catalog.services import ServiceConfig
 from engine.common.i18n import N_, available_languages, best_language, translate
 from engine.common.limits import text_problem, whole_number
 from engine.runtime import Runtime
@@ -241,13 +242,12 @@ def question_views(
     return views
 
 
-def _context(
-    rt: Runtime, sessions: SurveySessions, invitation: Invitation, flow: Flow, language: str
-) -> dict[str, Any]:
-    service = rt.catalog.services[sessions.service_slug(invitation.service_id)]
+def page_context(service: ServiceConfig, flow: Flow, language: str) -> dict[str, Any]:
+    """What a survey page of ``service`` says in ``language``, the web survey's (``/s/<token>``) and the website's
+    (``/f/<service>``): the names, the flow's title, intro and thanks, the PRA block and the language switch. Dates
+    are written in the page's language, whatever the request's locale."""
     service_name = translate(language, service.name)
     pra = pra_of(service, flow)  # the agency's own clearance, else the flow's (SPEC §2 rule 9)
-    locale = language.replace("-", "_")
     return {
         "service": service,
         "service_name": service_name,
@@ -257,15 +257,26 @@ def _context(
         "thanks": translate(language, flow_message(flow, "thanks"), service=service_name),
         "pra": pra,
         "pra_burden": translate(language, pra.burden_statement),
-        "pra_expires": format_date(pra.expiration_date, format="long", locale=locale),
+        "pra_expires": format_date(pra.expiration_date, format="long", locale=_locale(language)),
         "how_long": translate(language, HOW_LONG, duration=duration(language, pra.burden_minutes)),
         "use_of_answers": use_of_answers(flow, "web", language, service),
-        # The day the answer window ends in the service's time zone (the one its customers and offices keep), not
-        # the UTC day: a window ending at 23:30 in New York ends on the next day in UTC.
-        "closes_at": format_date(invitation.expires_at.astimezone(service.timezone), format="long", locale=locale),
         "other_languages": [lang for lang in flow.languages if lang != language],
         "language": language,
     }
+
+
+def _locale(language: str) -> str:
+    return language.replace("-", "_")
+
+
+def _context(
+    rt: Runtime, sessions: SurveySessions, invitation: Invitation, flow: Flow, language: str
+) -> dict[str, Any]:
+    service = rt.catalog.services[sessions.service_slug(invitation.service_id)]
+    # The day the answer window ends in the service's time zone (the one its customers and offices keep), not the
+    # UTC day: a window ending at 23:30 in New York ends on the next day in UTC.
+    closes_at = format_date(invitation.expires_at.astimezone(service.timezone), format="long", locale=_locale(language))
+    return page_context(service, flow, language) | {"closes_at": closes_at}
 
 
 def flow_message(flow: Flow, name: str) -> str:
