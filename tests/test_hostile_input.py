@@ -439,3 +439,13 @@ def test_a_long_unknown_value_is_named_cut_not_echoed_whole(client, auth, runtim
 def test_a_survey_token_ending_in_a_line_break_is_not_found(client):
     token = "A" * 43
     assert client.get(f"/s/{token}%0A").status_code == 404
+
+
+def test_a_transaction_holds_at_most_20_service_level_indicators(client, auth, runtime):
+    """Each indicator name is a column of the quarter's §6.1 report: one call with thousands of names added
+    thousands of columns to every row of an unfiltered report (and to what a submission freezes)."""
+    before = counts(runtime)
+    response = post(client, tx("SLI-1", service_level={f"k{i}": i for i in range(21)}), auth)
+    assert response.status_code == 422 and fields(response) == ["service_level"], response.get_json()
+    assert counts(runtime) == before
+    assert post(client, tx("SLI-2", service_level={f"k{i}": i for i in range(20)}), auth).status_code == 200

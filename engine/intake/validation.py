@@ -37,6 +37,8 @@ ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 MAX_ID = column_length(Transaction.external_id)
 MAX_LANGUAGE = column_length(Transaction.language)
 MAX_ATTRIBUTES = 50
+# Each indicator name is a column of the §6.1 report (sli_<name>_mean) for every row of its quarter.
+MAX_SERVICE_LEVELS = 20
 MAX_ATTRIBUTE_LENGTH = 500
 DEFAULT_PHONE_REGION = "US"
 
@@ -329,6 +331,8 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
     if service_level is not None:
         if not isinstance(service_level, dict):
             errors.append(FieldError("service_level", "must be an object of numbers"))
+        elif len(service_level) > MAX_SERVICE_LEVELS:
+            errors.append(FieldError("service_level", f"must hold at most {MAX_SERVICE_LEVELS} indicators"))
         else:
             for name, value in service_level.items():
                 if not SLI_NAME.fullmatch(str(name)):
