@@ -451,6 +451,7 @@ def server_process(cmd: list[str], env: dict[str, str], port: int, log_path: Pat
 def gunicorn_cmd(port: int, workers: int, worker_class: str, threads: int, *extra: str) -> list[str]:
     """gunicorn serving the engine's app on ``port`` (``threads`` 0: the option not given)."""
     cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    cmd += ["--no-control-socket"]  # as `web`: gunicorn's default is one path per user, shared by every instance
     cmd += ["--worker-class", worker_class] + (["--threads", str(threads)] if threads else [])
     return [*cmd, *extra, "engine.app:create_app()"]
 

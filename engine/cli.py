@@ -23,7 +23,30 @@ from engine.store import migrate
 WEB_THREADS = 4
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group: a database that cannot be reached while a command runs ends it with one line, the
+    password hidden (SPEC §2 rule 11), as ``serve``, ``web`` and ``worker`` refuse to start, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from sqlalchemy import exc as sa_exc
+
+        from engine.store.db import unreachable_line
+
+        try:
+            return super().invoke(ctx)
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            if not _is_unreachable(exc):
+                raise
+            url = os.environ.get("SURVEY_ENGINE_DATABASE_URL") or "sqlite:///(the instance folder)"
+            raise click.ClickException(unreachable_line(exc, url)) from None
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """A connection that could not be made or was lost, as opposed to a statement the database refused."""
+    return bool(getattr(exc, "connection_invalidated", False)) or "connect" in str(getattr(exc, "orig", exc)).lower()
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Survey delivery engine: A-11 CX feedback for public services."""
 
@@ -75,10 +98,12 @@ def web(bind: str, workers: int) -> None:
     _refuse_unreachable(_settings())
     # Threaded workers (gthread, 4 threads each): a request waiting on PostgreSQL's commit does not hold the worker,
     # and kept-alive connections are served (bench/README.md). Requests are logged as the same masked JSON lines as
-    # serve's by gunicorn's logger class engine.webapp.gunicorn_logging.JsonLogger.
+    # serve's by gunicorn's logger class engine.webapp.gunicorn_logging.JsonLogger. No control socket: gunicorn's
+    # default is one fixed path per user ($HOME/.gunicorn/gunicorn.ctl), which a second `web` on the host took over
+    # and, stopping, removed.
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(WEB_THREADS), "--access-logfile", "-", "--logger-class",
-            "engine.webapp.gunicorn_logging.JsonLogger", "engine.app:create_app()"]  # fmt: skip
+            "engine.webapp.gunicorn_logging.JsonLogger", "--no-control-socket", "engine.app:create_app()"]  # fmt: skip
     os.execv(sys.executable, args)
 
 

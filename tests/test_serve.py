@@ -117,8 +117,11 @@ def test_serve_runs_waitress_with_the_jobs_in_process_and_logs_json_access_lines
 
 
 @pytest.mark.slow
-def test_web_logs_the_same_json_access_lines(sqlite_env):
-    env = {**os.environ, **sqlite_env}
+def test_web_logs_the_same_json_access_lines(sqlite_env, tmp_path):
+    # Its own HOME and no XDG_RUNTIME_DIR: where gunicorn would put its control socket, which `web` turns off (one
+    # fixed path per user, taken over by a second `web` on the host and removed when that one stopped).
+    env = {**os.environ, **sqlite_env, "HOME": str(tmp_path / "home")}
+    env.pop("XDG_RUNTIME_DIR", None)
     subprocess.run([sys.executable, "-m", "engine.cli", "db", "upgrade"], env=env, cwd=ROOT, check=True,
                    capture_output=True, timeout=120)  # fmt: skip
     port = free_port()
@@ -131,3 +134,4 @@ def test_web_logs_the_same_json_access_lines(sqlite_env):
         out, _ = proc.communicate(timeout=30)
     access = [json.loads(line) for line in out.splitlines() if '"survey_engine.access"' in line]
     assert any(a["path"] == "/readyz" and a["status"] == 200 for a in access), out
+    assert not (tmp_path / "home" / ".gunicorn").exists(), "web opened gunicorn's control socket"

@@ -59,12 +59,19 @@ def unreachable_reason(url: str) -> str | None:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-        detail = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
-        where = engine.url.render_as_string(hide_password=True)
-        return f"the database at {where} cannot be reached: {detail}"
+        return unreachable_line(exc, url)
     finally:
         engine.dispose()
     return None
+
+
+def unreachable_line(exc: BaseException, url: str) -> str:
+    """One line for a person: which database (its password hidden) could not be reached, and the driver's reason
+    (never the statement or its values)."""
+    from sqlalchemy.engine import make_url
+
+    detail = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
+    return f"the database at {make_url(url).render_as_string(hide_password=True)} cannot be reached: {detail}"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
