@@ -236,3 +236,35 @@ def test_a_reflection_with_control_characters_still_reports_and_files_in_every_f
     assert filed.status_code == 201, filed.get_data(as_text=True)
     stored = stack.client.get(f"{SUBMISSIONS}/{filed.get_json()['id']}?format=json", headers=key).get_json()
     assert {r["reflection"] for r in stored["rows"]} == {text}
+
+
+def test_a_quarter_that_has_not_begun_is_refused_everywhere_and_nothing_is_filed(quarter: Any) -> None:
+    """Filing freezes and publishes (``/data``) a quarter's files: a quarter not yet begun, in the service's time
+    zone, would be published as empty figures. The current quarter may be filed (and filed again as it fills)."""
+    from datetime import UTC, datetime
+
+    from engine.reporting.fiscal import fiscal_quarter
+
+    stack, key = quarter
+    current = fiscal_quarter(datetime.now(UTC), NEW_YORK)
+    for later in (current.next(), FiscalQuarter(2999, 4)):
+        payload = {"fiscal_year": later.fiscal_year, "quarter": later.quarter, "service": "rpt-mixed"}
+        answer = stack.client.post(SUBMISSIONS, json=payload, headers=key)
+        assert answer.status_code == 422, answer.get_data(as_text=True)
+        assert {e["field"] for e in answer.get_json()["errors"]} == {"fiscal_year", "quarter"}
+        done = stack.cli("report", "submit", "--fiscal-year", str(later.fiscal_year), "--quarter",
+                         str(later.quarter), "--service", "rpt-mixed", "--by", "Jo")  # fmt: skip
+        assert done.returncode == 1 and b"has not begun" in done.stderr, done.stderr
+    make_account(stack.rt, "pm@example.gov", ("rpt-mixed",))
+    client = stack.app.test_client()
+    assert sign_in(client, "pm@example.gov").status_code == 302
+    token = csrf_of(client.get("/dashboard/services/rpt-mixed").text)
+    later = current.next()
+    refused = client.post("/dashboard/services/rpt-mixed/submit",
+                          data={"fiscal_year": str(later.fiscal_year), "quarter": str(later.quarter), "csrf_token": token})  # fmt: skip
+    assert refused.status_code == 400 and "has not begun" in refused.text
+    for later in (current.next(), FiscalQuarter(2999, 4)):
+        listed = stack.client.get(f"{SUBMISSIONS}?fiscal_year={later.fiscal_year}&quarter={later.quarter}", headers=key)
+        assert listed.get_json() == {"submissions": []}
+    payload = {"fiscal_year": current.fiscal_year, "quarter": current.quarter, "service": "rpt-mixed"}
+    assert stack.client.post(SUBMISSIONS, json=payload, headers=key).status_code == 201

@@ -63,7 +63,12 @@ def post_submission() -> Any:
     if not g.caller.may_use(service):
         raise Problem(403, f"This API key may not file reports of {service!r}.", kind="service-out-of-reach")
     with unit_of_work(rt.sessions) as session:
-        row = submissions.submit(rt, session, FiscalQuarter(year, quarter), service, f"api-key:{g.caller.name}")
+        try:
+            row = submissions.submit(rt, session, FiscalQuarter(year, quarter), service, f"api-key:{g.caller.name}")
+        except submissions.NotBegun:
+            not_yet = "names a quarter that has not begun; a quarter is filed once it has started"
+            raise Problem(422, "The submission is invalid; each error names its field.", kind="invalid-submission",
+                          errors=[FieldError("fiscal_year", not_yet), FieldError("quarter", not_yet)]) from None  # fmt: skip
         view = submissions.view(rt, row)
     response = jsonify(view)
     response.status_code = 201

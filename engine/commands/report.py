@@ -125,7 +125,10 @@ def report_submit(fiscal_year: int, quarter: int, service: str, by: str | None) 
     if problem:
         raise click.BadParameter(problem, param_hint="--by")
     with unit_of_work(rt.sessions) as session:
-        row = submissions.submit(rt, session, _quarter(fiscal_year, quarter), slug, who)
+        try:
+            row = submissions.submit(rt, session, _quarter(fiscal_year, quarter), slug, who)
+        except submissions.NotBegun as exc:
+            raise click.ClickException(f"{exc}: a quarter is filed once it has started") from None
         view = submissions.view(rt, row)
     click.echo(f"Filed FY{fiscal_year} Q{quarter} of {slug} as {who} at {view['submitted_at']}.")
     click.echo(view["id"])

@@ -290,7 +290,10 @@ def submit_quarter(service: str) -> Any:
     assert user is not None
     rt = runtime()
     with unit_of_work(rt.sessions) as db:
-        row = submissions.submit(rt, db, quarter, service, user.email)
+        try:
+            row = submissions.submit(rt, db, quarter, service, user.email)
+        except submissions.NotBegun:
+            abort(400, _("That quarter has not begun yet: a quarter can be filed once it has started."))
         log(logger, "quarter submitted", service=service, fiscal_year=quarter.fiscal_year, quarter=quarter.quarter,
             submission=str(row.id))  # fmt: skip
     return _back(service, quarter)

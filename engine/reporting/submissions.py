@@ -52,13 +52,22 @@ def files(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str) -
     }
 
 
+class NotBegun(ValueError):
+    """The quarter has not begun in the service's time zone: there is nothing to file, and what would be frozen and
+    published (``/data``) as that quarter's figures would be empty files."""
+
+
 def submit(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str, by: str,
            now: datetime | None = None) -> Submission:  # fmt: skip
-    """Freeze the quarter's files of ``service`` as filed by ``by`` (the caller commits)."""
+    """Freeze the quarter's files of ``service`` as filed by ``by`` (the caller commits). A quarter is filed once it
+    has begun (the current one may be filed, and filed again as it fills); a later one raises :class:`NotBegun`."""
+    now = now or utcnow()
+    if quarter.bounds(rt.catalog.services[service].timezone)[0] > now:
+        raise NotBegun(f"{quarter} has not begun")
     made = files(rt, session, quarter, service)
     row = Submission(
         service_id=rt.service_ids[service], fiscal_year=quarter.fiscal_year, quarter=quarter.quarter,
-        submitted_at=now or utcnow(), submitted_by=by[:MAX_SUBMITTER],
+        submitted_at=now, submitted_by=by[:MAX_SUBMITTER],
         **{column: made[fmt] for fmt, column in FILES.items()},
     )  # fmt: skip
     session.add(row)
