@@ -135,12 +135,13 @@ def test_a_report_no_invitation_ever_claims_is_kept_a_while_then_purged(sms_stac
     from engine.store.db import unit_of_work, utcnow
 
     stack = sms_stack(reporting_twilio.base_url)
-    assert stack.status("SMnotours", "delivered").status_code == 200  # another application's message
-    assert _held(stack) == [("SMnotours", "SMnotours:delivered")]
+    not_ours, other = f"SM{uuid.uuid4().hex}", f"SM{uuid.uuid4().hex}"
+    assert stack.status(not_ours, "delivered").status_code == 200  # another application's message
+    assert _held(stack) == [(not_ours, f"{not_ours}:delivered")]
     with unit_of_work(stack.rt.sessions) as session:
         session.execute(EarlyReport.__table__.update().values(received_at=utcnow() - HOLD_FOR - timedelta(hours=1)))
-    assert stack.status("SMother", "sent").status_code == 200
-    assert _held(stack) == [("SMother", "SMother:sent")]
+    assert stack.status(other, "sent").status_code == 200
+    assert _held(stack) == [(other, f"{other}:sent")]
 
 
 def test_an_email_event_before_dispatch_records_the_send_is_held_then_applied(email_stack, mail_stand_in):

@@ -245,10 +245,10 @@ def test_a_text_to_a_link_mode_invitation_points_to_the_link(stack, twilio_stub)
 
 def test_a_replayed_message_sid_gets_the_same_twiml_and_changes_nothing(stack, twilio_stub):
     send(stack, twilio_stub, "S-13")
-    first = stack.text(PHONE, "5", sid="SMreplay0000000000000000000000000001")
+    first = stack.text(PHONE, "5", sid="SM" + "0" * 31 + "1")
     assert stack.reply(PHONE, "4").startswith("My need was addressed.")
     before = counts(stack.rt)
-    again = stack.text(PHONE, "5", sid="SMreplay0000000000000000000000000001")
+    again = stack.text(PHONE, "5", sid="SM" + "0" * 31 + "1")
     assert again.status_code == 200 and again.get_data() == first.get_data()
     assert messages(again.get_data(as_text=True)) == [TRUST_EN]
     assert counts(stack.rt) == before
@@ -301,7 +301,7 @@ def test_undelivered_30006_fails_and_suppresses_once(stack, twilio_stub):
 def test_unknown_sids_and_statuses_change_nothing(stack, twilio_stub):
     inv_id, sid = send(stack, twilio_stub, "S-17")
     before = counts(stack.rt)
-    assert stack.status("SMnot0000000000000000000000000000000", "delivered").status_code == 200
+    assert stack.status(f"SM{uuid.uuid4().hex}", "delivered").status_code == 200
     assert stack.status(sid, "receiving").status_code == 200
     # The unknown sid's report is only held (in case dispatch records that sid later); nothing else changes.
     assert counts(stack.rt) == {**before, "early_reports": before["early_reports"] + 1}
@@ -311,7 +311,7 @@ def test_unknown_sids_and_statuses_change_nothing(stack, twilio_stub):
 def test_the_same_message_posted_at_once_is_applied_once(stack, twilio_stub):
     """Twilio retrying while the first request is still being handled: one turn, the same TwiML for both."""
     send(stack, twilio_stub, "S-18")
-    sid = "SMrace00000000000000000000000000001"
+    sid = "SM" + "0" * 31 + "2"
     form = {"MessageSid": sid, "AccountSid": "AC", "From": PHONE, "To": "+12025550100", "Body": "5"}
     start = threading.Barrier(4)
     answers: list[tuple[int, bytes]] = []
@@ -334,12 +334,12 @@ def test_the_same_message_posted_at_once_is_applied_once(stack, twilio_stub):
     assert len(stack.responses()) == 1
 
 
-def _two_texts_at_once(stack: SmsStack, phone: str, tag: str) -> list[int]:
+def _two_texts_at_once(stack: SmsStack, phone: str) -> list[int]:
     start = threading.Barrier(2)
     statuses: list[int] = []
 
     def post(n: int) -> None:
-        form = {"MessageSid": f"SMtwo{tag}{n}".ljust(34, "0"), "AccountSid": "AC", "From": phone,
+        form = {"MessageSid": f"SM{uuid.uuid4().hex}", "AccountSid": "AC", "From": phone,
                 "To": "+12025550100", "Body": str(4 + n)}  # fmt: skip
         client = stack.app.test_client()
         start.wait()
@@ -359,7 +359,7 @@ def test_two_texts_of_one_conversation_at_once_answer_two_questions_in_turn(stac
     for round_ in range(3):
         phone = f"+1202555013{round_}"
         send(stack, twilio_stub, f"S-19-{round_}", phone=phone)
-        assert _two_texts_at_once(stack, phone, str(round_)) == [200, 200]
+        assert _two_texts_at_once(stack, phone) == [200, 200]
     # Each conversation: the first question and the one after it answered, one text each (4 and 5 in either order).
     responses = stack.responses()
     assert len(responses) == 3

@@ -5,11 +5,13 @@ retries a 500 for days)."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 
 from sqlalchemy import func, select
 
-from engine.store.models import DeliveryEvent, EarlyReport, WebhookReceipt
+from engine.store.models import DeliveryEvent, EarlyReport, Suppression, WebhookReceipt
 from tests import email_support, ivr_support, sms_support
 from tests.email_support import sendgrid_event
 from tests.ivr_support import CLOSED_PORT_URL
@@ -67,3 +69,30 @@ def test_a_sendgrid_event_with_unstorable_text_is_skipped_the_rest_applied(email
     assert reply.status_code == 200, reply.get_data(as_text=True)
     assert reply.get_json()["ignored"] == 1
     assert stack.invitation(invitation_id).state.value == "delivered"
+
+
+def test_a_sendgrid_event_holding_a_non_finite_number_is_skipped_the_rest_applied(email_stack, mail_stand_in):
+    """NaN, Infinity and 1e309 (parsed as infinity) are not JSON SendGrid sends (RFC 8259 has no such numbers): the
+    event holding one is skipped, as one holding unstorable text is; nothing non-finite reaches the store."""
+    stack = email_stack(mail_stand_in.base_url)
+    invitation_id = stack.schedule("NONFINITE-1", "someone@example.com")
+    stack.dispatch()
+    events = [
+        sendgrid_event(invitation_id, "deferred", attempt="HUGE"),
+        sendgrid_event(invitation_id, "deferred", attempt=float("nan")),
+        sendgrid_event(invitation_id, "bounce", type="bounce", tls=float("-inf")),
+        sendgrid_event(invitation_id, "delivered", nested={"n": [1, 2.5]}),
+    ]
+    payload = json.dumps(events).replace('"HUGE"', "1e309")  # json.dumps writes NaN and -Infinity as such
+    assert "1e309" in payload and "NaN" in payload and "-Infinity" in payload
+    stamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+               "X-Twilio-Email-Event-Webhook-Signature": stack.signer.sign(payload, stamp)}  # fmt: skip
+    reply = stack.client.post("/channels/email/events", data=payload, headers=headers)
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    assert reply.get_json() == {"received": 4, "applied": 1, "not_applied": 0, "ignored": 3}
+    assert stack.invitation(invitation_id).state.value == "delivered"  # the bounce holding -Infinity was skipped
+    with stack.rt.sessions() as session:
+        details = [d or "" for d in session.execute(select(DeliveryEvent.detail)).scalars()]
+    assert not [d for d in details if "inf" in d or "nan" in d], details
+    assert _count(stack.rt, Suppression) == 0 and _count(stack.rt, EarlyReport) == 0

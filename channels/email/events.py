@@ -18,7 +18,11 @@ as the invitation's ``provider_id`` — and is applied through :func:`engine.del
 | unsubscribe, group_unsubscribe | recorded | opted_out |
 
 An event of another kind, or one that names no invitation of ours, is logged and accepted (never a 5xx: SendGrid
-would post the whole batch again).
+would post the whole batch again). So is an event holding a number that is not finite (``NaN``, ``Infinity``, or
+``1e309``, which parses as infinity): standard JSON has no such numbers (RFC 8259 §6) and SendGrid's own numbers are
+timestamps and small counts, so such an event is not SendGrid's; it is skipped, as an event holding text no store
+keeps is, and the rest of its batch applied (refusing the batch would drop its good events with it). Nothing
+non-finite is stored (SPEC §2 rule 11).
 
 Before the signature is looked at or a byte of the body read, the request is held to every JSON endpoint's checks
 (:func:`engine.webapp.support.check_json_request`): a media type other than JSON is a 415, a body over
@@ -31,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -132,7 +137,23 @@ def _detail(event: dict[str, Any]) -> str:
     return EMAIL_ADDRESS.sub("[address]", "; ".join(str(p) for p in parts))[:200]
 
 
+def non_finite(event: dict[str, Any]) -> bool:
+    """Whether a number anywhere in ``event`` is NaN or infinite (walked without recursion)."""
+    stack: list[Any] = [event]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def report_for(event: dict[str, Any]) -> Report | None:
+    if non_finite(event):  # not an event SendGrid sends (see the module docstring)
+        return None
     known = meaning(event)
     invitation_id = _invitation_id(event)
     if known is None or invitation_id is None:
@@ -154,6 +175,10 @@ def report_for(event: dict[str, Any]) -> Report | None:
 def _log_ignored(event: Any) -> None:
     if not isinstance(event, dict):
         logger.warning("sendgrid event batch held a non-object; skipped", extra={"kind": type(event).__name__})
+    elif non_finite(event):
+        logger.warning(
+            "sendgrid event holding a non-finite number skipped", extra={"event": str(event.get("event"))[:40]}
+        )
     elif meaning(event) is None:
         logger.warning("sendgrid event of an unknown kind accepted and skipped",
                        extra={"event": str(event.get("event"))[:40]})  # fmt: skip

@@ -7,11 +7,19 @@
   got and changes nothing (:func:`engine.surveys.conversations.seen` / ``remember``).
 * ``POST /channels/ivr/status[?invitation=<id>]`` — call status callbacks of outbound calls, applied once through
   :func:`engine.delivery.provider_reports.apply_status` by (CallSid, CallStatus); the invitation in the URL lets a call whose
-  create request timed out (``unknown``) be settled by its own callbacks.
+  create request timed out (``unknown``) be settled by its own callbacks. A status word not in :data:`CALL_STATES`
+  changes nothing (as on the SMS status webhook).
 
 Each webhook follows the same steps: signature (``twilio_signed``), fields, the receipt (claimed before any work, so
 a concurrent retry waits and then replays), the work, one commit. A caller never hears an application error: any
 failure is logged, rolled back, and answered with a spoken apology and a hang-up.
+
+Fields are checked before anything is stored (SPEC §2 rule 11; NUL anywhere in a form is refused before any view
+runs, engine/webapp/request_checks.py): a ``CallSid`` must have Twilio's shape (so every key built from it fits its
+column), a ``CallStatus`` must fit the event columns, a ``step`` must be a whole number. A status callback that fails
+is a 422 naming the field. A call webhook that fails is refused the way a call naming nothing of ours is: nothing is stored, a warning names the field, and Twilio
+gets the polite "not available" TwiML with a 200, since any 4xx would make Twilio play its own "application error"
+to whoever is on the line (and the request is Twilio's own, signed, so retrying it would change nothing).
 """
 
 from __future__ import annotations
@@ -28,22 +36,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.ivr import calls, handoff, twiml
-from channels.twilio_api import twilio_signed
-from engine.common.errors import FieldError
-from engine.common.limits import text_problem
+from channels.twilio_api import CALL_SID, Check, field_errors, refused, status_word_problem, twilio_signed
+from engine.common.limits import MAX_NUMBER, whole_number
+from engine.common.logs import log
 from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import InvitationState, Response
 from engine.surveys.conversations import keep_reply, remember, seen
-from engine.webapp.problems import problem_response
 from engine.webapp.support import runtime
 
 logger = logging.getLogger("survey_engine.ivr")
 bp = Blueprint("ivr", __name__, url_prefix="/channels/ivr")
 CHANNEL = "ivr"
 ENTRY_STEP = "voice"
-# The status callback's fields that reach the store (the report's key and detail).
-STATUS_TEXT = ("CallSid", "CallStatus", "AnsweredBy", "ErrorCode")
+EVENT_PREFIX = "call_"  # a status callback's delivery event: "call_" + CallStatus
+# Fields that reach the store: the CallSid (receipt keys, the response's and invitation's provider id, the report's
+# key) on every webhook; on the status callback also CallStatus (the event's name and key), AnsweredBy and
+# ErrorCode (the event's detail, a Text column).
+CALL_CHECKS: dict[str, Check] = {"CallSid": CALL_SID.problem}
+STATUS_TEXT = ("AnsweredBy", "ErrorCode")
+STATUS_CHECKS: dict[str, Check] = {
+    **CALL_CHECKS,
+    "CallStatus": lambda word: status_word_problem(word.lower(), EVENT_PREFIX),
+}
 
 # Call statuses (Twilio) → the invitation state they settle; the rest are recorded as events only.
 CALL_STATES: dict[str, InvitationState | None] = {
@@ -77,6 +92,16 @@ def spoken_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     return guarded
 
 
+def _unusable() -> HttpResponse | None:
+    """The polite refusal of a call webhook holding a field that cannot be stored (see the module docstring)."""
+    errors = field_errors(request.form, (), CALL_CHECKS)
+    if not errors:
+        return None
+    log(logger, "ivr webhook refused: a field cannot be stored", logging.WARNING, path=request.path,
+        errors=[e.as_dict() for e in errors])  # fmt: skip
+    return _twiml(calls.goodbye(calls.UNAVAILABLE, "en"))
+
+
 def _claim(session: Session, key: str) -> str | None:
     """Claim the receipt of ``key`` before any work; the stored answer if the request was already applied."""
     if remember(session, key, CHANNEL, None, utcnow()):
@@ -96,6 +121,8 @@ def _keep(session: Session, key: str, reply: str) -> str:
 def voice() -> HttpResponse:
     """A call enters: find its hand-off, decide whether to survey, start the response, say the first prompt."""
     rt = runtime()
+    if (refusal := _unusable()) is not None:
+        return refusal
     form = request.form.to_dict(flat=True)
     call_sid = form.get("CallSid", "").strip()
     if not call_sid:
@@ -125,12 +152,16 @@ def _turn(phase: str, handle: Callable[[calls.Call, dict[str, str]], str]) -> Ht
     """One ``<Gather>`` callback: the call's response (locked), the receipt, then ``handle`` if the call is where
     the prompt left it (else the current prompt is said again)."""
     rt = runtime()
+    if (refusal := _unusable()) is not None:
+        return refusal
     form = request.form.to_dict(flat=True)
     call_sid = form.get("CallSid", "").strip()
+    step = whole_number(request.args.get("step", ""), 0, MAX_NUMBER)  # the prompt's step, as Call.url wrote it
     try:
         response_id = uuid.UUID(request.args.get("response", ""))
-        step = int(request.args.get("step", ""))
     except ValueError:
+        response_id = None
+    if response_id is None or step is None:
         return _twiml(calls.goodbye(calls.UNAVAILABLE, "en"))
     now = utcnow()
     with unit_of_work(rt.sessions) as session:
@@ -178,11 +209,11 @@ def gather() -> HttpResponse:
 def status() -> HttpResponse:
     """A call status callback of an outbound call: settles its invitation once per (CallSid, CallStatus)."""
     form = request.form
-    errors = [FieldError(n, p) for n in STATUS_TEXT if (p := text_problem(form.get(n) or ""))]
+    errors = field_errors(form, STATUS_TEXT, STATUS_CHECKS)
     if errors:
-        return problem_response(422, "A field holds text that cannot be stored; nothing was changed.", errors=errors)
+        return refused(errors)
     call_sid, call_status = form.get("CallSid", "").strip(), form.get("CallStatus", "").strip().lower()
-    if call_sid and call_status:
+    if call_sid and call_status in CALL_STATES:  # a word Twilio may add later is not ours to record (as for SMS)
         state = CALL_STATES.get(call_status)
         answered_by = form.get("AnsweredBy", "")
         detail = f"call {call_status}" + (f", answered by {answered_by}" if answered_by else "")
@@ -190,7 +221,7 @@ def status() -> HttpResponse:
             state = InvitationState.FAILED
         if form.get("ErrorCode"):
             detail += f", error {form.get('ErrorCode')}"
-        report = Report(provider_id=call_sid, event_key=f"{call_sid}:{call_status}", event=f"call_{call_status}",
+        report = Report(provider_id=call_sid, event_key=f"{call_sid}:{call_status}", event=EVENT_PREFIX + call_status,
                         state=state, detail=detail)  # fmt: skip
         rt = runtime()
         with unit_of_work(rt.sessions) as session:

@@ -1,6 +1,8 @@
 """The SMS webhooks Twilio calls (SPEC §4): ``POST /channels/sms/inbound`` and ``POST /channels/sms/status``.
 
-Both are checked against ``X-Twilio-Signature`` (403 and no change otherwise) and answer TwiML.
+Both are checked against ``X-Twilio-Signature`` (403 and no change otherwise) and answer TwiML. A field that
+cannot be stored (NUL, a ``MessageSid`` not shaped like Twilio's, a status word longer than the event columns) is a
+422 naming it, and changes nothing.
 
 * inbound — a customer's text, applied once by its ``MessageSid``: the receipt is claimed first, in the same
   database transaction as the turn, and stores the TwiML answered, so a retried request gets the same TwiML and
@@ -18,9 +20,16 @@ from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.sms.conversation import Conversation
-from channels.twilio_api import SUPPRESSING_CODES, twilio_signed
+from channels.twilio_api import (
+    MESSAGE_SID,
+    SUPPRESSING_CODES,
+    Check,
+    field_errors,
+    refused,
+    status_word_problem,
+    twilio_signed,
+)
 from engine.common.errors import FieldError
-from engine.common.limits import text_problem
 from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.intake.validation import normalize_phone
 from engine.store.db import unit_of_work
@@ -31,6 +40,8 @@ from engine.webapp.support import runtime
 
 bp = Blueprint("sms", __name__, url_prefix="/channels/sms")
 RECEIPT_PREFIX = "sms:"
+EVENT_PREFIX = "status:"
+SIDS: dict[str, Check] = {"MessageSid": MESSAGE_SID.problem, "SmsSid": MESSAGE_SID.problem}
 MAX_BODY = 1600  # Twilio's longest message (10 segments); anything longer is cut, never refused
 
 # Twilio's MessageStatus values and the invitation state each one reports.
@@ -48,12 +59,10 @@ STATUS_STATES: dict[str, InvitationState] = {
 }
 
 
-def unstorable(*names: str) -> Response | None:
-    """422 naming each form field whose text no database keeps (NUL, an unpaired surrogate), else None."""
-    errors = [FieldError(n, p) for n in names if (p := text_problem(request.form.get(n) or ""))]
-    if not errors:
-        return None
-    return problem_response(422, "A field holds text that cannot be stored; nothing was changed.", errors=errors)
+def unstorable(text: tuple[str, ...], checks: dict[str, Check]) -> Response | None:
+    """422 naming each form field that cannot be stored (see :func:`channels.twilio_api.field_errors`), else None."""
+    errors = field_errors(request.form, text, checks)
+    return refused(errors) if errors else None
 
 
 def twiml(text: str | None) -> str:
@@ -70,7 +79,7 @@ def xml(body: str) -> Response:
 @bp.post("/inbound")
 @twilio_signed
 def inbound() -> Any:
-    refused = unstorable("MessageSid", "SmsSid", "From", "Body")
+    refused = unstorable(("From", "Body"), SIDS)
     if refused is not None:
         return refused
     sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
@@ -96,7 +105,8 @@ def inbound() -> Any:
 @bp.post("/status")
 @twilio_signed
 def status() -> Any:
-    refused = unstorable("MessageSid", "SmsSid", "MessageStatus", "SmsStatus", "ErrorCode")
+    words: dict[str, Check] = {name: _status_word for name in ("MessageStatus", "SmsStatus")}
+    refused = unstorable(("ErrorCode",), SIDS | words)
     if refused is not None:
         return refused
     sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
@@ -107,7 +117,7 @@ def status() -> Any:
     code = _error_code(request.form.get("ErrorCode"))
     reason, channels = SUPPRESSING_CODES.get(code, (None, ())) if state is InvitationState.FAILED else (None, ())
     detail = f"twilio {word}" + (f" code {code}" if code else "")
-    report = Report(provider_id=sid, event_key=f"{sid}:{word}", event=f"status:{word}"[:32], state=state,
+    report = Report(provider_id=sid, event_key=f"{sid}:{word}", event=f"{EVENT_PREFIX}{word}", state=state,
                     detail=detail, suppress=reason, suppress_channels=channels)  # fmt: skip
     rt = runtime()
     with unit_of_work(rt.sessions) as session:
@@ -115,6 +125,10 @@ def status() -> Any:
     if not applied:  # held (dispatch has not recorded this sid yet) or a repeat: if the sid landed meanwhile, apply
         settle_held(rt.sessions, [sid])
     return xml(twiml(None))
+
+
+def _status_word(raw: str) -> str | None:
+    return status_word_problem(raw.lower(), EVENT_PREFIX)
 
 
 def _error_code(raw: str | None) -> int:

@@ -5,6 +5,10 @@
   contract mock.
 * Every webhook is checked against ``X-Twilio-Signature`` computed over ``SURVEY_ENGINE_PUBLIC_URL`` + the path
   and query Twilio called; an unsigned or forged request gets 403 and changes nothing.
+* What Twilio sends is checked before anything is stored (SPEC §2 rule 11): a SID has Twilio's shape (two letters
+  naming the resource, then 32 hexadecimal digits: https://www.twilio.com/docs/glossary/what-is-a-sid, and the
+  ``^CA[0-9a-fA-F]{32}$`` / ``^(SM|MM)[0-9a-fA-F]{32}$`` patterns of Twilio's API contract), and a status word fits
+  the event columns it is stored in. So every key built from them fits its column, on PostgreSQL as on SQLite.
 * Provider errors are classified (SPEC §2 rule 10): a refused connection, a 429 or a 5xx surely sent nothing and
   is retried; a timeout after the request went out is ``unknown``; a permanent error fails the invitation and,
   where its code says so, suppresses the address.
@@ -12,14 +16,15 @@
 
 from __future__ import annotations
 
+import string
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
 import requests
-from flask import request
+from flask import Response, request
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
@@ -27,13 +32,16 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from engine.channels import Outcome, Unsettled
-from engine.store.models import SuppressionReason
+from engine.common.errors import FieldError
+from engine.common.limits import column_length, text_problem
+from engine.store.models import DeliveryEvent, EarlyReport, SuppressionReason
 from engine.webapp.problems import problem_response
 from engine.webapp.support import runtime
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 REQUEST_TIMEOUT = 10.0
 F = TypeVar("F", bound=Callable[..., Any])
+Check = Callable[[str], str | None]  # why a field's value cannot be stored, or None
 
 # Twilio error codes that mean "never again at this address" and the suppression they record, with the channels
 # it covers (an opt-out at the carrier stops texts and outbound calls alike).
@@ -49,6 +57,49 @@ SUPPRESSING_CODES: dict[int, tuple[SuppressionReason, tuple[str, ...]]] = {
     30006: (SuppressionReason.CARRIER_BLOCK, ("sms",)),  # landline or unreachable carrier
     30007: (SuppressionReason.COMPLAINT, ("sms",)),  # carrier filtered it as spam
 }
+
+
+@dataclass(frozen=True)
+class SidKind:
+    """One kind of Twilio SID: 34 characters, a two-letter prefix naming the resource, then 32 hexadecimal digits."""
+
+    what: str
+    prefixes: tuple[str, ...]
+
+    def problem(self, value: str) -> str | None:
+        """Why ``value`` is not a SID of this kind, or ``None``."""
+        if len(value) == 34 and value[:2] in self.prefixes and all(c in string.hexdigits for c in value[2:]):
+            return None
+        return f"must be a Twilio {self.what} SID: {' or '.join(self.prefixes)} then 32 hexadecimal digits"
+
+
+MESSAGE_SID = SidKind("message", ("SM", "MM"))  # an SMS or an MMS
+CALL_SID = SidKind("call", ("CA",))
+
+
+def status_word_problem(word: str, prefix: str) -> str | None:
+    """Why a status word, stored as ``prefix + word`` in the delivery-event columns, does not fit them, or ``None``."""
+    limit = min(column_length(DeliveryEvent.event), column_length(EarlyReport.event)) - len(prefix)
+    return f"must be at most {limit} characters" if len(word) > limit else None
+
+
+def field_errors(form: Mapping[str, str], text: Sequence[str], checks: Mapping[str, Check]) -> list[FieldError]:
+    """One error per field that cannot be stored: text holding NUL or an unpaired surrogate (the ``text`` fields
+    and the ``checks`` fields), else the field's own check (a SID's shape, a length), run where the field is sent."""
+    errors: list[FieldError] = []
+    for name in dict.fromkeys([*text, *checks]):
+        value = form.get(name)
+        problem = text_problem(value or "")
+        if problem is None and value and value.strip() and name in checks:  # a field sent empty counts as missing
+            problem = checks[name](value.strip())
+        if problem is not None:
+            errors.append(FieldError(name, problem))
+    return errors
+
+
+def refused(errors: Sequence[FieldError]) -> Response:
+    """The 422 problem+json naming each field that cannot be stored (a status callback or a message webhook)."""
+    return problem_response(422, "A field holds a value that cannot be stored; nothing was changed.", errors=errors)
 
 
 @dataclass(frozen=True)
