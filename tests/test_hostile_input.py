@@ -449,3 +449,11 @@ def test_a_transaction_holds_at_most_20_service_level_indicators(client, auth, r
     assert response.status_code == 422 and fields(response) == ["service_level"], response.get_json()
     assert counts(runtime) == before
     assert post(client, tx("SLI-2", service_level={f"k{i}": i for i in range(20)}), auth).status_code == 200
+
+
+@pytest.mark.parametrize("office", [False, 12, ["NYC-01"], {"code": "NYC-01"}])
+def test_an_office_that_is_not_text_is_a_422_naming_it(client, auth, runtime, office):
+    before = counts(runtime)
+    response = post(client, tx("OFF-1", office=office), auth)
+    assert response.status_code == 422 and fields(response) == ["office"], response.get_data(as_text=True)
+    assert counts(runtime) == before

@@ -278,7 +278,9 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
     if code is not None:
         if unstorable := text_error(code, "office"):
             errors.append(unstorable)
-        elif not isinstance(code, str) or code not in catalog.offices:
+        elif not isinstance(code, str):
+            errors.append(FieldError("office", "must be a string: an office code from config/offices.yaml"))
+        elif code not in catalog.offices:
             errors.append(FieldError("office", f"unknown office {cut(code)!r}: not in config/offices.yaml"))
         else:
             office = catalog.offices[code]
