@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 import logging
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Request, Response, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import RequestRedirect
 
 from engine import dashboard, publicdata
 from engine.api import ops, opt_outs, reports, submissions, transactions
@@ -45,6 +47,9 @@ def create_app(
         log(logger, "database unreachable at start-up", logging.ERROR, error=type(exc).__name__)
 
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    # A path with a doubled slash (``/s//<token>``) is a 404, not Werkzeug's 308 to the merged path: that redirect
+    # took its Location from the request's Host header, and it invited clients to keep sending such paths.
+    app.url_map.merge_slashes = False
     app.session_interface = CookieSessionsWhenSent()
     Babel(app, locale_selector=lambda: g.get("language", "en"), default_translation_directories=str(locales_dir()))
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=8 * 1024 * 1024)
@@ -83,6 +88,15 @@ def create_app(
         ops_endpoint = request.endpoint in ("ops.healthz", "ops.readyz", "ops.openapi")
         if not rt.synced and not ops_endpoint and migrate.is_current(rt.engine):
             rt.sync_catalog()
+
+    @app.after_request
+    def routing_redirect_on_public_origin(response: Response) -> Response:
+        # Werkzeug's own redirects (``/dashboard`` to ``/dashboard/``; Flask hands them to no error handler) name
+        # the request's Host: send the same path on the public URL's origin, so a forged Host never comes back.
+        if isinstance(request.routing_exception, RequestRedirect) and "Location" in response.headers:
+            public, target = urlsplit(settings.public_url), urlsplit(request.routing_exception.new_url)
+            response.headers["Location"] = urlunsplit((public.scheme, public.netloc, target.path, target.query, ""))
+        return response
 
     @app.after_request
     def security_headers(response: Response) -> Response:

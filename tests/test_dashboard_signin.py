@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from engine.dashboard.accounts import set_disabled
 from engine.dashboard.signin import PER_ACCOUNT, PER_ACCOUNT_ADDRESS, PER_ADDRESS
 from engine.store.db import unit_of_work
-from engine.store.models.accounts import SignInAttempt, User
+from engine.store.models.accounts import DashboardSession, SignInAttempt, User
 from tests import dashboard_support
 from tests.dashboard_support import PASSWORD, csrf_of, link_token, make_account, sign_in
 from tests.helpers import counts
@@ -46,6 +46,46 @@ def test_sign_in_never_follows_a_next_outside_the_dashboard(dash_runtime, dash_a
         signed = client.post("/dashboard/sign-in", data={"email": "pm@example.gov", "password": PASSWORD,
                              "csrf_token": csrf_of(page.text), "next": target})  # fmt: skip
         assert signed.headers["Location"] == "/dashboard/", target
+
+
+# ``next`` values no redirect may follow: CR/LF (a 500 and a session left behind, attack report F2), any other
+# control character, a backslash, a scheme, another host, a dot segment, text no header can carry.
+HOSTILE_NEXT = ("/dashboard\r\nX-I: 1", "/dashboard/\nSet-Cookie: a=b", "/dashboard\r", "/dashboard/\x0bx",
+                "/dashboard/\tx", "/dashboard/\x7f", "/dashboard/\x85x", "/dashboard/ x", "/dashboard/\u20ac",
+                "/dashboard/\\evil.example", "/dashboard\\..\\..\\evil.example", "https://evil.example/dashboard",
+                "javascript:/dashboard", "//evil.example/dashboard", "/dashboard//evil.example",
+                "/dashboard/../api/v1/reports/a11", "/dashboard/%2e%2e/s/x", "/dashboardevil")  # fmt: skip
+
+
+def _server_sessions(rt):
+    with rt.sessions() as session:
+        return session.execute(select(func.count()).select_from(DashboardSession)).scalar_one()
+
+
+def test_a_next_with_a_control_character_or_another_origin_goes_to_the_dashboard_home(dash_runtime, dash_app):
+    """Signing in (POST) and an already signed-in visit (GET) both end on /dashboard/; exactly one session row per
+    sign-in, whatever ``next`` holds (before the fix, CR/LF answered 500 and still left a signed-in session)."""
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    for target in HOSTILE_NEXT:
+        client = dash_app.test_client()
+        form = client.get("/dashboard/sign-in", query_string={"next": target})
+        assert form.status_code == 200, target
+        before = _server_sessions(dash_runtime)
+        signed = client.post("/dashboard/sign-in", data={"email": "pm@example.gov", "password": PASSWORD,
+                             "csrf_token": csrf_of(form.text), "next": target})  # fmt: skip
+        made = _server_sessions(dash_runtime) - before
+        assert (signed.status_code, signed.headers.get("Location"), made) == (302, "/dashboard/", 1), target
+        assert "session=" in signed.headers["Set-Cookie"]  # one session row and its cookie: a normal sign-in
+        again = client.get("/dashboard/sign-in", query_string={"next": target})
+        assert (again.status_code, again.headers.get("Location")) == (302, "/dashboard/"), target
+        assert _server_sessions(dash_runtime) == before + 1, target
+    # A path inside the dashboard is still followed, query string and all.
+    client = dash_app.test_client()
+    form = client.get("/dashboard/sign-in")
+    kept = "/dashboard/services/dash-email?bucket=month&fiscal_year=2027#filing-h"
+    signed = client.post("/dashboard/sign-in", data={"email": "pm@example.gov", "password": PASSWORD,
+                         "csrf_token": csrf_of(form.text), "next": kept})  # fmt: skip
+    assert signed.headers["Location"] == kept
 
 
 def test_unknown_email_and_wrong_password_get_the_same_answer(dash_runtime, dash_client):

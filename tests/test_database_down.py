@@ -116,6 +116,7 @@ def test_unreachable_from_start_up(kind, tmp_path):
         assert_page_503(response, language)
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.get_json()["type"].endswith("/database-unreachable")
+    assert int(ready.headers["Retry-After"]) > 0  # as every other 503 (attack report F9)
     assert client.get("/healthz").status_code == 200
 
 
@@ -153,7 +154,8 @@ def test_a_database_dropped_under_a_live_app(tmp_path):
                 assert response.status_code in (302, 303), response.status_code
                 continue
             assert_page_503(response, language)
-        assert client.get("/readyz").status_code == 503
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and int(ready.headers["Retry-After"]) > 0
         rt.engine.dispose()
     finally:
         with admin.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -101,6 +102,55 @@ def test_a_failing_request_is_logged_masked(app, caplog):
     assert not [line for line in lines if secret in line]
 
 
+# Token-bearing paths in the shapes a client or proxy may send them (attack report F3: a doubled slash was answered
+# 308 and logged in clear).
+ODD_SHAPES = ("/s//{t}", "/u//{t}", "/kiosk/enroll//{t}", "/dashboard/set-password//{t}", "//s/{t}", "/s///{t}",
+              "/kiosk//enroll/{t}", "/dashboard//set-password/{t}", "/s/./{t}", "/s/../s/{t}", "/S/{t}", "/s/{t}/",
+              "/s//{t}/", "/u/{t}")  # fmt: skip
+
+
+def test_no_token_in_the_log_whatever_the_shape_of_its_path(app, caplog):
+    """The access line (AccessLog, as ``serve`` writes it) and every other line of each request: the token masked;
+    a doubled slash is a 404, never a redirect (whose Location came from the request's Host)."""
+    from engine.common.logs import AccessLog
+
+    secret = "Zq3xP0_abcDEFghiJKLmnoPQRstuVWX-yz0123456789"
+    app.testing = False
+    app.wsgi_app = AccessLog(app.wsgi_app)  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO)
+    client = app.test_client()
+    for shape in ODD_SHAPES:
+        path = shape.format(t=secret)
+        for method in ("GET", "POST"):
+            # PATH_INFO as the server passes it (the test client would read "//s/..." as a host).
+            response = client.open("/", method=method, environ_overrides={"PATH_INFO": path,
+                                                                          "HTTP_HOST": "evil.example"})  # fmt: skip
+            response.close()
+            assert response.status_code not in (301, 302, 303, 307, 308), (path, response.status_code)
+            assert response.status_code < 500, (path, response.status_code)
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    access = [line for line in lines if '"survey_engine.access"' in line]
+    assert len(access) == 2 * len(ODD_SHAPES)
+    assert all("[masked]" in line for line in access), access
+    assert not [line for line in lines if secret in line]
+
+
+def test_no_redirect_names_the_requests_host(app):
+    """A forged Host header never comes back in a Location: the engine's redirects are paths, Werkzeug's own (a
+    missing trailing slash) are on the public URL's origin."""
+    client = app.test_client()
+    for path in ("/dashboard", "/dashboard/", "/dashboard/services/passport-renewal", "/s//AAAA", "//dashboard",
+                 "/dashboard/sign-in?next=//evil.example/", "/kiosk"):  # fmt: skip
+        response = client.get("/", environ_overrides={"PATH_INFO": path.partition("?")[0], "HTTP_HOST": "evil.example",
+                                                      "QUERY_STRING": path.partition("?")[2]})  # fmt: skip
+        location = response.headers.get("Location", "")
+        assert "evil.example" not in location, (path, response.status_code, location)
+        assert not location or location.startswith("https://surveys.example.gov/") or (
+            location.startswith("/") and not location.startswith("//")), (path, location)  # fmt: skip
+    slash = client.get("/dashboard", environ_overrides={"HTTP_HOST": "evil.example"})
+    assert (slash.status_code, slash.headers["Location"]) == (308, "https://surveys.example.gov/dashboard/")
+
+
 # -- a demo-like run against live `serve` and `web` processes --------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,6 +238,15 @@ def _demo_run(origin: str, env: dict[str, str]) -> list[str]:
     answer = requests.get(f"{origin}/api/v1/transactions/passport-renewal/LOG-1", params={"api_key": key},
                           headers={"Authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
     assert answer.status_code == 404
+    # The same secrets in paths of other shapes, sent as is (attack report F3): never a redirect, never logged.
+    for path in (f"/dashboard/set-password//{used[0]}", f"/kiosk/enroll//{used[1]}", f"/s//{tokens[0]}",
+                 f"/s///{tokens[-1]}", f"/u//{unsubscribe}", f"/s/./{tokens[0]}", f"/kiosk//enroll/{used[1]}"):  # fmt: skip
+        connection = http.client.HTTPConnection(origin.removeprefix("http://"), timeout=30)
+        connection.request("GET", path, headers={"Host": "evil.example"})
+        odd = connection.getresponse()
+        odd.read()
+        connection.close()
+        assert odd.status == 404 and odd.getheader("Location") is None, (path[:20], odd.status)
     used.append(email)
     return used
 

@@ -40,4 +40,5 @@ def test_readyz_reports_pending_migrations(tmp_path, settings, stub_channel):
     client = create_app(runtime=build_runtime(fresh, channels=channels)).test_client()
     response = client.get("/readyz")
     assert response.status_code == 503 and "db upgrade" in response.get_json()["detail"]
+    assert int(response.headers["Retry-After"]) > 0
     assert client.get("/healthz").status_code == 200

@@ -1,4 +1,5 @@
-"""Operations: ``/healthz`` (the process is up), ``/readyz`` (database reachable, migrations current), OpenAPI."""
+"""Operations: ``/healthz`` (the process is up), ``/readyz`` (database reachable, migrations current; else 503 with
+``Retry-After``), OpenAPI."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from sqlalchemy import text
 from engine.delivery.suppressions import addressed_channels
 from engine.store import migrate
 from engine.webapp.problems import problem_response
+from engine.webapp.request_checks import RETRY_AFTER_SECONDS
 from engine.webapp.support import public, runtime
 
 bp = Blueprint("ops", __name__)
 OPENAPI = Path(__file__).resolve().parent / "openapi.yaml"
+# Not ready is a 503 with ``Retry-After``, as every other 503 of the engine (engine.webapp.request_checks).
+RETRY = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 @cache
@@ -73,10 +77,11 @@ def readyz() -> Any:
         with rt.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception:
-        return problem_response(503, "The database cannot be reached.", kind="database-unreachable")
+        return problem_response(503, "The database cannot be reached.", kind="database-unreachable",
+                                headers=RETRY)  # fmt: skip
     if not migrate.is_current(rt.engine):
         return problem_response(503, "The database schema is not current: run `survey-engine db upgrade`.",
-                                kind="migrations-pending")  # fmt: skip
+                                kind="migrations-pending", headers=RETRY)  # fmt: skip
     return jsonify({"status": "ready", "database": "ok", "migrations": "current"})
 
 

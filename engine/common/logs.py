@@ -5,7 +5,8 @@ Every role logs through :class:`JsonFormatter` (``serve``, ``web`` under gunicor
 written by :func:`log_access` — from the WSGI middleware :class:`AccessLog` (``serve``, or any other WSGI server) or
 from gunicorn's logger class — with the path masked by :func:`mask_path`: survey links ``/s/<token>``, unsubscribe
 links ``/u/<token>``, kiosk enrollment codes ``/kiosk/enroll/<code>``, set-password links
-``/dashboard/set-password/<token>``, API keys, and query values that carry secrets (SPEC §2 rule 12). The formatter
+``/dashboard/set-password/<token>`` (whatever the shape of the path: doubled slashes, dot segments, percent-encoded
+slashes), API keys, and query values that carry secrets (SPEC §2 rule 12). The formatter
 masks the same things in any message text too (a framework's "Exception on /s/<token>" line, a server's bad
 request line).
 """
@@ -23,8 +24,17 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 MASK = "[masked]"
-# A path segment after one of these is a bearer secret.
-_SECRET_SEGMENT = re.compile(r"(/s/|/u/|/kiosk/enroll/|/set-password/)[^/?#\s\"']+")
+# A separator between path segments, in whatever shape a client sent it: repeated slashes (``/s//<token>``, which
+# no route answers but a client or proxy may still send), ``.`` segments, percent-encoded slashes and dots (a raw
+# request line in a server's message). A ``..`` segment is no token: the search goes on past it (``/s/../s/<token>``).
+_SLASH = r"(?:/|%2[Ff])"
+_DOT = r"(?:\.|%2[Ee])"
+_SEPARATOR = rf"{_SLASH}+(?:{_DOT}{_SLASH}+)*"
+_NOT_DOTS = rf"(?!{_DOT}{{1,2}}(?:{_SLASH}|[?#\s]|$))"
+# A path segment after one of these is a bearer secret (in any letter case: masking a 404's path costs nothing).
+_SECRET_SEGMENT = re.compile(
+    rf"({_SLASH}(?:s|u|kiosk{_SEPARATOR}enroll|set-password){_SEPARATOR}){_NOT_DOTS}[^/?#\s\"']+", re.IGNORECASE
+)
 # An API key (engine/api/auth.py: "se_" and 43 url-safe characters) wherever it appears.
 _API_KEY = re.compile(r"\bse_[A-Za-z0-9_-]{16,}")
 # Query parameters whose value is a secret or contact data, whatever it looks like.
@@ -35,7 +45,7 @@ _TOKEN_LIKE = re.compile(r"(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_.~-]{20,}")
 
 def mask_text(text: str) -> str:
     """``text`` with every token-bearing path segment and API key masked."""
-    if "/" not in text and "se_" not in text:
+    if "/" not in text and "se_" not in text and "%2" not in text:
         return text
     return _API_KEY.sub("se_" + MASK, _SECRET_SEGMENT.sub(lambda m: m.group(1) + MASK, text))
 

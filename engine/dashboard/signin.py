@@ -22,6 +22,7 @@ sent to the database.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from flask import abort, g, redirect, request, session, url_for
 from sqlalchemy import delete, func, select, update
@@ -188,10 +190,22 @@ def require_service(slug: str) -> None:
         abort(403)
 
 
+# What a followed ``next`` may hold: the characters of a URI (RFC 3986: unreserved, reserved, ``%``), nothing else:
+# no control character (CR/LF would break the ``Location`` header), no space, no backslash, no non-ASCII letter.
+_URI_CHARS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*")
+
+
 def safe_next(target: str | None) -> str:
-    """Only a path inside the dashboard (never another origin) is followed after sign-in."""
+    """Only a path inside the dashboard (never another origin) is followed after sign-in: ``/dashboard`` or a path
+    under it, made of URI characters only, without a scheme, a host, a backslash or a dot segment; anything else
+    goes to the dashboard's home (so the redirect never fails and never leaves the origin)."""
     fallback = url_for("dashboard.home")
-    if not target or not target.startswith("/dashboard") or target.startswith("//") or "\\" in target:
+    if not target or len(target) > 2000 or not _URI_CHARS.fullmatch(target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not (parts.path == "/dashboard" or parts.path.startswith("/dashboard/")):
+        return fallback
+    if any(unquote(segment) in (".", "..") for segment in parts.path.split("/")) or "//" in parts.path:
         return fallback
     return target
 

@@ -140,9 +140,11 @@ def sign_in() -> Any:
         log(logger, "dashboard sign-in refused", client=request.remote_addr)
         return _page("dashboard/sign_in.html", 401, next=target, email=email, message=None,
                      error=_("That email address and password do not match an account."))  # fmt: skip
+    # The answer is built before the session is: nothing is written (no session row, no cookie) unless it can be sent.
+    response = redirect(target)
     begin_session(user)
     log(logger, "dashboard sign-in", user=str(user.id), client=request.remote_addr)
-    return redirect(target)
+    return response
 
 
 @bp.route("/sign-out", methods=["POST"])
