@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -169,3 +170,57 @@ def test_a_revoked_link_opens_nothing(client, link, runtime):
         invitation = session.execute(select(Invitation)).scalar_one()
         assert tokens.revoke_all(session, invitation.id) == 1
     assert client.get(path).status_code == 404
+
+
+def _posted_at_once(app, path: str, forms: list[dict[str, str]]) -> list[tuple[int, str]]:
+    """Each form posted to ``path`` by its own thread and client, all released at the same moment: each answer."""
+    start = threading.Barrier(len(forms))
+    answers: dict[int, tuple[int, str]] = {}
+
+    def send(n: int) -> None:
+        client = app.test_client()
+        start.wait()
+        page = client.post(path, data=forms[n])
+        answers[n] = (page.status_code, page.get_data(as_text=True))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(len(forms))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return [answers[n] for n in range(len(forms))]
+
+
+def test_the_same_form_posted_at_once_is_recorded_once_and_the_others_are_told_409(app, link, runtime):
+    """The same form sent several times at once (a double click, a retrying proxy): one post is recorded and thanked;
+    every other one gets what a second post gets afterwards (409, "already answered") and stores nothing, not even
+    an answer the first post left empty. Several rounds, since each is a race (on PostgreSQL without the invitation's
+    row lock, most runs show two or more thanks within a few rounds)."""
+    for round_ in range(16):
+        path = link(f"WEB-RACE-{round_}")
+        form = _form(app.test_client().get(path).get_data(as_text=True))
+        # Each post its own comment; the odd ones also rate ease, so a loser could add an answer to the winner's.
+        forms = [
+            {**form, "q-satisfaction": "5", "q-trust": "4", "q-comments": f"race-{round_}-{n}"}
+            | ({"q-ease": "3"} if n % 2 else {})
+            for n in range(10)
+        ]
+        answers = _posted_at_once(app, path, forms)
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [200] + [409] * (len(forms) - 1), f"round {round_}: {statuses}"
+        winner = next(n for n, (status, _) in enumerate(answers) if status == 200)
+        assert "Thank you" in answers[winner][1]
+        assert all("already" in html for status, html in answers if status == 409)
+        with runtime.sessions() as session:
+            # One response for the round's invitation, completed, holding the winner's answers and nobody else's.
+            holders = session.execute(
+                select(Answer.response_id).where(Answer.text.like(f"race-{round_}-%")).distinct()
+            ).scalars().all()  # fmt: skip
+            assert len(holders) == 1, f"round {round_}"
+            response = session.get(Response, holders[0])
+            assert response.completed_at is not None
+            assert session.get(Invitation, response.invitation_id).state is InvitationState.ANSWERED
+            answered = session.execute(select(Answer).where(Answer.response_id == response.id)).scalars()
+            stored = {a.question_id: a.text or a.value for a in answered}
+        expected = {"satisfaction": 5, "trust": 4, "comments": f"race-{round_}-{winner}"}
+        assert stored == (expected | {"ease": 3} if winner % 2 else expected), f"round {round_}"

@@ -33,14 +33,19 @@ def issue(session: Session, invitation_id: uuid.UUID, now: datetime | None = Non
     return token
 
 
-def invitation_for(session: Session, token: str, purpose: str = SURVEY) -> Invitation | None:
-    """The invitation a token opens for ``purpose``, or None for an unknown, malformed, revoked or other token."""
+def invitation_for(session: Session, token: str, purpose: str = SURVEY, *, lock: bool = False) -> Invitation | None:
+    """The invitation a token opens for ``purpose``, or None for an unknown, malformed, revoked or other token.
+
+    ``lock``: the invitation is read with a row lock (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's transactions
+    are already one at a time), held until the transaction ends, so that a second request for the same invitation
+    waits here and then reads what the first one stored.
+    """
     if not TOKEN_SHAPE.fullmatch(token):
         return None
     row = session.get(SurveyToken, token_hash(token))
     if row is None or row.revoked_at is not None or row.purpose != purpose:
         return None
-    return session.get(Invitation, row.invitation_id)
+    return session.get(Invitation, row.invitation_id, with_for_update=lock, populate_existing=lock)
 
 
 def revoke_all(session: Session, invitation_id: uuid.UUID, now: datetime | None = None) -> int:

@@ -94,8 +94,13 @@ def page_language(asked: str | None, best_match: BestMatch) -> str:
 def open_survey(
     rt: Runtime, session: Session, token: str, asked: str | None, best_match: BestMatch, posting: bool
 ) -> Page | OpenSurvey:
-    """The survey behind ``token``, or the page that stands instead (not found, already answered, closed)."""
-    invitation = invitation_for(session, token)
+    """The survey behind ``token``, or the page that stands instead (not found, already answered, closed).
+
+    ``posting``: the invitation is locked first, so that posts of one survey are taken one at a time (PostgreSQL):
+    the same form sent twice at once is recorded once, and the later post waits, then finds the survey answered and
+    gets the 409 page that a second post gets afterwards, storing nothing.
+    """
+    invitation = invitation_for(session, token, lock=posting)
     if invitation is None:
         return Page("survey/not_found.html", 404, {"language": page_language(asked, best_match)})
     sessions = SurveySessions(rt)
