@@ -123,6 +123,13 @@ def test_an_unknown_service_or_grouping_is_refused(report_stack: ReportStack) ->
         ("Both: a@b.co and 555-0199", "Both: [email] and [phone]"),
         ("I waited 45 minutes on 3/4 at window 12", "I waited 45 minutes on 3/4 at window 12"),
         ("I looked at travel.state.gov first", "I looked at travel.state.gov first"),
+        # Internationalized and full-width addresses (intake takes pat@exämple.com as a contact), phone digits too.
+        ("IDN mail pat@例え.jp or josé@exämple.com", "IDN mail [email] or [email]"),
+        ("ｐａｔ＠ｅｘａｍｐｌｅ．ｃｏｍ or 202 555 0199", "[email] or [phone]"),
+        ("メール: taro@例え。日本 まで", "メール: [email] まで"),
+        ("write to jane [AT] example.com", "write to [email]"),
+        ("電話 ２０２５５５０１９９ です", "電話 [phone] です"),
+        ("We met at 10.30 at the office", "We met at 10.30 at the office"),
         ("", ""),
     ],
 )

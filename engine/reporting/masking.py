@@ -11,10 +11,12 @@ import re
 EMAIL_MASK = "[email]"
 PHONE_MASK = "[phone]"
 
-# local@domain.tld, and the common "name (at) domain.tld" dodge.
-_EMAIL = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+(?:@|\s*[(\[]at[)\]]\s*)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.IGNORECASE
-)
+# local@domain.tld, and the common "name (at) domain.tld" dodge. Letters and digits of any script (``\w``): intake
+# itself takes internationalized addresses (pat@exämple.com, pat@例え.jp), and a full-width "＠" or "．", or the
+# ideographic full stop that separates labels in Japanese and Chinese text, writes the same address.
+_AT = r"(?:[@＠﹫]|\s*[(\[（［]\s*at\s*[)\]）］]\s*)"
+_DOT = r"[.．。｡]"
+_EMAIL = re.compile(rf"[\w.!#$%&'*+/=?^`{{|}}~-]+{_AT}[\w-]+(?:{_DOT}[\w-]+)+", re.IGNORECASE)
 # A run of at least 7 digits, possibly with a leading +, and separated by spaces, dots, dashes or parentheses
 # (202) 555-0123, +1 202 555 0123, 202.555.0123, 2025550123.
 _PHONE = re.compile(r"(?<![\w])\+?\(?\d(?:[\s().-]{0,3}\d){6,14}(?![\w])")
