@@ -19,7 +19,7 @@ from engine.catalog.durations import parse_duration
 from engine.common.errors import ConfigError
 from engine.common.limits import cut, length_problem
 from engine.store.models import Office, Service
-from engine.surveys.flow_rules import OMB_CONTROL_NUMBER
+from engine.surveys.flow_rules import omb_number_problem
 from engine.surveys.flows import Flow, Pra, load_flows, parse_pra
 
 MAX_WINDOW = timedelta(hours=48)
@@ -262,11 +262,8 @@ def parse_service(slug: str, raw: Any, flows: dict[str, Flow], channel_names: se
         if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key].strip()):
             raise ConfigError(f"{where}: {key} must be non-empty text")
     pra = parse_pra(raw["pra"], f"{where}: pra") if raw.get("pra") is not None else None
-    number = raw["pra"]["omb_control_number"] if pra is not None else None
-    if pra is not None and not (isinstance(number, str) and OMB_CONTROL_NUMBER.fullmatch(number)):
-        # Shown to every respondent as the survey's clearance: held to the rule a flow's own block meets.
-        raise ConfigError(f'{where}: pra: rule pra (5 CFR 1320.8(b)(3)): omb_control_number {number!r} must be a '
-                          'quoted string like "1090-0011"')  # fmt: skip
+    if pra is not None and (problem := omb_number_problem(raw["pra"]["omb_control_number"])):
+        raise ConfigError(f"{where}: pra: rule pra (5 CFR 1320.8(b)(3)): {problem}")
     if raw["flow"] not in flows:
         raise ConfigError(f"{where}: flow {raw['flow']!r} is not in the flows directory")
     channels = raw["channels"]

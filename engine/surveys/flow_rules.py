@@ -121,6 +121,14 @@ SOURCES = {
 }
 
 
+def omb_number_problem(number: object) -> str | None:
+    """Why ``number`` is not an OMB control number as a PRA block must give it (a quoted "NNNN-NNNN"), or ``None``:
+    the one rule for a flow's block and a service's own (shown to every respondent as the survey's clearance)."""
+    if isinstance(number, str) and OMB_CONTROL_NUMBER.fullmatch(number):
+        return None
+    return f'omb_control_number {number!r} must be a quoted string like "1090-0011"'
+
+
 @dataclass
 class _Report:
     name: str
@@ -368,9 +376,8 @@ class _FlowCheck:
         unknown = _unknown_keys(block, PRA_KEYS)
         if unknown:
             r.problem("format", f"unknown pra key {', '.join(unknown)}")
-        number = block.get("omb_control_number")
-        if not isinstance(number, str) or not OMB_CONTROL_NUMBER.fullmatch(number):
-            r.problem("pra", f'omb_control_number {number!r} must be a quoted string like "1090-0011"')
+        if problem := omb_number_problem(block.get("omb_control_number")):
+            r.problem("pra", problem)
         if not _is_text(block.get("burden_statement")):
             r.problem("pra", "burden_statement must be non-empty English text")
         expiration = block.get("expiration_date")
@@ -952,10 +959,8 @@ def validate_services(config_dir: Path, flows_dir: Path, today: date | None = No
             except ConfigError as exc:
                 problems.append(_parse_problem(where, str(exc)))
                 continue
-            number = _mapping(block).get("omb_control_number")
-            if not isinstance(number, str) or not OMB_CONTROL_NUMBER.fullmatch(number):
-                problems.append(f"{where}: rule pra ({SOURCES['pra']}): omb_control_number {number!r} must be a "
-                                'quoted string like "1405-0187"')  # fmt: skip
+            if problem := omb_number_problem(_mapping(block).get("omb_control_number")):
+                problems.append(f"{where}: rule pra ({SOURCES['pra']}): {problem}")
             problems += [f"{where}: rule pra ({SOURCES['pra']}): {p}" for p in burden_problems(_mapping(block))]
             whose = "its own"
         else:
