@@ -21,6 +21,7 @@ from engine.common.logs import configure_logging, log
 from engine.runtime import Runtime, build_runtime
 from engine.settings import Settings, load_settings
 from engine.store import migrate
+from engine.store.db import UNREACHABLE
 from engine.surveys import web_page
 from engine.webapp import home, request_checks
 from engine.webapp.problems import Problem, problem_response
@@ -42,7 +43,7 @@ def create_app(
             report_expired_flows(rt)
         else:
             log(logger, "database schema is not current: run `survey-engine db upgrade`", logging.WARNING)
-    except request_checks.UNREACHABLE as exc:
+    except UNREACHABLE as exc:
         # The app still starts: it answers 503 until the database is back (and then syncs the catalogue).
         log(logger, "database unreachable at start-up", logging.ERROR, error=type(exc).__name__)
 

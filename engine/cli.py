@@ -28,22 +28,13 @@ class _Commands(click.Group):
     password hidden (SPEC §2 rule 11), as ``serve``, ``web`` and ``worker`` refuse to start, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from sqlalchemy import exc as sa_exc
-
-        from engine.store.db import unreachable_line
+        from engine.store.db import UNREACHABLE, unreachable_line
 
         try:
             return super().invoke(ctx)
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            if not _is_unreachable(exc):
-                raise
+        except UNREACHABLE as exc:  # the errors the web app answers with a 503
             url = os.environ.get("SURVEY_ENGINE_DATABASE_URL") or "sqlite:///(the instance folder)"
             raise click.ClickException(unreachable_line(exc, url)) from None
-
-
-def _is_unreachable(exc: BaseException) -> bool:
-    """A connection that could not be made or was lost, as opposed to a statement the database refused."""
-    return bool(getattr(exc, "connection_invalidated", False)) or "connect" in str(getattr(exc, "orig", exc)).lower()
 
 
 @click.group(cls=_Commands)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import CursorResult, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
@@ -49,16 +50,21 @@ NAMING = {
 }
 
 
+# The errors SQLAlchemy raises when the server (or the SQLite file) cannot be reached, was stopped, or the
+# connection dropped: the statement never ran or was rolled back with its transaction. The web app answers them with
+# a 503 (engine.webapp.request_checks), the commands with one line (engine.cli).
+UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
 def unreachable_reason(url: str) -> str | None:
     """``None`` when the database at ``url`` answers, else one line saying why it cannot be reached."""
-    from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
 
     engine = make_engine(url, **({} if url.startswith("sqlite") else {"connect_args": {"connect_timeout": 10}}))
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+    except UNREACHABLE as exc:
         return unreachable_line(exc, url)
     finally:
         engine.dispose()

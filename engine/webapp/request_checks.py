@@ -10,17 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, current_app, g, render_template, request
-from sqlalchemy import exc as sa_exc
 
 from engine.common.errors import FieldError
 from engine.common.i18n import available_languages, best_language
 from engine.common.limits import text_problem
+from engine.store.db import UNREACHABLE
 from engine.webapp.problems import problem_response
 
 RETRY_AFTER_SECONDS = 30
-# The errors SQLAlchemy raises when the server (or the SQLite file) cannot be reached, was stopped, or the
-# connection dropped: the statement never ran or was rolled back with its transaction.
-UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 
 def is_api(path: str) -> bool:
