@@ -105,8 +105,7 @@ def inbound() -> Any:
 @bp.post("/status")
 @twilio_signed
 def status() -> Any:
-    words: dict[str, Check] = {name: _status_word for name in ("MessageStatus", "SmsStatus")}
-    refused = unstorable(("ErrorCode",), SIDS | words)
+    refused = unstorable(("ErrorCode",), STATUS_CHECKS)
     if refused is not None:
         return refused
     sid = (request.form.get("MessageSid") or request.form.get("SmsSid") or "").strip()
@@ -129,6 +128,9 @@ def status() -> Any:
 
 def _status_word(raw: str) -> str | None:
     return status_word_problem(raw.lower(), EVENT_PREFIX)
+
+
+STATUS_CHECKS: dict[str, Check] = SIDS | {"MessageStatus": _status_word, "SmsStatus": _status_word}
 
 
 def _error_code(raw: str | None) -> int:

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.common.crypto import token_hash
+from engine.common.limits import column_length
 from engine.store.models import ApiKey, ApiKeyService, AuditEntry, Scope, Service, Suppression
 from engine.webapp.problems import Problem
 
@@ -23,8 +24,8 @@ ACTOR_PREFIX = "api-key:"
 # The longest key name: its column, and the columns a key's opt-outs and restores record ``api-key:<name>`` in (a
 # longer name was a 500 on PostgreSQL at its first opt-out: value too long).
 MAX_NAME: int = min(
-    ApiKey.name.type.length,
-    *(c.type.length - len(ACTOR_PREFIX) for c in (Suppression.source, Suppression.restored_by, AuditEntry.actor)),
+    column_length(ApiKey.name),
+    *(column_length(c) - len(ACTOR_PREFIX) for c in (Suppression.source, Suppression.restored_by, AuditEntry.actor)),
 )
 F = TypeVar("F", bound=Callable[..., Any])
 
