@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.common.limits import text_problem
+from engine.common.limits import column_length, text_problem
 from engine.reporting import a11, formats, responses_file
 from engine.reporting.fiscal import FiscalQuarter
 from engine.runtime import Runtime
@@ -31,7 +31,7 @@ from engine.store.models import Reflection, Submission
 FILES = {"csv": "collection_csv", "json": "collection_json", "xlsx": "collection_xlsx", "responses": "responses_csv"}
 MEDIA_TYPES = {"csv": formats.CSV_MEDIA_TYPE, "json": "application/json", "xlsx": formats.XLSX_MEDIA_TYPE,
                "responses": formats.CSV_MEDIA_TYPE}  # fmt: skip
-MAX_SUBMITTER = 320
+MAX_SUBMITTER = min(column_length(Submission.submitted_by), column_length(Reflection.updated_by))
 MAX_REFLECTION = 10_000
 
 
