@@ -11,11 +11,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine.api.auth import create_api_key
+from engine.reporting.fiscal import fiscal_quarter
+from engine.store.db import unit_of_work
 from tests import email_support
 from tests.email_support import (
     EmailStack,
@@ -162,6 +167,43 @@ def test_delivered_moves_forward_and_a_late_processed_does_not_move_it_back(stac
     assert stack.invitation(invitation_id).state.value == "delivered"
     accepted(stack.post_events([sendgrid_event(invitation_id, "processed"), sendgrid_event(invitation_id, "deferred")]))
     assert stack.invitation(invitation_id).state.value == "delivered"
+
+
+def opportunities(stack: EmailStack) -> int:
+    """The §6.1 opportunities of the email row this quarter, read through the reports API."""
+    with unit_of_work(stack.rt.sessions) as session:
+        key = create_api_key(session, f"reader-{uuid.uuid4().hex[:6]}", ("email-first",), ("reports",))
+    # The quarter of the transactions' completed_at (five minutes ago, in the services' time zone).
+    quarter = fiscal_quarter(datetime.now(UTC) - timedelta(minutes=5), ZoneInfo("UTC"))
+    answer = stack.client.get(f"/api/v1/reports/a11?fiscal_year={quarter.fiscal_year}&quarter={quarter.quarter}"
+                              "&service=email-first", headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    (row,) = [r for r in answer.get_json()["rows"] if r["channel"] == "email"]
+    found: int = row["volume_of_customers_provided_survey_opportunity"]
+    return found
+
+
+def test_a_bounce_after_delivered_fails_the_invitation_and_takes_it_out_of_the_opportunities(stack):
+    # An asynchronous bounce: the receiving server took the message ("delivered"), then bounced it. SPEC §6: "a
+    # later bounce or undelivered report takes one out".
+    kept = sent(stack, "AB-0", "kept@example.com")
+    invitation_id = sent(stack, "AB-1", "async-bounce@example.com")
+    accepted(stack.post_events([sendgrid_event(kept, "delivered"), sendgrid_event(invitation_id, "delivered")]))
+    assert stack.invitation(invitation_id).state.value == "delivered"
+    assert opportunities(stack) == 2
+    bounce = sendgrid_event(invitation_id, "bounce", type="bounce", status="5.1.1", reason="550 5.1.1 mailbox gone")
+    assert accepted(stack.post_events([bounce]))["applied"] == 1
+    invitation = stack.invitation(invitation_id)
+    assert invitation.state.value == "failed" and "550 5.1.1 mailbox gone" in (invitation.reason or "")
+    assert [(s.channel, s.reason.value) for s in stack.suppressions()] == [("email", "bounce")]
+    assert opportunities(stack) == 1
+    # The other order (the bounce's event reaches us first): the late "delivered" is recorded, the state stays.
+    other = sent(stack, "AB-2", "bounce-first@example.com")
+    accepted(stack.post_events([sendgrid_event(other, "bounce", type="bounce", reason="550 no such user")]))
+    accepted(stack.post_events([sendgrid_event(other, "delivered")]))
+    assert stack.invitation(other).state.value == "failed"
+    assert [e.event for e in stack.events(other)][-2:] == ["sendgrid:bounce", "sendgrid:delivered"]
+    assert opportunities(stack) == 1
 
 
 def test_a_blocked_bounce_fails_the_invitation_but_keeps_the_address(stack):

@@ -223,7 +223,8 @@ def test_the_table_covers_every_state_and_keeps_the_final_ones_final():
         (S.SENT, S.DELIVERED, Event.REPLIED, False),
         (S.SENDING, S.FAILED, Event.REPORTED, True),
         (S.DELIVERED, S.SENT, Event.REPORTED, False),  # a late "sent" after "delivered" changes nothing
-        (S.DELIVERED, S.FAILED, Event.REPORTED, False),
+        (S.DELIVERED, S.FAILED, Event.REPORTED, True),  # an asynchronous bounce, reported after "delivered"
+        (S.FAILED, S.DELIVERED, Event.REPORTED, False),  # ... and a "delivered" that arrives after the bounce
         (S.ANSWERED, S.FAILED, Event.REPORTED, False),  # an answered call's hang-up report leaves it answered
         (S.DELIVERED, S.ANSWERED, Event.ANSWERED, True),
         (S.UNKNOWN, S.ANSWERED, Event.ANSWERED, False),

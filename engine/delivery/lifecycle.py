@@ -82,8 +82,16 @@ MOVES: Mapping[Event, Mapping[InvitationState, frozenset[InvitationState]]] = {
     Event.SETTLED: {S.UNKNOWN: frozenset({S.SENT})},
     Event.REPLIED: {S.UNKNOWN: frozenset({S.DELIVERED})},
     # A report never moves an invitation backwards: a late "sent" after "delivered" changes nothing, "unknown" is
-    # settled by any report, and an answered, failed or delivered invitation stays so.
-    Event.REPORTED: {S.SENDING: _AFTER_SEND, S.UNKNOWN: _AFTER_SEND, S.SENT: frozenset({S.DELIVERED, S.FAILED})},
+    # settled by any report, and an answered or failed invitation stays so (a late "delivered" after a bounce
+    # too). A delivered one can still fail: a receiving server may accept a message and bounce it later (an
+    # asynchronous bounce, reported after "delivered"), and SPEC §6 takes such an invitation out of the
+    # opportunities ("a later bounce or undelivered report takes one out").
+    Event.REPORTED: {
+        S.SENDING: _AFTER_SEND,
+        S.UNKNOWN: _AFTER_SEND,
+        S.SENT: frozenset({S.DELIVERED, S.FAILED}),
+        S.DELIVERED: frozenset({S.FAILED}),
+    },
     Event.ANSWERED: {S.SENT: frozenset({S.ANSWERED}), S.DELIVERED: frozenset({S.ANSWERED})},
 }
 # Events whose move is recorded elsewhere than in ``delivery_events``.
