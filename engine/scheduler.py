@@ -13,11 +13,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from engine.common.logs import log
 from engine.delivery.dispatch import Dispatcher, expire_overdue, reap_lost_sends
 from engine.delivery.reminders import send_reminders
 from engine.delivery.retention import erase_unneeded_contacts, forget_form_addresses
 from engine.delivery.settlement import settle_unknown
 from engine.runtime import Runtime
+from engine.store.db import UNREACHABLE, unreachable_line
 
 logger = logging.getLogger("survey_engine.scheduler")
 
@@ -26,12 +28,32 @@ SWEEP_EVERY = 30.0
 RETENTION_EVERY = 300.0
 
 
-def _safely(job: Callable[[], object], name: str) -> Callable[[], None]:
+def _safely(job: Callable[[], object], name: str, database_url: str) -> Callable[[], None]:
+    """``job`` run so that a failure is logged and the next run comes as planned.
+
+    A database that cannot be reached (``UNREACHABLE``, as the web app's 503s) is logged once, in one line (the
+    database with its password hidden and the driver's reason, never a statement or its values), when the job
+    first finds it gone; the runs that fail the same way after it log nothing (the dispatch job runs every
+    second), and the first run that succeeds again says so, with how many runs failed. Any other error is logged
+    with its traceback at every run."""
+    failed_runs = 0
+
     def run() -> None:
+        nonlocal failed_runs
         try:
             job()
+        except UNREACHABLE as exc:
+            if not failed_runs:
+                log(logger, "database unreachable", logging.ERROR, job=name, error=type(exc).__name__,
+                    reason=unreachable_line(exc, database_url))  # fmt: skip
+            failed_runs += 1
+            return
         except Exception:
             logger.exception("scheduled job failed", extra={"job": name})
+            return
+        if failed_runs:
+            log(logger, "database reachable again", logging.INFO, job=name, failed_runs=failed_runs)
+            failed_runs = 0
 
     run.__name__ = name
     return run
@@ -49,7 +71,7 @@ def add_jobs(scheduler: BaseScheduler, rt: Runtime, dispatcher: Dispatcher | Non
         ("settle", lambda: settle_unknown(rt), SWEEP_EVERY),
     ]
     for name, job, seconds in jobs:
-        scheduler.add_job(_safely(job, name), "interval", seconds=seconds, id=name, coalesce=True, max_instances=1,
+        scheduler.add_job(_safely(job, name, rt.settings.database_url), "interval", seconds=seconds, id=name, coalesce=True, max_instances=1,
                           misfire_grace_time=int(seconds * 5) or 1)  # fmt: skip
     return dispatcher
 

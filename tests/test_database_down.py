@@ -193,3 +193,54 @@ def test_an_app_started_without_its_database_works_once_it_is_there(tmp_path):
     body = tx("LATE-1", contact={"email": "late@example.com"})
     answer = client.post("/api/v1/transactions", json=body, headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 200 and answer.get_json()["decision"] == "scheduled"
+
+
+def test_a_scheduled_job_logs_a_lost_database_once_in_one_line_and_says_when_it_is_back(tmp_path, caplog):
+    """The dispatch job runs every second: a database gone for a minute is one line, not sixty tracebacks."""
+    import logging
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from engine.scheduler import add_jobs
+
+    reason = _pg_admin_reachable()
+    if reason:
+        pytest.skip(reason)
+    name = f"survey_engine_jobs_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name, password="s3cret-pw").render_as_string(hide_password=False)
+    try:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        rt = build_runtime(load_settings(environment(url, tmp_path)))
+        scheduler = BackgroundScheduler()
+        add_jobs(scheduler, rt)
+        dispatch = scheduler.get_job("dispatch").func
+        caplog.set_level(logging.INFO, logger="survey_engine.scheduler")
+        dispatch()
+        assert [r for r in caplog.records if r.name == "survey_engine.scheduler"] == []
+        with admin.connect() as conn:  # gone: its connections cut, no new one let in
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        for _ in range(3):
+            dispatch()
+        (down,) = [r for r in caplog.records if r.name == "survey_engine.scheduler"]
+        assert down.getMessage() == "database unreachable" and down.levelno == logging.ERROR
+        assert down.exc_info is None and down.job == "dispatch"  # type: ignore[attr-defined]
+        assert name in down.reason and "s3cret-pw" not in down.reason  # type: ignore[attr-defined]
+        assert "Traceback" not in caplog.text and "s3cret-pw" not in caplog.text
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        dispatch()
+        back = [r for r in caplog.records if r.name == "survey_engine.scheduler"][1:]
+        assert [(r.getMessage(), r.failed_runs) for r in back] == [("database reachable again", 3)]  # type: ignore[attr-defined]
+        dispatch()
+        assert len([r for r in caplog.records if r.name == "survey_engine.scheduler"]) == 2
+        rt.engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
