@@ -68,7 +68,7 @@ def serve(host: str, port: int) -> None:
 
     rt = _runtime(migrate_database=True, settings=settings)
     app = create_app(runtime=rt)
-    scheduler = start_background(rt)
+    jobs = start_background(rt)
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
     click.echo(f"  start page: http://{host}:{port}/  (says where things are)")
     click.echo(f"  dashboard: http://{host}:{port}/dashboard")
@@ -78,7 +78,7 @@ def serve(host: str, port: int) -> None:
     try:
         serve_waitress(app, host, port)
     finally:
-        scheduler.shutdown(wait=False)
+        jobs.stop()  # the batch a dispatch job holds is sent and recorded before the process ends
 
 
 @main.command()

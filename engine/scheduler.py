@@ -7,7 +7,9 @@ store is in memory on purpose: APScheduler 3's shared job stores would run every
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -76,14 +78,48 @@ def add_jobs(scheduler: BaseScheduler, rt: Runtime, dispatcher: Dispatcher | Non
     return dispatcher
 
 
-def start_background(rt: Runtime) -> BackgroundScheduler:
+class Jobs:
+    """The scheduled jobs of one process, and their orderly stop."""
+
+    def __init__(self, scheduler: BaseScheduler, dispatcher: Dispatcher) -> None:
+        self.scheduler = scheduler
+        self.dispatcher = dispatcher
+
+    def stop(self) -> None:
+        """Start no job and claim no invitation any more; wait for the jobs that run. The batch a dispatch job holds
+        is sent and its outcomes recorded, so a stopped process leaves no invitation ``sending`` for the reaper
+        to mark ``unknown`` (which a deployment's SIGTERM would otherwise do at every restart)."""
+        self.dispatcher.stopping.set()
+        if self.scheduler.running:
+            log(logger, "stopping: waiting for the jobs that run")
+            self.scheduler.shutdown(wait=True)
+            log(logger, "stopped")
+
+
+def start_background(rt: Runtime) -> Jobs:
     scheduler = BackgroundScheduler(daemon=True)
-    add_jobs(scheduler, rt)
+    dispatcher = add_jobs(scheduler, rt)
     scheduler.start()
-    return scheduler
+    return Jobs(scheduler, dispatcher)
 
 
 def run_blocking(rt: Runtime) -> None:
+    """Run the jobs in this thread until SIGTERM or SIGINT, then stop them in order (:meth:`Jobs.stop`); a second
+    signal ends the process at once."""
     scheduler = BlockingScheduler()
-    add_jobs(scheduler, rt)
-    scheduler.start()
+    jobs = Jobs(scheduler, add_jobs(scheduler, rt))
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        jobs.dispatcher.stopping.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        scheduler.start()
+    except SystemExit:
+        pass
+    finally:
+        jobs.stop()

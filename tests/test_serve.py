@@ -114,6 +114,9 @@ def test_serve_runs_waitress_with_the_jobs_in_process_and_logs_json_access_lines
     assert any(p == f"/s/{MASK}" for _, p, _ in paths), paths
     assert TOKEN not in out and api_key not in out and "pat@example.com" not in out
     assert all(isinstance(a["duration_ms"], float | int) for a in access)
+    # SIGTERM stopped the jobs in order: the dispatch batch in hand was finished before the process ended.
+    last = json.loads([line for line in lines if line.startswith("{")][-1])
+    assert (last["logger"], last["event"]) == ("survey_engine.scheduler", "stopped"), last
 
 
 @pytest.mark.slow

@@ -138,3 +138,62 @@ def test_workers_hand_each_invitation_over_at_most_once_and_lose_none(pg_url, tm
     assert set(reasons) <= {"worker_lost_during_send"}
     assert by_state[InvitationState.UNKNOWN] <= Dispatcher(rt).batch  # at most one claimed batch was in flight
     rt.engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_worker_stopped_by_sigterm_finishes_its_batch_and_leaves_nothing_sending(pg_url, tmp_path, flows_dir):
+    """A deployment stops workers with SIGTERM at every restart: the batch in hand is sent and recorded, no
+    further batch is claimed, and the worker exits 0. Killed at once instead, it would leave its batch
+    ``sending``, for the reaper to mark ``unknown`` (never resent: those customers would not be asked)."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "services.yaml").write_text(SERVICES)
+    (config / "offices.yaml").write_text("offices:\n  HQ: {name: Headquarters}\n")
+    env = {
+        **os.environ,
+        "SURVEY_ENGINE_DATABASE_URL": pg_url,
+        "SURVEY_ENGINE_CONFIG_DIR": str(config),
+        "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir),
+        "SURVEY_ENGINE_SECRET_KEY": SECRET,
+        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
+        "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    rt = build_runtime(load_settings(env))
+    rt.sync_catalog()
+    now = utcnow()
+    for start in range(0, N, 1000):
+        items = [{"id": f"T-{n}", "service": "bulk", "completed_at": (now - timedelta(minutes=1)).isoformat(),
+                  "contact": {"email": f"t{n}@example.com"}} for n in range(start, start + 1000)]  # fmt: skip
+        with unit_of_work(rt.sessions) as session:
+            assert {r["decision"] for r in Intake(rt).submit(session, items)} == {"scheduled"}
+    out, err = tmp_path / "worker.out", tmp_path / "worker.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"], env=env, stdout=stdout, stderr=stderr,
+                                cwd=Path(__file__).parent.parent)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(HANDED.findall(out.read_text())) < 20:
+            time.sleep(0.005)
+        assert HANDED.findall(out.read_text()), "the worker never sent anything"
+        proc.send_signal(signal.SIGTERM)  # mid-run: 4,000 due, a batch of at most 1,000 in hand
+        assert proc.wait(timeout=60) == 0, err.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with rt.sessions() as session:
+        states = Counter(session.execute(select(Invitation.state)).scalars())
+        held = session.execute(
+            select(func.count()).where(
+                Invitation.state == InvitationState.SCHEDULED, Invitation.claimed_by.is_not(None)
+            )
+        ).scalar_one()
+    handed = set(HANDED.findall(out.read_text()))
+    assert states[InvitationState.SENDING] == 0 and states[InvitationState.UNKNOWN] == 0, states
+    assert states[InvitationState.DELIVERED] == len(handed) > 0  # every message handed over is recorded
+    assert 0 < states[InvitationState.SCHEDULED] == N - len(handed)  # the rest wait for the next worker
+    assert held == 0  # and none of them is held by a claim
+    events = [line for line in err.read_text().splitlines() if line.startswith("{")]
+    assert '"event": "stopped"' in events[-1], events[-3:]
+    rt.engine.dispose()

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -229,6 +230,9 @@ class Dispatcher:
         # Seconds this dispatcher's last preparation took per invitation: paced slots start that far ahead for the
         # invitations at hand, and a little more (engine/delivery/pacing.py); None until it has prepared some.
         self.prepare_cost: float | None = None
+        # Set when the process is stopping (SIGTERM): ``drain`` claims no further batch; the one in hand is sent and
+        # recorded.
+        self.stopping = threading.Event()
 
     # -- 1. claim -------------------------------------------------------------------------------------------
 
@@ -571,10 +575,12 @@ class Dispatcher:
         return stats
 
     def drain(self, now: datetime | None = None, max_rounds: int = 1000) -> DispatchStats:
-        """Run batches until nothing is due (the CLI, tests and benchmarks); where a sender's rate is spent, wait
-        for its next slot rather than claim the same invitations again at once."""
+        """Run batches until nothing is due, or until :attr:`stopping` is set; where a sender's rate is spent,
+        wait for its next slot rather than claim the same invitations again at once."""
         total = DispatchStats()
         for _ in range(max_rounds):
+            if self.stopping.is_set():
+                break
             stats = self.run_once(now)
             if not stats.claimed:
                 break
