@@ -73,8 +73,8 @@ def add_jobs(scheduler: BaseScheduler, rt: Runtime, dispatcher: Dispatcher | Non
         ("settle", lambda: settle_unknown(rt), SWEEP_EVERY),
     ]
     for name, job, seconds in jobs:
-        scheduler.add_job(_safely(job, name, rt.settings.database_url), "interval", seconds=seconds, id=name, coalesce=True, max_instances=1,
-                          misfire_grace_time=int(seconds * 5) or 1)  # fmt: skip
+        scheduler.add_job(_safely(job, name, rt.settings.database_url), "interval", seconds=seconds, id=name,
+                          coalesce=True, max_instances=1, misfire_grace_time=int(seconds * 5) or 1)  # fmt: skip
     return dispatcher
 
 
