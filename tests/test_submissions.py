@@ -268,3 +268,17 @@ def test_a_quarter_that_has_not_begun_is_refused_everywhere_and_nothing_is_filed
         assert listed.get_json() == {"submissions": []}
     payload = {"fiscal_year": current.fiscal_year, "quarter": current.quarter, "service": "rpt-mixed"}
     assert stack.client.post(SUBMISSIONS, json=payload, headers=key).status_code == 201
+
+
+def test_a_filed_files_format_given_twice_is_a_400_naming_it_not_the_first_one_served(quarter: Any) -> None:
+    """``?format=json&format=csv`` asks for two files at once: the report endpoints refuse a repeated parameter
+    (400 naming it); reading a filed quarter back does the same, rather than serving whichever came first."""
+    stack, key = quarter
+    filed = stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed"},
+                              headers=key).get_json()  # fmt: skip
+    for query in ("format=json&format=csv", "format=csv&format=csv"):
+        answer = stack.client.get(f"{SUBMISSIONS}/{filed['id']}?{query}", headers=key)
+        assert answer.status_code == 400, (query, answer.status_code)
+        assert answer.mimetype == "application/problem+json"
+        assert answer.get_json()["errors"] == [{"field": "format", "message": "is given more than once"}]
+    assert stack.client.get(f"{SUBMISSIONS}/{filed['id']}?format=json", headers=key).status_code == 200

@@ -90,6 +90,8 @@ def list_submissions() -> Any:
 @require_scope(Scope.REPORTS)
 def get_submission(id: str) -> Any:
     errors = [FieldError(k, "unknown parameter") for k in sorted(set(request.args) - {"format"})]
+    if len(request.args.getlist("format")) > 1:  # two files asked for at once: neither is served
+        errors.append(FieldError("format", "is given more than once"))
     fmt = request.args.get("format", "csv")
     if fmt not in submissions.FILES:
         errors.append(FieldError("format", f"must be one of {', '.join(submissions.FILES)}"))
