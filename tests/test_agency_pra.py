@@ -27,6 +27,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from channels.website.routes import new_form
 from engine.api.auth import create_api_key
 from engine.app import create_app, report_expired_flows
 from engine.delivery.dispatch import Dispatcher
@@ -68,6 +69,8 @@ SERVICES: dict[str, Any] = {
                      "service_type": "benefits", "pra": SSA_PRA},
     # An own clearance that expired, on a current flow; and a current own clearance on the expired flow.
     "own-expired": {**_COMMON, "name": "Expired Clearance", "agency": "Test Agency",
+                    "channels": ["console", "kiosk", "website"],
+                    "website": {"origins": ["https://www.example.gov"], "min_fill_seconds": 0},
                     "pra": {**SSA_PRA, "omb_control_number": "0960-0001", "expiration_date": "2024-01-31"}},
     "own-current": {**_COMMON, "name": "Current Clearance", "agency": "Test Agency", "flow": "expired-pra",
                     "pra": STATE_PRA},
@@ -160,6 +163,25 @@ def test_the_effective_block_decides_pra_expired_whichever_way_round(agency, cap
     assert set(loud) == {("PRA APPROVAL EXPIRED: nothing is sent for this service; transactions are decided pra_expired",
                          "own-expired", "0960-0001", "service")}  # fmt: skip
     # own-current is not named: its own clearance stands, not its flow's expired one
+
+
+def test_the_website_feedback_page_of_an_expired_clearance_takes_no_answers(agency):
+    """A service whose PRA approval expired asks nobody (rule 9): its feedback page ``/f/<service>`` shows no form
+    under the lapsed control number, and a form loaded before the lapse stores nothing when it is sent (410)."""
+    app = create_app(runtime=agency)
+    app.testing = True
+    client = app.test_client()
+    page = client.get("/f/own-expired")
+    assert page.status_code == 410, page.status_code
+    assert "<form" not in page.text and "0960-0001" not in page.text
+    assert "This survey has closed" in page.text
+    with app.test_request_context():
+        form = new_form("own-expired")  # a genuine form token, as a page loaded before the lapse carried
+    sent = client.post("/f/own-expired", data={**form, "q-satisfaction": "5", "q-trust": "4"})
+    assert sent.status_code == 410, sent.status_code
+    with agency.sessions() as session:
+        assert session.execute(select(Response)).first() is None
+    assert client.get("/f/state-passports").status_code == 404  # (no website channel: not listed, as before)
 
 
 def test_dispatch_cancels_an_invitation_whose_own_clearance_expired_before_it_went_out(agency):

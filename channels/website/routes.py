@@ -23,6 +23,8 @@
   POST's transaction, which was already this short: the count, the insert, the response and its answers. On SQLite
   every transaction already begins ``BEGIN IMMEDIATE`` (``engine.store.db``), so the count and the insert were
   serialized there anyway; SQLAlchemy leaves the ``FOR ...`` clause out on that backend.
+  Once the PRA approval that stands for the service has expired (rule 9), ``GET`` and ``POST`` answer 410 with a
+  page saying the survey is closed: no form under a lapsed control number, and nothing stored.
 * ``GET /f/<service>/button.js``: a dependency-free script, no cookies, no tracking, that adds a "Feedback" button
   to pages of the allowed origins and opens the survey in a modal dialog (:file:`static/button.js`).
 
@@ -216,6 +218,9 @@ def feedback(service: str) -> Any:
     flow = rt.catalog.flow_of(config)
     g.language = language = _language(flow)
     ctx = _context(config, flow, language)
+    if rt.catalog.pra_of(config).expired(utcnow().astimezone(config.timezone).date()):
+        # No valid OMB control number, no collection (SPEC §2 rule 9): no form, and a form loaded before stores nothing.
+        return _render("website/closed.html", 410, **ctx)
 
     if request.method != "POST":  # GET, and HEAD (a link checker's) which is a GET without the body
         came_from = page_url(config, request.args.get("from")) or page_url(config, request.referrer)
