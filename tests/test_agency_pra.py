@@ -39,7 +39,7 @@ from tests import email_support, sms_support, twilio_support
 from tests.conftest import ENCRYPTION, ROOT, SECRET
 from tests.helpers import SSA_PRA, STATE_PRA, ago, tx, write_config
 from tests.ivr_support import IvrStack, ivr_stack  # noqa: F401  (the ivr fixture)
-from tests.kiosk_support import COOKIE, enrolled
+from tests.kiosk_support import COOKIE, enrolled, post_batch, session_of
 from tests.sms_support import created
 from tests.twilio_support import ACCOUNT_SID, TwilioErrorStub
 
@@ -182,6 +182,27 @@ def test_the_website_feedback_page_of_an_expired_clearance_takes_no_answers(agen
     with agency.sessions() as session:
         assert session.execute(select(Response)).first() is None
     assert client.get("/f/state-passports").status_code == 404  # (no website channel: not listed, as before)
+
+
+def test_a_kiosk_of_an_expired_clearance_shows_no_survey_and_keeps_no_answer_given_after_it(agency):
+    """Rule 9 on the kiosk: once the approval that stands for its service expired, the tablet gets no flow to show
+    (503, so the page says it cannot show the survey and asks again later) and a session answered after the
+    expiration date is ``rejected`` with the reason (the device drops it), while another service's kiosk syncs."""
+    client, _ = _client_and_key(agency)
+    _, credential = enrolled(agency, "own-expired")
+    client.set_cookie(COOKIE, credential, domain="localhost")
+    document = client.get("/kiosk/flow.json")
+    assert document.status_code == 503, document.status_code
+    assert document.headers.get("Retry-After") and "0960-0001" not in document.text
+    answered = post_batch(client, credential, [session_of([("satisfaction", 5), ("trust", 4)])])
+    assert answered.status_code == 200, answered.text
+    (result,) = answered.get_json()["results"]
+    assert result["status"] == "rejected" and "PRA approval" in result["reason"], result
+    _, current = enrolled(agency, "ssa-benefits")
+    kept = post_batch(client, current, [session_of([("satisfaction", 5)])]).get_json()["results"]
+    assert [r["status"] for r in kept] == ["stored"]
+    with agency.sessions() as session:
+        assert len(session.execute(select(Response)).all()) == 1
 
 
 def test_dispatch_cancels_an_invitation_whose_own_clearance_expired_before_it_went_out(agency):

@@ -9,7 +9,8 @@
 * ``GET /kiosk`` (the page shell), ``/kiosk/flow.json`` (the flow version and its words), ``/kiosk/sw.js`` (the
   service worker, allowed the ``/kiosk`` scope by ``Service-Worker-Allowed``) and ``/kiosk/assets/<name>``: all
   need the credential. Without one: 401 and a page saying how to enroll; a revoked device: 401 and a page that
-  says so.
+  says so. Once the PRA approval of the service's survey expired, ``flow.json`` is a 503 (the page says it cannot
+  show the survey and asks again later).
 * ``POST /api/v1/kiosk/responses``: a batch of queued sessions (:mod:`engine.kiosk.devices`); refusals are problem+json.
   The cookie is SameSite=Strict and the body must be JSON (a cross-site form cannot send either).
 """
@@ -33,6 +34,7 @@ from engine.kiosk import devices as registry
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import KioskDevice
 from engine.surveys.flow_store import published_flow
+from engine.surveys.messages import pra_of
 from engine.webapp.problems import Problem
 from engine.webapp.support import guarded_by, json_body, runtime
 
@@ -194,6 +196,10 @@ def flow_json() -> Any:
         published = published_flow(session, flow.id, flow.version)
     if published is not None:
         flow = published[1]
+    if pra_of(service, flow).expired(utcnow().astimezone(service.timezone).date()):
+        # No valid OMB control number, no survey (SPEC §2 rule 9): the page says it cannot show one, and asks again.
+        return Response("the PRA approval of this kiosk's survey has expired; nothing is asked until it is renewed",
+                        status=503, mimetype="text/plain", headers={"Retry-After": "3600"})  # fmt: skip
     names = {lang: language_name(lang) for lang in device.languages}
     return jsonify(kiosk_document(flow, service, device, names))
 

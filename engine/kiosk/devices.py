@@ -8,8 +8,8 @@ SHA-256) that the kiosk page holds in a cookie. ``revoke`` ends a device: its cr
 ``store_batch`` takes the sessions a device queued (often offline, sometimes days old) and stores each exactly
 once by its client UUID, each in its own savepoint: ``stored``, ``duplicate`` (the server has it already: a retry)
 or ``rejected`` with the reason (an unknown flow version, a flow its service never used, an answer the question
-cannot take, a time in the future, text with NUL or an unpaired surrogate, a time outside 1970-9999, anything the
-store refuses). Only an unreachable database fails a batch, so one session never stalls a device. Every answer
+cannot take, a time in the future, an answer given after the survey's PRA approval expired, text with NUL or an
+unpaired surrogate, a time outside 1970-9999, anything the store refuses). Only an unreachable database fails a batch, so one session never stalls a device. Every answer
 goes through the survey-session engine, validated against the flow version the device showed. Office, service
 and channel come from the device, never from the body. Completed sessions beyond the service's
 ``kiosk_max_sessions_per_minute`` within 60 seconds of device time on one device are stored flagged
@@ -31,6 +31,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from engine.catalog.services import ServiceConfig
 from engine.common.crypto import token_hash
 from engine.common.errors import FieldError, ValidationFailed
 from engine.common.limits import EARLIEST, moment_problem, text_problem
@@ -39,6 +40,7 @@ from engine.store.db import utcnow
 from engine.store.models import KioskDevice, Office, Response, Service
 from engine.surveys.flow_store import published_flow
 from engine.surveys.flows import Flow, Question
+from engine.surveys.messages import pra_of
 from engine.surveys.sessions import Given, InvalidAnswer, SurveySessions, check_answer
 
 CHANNEL = "kiosk"
@@ -507,6 +509,17 @@ def _check(item: QueuedSession, flow: Flow, now: datetime) -> list[tuple[GivenAn
     return pairs
 
 
+def _within_approval(item: QueuedSession, service: ServiceConfig, flow: Flow) -> None:
+    """:class:`Rejected` when an answer was given after the PRA approval that stood for the survey had expired (rule
+    9: nothing is asked under a lapsed control number); a session answered while it stood is kept, however late it
+    syncs."""
+    pra = pra_of(service, flow)
+    last = max(a.answered_at for a in item.answers).astimezone(service.timezone).date()
+    if pra.expired(last):
+        raise Rejected(f"the PRA approval of this survey (OMB {pra.omb_control_number}) expired on "
+                       f"{pra.expiration_date.isoformat()}, before this session was answered")  # fmt: skip
+
+
 def _spam(session: Session, device_id: uuid.UUID, completed_at: datetime, limit: int) -> bool:
     """Whether some 60 s window around ``completed_at`` would hold more than ``limit`` completed sessions of this
     device with this one: it is the excess. Works whatever order the sessions arrive in."""
@@ -639,6 +652,7 @@ def _attempt(session: Session, batch: _Batch, item: QueuedSession) -> Outcome:
         )
     try:
         checked = _check(item, flow, batch.now)
+        _within_approval(item, batch.rt.catalog.services[batch.service], flow)
     except Rejected as exc:
         return Outcome(item.client_uuid, "rejected", str(exc))
     spam = item.completed_at is not None and _spam(session, device.id, item.completed_at, batch.limit)
