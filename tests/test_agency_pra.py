@@ -220,6 +220,43 @@ def test_dispatch_cancels_an_invitation_whose_own_clearance_expired_before_it_we
     assert (invitation.state.value, invitation.reason) == ("cancelled", "pra_expired")
 
 
+def test_a_survey_link_opened_after_the_clearance_expired_takes_no_answers(agency, capsys, tmp_path):
+    """An email sent while the agency's approval stood, opened after it expired (the answer window runs on): the page
+    shows no form under the lapsed control number and a form loaded before stores nothing (410, rule 9)."""
+    client, auth = _client_and_key(agency)
+    reply = client.post("/api/v1/transactions", json=tx("X-1", "ssa-benefits", contact={"email": "x@example.gov"}),
+                        headers=auth)  # fmt: skip
+    assert reply.get_json()["decision"] == "scheduled"
+    Dispatcher(agency).drain(datetime.now(UTC) + timedelta(minutes=1))
+    (token,) = LINK.findall(capsys.readouterr().out)
+    form = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', client.get(f"/s/{token}").text))
+    # The same store, now configured with the approval lapsed (its expiration date has passed).
+    lapsed_services = {**SERVICES, "ssa-benefits": {**SERVICES["ssa-benefits"],
+                                                    "pra": {**SSA_PRA, "expiration_date": "2024-01-31"}}}  # fmt: skip
+    settings = load_settings({
+        "SURVEY_ENGINE_DATABASE_URL": agency.settings.database_url,
+        "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
+        "SURVEY_ENGINE_CONFIG_DIR": str(write_config(tmp_path / "lapsed", lapsed_services, OFFICES)),
+        "SURVEY_ENGINE_FLOWS_DIR": str(tmp_path / "flows"), "SURVEY_ENGINE_SECRET_KEY": SECRET,
+        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION, "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
+    })  # fmt: skip
+    lapsed = build_runtime(settings)
+    try:
+        lapsed.sync_catalog()
+        app = create_app(runtime=lapsed)
+        app.testing = True
+        later = app.test_client()
+        page = later.get(f"/s/{token}")
+        assert page.status_code == 410, page.status_code
+        assert "<form" not in page.text and SSA not in page.text
+        sent = later.post(f"/s/{token}", data={**form, "q-satisfaction": "5", "q-trust": "4"})
+        assert sent.status_code == 410, sent.status_code
+        with lapsed.sessions() as session:
+            assert session.execute(select(Response)).first() is None
+    finally:
+        lapsed.engine.dispose()
+
+
 def test_the_use_of_answers_sentence_is_the_agencys_flow_wording(agency, capsys):
     client, auth = _client_and_key(agency)
     reply = client.post("/api/v1/transactions", json=tx("W-1", "own-words", contact={"email": "w@example.gov"}),

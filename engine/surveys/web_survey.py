@@ -2,7 +2,8 @@
 
 The page's view (:mod:`engine.surveys.web_page`) keeps the HTTP side: the request's language wishes, the form's
 anti-forgery token, rendering. Here, with no request in sight: :func:`open_survey` finds the invitation behind a
-link and says which page stands (not found, already answered, closed) or that the survey is open;
+link and says which page stands (not found, already answered, closed: the answer window ended, or the PRA approval
+that stands for the service expired) or that the survey is open;
 :func:`form_page` is the form as first shown (a rating link may pre-select one answer; nothing is recorded);
 :func:`take_form` checks a posted form, question by question and with the flow's branching, and either shows it
 again with each error by its question or records the answers and completes the response.
@@ -119,6 +120,9 @@ def open_survey(
         sessions.open_for_invitation(session, invitation)
     except SurveyClosed:
         return Page("survey/closed.html", 410, context)
+    service = rt.catalog.services[sessions.service_slug(invitation.service_id)]
+    if pra_of(service, flow).expired(utcnow().astimezone(service.timezone).date()):
+        return Page("survey/closed.html", 410, context)  # no answer under a lapsed OMB control number (rule 9)
     return OpenSurvey(sessions, invitation, flow, language, context)
 
 
