@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.dates import format_date
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from engine.delivery.dispatch import Dispatcher
 from engine.store.models import Answer, Invitation, InvitationState, Response, SurveyToken
@@ -224,3 +225,19 @@ def test_the_same_form_posted_at_once_is_recorded_once_and_the_others_are_told_4
             stored = {a.question_id: a.text or a.value for a in answered}
         expected = {"satisfaction": 5, "trust": 4, "comments": f"race-{round_}-{winner}"}
         assert stored == (expected | {"ease": 3} if winner % 2 else expected), f"round {round_}"
+
+
+def test_a_question_answered_twice_in_one_form_is_a_422_naming_it_and_nothing_is_stored(client, link, runtime):
+    """``q-satisfaction=5&q-satisfaction=1`` (no browser sends a radio or a text box twice) is ambiguous: the form is
+    shown again with the question named, rather than the first value being recorded unseen."""
+    path = link()
+    form = _form(client.get(path).get_data(as_text=True))
+    for doubled in ([("q-satisfaction", "5"), ("q-satisfaction", "1")], [("q-satisfaction", "5"), ("q-satisfaction", "5")],
+                    [("q-trust", "4"), ("q-comments", "Fine."), ("q-comments", "Awful.")]):  # fmt: skip
+        answer = client.post(path, data=MultiDict([*form.items(), *doubled]))
+        assert answer.status_code == 422, doubled
+        html = answer.get_data(as_text=True)
+        assert f'href="#{doubled[-1][0]}"' in html and "Please give one answer to this question." in html, doubled
+        assert _answers(runtime) == {}
+    done = client.post(path, data=MultiDict([*form.items(), ("q-satisfaction", "5"), ("q-comments", "Fine.")]))
+    assert done.status_code == 200 and _answers(runtime)["satisfaction"] == ("satisfaction", 5, None)

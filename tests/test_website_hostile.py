@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from engine.app import create_app
 from engine.store.models import Response, WebsiteForm
@@ -161,3 +162,16 @@ def test_bad_paths_methods_and_bodies_are_precise_4xx_with_framing_denied(client
     assert client.get("/f/web-feedback?lang=" + "x" * 3000).status_code == 200
     with runtime.sessions() as session:
         assert session.execute(select(func.count()).select_from(Response)).scalar_one() == 0
+
+
+def test_a_question_answered_twice_on_the_feedback_page_is_a_422_and_nothing_is_stored(client, runtime):
+    page = client.get("/f/web-feedback", environ_base={"REMOTE_ADDR": "192.0.2.44"})
+    form = list(hidden_fields(page.text).items())
+    doubled = client.post("/f/web-feedback", data=MultiDict([*form, ("q-satisfaction", "5"), ("q-satisfaction", "1")]),
+                          environ_base={"REMOTE_ADDR": "192.0.2.44"})  # fmt: skip
+    assert doubled.status_code == 422 and "Please give one answer to this question." in doubled.text
+    assert stored(runtime) == [] and forms_kept(runtime) == 0
+    again = client.post(
+        "/f/web-feedback", data=MultiDict([*form, ("q-satisfaction", "5")]), environ_base={"REMOTE_ADDR": "192.0.2.44"}
+    )
+    assert again.status_code == 200 and len(stored(runtime)) == 1  # the same page load, answered once, is taken

@@ -112,8 +112,13 @@ _SPLIT = re.compile(r"[\s,;]+")
 
 
 def parse_form(question: Question, values: Sequence[str]) -> Given:
-    """A web or kiosk form's values for one question (radio value, checkbox ids, text) in engine terms."""
+    """A web or kiosk form's values for one question (radio value, checkbox ids, text) in engine terms.
+
+    Only a choose-all question takes several values; any other named twice (``q-x=5&q-x=1``, which no browser sends
+    for a radio or a text box) is ambiguous and refused, never read as its first value."""
     values = [v for v in values if v is not None]
+    if len(values) > 1 and question.type != "choose_all":
+        raise InvalidAnswer(question.id, N_("Please give one answer to this question."))
     if question.is_rating:
         raw = values[0].strip() if values else ""
         if not raw:
