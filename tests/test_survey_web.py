@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from babel.dates import format_date
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
+from engine.app import create_app
 from engine.delivery.dispatch import Dispatcher
+from engine.runtime import build_runtime
 from engine.store.models import Answer, Invitation, InvitationState, Response, SurveyToken
-from tests.helpers import post, tx
+from tests.conftest import TESTS
+from tests.helpers import post, tx, write_config
 
 LINK = re.compile(r"https://surveys\.example\.gov/s/([A-Za-z0-9_-]+)")
 
@@ -241,3 +246,27 @@ def test_a_question_answered_twice_in_one_form_is_a_422_naming_it_and_nothing_is
         assert _answers(runtime) == {}
     done = client.post(path, data=MultiDict([*form.items(), ("q-satisfaction", "5"), ("q-comments", "Fine.")]))
     assert done.status_code == 200 and _answers(runtime)["satisfaction"] == ("satisfaction", 5, None)
+
+
+def test_a_link_whose_service_left_the_configuration_is_a_closed_page_not_a_500(client, link, runtime, settings,
+                                                                                 tmp_path):  # fmt: skip
+    """The agency takes a service out of ``services.yaml`` while links to its survey are still in mailboxes: opening
+    or posting one is the 410 "survey has closed" page (it can no longer be answered), never a 500."""
+    path = link()
+    form = _form(client.get(path).get_data(as_text=True))
+    services = yaml.safe_load((TESTS / "config" / "services.yaml").read_text())["services"]
+    del services["passport-renewal"]
+    offices = yaml.safe_load((TESTS / "config" / "offices.yaml").read_text())["offices"]
+    after = dataclasses.replace(settings, config_dir=write_config(tmp_path / "after", services, offices))
+    later = build_runtime(after, channels=runtime.channels)
+    try:
+        later.sync_catalog()
+        app = create_app(runtime=later)
+        app.testing = True
+        visitor = app.test_client()
+        for answer in (visitor.get(path), visitor.post(path, data={**form, "q-satisfaction": "5"})):
+            assert answer.status_code == 410, answer.status_code
+            assert "This survey has closed" in answer.get_data(as_text=True)
+    finally:
+        later.engine.dispose()
+    assert _answers(runtime) == {}

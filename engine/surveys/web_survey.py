@@ -105,7 +105,10 @@ def open_survey(
     if invitation is None:
         return Page("survey/not_found.html", 404, {"language": page_language(asked, best_match)})
     sessions = SurveySessions(rt)
-    flow = rt.catalog.flow_of(rt.catalog.services[sessions.service_slug(invitation.service_id)])
+    service = rt.catalog.services.get(sessions.service_slug(invitation.service_id))
+    if service is None:  # the service left the configuration: its survey can no longer be answered
+        return Page("survey/closed.html", 410, {"language": page_language(asked, best_match)})
+    flow = rt.catalog.flow_of(service)
     tx_language = session.execute(
         select(Transaction.language).where(Transaction.id == invitation.transaction_id)
     ).scalar_one_or_none()
@@ -120,7 +123,6 @@ def open_survey(
         sessions.open_for_invitation(session, invitation)
     except SurveyClosed:
         return Page("survey/closed.html", 410, context)
-    service = rt.catalog.services[sessions.service_slug(invitation.service_id)]
     if pra_of(service, flow).expired(utcnow().astimezone(service.timezone).date()):
         return Page("survey/closed.html", 410, context)  # no answer under a lapsed OMB control number (rule 9)
     return OpenSurvey(sessions, invitation, flow, language, context)
