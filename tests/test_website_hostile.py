@@ -175,3 +175,24 @@ def test_a_question_answered_twice_on_the_feedback_page_is_a_422_and_nothing_is_
         "/f/web-feedback", data=MultiDict([*form, ("q-satisfaction", "5")]), environ_base={"REMOTE_ADDR": "192.0.2.44"}
     )
     assert again.status_code == 200 and len(stored(runtime)) == 1  # the same page load, answered once, is taken
+
+
+def test_an_ipv6_visitor_cannot_step_around_the_per_address_limit_by_changing_address_within_its_network(
+    client, runtime
+):
+    """An IPv6 subscriber gets a /64 (2^64 addresses) and picks a new one at will (privacy addresses do so on their
+    own): the per-address limit counts the /64, as it counts one IPv4 address (an IPv4-mapped address is that IPv4
+    address). Another network is another visitor."""
+    for host in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:abcd::9"):
+        assert answered(client, address=host).status_code == 200, host
+    stepped = answered(client, address="2001:db8:1:2:ffff:ffff:ffff:fffe")
+    assert stepped.status_code == 429 and stepped.headers["Retry-After"]
+    assert len(stored(runtime)) == 3
+    assert answered(client, address="2001:db8:1:3::1").status_code == 200  # the next /64: another visitor
+
+
+def test_an_ipv4_mapped_address_counts_as_the_ipv4_address(client, runtime):
+    for _ in range(3):
+        assert answered(client, address="203.0.113.60").status_code == 200
+    assert answered(client, address="::ffff:203.0.113.60").status_code == 429
+    assert len(stored(runtime)) == 3
