@@ -35,6 +35,12 @@ _NOT_DOTS = rf"(?!{_DOT}{{1,2}}(?:{_SLASH}|[?#\s]|$))"
 _SECRET_SEGMENT = re.compile(
     rf"({_SLASH}(?:s|u|kiosk{_SEPARATOR}enroll|set-password){_SEPARATOR}){_NOT_DOTS}[^/?#\s\"']+", re.IGNORECASE
 )
+# The same segment in a request's path, which is one field and never prose: everything up to the next separator is
+# the secret, whitespace and quotes a sloppy client left around a copied token included (``/s/%20<token>`` is a 404
+# whose token is still good).
+_SECRET_PATH_SEGMENT = re.compile(
+    rf"({_SLASH}(?:s|u|kiosk{_SEPARATOR}enroll|set-password){_SEPARATOR}){_NOT_DOTS}[^/?#]+", re.IGNORECASE
+)
 # An API key (engine/api/auth.py: "se_" and 43 url-safe characters) wherever it appears.
 _API_KEY = re.compile(r"\bse_[A-Za-z0-9_-]{16,}")
 # Query parameters whose value is a secret or contact data, whatever it looks like.
@@ -52,7 +58,7 @@ def mask_text(text: str) -> str:
 
 def mask_path(path: str, query: str = "") -> str:
     """A request's path (and query string) as it may be logged: tokens, codes, keys and contact data masked."""
-    masked = mask_text(path)
+    masked = mask_text(_SECRET_PATH_SEGMENT.sub(lambda m: m.group(1) + MASK, path))
     if "?" in masked and not query:
         masked, query = masked.split("?", 1)
     if not query:
