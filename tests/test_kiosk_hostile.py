@@ -103,3 +103,18 @@ def test_another_services_flow_is_rejected_a_flow_the_service_used_before_is_kep
         )  # fmt: skip
     late = session_of([("trust", 4)])
     assert post_batch(client, quick_kiosk, [late]).get_json()["results"][0]["status"] == "stored"
+
+
+def test_each_result_names_the_client_uuid_as_the_device_sent_it(client, runtime):
+    """A device matches results to its queue by the id it sent. Another spelling of the same UUID (upper case, as
+    iOS's NSUUID writes it; braces; a URN) was answered in canonical form, so such a device never found its session
+    in the results, kept it queued and sent it again forever. Each result now names the id as sent; the id is still
+    one UUID, so a retry in another spelling is the same session (``duplicate``)."""
+    _, credential = enrolled(runtime)
+    item = session_of([("satisfaction", 4)])
+    canonical = item["client_uuid"]
+    for spelling, status in ((canonical.upper(), "stored"), (canonical.upper(), "duplicate"),
+                             ("{" + canonical + "}", "duplicate"), ("urn:uuid:" + canonical, "duplicate")):  # fmt: skip
+        (result,) = post_batch(client, credential, [{**item, "client_uuid": spelling}]).get_json()["results"]
+        assert (result["client_uuid"], result["status"]) == (spelling, status), result
+    assert len(stored(runtime)) == 1

@@ -249,4 +249,7 @@ def responses() -> Any:
         except registry.ServiceGone as exc:  # the sessions stay queued on the device until it is configured again
             raise Problem(503, f"{exc}; nothing was stored, keep the sessions and retry later.",
                           kind="kiosk-service-gone", headers={"Retry-After": "300"}) from None  # fmt: skip
-    return jsonify({"results": [r.as_dict() for r in results]})
+    # Each result names the session by the id as the device sent it (one UUID may be spelled in upper case, in braces,
+    # as a URN): a device matches results to its queue by that text. The batch parsed whole, so the order is the body's.
+    sent = [item["client_uuid"] for item in body["sessions"]]
+    return jsonify({"results": [r.as_dict() | {"client_uuid": given} for r, given in zip(results, sent, strict=True)]})
