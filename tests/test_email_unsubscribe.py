@@ -7,6 +7,7 @@ link is in ``test_email_channel.py`` (expected to fail until the dispatcher issu
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -110,3 +111,29 @@ def test_a_survey_token_does_not_unsubscribe(stack):
     token = stack.survey_token(sent(stack, "US-1", "survey-token@example.com"))
     assert stack.client.post(f"/u/{token}", data=ONE_CLICK).status_code == 404
     assert stack.suppressions() == []
+
+
+def test_one_click_posts_sent_at_once_record_one_suppression(stack):
+    """A mail provider's one-click POST and its retry (or the person's click on the page at the same moment) arrive
+    together: the address is opted out once (one suppression, one ``email:unsubscribed`` event), each answered 200.
+    Several rounds, since each is a race (on PostgreSQL each post read "not yet suppressed" before any committed)."""
+    for round_ in range(6):
+        invitation_id = sent(stack, f"UR-{round_}", f"race{round_}@example.com")
+        token = stack.unsubscribe_token(invitation_id)
+        start = threading.Barrier(8)
+        statuses: list[int] = []
+
+        def post(path: str, start: threading.Barrier, statuses: list[int]) -> None:
+            client = stack.app.test_client()
+            start.wait()
+            statuses.append(client.post(path, data=ONE_CLICK).status_code)
+
+        threads = [threading.Thread(target=post, args=(f"/u/{token}", start, statuses)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert statuses == [200] * 8, statuses
+        contact = stack.invitation(invitation_id).contact_hash
+        assert len([s for s in stack.suppressions() if s.contact_hash == contact]) == 1, f"round {round_}"
+        assert [e.event for e in stack.events(invitation_id)].count("email:unsubscribed") == 1, f"round {round_}"

@@ -88,7 +88,9 @@ def unsubscribe(token: str) -> Any:
     rt = runtime()
     now = utcnow()
     with unit_of_work(rt.sessions) as session:
-        invitation = invitation_for(session, token, purpose=UNSUBSCRIBE)
+        # Locked (PostgreSQL), so that posts of one link are taken one at a time: a mail provider's one-click post and
+        # its retry sent together record one suppression, as a second post afterwards does.
+        invitation = invitation_for(session, token, purpose=UNSUBSCRIBE, lock=True)
         if invitation is not None and invitation.contact_hash:
             how = "List-Unsubscribe one-click" if one_click else "unsubscribe page"
             recorded = suppress_hash(session, invitation.contact_hash, ContactKind.EMAIL, ["email"],
