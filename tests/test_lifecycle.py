@@ -220,7 +220,8 @@ def test_the_table_covers_every_state_and_keeps_the_final_ones_final():
         (S.SENDING, S.UNKNOWN, Event.REAPED, True),
         (S.UNKNOWN, S.SENT, Event.SETTLED, True),
         (S.UNKNOWN, S.DELIVERED, Event.REPLIED, True),
-        (S.SENT, S.DELIVERED, Event.REPLIED, False),
+        (S.SENT, S.DELIVERED, Event.REPLIED, True),  # a reply proves a sent text arrived
+        (S.FAILED, S.DELIVERED, Event.REPLIED, False),
         (S.SENDING, S.FAILED, Event.REPORTED, True),
         (S.DELIVERED, S.SENT, Event.REPORTED, False),  # a late "sent" after "delivered" changes nothing
         (S.DELIVERED, S.FAILED, Event.REPORTED, True),  # an asynchronous bounce, reported after "delivered"

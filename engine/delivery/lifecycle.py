@@ -80,7 +80,9 @@ MOVES: Mapping[Event, Mapping[InvitationState, frozenset[InvitationState]]] = {
     Event.EXPIRED: {S.SCHEDULED: frozenset({S.EXPIRED})},
     Event.CANCELLED: {S.SCHEDULED: frozenset({S.CANCELLED})},
     Event.SETTLED: {S.UNKNOWN: frozenset({S.SENT})},
-    Event.REPLIED: {S.UNKNOWN: frozenset({S.DELIVERED})},
+    # A reply proves the text arrived: it settles an ``unknown`` send, and marks a ``sent`` one delivered, so that a
+    # late "undelivered" report cannot take the opportunity back from a customer who answered (SPEC §6).
+    Event.REPLIED: {S.UNKNOWN: frozenset({S.DELIVERED}), S.SENT: frozenset({S.DELIVERED})},
     # A report never moves an invitation backwards: a late "sent" after "delivered" changes nothing, "unknown" is
     # settled by any report, and an answered or failed invitation stays so (a late "delivered" after a bounce
     # too). A delivered one can still fail: a receiving server may accept a message and bounce it later (an
