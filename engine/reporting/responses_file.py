@@ -7,7 +7,8 @@ free text is masked (:mod:`engine.reporting.masking`) and ``external_id`` is the
 
 Cells: ``question_1`` the trust rating (1-5; a thumbs question 0 down / 1 up); a driver column is ``1`` chosen,
 ``0`` offered and not chosen, empty when not asked — a side counts as offered when the respondent answered its
-question, or when the flow shows it on that channel after the respondent's trust rating (``show_if``); a flow
+question, or when the flow shows it on that channel after the respondent's rating (``show_if``: the trust or the
+satisfaction rating, whichever the flow's driver questions follow); a flow
 whose drivers are 5-point questions has no driver choices and leaves every driver column empty. The flow is the
 version the response was answered on (its recorded survey, ``engine.catalog.surveys``; today's flow of the service for a
 response stored before surveys were recorded). Rows come in the order (service slug, start of the response,
@@ -38,6 +39,8 @@ COLUMNS = (
     "question_4",
 )
 BATCH = 2000
+# The ratings a driver question may be shown after (``flows validate``: the trust or the satisfaction rating).
+SHOWN_AFTER = ("trust", "satisfaction")
 
 
 def _side_of(tag: Any) -> Any:
@@ -59,7 +62,7 @@ def _query(scope: wc.Scope) -> Any:
             resp.c.service_id,
             resp.c.channel,
             resp.c.survey_id,
-            func.max(case((Answer.a11_tag == "trust", Answer.value))).label("trust"),
+            *(func.max(case((Answer.a11_tag == tag, Answer.value))).label(tag) for tag in SHOWN_AFTER),
             func.max(case((Answer.a11_tag == "free_text", Answer.text))).label("free_text"),
             *answered,
             *chosen,
@@ -75,11 +78,10 @@ def _query(scope: wc.Scope) -> Any:
     )
 
 
-def _offered(flow: Flow, channel: str, trust: int | None, side: str) -> bool:
-    """Whether the flow shows a driver question of ``side`` on ``channel`` after this trust rating."""
+def _offered(flow: Flow, channel: str, rated: dict[str, int | None], side: str) -> bool:
+    """Whether the flow shows a driver question of ``side`` on ``channel`` after these ratings (by A-11 tag)."""
     tags = [tag for tag, s in wc.DRIVER_SIDES.items() if s == side]
-    trust_q = next((q for q in flow.questions if q.a11 == "trust"), None)
-    ratings = {trust_q.id: trust} if trust_q is not None else {}
+    ratings = {q.id: rated.get(q.a11) for q in flow.questions if q.a11 in SHOWN_AFTER and q.is_rating}
     return any(q.a11 in tags and q.choices and flow.applies(q, channel, ratings) for q in flow.questions)
 
 
@@ -114,14 +116,13 @@ def rows(rt: Runtime, session: Session, quarter: FiscalQuarter,
         sid = int(m["service_id"])
         flow, thumbs, sides = shape(sid, m["survey_id"])
         trust = m["trust"]
+        rated = {tag: None if m[tag] is None else int(m[tag]) for tag in SHOWN_AFTER}
         question_1: Any = None
         if trust is not None:
             question_1 = (1 if int(trust) == 5 else 0) if thumbs else int(trust)
         cells: list[Any] = [str(m["response_id"]), question_1]
         for side in ("positive", "negative"):
-            offered = side in sides and (
-                bool(m[f"answered_{side}"]) or _offered(flow, m["channel"], None if trust is None else int(trust), side)
-            )
+            offered = side in sides and (bool(m[f"answered_{side}"]) or _offered(flow, m["channel"], rated, side))
             for driver in wc.DRIVERS:
                 cells.append(int(m[f"{side}_{driver}"]) if offered else None)
         cells.append(mask_contacts(m["free_text"]) if m["free_text"] else None)
