@@ -23,6 +23,7 @@ from engine.store.db import unit_of_work
 from engine.store.models import FlowVersion, Invitation, KioskDevice, Response, Survey, Transaction
 from engine.surveys.flows import parse_flow
 from engine.surveys.sessions import Given, SurveySessions
+from tests.dashboard_support import rows_by_first_cell
 from tests.helpers import write_config
 from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, build_stack, local
 
@@ -320,3 +321,29 @@ def test_a_trust_statement_changed_with_omb_approval_is_reported_as_asked(databa
         )
     finally:
         stack.rt.engine.dispose()
+
+
+def test_the_public_mean_of_a_switched_quarter_is_of_its_five_point_answers(stacks: Any) -> None:
+    """A quarter filed with a 5-point trust row and a thumbs trust row (the service switched flows): the public
+    page's trust mean is that of the 5-point answers; the thumbs answers (filed at 1 and 5, with no mean) count in
+    the answers and the share agreeing, never in a mean (SPEC §6.1)."""
+    (make,) = stacks
+    before = make("a11-standard")
+    b = QuarterBuilder(before.rt)
+    ny = lambda *p: local(NEW_YORK, 2026, *p)  # noqa: E731
+    b.report("sv-switch", "S1", ny(7, 10, 10, 0), email=True)
+    b.answer_invitation("sv-switch", "S1", {"satisfaction": 2, "trust": 3}, ny(7, 10, 10, 30))
+    after = make("a11-drivers")
+    b = QuarterBuilder(after.rt)
+    b.report("sv-switch", "D1", ny(8, 10, 10, 0), email=True)
+    b.answer_invitation("sv-switch", "D1", {"trust": 5, "went_well": ("ease",)}, ny(8, 10, 10, 30))
+    key = after.key(["sv-switch"])
+    filed = after.client.post("/api/v1/reports/a11/submissions", headers=key,
+                              json={"fiscal_year": 2026, "quarter": 4, "service": "sv-switch"})  # fmt: skip
+    assert filed.status_code == 201, filed.get_data(as_text=True)
+    page = after.client.get("/data/sv-switch")
+    assert page.status_code == 200
+    ratings = rows_by_first_cell(page.get_data(as_text=True), "table-ratings")
+    # Points 1-5, answers, mean, share agreeing: the thumbs up is an answer that agrees, not a 5 on the scale.
+    assert ratings["Trust"] == ["0", "0", "1", "0", "1", "2", "3.00", "50.0\u00a0%"]
+    assert ratings["Satisfaction"] == ["0", "1", "0", "0", "0", "1", "2.00", "0.0\u00a0%"]

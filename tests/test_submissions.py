@@ -282,3 +282,22 @@ def test_a_filed_files_format_given_twice_is_a_400_naming_it_not_the_first_one_s
         assert answer.mimetype == "application/problem+json"
         assert answer.get_json()["errors"] == [{"field": "format", "message": "is given more than once"}]
     assert stack.client.get(f"{SUBMISSIONS}/{filed['id']}?format=json", headers=key).status_code == 200
+
+
+def test_what_moved_gives_a_thumbs_trust_question_no_mean(quarter: Any) -> None:
+    """``rpt-thumbs`` asks trust as thumbs up/down (stored as 1 and 5): its §6.1 rows leave ``trust_mean`` empty
+    (SPEC §6.1), and so does the dashboard's table of what moved since the filing; the share agreeing stands."""
+    stack, _ = quarter
+    key = stack.key(["rpt-thumbs"])
+    filed = stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 4, "service": "rpt-thumbs"},
+                              headers=key)  # fmt: skip
+    assert filed.status_code == 201, filed.get_data(as_text=True)
+    (row,) = csv.DictReader(io.StringIO(_files(stack, key, filed.get_json()["id"])["csv"].decode()))
+    assert (row["trust_1"], row["trust_5"], row["trust_mean"], row["trust_agree_pct"]) == ("1", "2", "", "0.6667")
+    make_account(stack.rt, "thumbs@example.gov", ("rpt-thumbs",))
+    client = stack.app.test_client()
+    assert sign_in(client, "thumbs@example.gov").status_code == 302
+    page = client.get(f"/dashboard/services/rpt-thumbs?{Q4}").text
+    moved = dict(re.findall(r'<th scope="row">([^<]+)</th>\s*<td>([^<]*)</td>', page))
+    assert (moved["Trust mean (1-5)"], moved["Trust share agreeing"]) == ("—", "0.6667")
+    assert (moved["Respondents"], moved["Satisfaction mean (1-5)"]) == ("3", "—")

@@ -56,6 +56,9 @@ class Rating:
     tag: str
     counts: dict[int, int]
     thumbs: bool
+    # The sum of the points and the count of the answers filed on a 5-point scale (the rows with a mean): a thumbs
+    # row's 1s and 5s are no points of a scale, so a quarter that asked both has the mean of its 5-point answers.
+    scaled: tuple[int, int] = (0, 0)
 
     @property
     def n(self) -> int:
@@ -63,7 +66,7 @@ class Rating:
 
     @property
     def mean(self) -> Decimal | None:
-        return None if self.thumbs else a11.mean_cell(sum(p * c for p, c in self.counts.items()), self.n)
+        return None if self.thumbs else a11.mean_cell(*self.scaled)
 
     @property
     def agree(self) -> Decimal | None:
@@ -146,7 +149,9 @@ def quarter_figures(submission: Submission) -> QuarterFigures:
             continue
         # A thumbs question files its answers at 1 and 5 without a mean.
         thumbs = all(r.get(f"{tag}_mean") is None for r in rows if _count(r, f"{tag}_n"))
-        ratings.append(Rating(tag, counts, thumbs))
+        scaled = [r for r in rows if r.get(f"{tag}_mean") is not None]
+        points = sum(p * _count(r, f"{tag}_{p}") for r in scaled for p in POINTS)
+        ratings.append(Rating(tag, counts, thumbs, (points, sum(_count(r, f"{tag}_n") for r in scaled))))
     asked = any(r.get(f"{side}_{d}") is not None for r in rows for side in ("positive", "negative") for d in wc.DRIVERS)
     drivers = (
         [(d, sum(_count(r, f"positive_{d}") for r in rows), sum(_count(r, f"negative_{d}") for r in rows))

@@ -182,7 +182,11 @@ def headline(rows: list[dict[str, Any]]) -> dict[str, Decimal | int | None]:
     for tag in ("satisfaction", "trust"):
         counts = {p: sum(int(r.get(f"{tag}_{p}") or 0) for r in rows) for p in (1, 2, 3, 4, 5)}
         n = sum(counts.values())
-        out[f"{tag}_mean"] = a11.mean_cell(sum(p * c for p, c in counts.items()), n)
+        # The mean is of the 5-point rows alone: a thumbs row files its answers at 1 and 5 with no mean (SPEC
+        # §6.1), and its 1s and 5s are no points of a scale to average with the others.
+        scaled = [r for r in rows if r.get(f"{tag}_mean") is not None]
+        total = sum(p * int(r.get(f"{tag}_{p}") or 0) for r in scaled for p in (1, 2, 3, 4, 5))
+        out[f"{tag}_mean"] = a11.mean_cell(total, sum(int(r.get(f"{tag}_n") or 0) for r in scaled))
         if tag == "trust":
             out["trust_agree_pct"] = a11.share_cell(counts[4] + counts[5], n)
     return out
