@@ -195,12 +195,12 @@ class Conversation:
                 return Said(texts.closed(context.language))
             # The invitation's text carried the first question: it is the one this reply answers.
             conversations.ask(self.session, self.sessions, response, CHANNEL)
-        language = texts.flow_language(context.flow, response.language)
+        flow = self.sessions.flow_of(response)  # the version the conversation began on
+        language = texts.flow_language(flow, response.language)
         if (response.state or {}).get("ended"):
             return Said(texts.closed(language))
         if response.completed_at is not None:
-            return Said(texts.thanks(context.flow, context.service, language))
-        flow = context.flow
+            return Said(texts.thanks(flow, context.service, language))
 
         def labels(question: Question) -> list[tuple[str, str]]:
             found = self.sessions.labels(flow, question, language)

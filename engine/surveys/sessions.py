@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from engine.catalog.surveys import survey_for_version
 from engine.common.i18n import N_, translate
@@ -26,12 +26,13 @@ from engine.store.models import (
     ANSWERABLE_STATES,
     Answer,
     AnswerChoice,
+    FlowVersion,
     Invitation,
     InvitationState,
     Response,
     Transaction,
 )
-from engine.surveys.flows import Flow, Question
+from engine.surveys.flows import Flow, Question, parse_flow
 
 MAX_TEXT = 2000
 
@@ -137,6 +138,7 @@ class SurveySessions:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self._published: dict[int, Flow] = {}  # older published versions read back, by id
 
     # -- starting -------------------------------------------------------------------------------------------
 
@@ -236,7 +238,23 @@ class SurveySessions:
         raise KeyError(service_id)
 
     def flow_of(self, response: Response) -> Flow:
-        return self.rt.catalog.flow_of(self.rt.catalog.services[self.service_slug(response.service_id)])
+        """The flow version ``response`` was started on, which the rest of it is asked and read on: the service's
+        flow today, or the version a conversation began on before the service's flow changed (a deploy while a
+        customer is mid-survey), or an older published version a kiosk answered."""
+        today = self.rt.catalog.flow_of(self.rt.catalog.services[self.service_slug(response.service_id)])
+        version_id = response.flow_version_id
+        if version_id is None or version_id == self.rt.flow_version_ids.get(today.id):
+            return today
+        for flow_id, current in self.rt.flow_version_ids.items():
+            if current == version_id and flow_id in self.rt.catalog.flows:
+                return self.rt.catalog.flows[flow_id]
+        if version_id not in self._published:
+            session = object_session(response)
+            row = session.get(FlowVersion, version_id) if session is not None else None
+            if row is None or row.definition is None:
+                return today
+            self._published[version_id] = parse_flow(row.definition, f"{row.flow_id} v{row.version} (published)")
+        return self._published[version_id]
 
     # -- progress -------------------------------------------------------------------------------------------
 
