@@ -121,6 +121,7 @@ def test_an_unknown_service_or_grouping_is_refused(report_stack: ReportStack) ->
         ("jo.doe+x@example.gov wrote", "[email] wrote"),
         ("write to jane (at) example.com", "write to [email]"),
         ("Both: a@b.co and 555-0199", "Both: [email] and [phone]"),
+        ("Call 202-555-0123x45 or 555-0188 ext. 12", "Call [phone] or [phone]"),  # with the extension
         ("I waited 45 minutes on 3/4 at window 12", "I waited 45 minutes on 3/4 at window 12"),
         ("I looked at travel.state.gov first", "I looked at travel.state.gov first"),
         # Internationalized and full-width addresses (intake takes pat@exämple.com as a contact), phone digits too.

@@ -18,8 +18,10 @@ _AT = r"(?:[@＠﹫]|\s*[(\[（［]\s*at\s*[)\]）］]\s*)"
 _DOT = r"[.．。｡]"
 _EMAIL = re.compile(rf"[\w.!#$%&'*+/=?^`{{|}}~-]+{_AT}[\w-]+(?:{_DOT}[\w-]+)+", re.IGNORECASE)
 # A run of at least 7 digits, possibly with a leading +, and separated by spaces, dots, dashes or parentheses
-# (202) 555-0123, +1 202 555 0123, 202.555.0123, 2025550123.
-_PHONE = re.compile(r"(?<![\w])\+?\(?\d(?:[\s().-]{0,3}\d){6,14}(?![\w])")
+# (202) 555-0123, +1 202 555 0123, 202.555.0123, 2025550123; with the extension that may follow, run on or not
+# (202-555-0123x45, 555-0188 ext. 12): masked with it.
+_EXTENSION = r"(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?"
+_PHONE = re.compile(rf"(?<![\w])\+?\(?\d(?:[\s().-]{{0,3}}\d){{6,14}}{_EXTENSION}(?![\w])", re.IGNORECASE)
 
 
 def mask_contacts(text: str) -> str:
