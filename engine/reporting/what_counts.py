@@ -13,8 +13,9 @@ The rules, as implemented:
   and transactions decided ``invalid`` count nowhere; ``include_test=True`` (the dashboard's labelled "test data"
   view) lets test and console data in. Spam-flagged responses count nowhere, ever.
 - **Channel of a transaction** (``customers``): the channel of the response that started without an invitation
-  (a post-call IVR survey), else its invitation's channel, else the channel rule 5 chose for it, else the
-  service's first configured channel. Intake stores the rule-5 channel in ``transactions.channel`` for every
+  (a post-call IVR survey), else its invitation's channel, else the channel rule 5 chose for it, else the channel
+  that made it (``transactions.source`` naming a channel: a post-call hand-off's caller who was not surveyed),
+  else the service's first configured channel. Intake stores the rule-5 channel in ``transactions.channel`` for every
   transaction, sampled out or not, and makes at most one invitation per transaction, on that same channel
   (dispatch never switches), so ``transactions.channel`` is both the invitation's and the would-be channel.
 - **Channel of a response**: ``responses.channel``, the channel that started it (a web page opened from an email
@@ -218,11 +219,17 @@ def post_calls() -> Subquery:
     )  # fmt: skip
 
 
-def transaction_channel(rt: Runtime, scope: Scope, post_call: Any, stored: Any, service: Any) -> ColumnElement[Any]:
-    """A transaction's channel: its post-call survey's, else the one stored at intake, else the service's first."""
+def transaction_channel(
+    rt: Runtime, scope: Scope, post_call: Any, stored: Any, service: Any, source: Any = None
+) -> ColumnElement[Any]:
+    """A transaction's channel: its post-call survey's, else the one stored at intake, else the channel that made it
+    (``source``: a post-call hand-off reports its caller's transaction with the channel's name, and a caller it did
+    not survey was a customer on the phone all the same, SPEC §2 rule 5), else the service's first."""
     firsts = first_channels(rt, scope)
     first = case(firsts, value=service, else_=None) if firsts else literal(None)
-    return func.coalesce(post_call, stored, first)
+    makers = sorted(name for name, channel in rt.channels.channels.items() if not channel.test_only)
+    made_by = case((source.in_(makers), source), else_=None) if source is not None and makers else literal(None)
+    return func.coalesce(post_call, stored, made_by, first)
 
 
 def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
@@ -232,7 +239,7 @@ def counted_transactions(rt: Runtime, scope: Scope) -> Subquery:
     # Intake stores the invitation's channel in ``transactions.channel`` (the same rule-5 choice; dispatch never
     # switches channels), so no join to the invitations is needed for it, nor for test data: an invitation is
     # test data exactly when its transaction is or its channel is test-only (console).
-    channel = transaction_channel(rt, scope, calls.c.channel, tx.channel, tx.service_id)
+    channel = transaction_channel(rt, scope, calls.c.channel, tx.channel, tx.service_id, tx.source)
     query = (
         select(
             tx.id.label("transaction_id"),
