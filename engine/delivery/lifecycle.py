@@ -29,12 +29,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.store.db import insert_rows, update_rows
-from engine.store.models import DeliveryEvent, Invitation, InvitationState
+from engine.store.models import DeliveryEvent, Invitation, InvitationState, Response
 
 S = InvitationState
 DELIVERY_EVENTS = cast(Table, DeliveryEvent.__table__)
@@ -87,7 +87,8 @@ MOVES: Mapping[Event, Mapping[InvitationState, frozenset[InvitationState]]] = {
     # settled by any report, and an answered or failed invitation stays so (a late "delivered" after a bounce
     # too). A delivered one can still fail: a receiving server may accept a message and bounce it later (an
     # asynchronous bounce, reported after "delivered"), and SPEC §6 takes such an invitation out of the
-    # opportunities ("a later bounce or undelivered report takes one out").
+    # opportunities ("a later bounce or undelivered report takes one out") -- unless the customer showed they got
+    # it (a reply, a response begun): :func:`report` checks that.
     Event.REPORTED: {
         S.SENDING: _AFTER_SEND,
         S.UNKNOWN: _AFTER_SEND,
@@ -153,6 +154,17 @@ def move(
         session.add(DeliveryEvent(invitation_id=invitation.id, at=now, event=event.value, state=to,
                                   detail=detail or reason))  # fmt: skip
     return True
+
+
+def _contradicted(session: Session, invitation: Invitation, to: InvitationState) -> bool:
+    """Whether the customer has already shown that a delivered invitation reached them (they replied to it, or began
+    its survey), which a later failure report then cannot undo: a respondent keeps their opportunity."""
+    if not (invitation.state is S.DELIVERED and to is S.FAILED):
+        return False
+    replied = select(DeliveryEvent.id).where(DeliveryEvent.invitation_id == invitation.id,
+                                             DeliveryEvent.event == Event.REPLIED.value)  # fmt: skip
+    responded = select(Response.id).where(Response.invitation_id == invitation.id)
+    return bool(session.execute(select(or_(replied.exists(), responded.exists()))).scalar())
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +251,7 @@ def report(
             session.flush()
     except IntegrityError:
         return False
-    if to is not None and legal(invitation.state, to, Event.REPORTED):
+    if to is not None and legal(invitation.state, to, Event.REPORTED) and not _contradicted(session, invitation, to):
         changes: dict[str, Any] = {}
         if to is S.FAILED:
             changes["reason"] = detail or word
