@@ -182,6 +182,24 @@ def test_too_many_attempts_from_one_address_get_429(dash_runtime, dash_client):
     assert sign_in(dash_client, "pm@example.gov", address="198.51.100.7").status_code == 302
 
 
+def test_an_ipv6_client_cannot_step_around_the_address_limits_by_changing_address_within_its_network(
+    dash_runtime, dash_client
+):
+    """An IPv6 host picks any of its /64's 2^64 addresses at will: the address limits count the /64, and an
+    IPv4-mapped address counts as its IPv4 address."""
+    make_account(dash_runtime, "pm@example.gov", ("dash-email",))
+    for n in range(PER_ADDRESS):
+        address = f"2001:db8:1:2::{n + 1:x}"
+        assert sign_in(dash_client, f"guess-{n}@example.gov", "wrong-password-1", address=address).status_code == 401
+    assert sign_in(dash_client, "pm@example.gov", address="2001:db8:1:2:ffff::9").status_code == 429
+    for n in range(PER_ACCOUNT_ADDRESS):
+        assert (
+            sign_in(dash_client, "pm@example.gov", f"wrong-password-{n:03d}", address="203.0.113.9").status_code == 401
+        )
+    assert sign_in(dash_client, "pm@example.gov", address="::ffff:203.0.113.9").status_code == 429
+    assert sign_in(dash_client, "pm@example.gov", address="2001:db8:1:3::1").status_code == 302  # another network
+
+
 def test_a_disabled_account_or_a_changed_password_ends_its_sessions(dash_runtime, dash_app):
     make_account(dash_runtime, "pm@example.gov", ("dash-email",))
     first, second = dash_app.test_client(), dash_app.test_client()

@@ -9,7 +9,8 @@
   and the time it was shown, HMAC'd with the secret key); the nonce becomes the key of the ``website_forms`` row,
   so a second POST of the same form is refused (409). A honeypot field (hidden from people and from assistive
   technology) and a minimum fill time (``website.min_fill_seconds``) hold off robots; a per-address (an IPv6
-  visitor's /64, :func:`visitor_network`) and a per-service hourly limit (``website.max_per_address_per_hour``, ``max_per_hour``), counted in the database so
+  visitor's /64: ``engine.common.network.visitor_network``) and a per-service hourly limit
+  (``website.max_per_address_per_hour``, ``max_per_hour``), counted in the database so
   that they hold across processes, answer 429 with ``Retry-After``. No CAPTCHA. Answers go through the one
   survey-session engine (start, record, complete) as a response on channel ``website`` with no transaction.
 
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
 import time
@@ -53,6 +53,7 @@ from engine.catalog.services import ServiceConfig, WebsiteConfig
 from engine.common.crypto import same_secret
 from engine.common.i18n import N_, available_languages, best_language, translate
 from engine.common.limits import text_problem, whole_number
+from engine.common.network import visitor_network
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import Service, WebsiteForm
 from engine.surveys.flows import Flow
@@ -151,23 +152,6 @@ def _posted_form(slug: str) -> tuple[dict[str, Any] | None, str]:
     if not 0 <= time.time() - issued <= FORM_MAX_AGE:
         return None, "expired"
     return {"nonce": nonce, "issued": issued, "csrf_token": given}, ""
-
-
-# -- who the visitor is, for the per-address limit ------------------------------------------------------------------
-
-
-def visitor_network(address: str) -> str:
-    """What the per-address limit counts: an IPv4 address, or an IPv6 address's /64 (one subscriber's network, in
-    which a host takes any of 2^64 addresses at will); an IPv4-mapped IPv6 address is its IPv4 address."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 # -- where the visitor came from --------------------------------------------------------------------------------

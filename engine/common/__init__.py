@@ -1,5 +1,6 @@
 """What every part of the engine shares and that knows no domain: contact encryption (``crypto``), the bounds
-every input is held to (``limits``), the domain exceptions (``errors``), languages (``i18n``) and logs (``logs``).
+every input is held to (``limits``), the domain exceptions (``errors``), languages (``i18n``), logs (``logs``) and
+what a per-address limit counts (``network``).
 
 May import: nothing else of the engine (the standard library and third-party packages only).
 """

@@ -13,7 +13,8 @@ committed) before it is counted, and one over a limit is answered 429 and not ke
 official's account holds back only the stranger's own address, not the official signing in from elsewhere);
 ``PER_ADDRESS`` failures from one address whatever the account (guessing across many accounts); and a higher
 ``PER_ACCOUNT`` failures for one account across all addresses, the brake on guessing spread over many addresses
-(which does lock the account for everybody until the window moves on). An unknown email, a wrong
+(which does lock the account for everybody until the window moves on). An address is counted as
+``engine.common.network.visitor_network`` gives it (an IPv6 client's /64). An unknown email, a wrong
 password, an account without a password yet and a disabled account get the same answer after the same work; so
 does an email or password holding text no database can keep (a NUL byte, an unpaired surrogate), which is never
 sent to the database.
@@ -38,6 +39,7 @@ from sqlalchemy import delete, func, select, update
 
 from engine.common.crypto import same_secret, token_hash
 from engine.common.limits import text_problem
+from engine.common.network import visitor_network
 from engine.dashboard.accounts import hash_password, needs_rehash, session_stamp, verify_password
 from engine.store.db import unit_of_work, utcnow
 from engine.store.models import Service
@@ -265,7 +267,7 @@ def authenticate(email: str, password: str, address: str) -> User | None:
     if unstorable:
         email = email.encode("utf-8", "surrogatepass").hex()  # a key the limit can count; matches no account
         password = ""
-    ids = _record(email, address, now)
+    ids = _record(email, visitor_network(address), now)  # an IPv6 client's /64: one network, any of its addresses
     rt = runtime()
     with unit_of_work(rt.sessions) as db:
         user = None
