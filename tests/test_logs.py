@@ -138,6 +138,27 @@ def test_no_token_in_the_log_whatever_the_shape_of_its_path(app, caplog):
     assert not [line for line in lines if secret in line]
 
 
+def test_a_long_query_makes_a_short_access_line_its_secrets_masked_before_the_cut(app, caplog):
+    """A server may take a request line of 100 KB (waitress does): the access line shows the first
+    ``MAX_LOGGED_PATH`` characters of the masked path and counts the rest; a token is masked before the cut, so
+    a cut never leaves part of one in clear."""
+    from engine.common.logs import MAX_LOGGED_PATH, AccessLog
+
+    secret = "Zq3xP0_abcDEFghiJKLmnoPQRstuVWX-yz0123456789"
+    app.testing = False
+    app.wsgi_app = AccessLog(app.wsgi_app)  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO)
+    padding = "x" * (MAX_LOGGED_PATH - len("/s/[masked]?pad=") - 10)
+    query = f"pad={padding}&token={secret}&more=" + "y" * 100_000
+    client = app.test_client()
+    client.get(f"/s/{secret}", query_string=query).close()
+    (line,) = [JsonFormatter().format(r) for r in caplog.records if r.name == "survey_engine.access"]
+    logged = json.loads(line)["path"]
+    assert len(line) < MAX_LOGGED_PATH + 400, len(line)
+    assert logged.startswith(f"/s/[masked]?pad={padding}&token=") and secret[:4] not in logged
+    assert re.search(r"\.\.\.\[\d+ more characters\]$", logged), logged[-80:]
+
+
 def test_no_redirect_names_the_requests_host(app):
     """A forged Host header never comes back in a Location: the engine's redirects are paths, Werkzeug's own (a
     missing trailing slash) are on the public URL's origin."""

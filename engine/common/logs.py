@@ -24,6 +24,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 MASK = "[masked]"
+# The longest path (with its query) an access line shows; the rest is counted, not written.
+MAX_LOGGED_PATH = 2048
 # A separator between path segments, in whatever shape a client sent it: repeated slashes (``/s//<token>``, which
 # no route answers but a client or proxy may still send), ``.`` segments, percent-encoded slashes and dots (a raw
 # request line in a server's message). A ``..`` segment is no token: the search goes on past it (``/s/../s/<token>``).
@@ -125,10 +127,14 @@ access_logger = logging.getLogger("survey_engine.access")
 def access_fields(
     method: str, path: str, query: str, status: int, size: int, seconds: float, client: str | None
 ) -> dict[str, Any]:
-    """The fields of one access-log line, its path masked (:func:`mask_path`)."""
+    """The fields of one access-log line, its path masked (:func:`mask_path`) and then cut to
+    :data:`MAX_LOGGED_PATH` characters (a server may take a request line of 100 KB: one request, one short line)."""
+    logged = mask_path(path, query)
+    if len(logged) > MAX_LOGGED_PATH:
+        logged = f"{logged[:MAX_LOGGED_PATH]}...[{len(logged) - MAX_LOGGED_PATH} more characters]"
     return {
         "method": method,
-        "path": mask_path(path, query),
+        "path": logged,
         "status": status,
         "bytes": size,
         "duration_ms": round(seconds * 1000, 1),
