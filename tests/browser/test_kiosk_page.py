@@ -5,7 +5,10 @@ of good ones (dropped, the good ones stored), a revoked device, axe-core."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -304,3 +307,83 @@ def test_poisoned_sessions_queued_ahead_are_dropped_and_the_good_ones_sync(table
     assert reasons[poisoned[1]].startswith("started_at must fall between the years 1970 and 9999")
     assert "not a flow of this kiosk's service" in reasons[poisoned[2]]
     assert page.evaluate("document.body.dataset.queue") == "0"
+
+
+BACKDATE = """async (count) => {
+  const database = await new Promise((resolve, reject) => {
+    const request = indexedDB.open('survey-kiosk', 1);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const all = await new Promise((resolve) => {
+    const request = database.transaction('sessions').objectStore('sessions').getAll();
+    request.onsuccess = () => resolve(request.result);
+  });
+  const earlier = (iso) => new Date(Date.parse(iso) - 2 * 86400 * 1000).toISOString();
+  const moved = all.sort((a, b) => a.seq - b.seq).slice(0, count);
+  for (const record of moved) {  // answered two days ago, while the approval stood
+    record.session.started_at = earlier(record.session.started_at);
+    record.session.completed_at = earlier(record.session.completed_at);
+    for (const a of record.session.answers) a.answered_at = earlier(a.answered_at);
+  }
+  await new Promise((resolve, reject) => {
+    const tx = database.transaction('sessions', 'readwrite');
+    for (const record of moved) tx.objectStore('sessions').put(record);
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+  });
+  database.close();
+  return moved.map((r) => r.client_uuid);
+}"""
+
+
+ON_DEVICE = """async () => {
+  const database = await new Promise((resolve, reject) => {
+    const request = indexedDB.open('survey-kiosk', 1);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const count = await new Promise((resolve) => {
+    const request = database.transaction('sessions').objectStore('sessions').count();
+    request.onsuccess = () => resolve(request.result);
+  });
+  database.close();
+  return count;
+}"""
+
+
+def test_a_kiosk_that_cannot_show_the_survey_still_sends_its_queue(tablet, live_server, runtime):
+    """The PRA approval lapsed while sessions waited on an offline kiosk: the page, started again once online,
+    cannot show the survey (flow.json is a 503, SPEC §2 rule 9) and says so, yet sends its queue at once, not
+    only at the next minute's timer: the sessions answered while the approval stood are stored, the one answered
+    after it lapsed is rejected by the server and dropped."""
+    page = _enroll(tablet, live_server, runtime, service="kiosk-quick")
+    tablet.set_offline(True)
+    for rating in ("5", "1", "5"):
+        _answer_one(page, rating)
+    page.wait_for_function("document.body.dataset.queue === '3'", timeout=WAIT)
+    before = set(page.evaluate(BACKDATE, 2))
+    service = runtime.catalog.services["kiosk-quick"]
+    yesterday = datetime.now(service.timezone).date() - timedelta(days=1)
+    lapsed = replace(runtime.catalog.pra_of(service), expiration_date=yesterday)
+    runtime.catalog.services["kiosk-quick"] = replace(service, pra=lapsed)  # services.yaml as the agency left it
+    page.close()  # the kiosk is switched off, and on again once the network is back: no 'online' event
+    tablet.set_offline(False)
+    page = tablet.new_page()
+    flow = []
+    page.on("response", lambda r: flow.append(r.status) if r.url.endswith("/kiosk/flow.json") else None)
+    page.goto(f"{live_server}/kiosk")
+    page.wait_for_selector("body[data-state=unavailable]", timeout=WAIT)
+    assert flow and set(flow) == {503}
+    deadline = time.monotonic() + 10  # well before the page's one-minute timer
+    while page.evaluate(ON_DEVICE) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert page.evaluate(ON_DEVICE) == 0, "the queue stays on the device"
+    assert page.evaluate("document.body.dataset.queue") == "0"
+    expect(page.get_by_role("heading", name=re.compile("cannot show the survey"))).to_be_visible()
+    rows = stored(runtime)
+    assert {str(r.client_uuid) for r, _ in rows} == before
+    dropped = page.evaluate("JSON.parse(localStorage.getItem('survey-kiosk-rejected') || '[]')")
+    assert len(dropped) == 1 and dropped[0]["client_uuid"] not in before
+    assert dropped[0]["reason"].startswith("the PRA approval of this survey")
+    assert axe_violations(page) == []

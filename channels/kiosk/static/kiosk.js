@@ -9,6 +9,8 @@
  * it: "stored" or "duplicate" (the server has it), or "rejected" (it never will: logged to the console and kept
  * in a short log in localStorage for staff). A malformed batch (4xx) is retried one session at a time, and a
  * single session the server refuses as malformed is dropped and logged, so one bad entry never blocks the queue.
+ * While the page cannot show the survey (flow.json refused or out of reach) it says so, asks again every 30 s,
+ * and keeps sending its queue.
  */
 (() => {
   'use strict';
@@ -452,8 +454,11 @@
     }
     if (response && response.status === 401) { location.reload(); return; } // the server's refusal page says why
     if (!response || !response.ok) {
+      // No survey to show (the PRA approval lapsed, the service left the configuration, the server is down): the
+      // sessions queued before still go; the server stores those answered while the approval stood.
       message('unavailable', document.body.dataset.unavailable);
       setTimeout(load, 30 * 1000);
+      sync();
       return;
     }
     doc = await response.json();
