@@ -6,8 +6,11 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -328,6 +331,27 @@ def test_the_button_script_names_the_allowed_origins_and_sets_no_cookie(client):
     assert ORIGIN in body and '"Feedback"' in body and "Opini" in body  # the Spanish words ride along
     assert "cookie" not in body.replace("no cookies", "").lower() and "localStorage" not in body
     assert "/*SETTINGS*/null" not in body
+
+
+def test_the_button_script_is_not_kept_past_the_last_day_of_the_approval(client, runtime):
+    """A browser keeps button.js an hour, but not past the end of the PRA approval's last day (in the service's time
+    zone): the button does not outlive the approval by a cached copy. The service is moved to the zone where it is
+    now 23:xx and its approval made to end today, so less than an hour is left."""
+    service = runtime.catalog.services["web-feedback"]
+    while (now := datetime.now(UTC)).minute == 59 and now.second >= 50:  # not across an hour's turn
+        time.sleep(1)
+    hours = (23 - now.hour) % 24
+    hours = hours - 24 if hours > 14 else hours
+    zone = ZoneInfo("Etc/GMT" if hours == 0 else f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}")
+    local = now.astimezone(zone)
+    assert local.hour == 23
+    left = (datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=zone) - now).total_seconds()
+    pra = replace(runtime.catalog.pra_of(service), expiration_date=local.date())
+    runtime.catalog.services["web-feedback"] = replace(service, timezone=zone, pra=pra)
+    script = client.get("/f/web-feedback/button.js")
+    assert script.status_code == 200 and '"Feedback"' in script.text
+    age = int(script.headers["Cache-Control"].removeprefix("public, max-age="))
+    assert left - 5 <= age <= left < 3600, (age, left)
 
 
 def test_the_website_block_is_checked():

@@ -27,7 +27,10 @@
   Once the PRA approval that stands for the service has expired (rule 9), ``GET`` and ``POST`` answer 410 with a
   page saying the survey is closed: no form under a lapsed control number, and nothing stored.
 * ``GET /f/<service>/button.js``: a dependency-free script, no cookies, no tracking, that adds a "Feedback" button
-  to pages of the allowed origins and opens the survey in a modal dialog (:file:`static/button.js`).
+  to pages of the allowed origins and opens the survey in a modal dialog (:file:`static/button.js`). Browsers keep
+  it an hour, never past the end of the approval's last day. Once the approval expired it is still a 200 script
+  (the agency's pages keep their snippet, with no console error) that adds no button, sent ``no-cache`` so the
+  button is back at the next page view once the approval is renewed.
 
 The survey page may be framed only by the service's allowed origins (CSP ``frame-ancestors``); the app's
 ``X-Frame-Options: DENY`` is taken off these pages, since it cannot name origins (CSP supersedes it anyway).
@@ -40,7 +43,8 @@ import hmac
 import json
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,6 +71,8 @@ STATIC = HERE / "static"
 ASSETS = {"embed.js": "text/javascript", "website.css": "text/css"}
 # How long a shown form may be sent (a person may leave the tab open a while).
 FORM_MAX_AGE = 2 * 3600
+# How long a browser keeps button.js (at most until the PRA approval's last day ends).
+BUTTON_MAX_AGE = 3600
 HOUR = timedelta(hours=1)
 HONEYPOT = "leave_empty"
 MAX_PAGE_URL = 500
@@ -287,7 +293,18 @@ def button(service: str) -> Any:
     if config is None or config.website is None:
         return Response("// no website feedback button is configured for this service\n", status=404,
                         mimetype="text/javascript")  # fmt: skip
-    flow = runtime().catalog.flow_of(config)
+    rt = runtime()
+    flow = rt.catalog.flow_of(config)
+    expiration = rt.catalog.pra_of(config).expiration_date
+    now = utcnow().astimezone(config.timezone)
+    if now.date() > expiration:
+        # The survey is closed (rule 9): no button opening a 410 page, yet still a script, so the agency's pages
+        # that keep the snippet have no console error; not cached, so the button is back once the approval is renewed.
+        response = Response("// this service's survey is closed (its PRA approval expired): no feedback button\n",
+                            mimetype="text/javascript")  # fmt: skip
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+        return response
     words = {
         lang: {
             "button": translate(lang, BUTTON),
@@ -300,7 +317,10 @@ def button(service: str) -> Any:
     script = (STATIC / "button.js").read_text(encoding="utf-8")
     script = script.replace("/*SETTINGS*/null", json.dumps(settings, ensure_ascii=True).replace("</", "<\\/"))
     response = Response(script, mimetype="text/javascript")
-    response.headers["Cache-Control"] = "public, max-age=3600"
+    # Kept an hour, never past the approval's last day: no browser keeps a button for a survey that has closed.
+    closes = datetime.combine(expiration + timedelta(days=1), dt_time(0), tzinfo=config.timezone)
+    left = max(0, min(BUTTON_MAX_AGE, int((closes - now).total_seconds())))
+    response.headers["Cache-Control"] = f"public, max-age={left}"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response
 

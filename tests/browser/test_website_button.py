@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -188,3 +190,36 @@ def test_only_an_allowed_origin_can_frame_the_survey(desktop, live_server, agenc
     assert frame.url.startswith("chrome-error:"), frame.url  # Chromium's page for a refused frame
     assert frame.locator("form").count() == 0
     assert page.locator("#survey-feedback-button").count() == 0
+
+
+def test_no_button_while_the_approval_is_expired_and_it_comes_back_when_renewed(desktop, live_server, agency_sites,
+                                                                                 runtime):  # fmt: skip
+    """Once the PRA approval lapses the page /f/<service> is a 410 'closed' page (SPEC §2 rule 9): the agency's
+    pages keep their snippet, so button.js still answers 200 JavaScript (no console error there) but adds no
+    button that would open a closed survey; it is not kept in the browser's cache, so the button is back at the
+    next page view once the approval is renewed."""
+    page = desktop
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    PAGES["/lapsed"] = _host_page(live_server)
+    service = runtime.catalog.services["web-feedback"]
+    yesterday = datetime.now(service.timezone).date() - timedelta(days=1)
+    runtime.catalog.services["web-feedback"] = replace(
+        service, pra=replace(runtime.catalog.pra_of(service), expiration_date=yesterday)
+    )
+    with page.expect_response(lambda r: r.url.endswith("/f/web-feedback/button.js")) as script:
+        page.goto(agency_sites[0] + "/lapsed")
+    reply = script.value
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/javascript")
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(500)
+    assert page.locator("#survey-feedback-button").count() == 0, "no button opening a closed survey"
+    assert page.request.get(f"{live_server}/f/web-feedback").status == 410
+    assert errors == []
+    assert reply.headers["cache-control"] == "no-cache"
+
+    runtime.catalog.services["web-feedback"] = service  # the approval renewed
+    page.goto(agency_sites[0] + "/lapsed")
+    page.get_by_role("button", name="Feedback").wait_for()
+    assert errors == []
