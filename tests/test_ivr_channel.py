@@ -6,20 +6,26 @@ scripted stub. Each database test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from channels.ivr import IvrChannel
+from engine.app import create_app
 from engine.catalog.services import load_catalog
 from engine.channels import Outcome, Outgoing
 from engine.delivery.dispatch import Dispatcher
 from engine.intake import rules
 from engine.intake.submit import Intake
+from engine.runtime import Runtime, build_runtime
 from engine.store.db import unit_of_work
 from engine.store.models import (
     Answer,
@@ -291,3 +297,62 @@ def test_provider_errors_are_classified(tmp_path):
     method, path, body = stub.requests[0]
     assert method == "POST" and path.endswith("/Calls.json")
     assert "MachineDetection=Enable" in body and "StatusCallback=https%3A%2F%2Fsurveys.example.gov" in body
+
+
+# -- a service removed from the configuration ---------------------------------------------------------------------
+
+
+def _client_without(stack: IvrStack, slug: str, tmp_path: Path) -> tuple[Any, Runtime]:
+    """The app after a deploy whose services.yaml no longer lists ``slug``, on the same database."""
+    services = {k: v for k, v in SERVICES.items() if k != slug}
+    after = replace(stack.rt.settings, config_dir=write_config(tmp_path / "after", services, OFFICES))
+    later = build_runtime(after, channels=stack.rt.channels)
+    later.sync_catalog()
+    app = create_app(runtime=later)
+    app.testing = True
+    return app.test_client(), later
+
+
+def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+def test_an_outbound_call_answered_after_its_service_left_the_configuration_ends_politely(ivr_prism, tmp_path,
+                                                                                           caplog):  # fmt: skip
+    """The call was placed, then the service was taken out of services.yaml: the person who answers hears the
+    polite 'not available' goodbye (not 'something went wrong' after a logged KeyError), and no survey starts."""
+    invitation = _dispatch_a_call(ivr_prism, "OUT-GONE")
+    client, later = _client_without(ivr_prism, "ivr-outbound", tmp_path)
+    try:
+        call = ivr_prism.call(sid=invitation.provider_id, called=CALLER, direction="outbound-api", AnsweredBy="human")
+        call.client = client
+        with caplog.at_level(logging.WARNING, logger="survey_engine"):
+            call.dial(f"/channels/ivr/voice?invitation={invitation.id}")
+        assert call.engine_hung_up and call.text == UNAVAILABLE
+        _no_traceback(caplog)
+        assert ivr_prism.rows(Response) == []
+        assert call.replay().get_data(as_text=True) == call.replies[-1]  # a retry hears the same goodbye
+    finally:
+        later.engine.dispose()
+
+
+def test_a_call_in_progress_whose_service_left_the_configuration_ends_politely(ivr, tmp_path, caplog):
+    """A post-call survey is under way when a deploy takes its service out of services.yaml: the caller's next
+    answer gets the polite 'not available' goodbye; what was answered before stays, nothing more is stored."""
+    call = ivr.call().dial("/channels/ivr/voice?service=ivr-standard&transaction=CC-GONE&language=en")
+    call.wait()
+    call.press("5")
+    response = ivr.response_of(call)
+    assert ivr.answers(response.id) == {"satisfaction": 5}
+    before = counts(ivr.rt)
+    client, later = _client_without(ivr, "ivr-standard", tmp_path)
+    try:
+        call.client = client
+        with caplog.at_level(logging.WARNING, logger="survey_engine"):
+            call.press("4")
+        assert call.engine_hung_up and call.text == UNAVAILABLE
+        _no_traceback(caplog)
+        assert ivr.answers(response.id) == {"satisfaction": 5}
+        assert counts(ivr.rt) == before, "nothing stored half-way"
+    finally:
+        later.engine.dispose()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from channels.ivr import keys, twiml
 from channels.ivr.data import ivr_data
+from engine.catalog.services import ServiceConfig
 from engine.common.i18n import N_, translate
 from engine.common.limits import whole_number
 from engine.delivery.suppressions import suppress_hash
@@ -58,6 +59,19 @@ UNAVAILABLE = N_("Sorry, this survey is not available. Goodbye.")
 SOMETHING_WRONG = N_("Sorry, something went wrong on our side. Goodbye.")
 
 
+class ServiceGone(LookupError):
+    """The call's service is no longer in the configuration (taken out of services.yaml): the call ends with the
+    polite 'not available' goodbye (the webhook rolls back and logs a warning, no traceback)."""
+
+
+def configured_service(rt: Runtime, service_id: int) -> ServiceConfig | None:
+    """The configured service of ``service_id``, or None once it left the configuration."""
+    try:
+        return rt.catalog.services.get(SurveySessions(rt).service_slug(service_id))
+    except KeyError:  # a service the database does not know either
+        return None
+
+
 def goodbye(message: str, language: str) -> str:
     """An engine message in ``language``, then hang up."""
     return twiml.farewell([translate(language, message)], language)
@@ -72,8 +86,11 @@ class Call:
         self.response = response
         self.now = now
         self.sessions = SurveySessions(rt)
+        service = configured_service(rt, response.service_id)
+        if service is None:
+            raise ServiceGone(f"response {response.id}: its service is no longer configured")
+        self.service = service
         self.flow = self.sessions.flow_of(response)
-        self.service = rt.catalog.services[self.sessions.service_slug(response.service_id)]
 
     # -- state ------------------------------------------------------------------------------------------------
 

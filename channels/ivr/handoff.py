@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.ivr.calls import configured_service
 from engine.catalog.services import ServiceConfig
 from engine.common.errors import FieldError
 from engine.common.i18n import best_language
@@ -259,7 +260,11 @@ def _outbound(session: Session, rt: Runtime, invitation_ref: str, form: Mapping[
         log(logger, "outbound ivr call names no invitation of ours", logging.WARNING, invitation=invitation_ref)
         return Entry("unavailable")
     sessions = SurveySessions(rt)
-    service = rt.catalog.services[sessions.service_slug(invitation.service_id)]
+    service = configured_service(rt, invitation.service_id)
+    if service is None:  # taken out of services.yaml after the call was placed: no survey, a polite goodbye
+        log(logger, "outbound ivr call for a service no longer configured", logging.WARNING,
+            invitation=invitation_ref)  # fmt: skip
+        return Entry("unavailable")
     flow = rt.catalog.flow_of(service)
     answered_by = form.get("AnsweredBy") or "unknown"
     machine = answered_by_machine(answered_by)

@@ -12,7 +12,9 @@
 
 Each webhook follows the same steps: signature (``twilio_signed``), fields, the receipt (claimed before any work, so
 a concurrent retry waits and then replays), the work, one commit. A caller never hears an application error: any
-failure is logged, rolled back, and answered with a spoken apology and a hang-up.
+failure is logged, rolled back, and answered with a spoken apology and a hang-up. A call whose service was taken out
+of services.yaml (an outbound call answered, or a call in progress, after the deploy) is no failure: nothing is
+stored, a warning is logged, and the caller hears the polite "not available" goodbye.
 
 Fields are checked before anything is stored (SPEC §2 rule 11; NUL anywhere in a form is refused before any view
 runs, engine/webapp/request_checks.py): a ``CallSid`` must have Twilio's shape (so every key built from it fits its
@@ -85,6 +87,10 @@ def spoken_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     def guarded(*args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return view(*args, **kwargs)
+        except calls.ServiceGone as exc:  # a deploy took the call's service out: rolled back, not a failure
+            log(logger, "ivr call ended: its service is no longer configured", logging.WARNING, path=request.path,
+                detail=str(exc))  # fmt: skip
+            return _twiml(calls.goodbye(calls.UNAVAILABLE, g.get("ivr_language", "en")))
         except Exception:
             logger.exception("ivr webhook failed", extra={"path": request.path})
             return _twiml(calls.goodbye(calls.SOMETHING_WRONG, g.get("ivr_language", "en")))
