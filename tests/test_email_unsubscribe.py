@@ -137,3 +137,36 @@ def test_one_click_posts_sent_at_once_record_one_suppression(stack):
         contact = stack.invitation(invitation_id).contact_hash
         assert len([s for s in stack.suppressions() if s.contact_hash == contact]) == 1, f"round {round_}"
         assert [e.event for e in stack.events(invitation_id)].count("email:unsubscribed") == 1, f"round {round_}"
+
+
+def test_one_click_posts_and_api_opt_outs_of_one_address_at_once_record_one_suppression(stack):
+    """The link's posts (each locking its invitation) and ``POST /api/v1/opt-outs`` of the same address (locking
+    nothing) arrive together: one active suppression, and the ``email:unsubscribed`` event only when the link's post
+    is the one that recorded it (as when they come one after another)."""
+    api = {"Authorization": f"Bearer {stack.api_key}"}
+    for round_ in range(6):
+        email = f"mixed{round_}@example.com"
+        invitation_id = sent(stack, f"UM-{round_}", email)
+        token = stack.unsubscribe_token(invitation_id)
+        start = threading.Barrier(8)
+        statuses: list[int] = []
+
+        def post(by_link: bool, start: threading.Barrier, statuses: list[int], token: str, email: str) -> None:
+            client = stack.app.test_client()
+            start.wait()
+            if by_link:
+                statuses.append(client.post(f"/u/{token}", data=ONE_CLICK).status_code)
+            else:
+                statuses.append(client.post("/api/v1/opt-outs", json={"email": email}, headers=api).status_code)
+
+        threads = [threading.Thread(target=post, args=(i % 2 == 0, start, statuses, token, email)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(statuses) == [200] * 4 + [201] * 4, statuses
+        contact = stack.invitation(invitation_id).contact_hash
+        rows = [s for s in stack.suppressions() if s.contact_hash == contact and s.restored_at is None]
+        assert len(rows) == 1, f"round {round_}: {[(r.source, r.created_at) for r in rows]}"
+        by_link = rows[0].source == "email:unsubscribe"
+        assert [e.event for e in stack.events(invitation_id)].count("email:unsubscribed") == int(by_link)

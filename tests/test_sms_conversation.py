@@ -368,3 +368,35 @@ def test_two_texts_of_one_conversation_at_once_answer_two_questions_in_turn(stac
         got = recorded[response.id]
         assert sorted(got) == ["satisfaction", "trust"], got
         assert sorted(v for v in got.values()) == [4, 5], got
+
+
+def test_stop_texts_and_api_opt_outs_of_one_number_at_once_suppress_once_and_start_lifts_it(stack):
+    """STOP texts (different messages of one number) and ``POST /api/v1/opt-outs`` of that number arriving
+    together: one suppression in force per channel, every request answered as usual; START then lifts them all,
+    so the number is reachable again."""
+    api = {"Authorization": f"Bearer {stack.api_key}"}
+    for round_ in range(6):
+        phone = f"+1202555014{round_}"
+        start = threading.Barrier(8)
+        statuses: list[int] = []
+
+        def post(n: int, start: threading.Barrier, statuses: list[int], phone: str) -> None:
+            client = stack.app.test_client()
+            start.wait()
+            if n % 2:
+                form = {"MessageSid": f"SM{uuid.uuid4().hex}", "AccountSid": "AC", "From": phone,
+                        "To": "+12025550100", "Body": "STOP"}  # fmt: skip
+                statuses.append(signed_post(client, "/channels/sms/inbound", form).status_code)
+            else:
+                statuses.append(client.post("/api/v1/opt-outs", json={"phone": phone}, headers=api).status_code)
+
+        threads = [threading.Thread(target=post, args=(n, start, statuses, phone)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(statuses) == [200] * 4 + [201] * 4, statuses
+        in_force = stack.suppressions()
+        assert sorted(r.channel for r in in_force) == ["ivr", "sms"], f"round {round_}: {in_force}"
+        assert stack.reply(phone, "START")
+        assert stack.suppressions() == []

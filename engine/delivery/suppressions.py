@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.channels import installed_channels
@@ -67,24 +69,63 @@ def suppress_hash(
     note: str | None = None,
     now: datetime | None = None,
 ) -> list[Recorded]:
+    """:func:`suppress` by the contact's keyed hash. Safe in many transactions at once: one suppression in force per
+    contact and channel (the partial unique index ``uq_suppressions_active``); an opt-out that meets one recorded
+    meanwhile by another transaction (on PostgreSQL it waits for that one's commit) is answered as a repeated one."""
     now = now or utcnow()
-    active = {
-        s.channel: s
-        for s in session.execute(
-            select(Suppression).where(
-                Suppression.contact_hash == contact_hash,
-                Suppression.channel.in_(channels),
-                Suppression.restored_at.is_(None),
-            )
-        ).scalars()
-    }
+    found = _active(session, contact_hash, kind, channels)
+    # In one order everywhere, so that two transactions inserting for the same contact never wait on each other.
+    for channel in sorted(set(channels) - set(found)):
+        for _ in range(3):
+            if _insert(session, contact_hash, kind, channel, reason, source, note, now):
+                break
+            # Another transaction recorded it first (committed by now): that one is in force.
+            if existing := _active(session, contact_hash, kind, [channel]).get(channel):
+                found[channel] = existing
+                break
+        else:  # recorded and restored meanwhile, three times over: let the caller's transaction fail and be retried
+            raise RuntimeError(f"suppression of {kind.value}:{contact_hash[:12]} on {channel} kept changing")
     out = []
     for channel in channels:
-        if channel in active:
-            existing = active[channel]
+        if channel in found:
+            existing = found[channel]
             out.append(Recorded(channel, existing.reason.value, existing.created_at, False))
-            continue
-        row = Suppression(
+        else:
+            out.append(Recorded(channel, reason.value, now, True))
+    return out
+
+
+def _active(session: Session, contact_hash: str, kind: ContactKind, channels: list[str]) -> dict[str, Suppression]:
+    """The suppressions in force of a contact on ``channels``, by channel."""
+    rows = session.execute(
+        select(Suppression)
+        .where(
+            Suppression.contact_hash == contact_hash,
+            Suppression.contact_kind == kind,
+            Suppression.channel.in_(channels),
+            Suppression.restored_at.is_(None),
+        )
+        .execution_options(populate_existing=True)
+    ).scalars()
+    return {s.channel: s for s in rows}
+
+
+def _insert(
+    session: Session,
+    contact_hash: str,
+    kind: ContactKind,
+    channel: str,
+    reason: SuppressionReason,
+    source: str,
+    note: str | None,
+    now: datetime,
+) -> bool:
+    """Insert a suppression in force unless one is (``ON CONFLICT DO NOTHING`` on ``uq_suppressions_active``);
+    whether it was inserted."""
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        upsert(Suppression)
+        .values(
             contact_hash=contact_hash,
             contact_kind=kind,
             channel=channel,
@@ -93,10 +134,13 @@ def suppress_hash(
             note=note,
             created_at=now,
         )
-        session.add(row)
-        out.append(Recorded(channel, reason.value, now, True))
-    session.flush()
-    return out
+        .on_conflict_do_nothing(
+            index_elements=[Suppression.contact_hash, Suppression.contact_kind, Suppression.channel],
+            index_where=Suppression.restored_at.is_(None),
+        )
+        .returning(Suppression.id)
+    )
+    return session.execute(statement).scalar_one_or_none() is not None
 
 
 def restore(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.store.db import Base, str_enum, utcnow
@@ -16,7 +16,20 @@ class Suppression(Base):
     """A contact that must not be asked on one channel. Restoring keeps the row and records who and why."""
 
     __tablename__ = "suppressions"
-    __table_args__ = (Index("ix_suppressions_lookup", "contact_hash", "channel"),)
+    __table_args__ = (
+        Index("ix_suppressions_lookup", "contact_hash", "channel"),
+        # At most one suppression in force per contact and channel (migration 0011_one_active_suppression): opt-outs
+        # of one address arriving at once record one, the others find it (engine/delivery/suppressions.py).
+        Index(
+            "uq_suppressions_active",
+            "contact_hash",
+            "contact_kind",
+            "channel",
+            unique=True,
+            postgresql_where=text("restored_at IS NULL"),
+            sqlite_where=text("restored_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_hash: Mapped[str] = mapped_column(String(64))
