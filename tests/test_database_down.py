@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,11 @@ def test_unreachable_from_start_up(kind, tmp_path):
     assert client.get("/healthz").status_code == 200
 
 
-def test_a_database_dropped_under_a_live_app(tmp_path):
+@pytest.fixture
+def own_database() -> Iterator[tuple[str, str, Any]]:
+    """A migrated PostgreSQL database of the test's own: its name, its URL (with a password, which the local
+    server's trust authentication ignores: a log must never show it) and an AUTOCOMMIT admin engine to take it away
+    with. Dropped at the end, whatever the test did to it."""
     reason = _pg_admin_reachable()
     if reason:
         pytest.skip(reason)
@@ -128,39 +133,44 @@ def test_a_database_dropped_under_a_live_app(tmp_path):
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    url = make_url(PG_URL).set(database=name, password="s3cret-pw").render_as_string(hide_password=False)
     try:
         engine = make_engine(url)
         migrate.upgrade(engine)
         engine.dispose()
-        settings = load_settings(environment(url, tmp_path))
-        rt = build_runtime(settings)
-        app = create_app(runtime=rt)
-        client = app.test_client()
-        with unit_of_work(rt.sessions) as session:
-            key = create_api_key(session, "down", list(rt.catalog.services), ["intake", "reports", "admin"])
-        auth = {"Authorization": f"Bearer {key}"}
-        first = client.post("/api/v1/transactions", json=tx("U-1", contact={"email": "a@example.com"}), headers=auth)
-        assert first.status_code == 200  # up: the pool holds live connections now
-        assert client.get("/readyz").status_code == 200
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # terminates the app's connections
-        for response in api_calls(client, key):
-            assert_api_503(response)
-        client.set_cookie(KIOSK_COOKIE, "a-credential-the-database-would-have-to-look-up")
-        assert_api_503(client.post(KIOSK_API, json={"sessions": []}))
-        for response, language in page_calls(client):
-            if response.status_code != 503:  # a page that needs no data (the dashboard's sign-in redirect)
-                assert response.status_code in (302, 303), response.status_code
-                continue
-            assert_page_503(response, language)
-        ready = client.get("/readyz")
-        assert ready.status_code == 503 and int(ready.headers["Retry-After"]) > 0
-        rt.engine.dispose()
+        yield name, url, admin
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_a_database_dropped_under_a_live_app(tmp_path, own_database):
+    name, url, admin = own_database
+    settings = load_settings(environment(url, tmp_path))
+    rt = build_runtime(settings)
+    app = create_app(runtime=rt)
+    client = app.test_client()
+    with unit_of_work(rt.sessions) as session:
+        key = create_api_key(session, "down", list(rt.catalog.services), ["intake", "reports", "admin"])
+    auth = {"Authorization": f"Bearer {key}"}
+    first = client.post("/api/v1/transactions", json=tx("U-1", contact={"email": "a@example.com"}), headers=auth)
+    assert first.status_code == 200  # up: the pool holds live connections now
+    assert client.get("/readyz").status_code == 200
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # terminates the app's connections
+    for response in api_calls(client, key):
+        assert_api_503(response)
+    client.set_cookie(KIOSK_COOKIE, "a-credential-the-database-would-have-to-look-up")
+    assert_api_503(client.post(KIOSK_API, json={"sessions": []}))
+    for response, language in page_calls(client):
+        if response.status_code != 503:  # a page that needs no data (the dashboard's sign-in redirect)
+            assert response.status_code in (302, 303), response.status_code
+            continue
+        assert_page_503(response, language)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and int(ready.headers["Retry-After"]) > 0
+    rt.engine.dispose()
 
 
 @pytest.mark.parametrize("command", ["web", "worker", "serve"])
@@ -195,7 +205,7 @@ def test_an_app_started_without_its_database_works_once_it_is_there(tmp_path):
     assert answer.status_code == 200 and answer.get_json()["decision"] == "scheduled"
 
 
-def test_a_scheduled_job_logs_a_lost_database_once_in_one_line_and_says_when_it_is_back(tmp_path, caplog):
+def test_a_scheduled_job_logs_a_lost_database_once_in_one_line_and_says_when_it_is_back(tmp_path, caplog, own_database):
     """The dispatch job runs every second: a database gone for a minute is one line, not sixty tracebacks."""
     import logging
 
@@ -203,44 +213,29 @@ def test_a_scheduled_job_logs_a_lost_database_once_in_one_line_and_says_when_it_
 
     from engine.scheduler import add_jobs
 
-    reason = _pg_admin_reachable()
-    if reason:
-        pytest.skip(reason)
-    name = f"survey_engine_jobs_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name, url, admin = own_database
+    rt = build_runtime(load_settings(environment(url, tmp_path)))
+    scheduler = BackgroundScheduler()
+    add_jobs(scheduler, rt)
+    dispatch = scheduler.get_job("dispatch").func
+    caplog.set_level(logging.INFO, logger="survey_engine.scheduler")
+    dispatch()
+    assert [r for r in caplog.records if r.name == "survey_engine.scheduler"] == []
+    with admin.connect() as conn:  # gone: its connections cut, no new one let in
+        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+    for _ in range(3):
+        dispatch()
+    (down,) = [r for r in caplog.records if r.name == "survey_engine.scheduler"]
+    assert down.getMessage() == "database unreachable" and down.levelno == logging.ERROR
+    assert down.exc_info is None and down.job == "dispatch"  # type: ignore[attr-defined]
+    assert name in down.reason and "s3cret-pw" not in down.reason  # type: ignore[attr-defined]
+    assert "Traceback" not in caplog.text and "s3cret-pw" not in caplog.text
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name, password="s3cret-pw").render_as_string(hide_password=False)
-    try:
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        engine.dispose()
-        rt = build_runtime(load_settings(environment(url, tmp_path)))
-        scheduler = BackgroundScheduler()
-        add_jobs(scheduler, rt)
-        dispatch = scheduler.get_job("dispatch").func
-        caplog.set_level(logging.INFO, logger="survey_engine.scheduler")
-        dispatch()
-        assert [r for r in caplog.records if r.name == "survey_engine.scheduler"] == []
-        with admin.connect() as conn:  # gone: its connections cut, no new one let in
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-        for _ in range(3):
-            dispatch()
-        (down,) = [r for r in caplog.records if r.name == "survey_engine.scheduler"]
-        assert down.getMessage() == "database unreachable" and down.levelno == logging.ERROR
-        assert down.exc_info is None and down.job == "dispatch"  # type: ignore[attr-defined]
-        assert name in down.reason and "s3cret-pw" not in down.reason  # type: ignore[attr-defined]
-        assert "Traceback" not in caplog.text and "s3cret-pw" not in caplog.text
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        dispatch()
-        back = [r for r in caplog.records if r.name == "survey_engine.scheduler"][1:]
-        assert [(r.getMessage(), r.failed_runs) for r in back] == [("database reachable again", 3)]  # type: ignore[attr-defined]
-        dispatch()
-        assert len([r for r in caplog.records if r.name == "survey_engine.scheduler"]) == 2
-        rt.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+    dispatch()
+    back = [r for r in caplog.records if r.name == "survey_engine.scheduler"][1:]
+    assert [(r.getMessage(), r.failed_runs) for r in back] == [("database reachable again", 3)]  # type: ignore[attr-defined]
+    dispatch()
+    assert len([r for r in caplog.records if r.name == "survey_engine.scheduler"]) == 2
+    rt.engine.dispose()

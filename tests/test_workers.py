@@ -52,23 +52,28 @@ def pg_url(pg_database):
     return prepared_database(pg_database)
 
 
-@pytest.mark.slow
-def test_workers_hand_each_invitation_over_at_most_once_and_lose_none(pg_url, tmp_path, flows_dir):
+def worker_environment(pg_url: str, tmp_path: Path, flows_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``survey-engine worker`` on ``pg_url`` with the ``bulk`` service (console only)."""
     config = tmp_path / "config"
     config.mkdir()
     (config / "services.yaml").write_text(SERVICES)
     (config / "offices.yaml").write_text("offices:\n  HQ: {name: Headquarters}\n")
-    env = {
+    return {
         **os.environ,
         "SURVEY_ENGINE_DATABASE_URL": pg_url,
         "SURVEY_ENGINE_CONFIG_DIR": str(config),
         "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir),
         "SURVEY_ENGINE_SECRET_KEY": SECRET,
         "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
-        "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS": str(LEASE_SECONDS),
         "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
         "PYTHONUNBUFFERED": "1",
+        **extra,
     }
+
+
+@pytest.mark.slow
+def test_workers_hand_each_invitation_over_at_most_once_and_lose_none(pg_url, tmp_path, flows_dir):
+    env = worker_environment(pg_url, tmp_path, flows_dir, SURVEY_ENGINE_DISPATCH_LEASE_SECONDS=str(LEASE_SECONDS))
     rt = build_runtime(load_settings(env))
     rt.sync_catalog()
     now = utcnow()
@@ -145,20 +150,7 @@ def test_a_worker_stopped_by_sigterm_finishes_its_batch_and_leaves_nothing_sendi
     """A deployment stops workers with SIGTERM at every restart: the batch in hand is sent and recorded, no
     further batch is claimed, and the worker exits 0. Killed at once instead, it would leave its batch
     ``sending``, for the reaper to mark ``unknown`` (never resent: those customers would not be asked)."""
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "services.yaml").write_text(SERVICES)
-    (config / "offices.yaml").write_text("offices:\n  HQ: {name: Headquarters}\n")
-    env = {
-        **os.environ,
-        "SURVEY_ENGINE_DATABASE_URL": pg_url,
-        "SURVEY_ENGINE_CONFIG_DIR": str(config),
-        "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir),
-        "SURVEY_ENGINE_SECRET_KEY": SECRET,
-        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION,
-        "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = worker_environment(pg_url, tmp_path, flows_dir)
     rt = build_runtime(load_settings(env))
     rt.sync_catalog()
     now = utcnow()
