@@ -11,6 +11,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,33 @@ def _pg_admin_reachable() -> str | None:
         return None
     except Exception as exc:  # pragma: no cover - depends on the machine
         return f"PostgreSQL is not reachable at {PG_URL} ({type(exc).__name__}); the PostgreSQL half is skipped"
+
+
+@contextmanager
+def own_database(
+    backend: str, tmp_path: Path, prefix: str = "survey_engine_own", password: str | None = None
+) -> Iterator[tuple[str, str, Any]]:
+    """An empty database of the caller's own, not the shared migrated one: its name, its URL and (PostgreSQL) an
+    AUTOCOMMIT admin engine to act on it with, else None. Dropped afterwards, whatever the caller did to it.
+    ``password`` goes into the URL only (the local server's trust authentication ignores it: a log must not show
+    it). PostgreSQL unreachable: the test is skipped, saying why."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    if backend == "sqlite":
+        yield name, f"sqlite:///{tmp_path / (name + '.db')}", None
+        return
+    reason = _pg_admin_reachable()
+    if reason:
+        pytest.skip(reason)
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name, password=password).render_as_string(hide_password=False)
+    try:
+        yield name, url, admin
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

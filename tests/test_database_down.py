@@ -12,14 +12,12 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from engine.api.auth import create_api_key
 from engine.app import create_app
@@ -27,7 +25,8 @@ from engine.runtime import build_runtime
 from engine.settings import load_settings
 from engine.store import migrate
 from engine.store.db import make_engine, unit_of_work
-from tests.conftest import ENCRYPTION, PG_URL, ROOT, SECRET, _pg_admin_reachable
+from tests import conftest
+from tests.conftest import ENCRYPTION, ROOT, SECRET
 from tests.helpers import tx
 from tests.kiosk_support import API as KIOSK_API
 from tests.kiosk_support import COOKIE as KIOSK_COOKIE
@@ -122,27 +121,15 @@ def test_unreachable_from_start_up(kind, tmp_path):
 
 
 @pytest.fixture
-def own_database() -> Iterator[tuple[str, str, Any]]:
+def own_database(tmp_path: Path) -> Iterator[tuple[str, str, Any]]:
     """A migrated PostgreSQL database of the test's own: its name, its URL (with a password, which the local
     server's trust authentication ignores: a log must never show it) and an AUTOCOMMIT admin engine to take it away
     with. Dropped at the end, whatever the test did to it."""
-    reason = _pg_admin_reachable()
-    if reason:
-        pytest.skip(reason)
-    name = f"survey_engine_down_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name, password="s3cret-pw").render_as_string(hide_password=False)
-    try:
-        engine = make_engine(url)
+    with conftest.own_database("postgresql", tmp_path, "survey_engine_down", password="s3cret-pw") as made:
+        engine = make_engine(made[1])
         migrate.upgrade(engine)
         engine.dispose()
-        yield name, url, admin
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        yield made
 
 
 def test_a_database_dropped_under_a_live_app(tmp_path, own_database):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, inspect, make_url, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from engine.store import migrate
@@ -57,27 +56,12 @@ def test_readyz_reports_pending_migrations(tmp_path, settings, stub_channel):
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An engine on an empty database of its own (not the shared, migrated one), dropped afterwards."""
-    admin = None
-    name = f"survey_engine_mig_{uuid.uuid4().hex[:8]}"
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'mig.db'}"
-    else:
-        reason = conftest._pg_admin_reachable()
-        if reason:
-            pytest.skip(reason)
-        admin = create_engine(conftest.PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(conftest.PG_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    with conftest.own_database(request.param, tmp_path, "survey_engine_mig") as (_, url, _admin):
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def _suppression(conn: Connection, contact: str, channel: str, minute: int, restored: bool = False) -> int:

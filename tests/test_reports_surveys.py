@@ -215,61 +215,46 @@ def test_migration_0007_goes_down_and_up_on_both_backends(backend: str, tmp_path
     """Downgrading 0007 restores 0004's triggers (without the survey copies) and drops its tables and columns;
     upgrading again matches the models (``alembic check``). On a database of its own, not the shared one."""
     from alembic import command
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import inspect, text
 
     from engine.store import migrate
     from engine.store.db import make_engine
     from tests import conftest
 
-    admin = None
-    name = f"survey_engine_m7_{uuid.uuid4().hex[:8]}"
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm7.db'}"
-    else:
-        reason = conftest._pg_admin_reachable()
-        if reason:
-            pytest.skip(reason)
-        admin = create_engine(conftest.PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        from sqlalchemy.engine import make_url
+    with conftest.own_database(backend, tmp_path, "survey_engine_m7") as (_, url, _admin):
+        engine = make_engine(url)
+        listing = ("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal" if backend == "postgresql"
+                   else "SELECT name FROM sqlite_master WHERE type = 'trigger'")  # fmt: skip
 
-        url = make_url(conftest.PG_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    listing = ("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal" if backend == "postgresql"
-               else "SELECT name FROM sqlite_master WHERE type = 'trigger'")  # fmt: skip
+        def triggers() -> set[str]:
+            with engine.connect() as conn:
+                return set(conn.execute(text(listing)).scalars())
 
-    def triggers() -> set[str]:
-        with engine.connect() as conn:
-            return set(conn.execute(text(listing)).scalars())
+        def run(step: str, revision: str) -> None:
+            cfg = migrate.alembic_config(engine)
+            with engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                getattr(command, step)(cfg, revision)
 
-    def run(step: str, revision: str) -> None:
-        cfg = migrate.alembic_config(engine)
-        with engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            getattr(command, step)(cfg, revision)
-
-    try:
-        migrate.upgrade(engine, "0004")
-        at_0004 = triggers()
-        migrate.upgrade(engine)
-        assert triggers() == at_0004 and "survey_id" in {c["name"] for c in inspect(engine).get_columns("responses")}
-        run("downgrade", "0004")
-        assert triggers() == at_0004
-        tables = set(inspect(engine).get_table_names())
-        assert not tables & {"surveys", "submissions", "reflections"}
-        assert "survey_id" not in {c["name"] for c in inspect(engine).get_columns("transactions")}
-        migrate.upgrade(engine)
-        cfg = migrate.alembic_config(engine)
-        with engine.connect() as connection:
-            cfg.attributes["connection"] = connection
-            command.check(cfg)
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            admin.dispose()
+        try:
+            migrate.upgrade(engine, "0004")
+            at_0004 = triggers()
+            migrate.upgrade(engine)
+            assert triggers() == at_0004 and "survey_id" in {
+                c["name"] for c in inspect(engine).get_columns("responses")
+            }
+            run("downgrade", "0004")
+            assert triggers() == at_0004
+            tables = set(inspect(engine).get_table_names())
+            assert not tables & {"surveys", "submissions", "reflections"}
+            assert "survey_id" not in {c["name"] for c in inspect(engine).get_columns("transactions")}
+            migrate.upgrade(engine)
+            cfg = migrate.alembic_config(engine)
+            with engine.connect() as connection:
+                cfg.attributes["connection"] = connection
+                command.check(cfg)
+        finally:
+            engine.dispose()
 
 
 def test_the_file_has_columns_for_every_rating_tag_and_driver_of_spec_6_1() -> None:
