@@ -295,9 +295,9 @@ def button(service: str) -> Any:
                         mimetype="text/javascript")  # fmt: skip
     rt = runtime()
     flow = rt.catalog.flow_of(config)
-    expiration = rt.catalog.pra_of(config).expiration_date
+    pra = rt.catalog.pra_of(config)
     now = utcnow().astimezone(config.timezone)
-    if now.date() > expiration:
+    if pra.expired(now.date()):
         # The survey is closed (rule 9): no button opening a 410 page, yet still a script, so the agency's pages
         # that keep the snippet have no console error; not cached, so the button is back once the approval is renewed.
         response = Response("// this service's survey is closed (its PRA approval expired): no feedback button\n",
@@ -318,7 +318,7 @@ def button(service: str) -> Any:
     script = script.replace("/*SETTINGS*/null", json.dumps(settings, ensure_ascii=True).replace("</", "<\\/"))
     response = Response(script, mimetype="text/javascript")
     # Kept an hour, never past the approval's last day: no browser keeps a button for a survey that has closed.
-    closes = datetime.combine(expiration + timedelta(days=1), dt_time(0), tzinfo=config.timezone)
+    closes = datetime.combine(pra.expiration_date + timedelta(days=1), dt_time(0), tzinfo=config.timezone)
     left = max(0, min(BUTTON_MAX_AGE, int((closes - now).total_seconds())))
     response.headers["Cache-Control"] = f"public, max-age={left}"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
