@@ -80,6 +80,29 @@ def test_demo_feeds_transactions_through_the_real_intake(sqlite_env):
     assert "answered: 5 survey(s)" in result.stdout
 
 
+def test_the_demo_says_where_the_links_are_when_a_running_serve_sent_its_invitations_first(runtime):
+    # ``serve`` dispatches every few seconds: between the demo's intake and its own dispatch it may take the demo's
+    # invitations, and then prints their links in its own console. The demo's line says so, not a bare "sent 0".
+    import random
+
+    from engine.commands import demo
+    from engine.delivery.dispatch import Dispatcher
+    from engine.intake.submit import Intake
+    from engine.store.db import unit_of_work
+
+    stamp = "20261205120000"
+    with unit_of_work(runtime.sessions) as session:
+        items = demo._transactions(runtime, "passport-renewal", 3, random.Random(1), stamp)
+        Intake(runtime).submit(session, items, None, source="demo")
+    assert demo._sent_line(runtime, stamp, 0) == (
+        "sent now: 0 invitation(s); the console printed each message with its survey link"
+    )
+    assert Dispatcher(runtime).drain().handed == 3  # the running service's dispatcher, first
+    line = demo._sent_line(runtime, stamp, 0)
+    assert line.endswith("3 more were sent meanwhile by a running `serve` or `worker`: that process's console "
+                         "printed their links"), line  # fmt: skip
+
+
 @pytest.mark.parametrize("count", ["-1", "0", "1001", "1000000000000", "abc", "1.5"])
 def test_demo_refuses_a_count_it_cannot_honour_in_one_line(sqlite_env, tmp_path, count):
     result = cli("demo", "--count", count, env=sqlite_env)

@@ -11,14 +11,14 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.catalog.services import Catalog
 from engine.delivery.dispatch import Dispatcher
 from engine.intake.submit import MAX_BATCH, Intake
 from engine.runtime import Runtime
 from engine.store.db import unit_of_work, utcnow
-from engine.store.models import Invitation, InvitationState
+from engine.store.models import Invitation, InvitationState, Transaction
 from engine.surveys.sessions import Given, SurveySessions
 
 
@@ -137,7 +137,7 @@ def feed(rt: Runtime, count: int, services: list[str] | None = None, answer_rate
             tally[r["decision"]] = tally.get(r["decision"], 0) + 1
         lines.append(f"{slug}: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))
     stats = Dispatcher(rt).drain()
-    lines.append(f"sent now: {stats.handed} invitation(s); the console printed each message with its survey link")
+    lines.append(_sent_line(rt, stamp, stats.handed))
     with rt.sessions() as session:
         sent = (
             session.execute(
@@ -155,6 +155,29 @@ def feed(rt: Runtime, count: int, services: list[str] | None = None, answer_rate
     )
     lines.extend(_demo_kiosk(rt, slugs))
     return lines
+
+
+HANDED_ON = (InvitationState.SENDING, InvitationState.SENT, InvitationState.DELIVERED, InvitationState.ANSWERED)
+
+
+def _sent_line(rt: Runtime, stamp: str, handed: int) -> str:
+    """Say how many of this run's invitations went out, and where their links were printed. A running ``serve``
+    (or ``worker``) dispatches too, and may take some or all of them between this command's intake and its own
+    dispatch: those links are in that process's console, not here, and the line says so rather than "sent 0"."""
+    with rt.sessions() as session:
+        out = session.execute(
+            select(func.count())
+            .select_from(Invitation)
+            .join(Transaction, Transaction.id == Invitation.transaction_id)
+            .where(Transaction.external_id.like(f"DEMO-{stamp}-%"), Invitation.state.in_(HANDED_ON))
+        ).scalar_one()
+    line = f"sent now: {handed} invitation(s); the console printed each message with its survey link"
+    if out > handed:
+        line += (
+            f"; {out - handed} more were sent meanwhile by a running `serve` or `worker`: that process's console "
+            "printed their links"
+        )
+    return line
 
 
 def _demo_kiosk(rt: Runtime, slugs: list[str]) -> list[str]:
