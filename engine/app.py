@@ -149,11 +149,12 @@ def report_expired_flows(rt: Runtime) -> None:
     for it (the service's own clearance, else its flow's); the service keeps running."""
     from engine.store.db import utcnow
 
-    today = utcnow().date()
+    now = utcnow()
     for service in rt.catalog.services.values():
         pra = rt.catalog.pra_of(service)
         whose = "service" if service.pra is not None else "flow"
-        if pra.expired(today):
+        today = now.astimezone(service.timezone).date()  # the day intake and dispatch judge it by (rule 9)
+        if pra.lapsed_at(now, service.timezone):
             log(logger, "PRA APPROVAL EXPIRED: nothing is sent for this service; transactions are decided pra_expired",
                 logging.ERROR, service=service.slug, flow=service.flow, pra_of=whose,
                 omb_control_number=pra.omb_control_number, expiration_date=pra.expiration_date.isoformat())  # fmt: skip

@@ -165,6 +165,58 @@ def test_the_effective_block_decides_pra_expired_whichever_way_round(agency, cap
     # own-current is not named: its own clearance stands, not its flow's expired one
 
 
+def test_the_start_up_log_reads_an_approval_s_last_day_in_the_service_s_time_zone_as_intake_does(
+    database_url, flows_dir, tmp_path, caplog
+):
+    """The approval stands through its last day where the service is (rule 9). At any moment of the UTC day one of
+    two services sits on a calendar day other than UTC's: one at UTC+14 (from 10:00 UTC it is tomorrow there), one
+    at UTC-11 (before 11:00 UTC it is yesterday there). Each approval ends on the UTC day that differs: the
+    start-up log says EXPIRED for exactly the services whose transactions intake decides ``pra_expired``."""
+    utc_today = datetime.now(UTC).date()
+    services = {
+        "east": {**_COMMON, "name": "East", "agency": "Test Agency", "timezone": "Pacific/Kiritimati",
+                 "pra": {**SSA_PRA, "expiration_date": utc_today.isoformat()}},
+        "west": {**_COMMON, "name": "West", "agency": "Test Agency", "timezone": "Pacific/Pago_Pago",
+                 "pra": {**SSA_PRA, "expiration_date": (utc_today - timedelta(days=1)).isoformat()}},
+    }  # fmt: skip
+    settings = load_settings({
+        "SURVEY_ENGINE_DATABASE_URL": database_url, "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
+        "SURVEY_ENGINE_CONFIG_DIR": str(write_config(tmp_path / "config", services, OFFICES)),
+        "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir), "SURVEY_ENGINE_SECRET_KEY": SECRET,
+        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION, "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
+    })  # fmt: skip
+    rt = build_runtime(settings)
+    try:
+        rt.sync_catalog()
+        with caplog.at_level(logging.WARNING, logger="survey_engine"):
+            report_expired_flows(rt)
+        app = create_app(runtime=rt)
+        app.testing = True
+        client = app.test_client()
+        with unit_of_work(rt.sessions) as session:
+            auth = {"Authorization": f"Bearer {create_api_key(session, 'zones', tuple(services), ('intake',))}"}
+        decided = {
+            slug: client.post("/api/v1/transactions", json=tx(f"{slug}-1", slug, contact={"email": "p@example.gov"}),
+                              headers=auth).get_json()["decision"]
+            for slug in services
+        }  # fmt: skip
+    finally:
+        rt.engine.dispose()
+    refused = {slug for slug, decision in decided.items() if decision == "pra_expired"}
+    loud = {r.__dict__.get("service") for r in caplog.records if r.getMessage().startswith("PRA APPROVAL EXPIRED")}
+    assert loud == refused, (loud, decided)
+    # ``flows validate`` judges each service's approval by the same day.
+    checked = subprocess.run([sys.executable, "-m", "engine.cli", "flows", "validate"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120, env={**os.environ, **{k: str(v) for k, v in {
+                                 "SURVEY_ENGINE_INSTANCE_DIR": tmp_path / "cli", "SURVEY_ENGINE_DATABASE_URL": "",
+                                 "SURVEY_ENGINE_CONFIG_DIR": tmp_path / "config",
+                                 "SURVEY_ENGINE_FLOWS_DIR": flows_dir}.items()}})  # fmt: skip
+    said = set(re.findall(r"services\.yaml: service '(\w+)': rule pra .* expired on", checked.stderr))
+    assert said == refused, checked.stderr
+    # Whatever the hour, one of the two is judged by a calendar day that is not UTC's.
+    assert decided["east"] == "pra_expired" or decided["west"] == "scheduled", decided
+
+
 def test_the_website_feedback_page_of_an_expired_clearance_takes_no_answers(agency):
     """A service whose PRA approval expired asks nobody (rule 9): its feedback page ``/f/<service>`` shows no form
     under the lapsed control number, and a form loaded before the lapse stores nothing when it is sent (410)."""

@@ -196,7 +196,7 @@ def flow_json() -> Any:
         published = published_flow(session, flow.id, flow.version)
     if published is not None:
         flow = published[1]
-    if pra_of(service, flow).expired(utcnow().astimezone(service.timezone).date()):
+    if pra_of(service, flow).lapsed_at(utcnow(), service.timezone):
         # No valid OMB control number, no survey (SPEC §2 rule 9): the page says it cannot show one, and asks again.
         return Response("the PRA approval of this kiosk's survey has expired; nothing is asked until it is renewed",
                         status=503, mimetype="text/plain", headers={"Retry-After": "3600"})  # fmt: skip

@@ -226,7 +226,7 @@ def feedback(service: str) -> Any:
     flow = rt.catalog.flow_of(config)
     g.language = language = _language(flow)
     ctx = _context(config, flow, language)
-    if rt.catalog.pra_of(config).expired(utcnow().astimezone(config.timezone).date()):
+    if rt.catalog.pra_of(config).lapsed_at(utcnow(), config.timezone):
         # No valid OMB control number, no collection (SPEC §2 rule 9): no form, and a form loaded before stores nothing.
         return _render("website/closed.html", 410, **ctx)
 
@@ -297,7 +297,7 @@ def button(service: str) -> Any:
     flow = rt.catalog.flow_of(config)
     pra = rt.catalog.pra_of(config)
     now = utcnow().astimezone(config.timezone)
-    if pra.expired(now.date()):
+    if pra.lapsed_at(now, config.timezone):
         # The survey is closed (rule 9): no button opening a 410 page, yet still a script, so the agency's pages
         # that keep the snippet have no console error; not cached, so the button is back once the approval is renewed.
         response = Response("// this service's survey is closed (its PRA approval expired): no feedback button\n",

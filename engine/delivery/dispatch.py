@@ -378,7 +378,7 @@ class Dispatcher:
             return InvitationState.CANCELLED, "channel_unavailable"
         if now > row.send_by:
             return InvitationState.EXPIRED, "window_passed"
-        if self.rt.catalog.pra_of(service).expired(now.astimezone(service.timezone).date()):
+        if self.rt.catalog.pra_of(service).lapsed_at(now, service.timezone):
             return InvitationState.CANCELLED, "pra_expired"
         channel = self.rt.channels.get(row.channel)
         if row.contact_hash and self.rt.channels.blocks(row.channel, suppressed.get(row.contact_hash, set())):

@@ -229,7 +229,7 @@ def decide(c: Candidate, hashes: Mapping[ContactKind, str], facts: Facts, now: d
         choice = ChannelChoice(PROMPT_CHANNEL, None, next(iter(hashes.values()), None))
     if window_passed(c.completed_at, service, now):
         return Outcome(Decision.WINDOW_PASSED, choice)
-    if (pra := facts.pra_of(service)).expired(now.astimezone(service.timezone).date()):
+    if (pra := facts.pra_of(service)).lapsed_at(now, service.timezone):
         return Outcome(Decision.PRA_EXPIRED, choice, f"{pra.omb_control_number} approval expired {pra.expiration_date}")
     if not sampled_in(service.slug, c.external_id, facts.sampling_salt(service), service.sample_rate):
         return Outcome(Decision.SAMPLED_OUT, choice)

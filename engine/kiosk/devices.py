@@ -514,8 +514,7 @@ def _within_approval(item: QueuedSession, service: ServiceConfig, flow: Flow) ->
     9: nothing is asked under a lapsed control number); a session answered while it stood is kept, however late it
     syncs."""
     pra = pra_of(service, flow)
-    last = max(a.answered_at for a in item.answers).astimezone(service.timezone).date()
-    if pra.expired(last):
+    if pra.lapsed_at(max(a.answered_at for a in item.answers), service.timezone):
         raise Rejected(f"the PRA approval of this survey (OMB {pra.omb_control_number}) expired on "
                        f"{pra.expiration_date.isoformat()}, before this session was answered")  # fmt: skip
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -935,10 +936,20 @@ def _effective_pra_problems(where: str, pra: Pra, whose: str, today: date) -> tu
     return [], []
 
 
+def _today_in(zone: Any) -> date:
+    """Today in the time zone named ``zone``; this host's day where it names none, or none that exists (the
+    catalogue check says so)."""
+    try:
+        return datetime.now(ZoneInfo(zone)).date()
+    except (TypeError, ValueError, ZoneInfoNotFoundError):
+        return date.today()
+
+
 def validate_services(config_dir: Path, flows_dir: Path, today: date | None = None) -> tuple[list[str], list[str]]:
     """Every configured service's effective PRA block (its own ``pra``, else its flow's): complete, well formed,
-    its burden minutes one figure with its statement, and current (SPEC §2 rule 9). ``(problems, warnings)``."""
-    today = today or date.today()
+    its burden minutes one figure with its statement, and current (SPEC §2 rule 9) on the service's own calendar day
+    (its ``timezone``), the day intake and dispatch judge it by; ``today`` fixes the day for every service instead.
+    ``(problems, warnings)``."""
     path = config_dir / "services.yaml"
     if not path.is_file():
         return [], []
@@ -970,7 +981,7 @@ def validate_services(config_dir: Path, flows_dir: Path, today: date | None = No
             except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
                 continue  # a missing or broken flow is reported by the flow check and the start-up
             whose = f"flow {raw.get('flow')}'s"
-        found, warned = _effective_pra_problems(where, pra, whose, today)
+        found, warned = _effective_pra_problems(where, pra, whose, today or _today_in(raw.get("timezone")))
         problems += found
         warnings += warned
     return problems, warnings

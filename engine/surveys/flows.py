@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,13 @@ class Pra:
     burden_minutes: int = 2
 
     def expired(self, on: date) -> bool:
+        """Whether the approval had lapsed on the day ``on`` (it stands through its expiration date)."""
         return on > self.expiration_date
+
+    def lapsed_at(self, moment: datetime, zone: tzinfo) -> bool:
+        """Whether the approval had lapsed at ``moment``, an aware time: by the calendar of ``zone``, the service's
+        time zone, where its last day ends (the one way every surface asks; SPEC §2 rule 9)."""
+        return self.expired(moment.astimezone(zone).date())
 
 
 RATING_TYPES = {"likert5", "stars5", "thumbs", "yes_no"}

@@ -123,7 +123,7 @@ def open_survey(
         sessions.open_for_invitation(session, invitation)
     except SurveyClosed:
         return Page("survey/closed.html", 410, context)
-    if pra_of(service, flow).expired(utcnow().astimezone(service.timezone).date()):
+    if pra_of(service, flow).lapsed_at(utcnow(), service.timezone):
         return Page("survey/closed.html", 410, context)  # no answer under a lapsed OMB control number (rule 9)
     return OpenSurvey(sessions, invitation, flow, language, context)
 
