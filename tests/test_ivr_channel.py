@@ -180,9 +180,9 @@ def test_a_forged_signature_is_refused_and_changes_nothing(ivr):
 # -- outbound ---------------------------------------------------------------------------------------------------
 
 
-def _dispatch_a_call(stack: IvrStack, external_id: str) -> Invitation:
+def _dispatch_a_call(stack: IvrStack, external_id: str, **more: Any) -> Invitation:
     reported = stack.report({"id": external_id, "service": "ivr-outbound", "completed_at": ago(minutes=5),
-                             "contact": {"phone": CALLER}, "consent": {"voice": True}})  # fmt: skip
+                             "contact": {"phone": CALLER}, "consent": {"voice": True}, **more})  # fmt: skip
     assert reported["decision"] == "scheduled" and reported["invitation"]["channel"] == "ivr"
     stats = Dispatcher(stack.rt).drain(_daytime_now())
     assert stats.handed == 1, stats
@@ -320,15 +320,16 @@ def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
 def test_an_outbound_call_answered_after_its_service_left_the_configuration_ends_politely(ivr_prism, tmp_path,
                                                                                            caplog):  # fmt: skip
     """The call was placed, then the service was taken out of services.yaml: the person who answers hears the
-    polite 'not available' goodbye (not 'something went wrong' after a logged KeyError), and no survey starts."""
-    invitation = _dispatch_a_call(ivr_prism, "OUT-GONE")
+    polite 'not available' goodbye (not 'something went wrong' after a logged KeyError), and no survey starts; in
+    the invitation's language, as the survey would have been."""
+    invitation = _dispatch_a_call(ivr_prism, "OUT-GONE", language="es")
     client, later = _client_without(ivr_prism, "ivr-outbound", tmp_path)
     try:
         call = ivr_prism.call(sid=invitation.provider_id, called=CALLER, direction="outbound-api", AnsweredBy="human")
         call.client = client
         with caplog.at_level(logging.WARNING, logger="survey_engine"):
             call.dial(f"/channels/ivr/voice?invitation={invitation.id}")
-        assert call.engine_hung_up and call.text == UNAVAILABLE
+        assert call.engine_hung_up and call.text == "Lo sentimos, esta encuesta no está disponible. Adiós."
         _no_traceback(caplog)
         assert ivr_prism.rows(Response) == []
         assert call.replay().get_data(as_text=True) == call.replies[-1]  # a retry hears the same goodbye

@@ -261,10 +261,11 @@ def _outbound(session: Session, rt: Runtime, invitation_ref: str, form: Mapping[
         return Entry("unavailable")
     sessions = SurveySessions(rt)
     service = configured_service(rt, invitation.service_id)
-    if service is None:  # taken out of services.yaml after the call was placed: no survey, a polite goodbye
+    if service is None:  # taken out of services.yaml after the call was placed: no survey, a polite goodbye, in the
+        # language the invitation was made in (its flow, and so the languages it offers, went with the service)
         log(logger, "outbound ivr call for a service no longer configured", logging.WARNING,
             invitation=invitation_ref)  # fmt: skip
-        return Entry("unavailable")
+        return Entry("unavailable", invitation.language or "en")
     flow = rt.catalog.flow_of(service)
     answered_by = form.get("AnsweredBy") or "unknown"
     machine = answered_by_machine(answered_by)
