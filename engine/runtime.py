@@ -130,7 +130,7 @@ def build_runtime(
 ) -> Runtime:
     """Wire a runtime; ``channels`` defaults to every channel declared under the entry-point group."""
     use_locales(settings.locales_dir)  # the catalogs this process offers and translates with
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, ping_after_idle=settings.database_ping_seconds)
     if migrate_database:
         if settings.is_sqlite:
             settings.instance_dir.mkdir(parents=True, exist_ok=True)

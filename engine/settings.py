@@ -55,6 +55,9 @@ class Settings:
     # How long a verified API key is trusted without asking the database again (engine/api/auth.py): a revoked
     # key keeps working for at most this long in a process that saw it. 0 checks the database on every request.
     api_key_cache_seconds: float = 5.0
+    # A pooled PostgreSQL connection idle this long is pinged before use, and replaced if the server dropped it
+    # (engine/store/db.py). 0 pings at every use.
+    database_ping_seconds: float = 10.0
     # The most each sender may send per second, by channel name (``SURVEY_ENGINE_SEND_RATE_<CHANNEL>``), over the
     # channel's ``default_send_rate`` (see engine/delivery/pacing.py). A channel with neither is never paced.
     send_rates: dict[str, float] = field(default_factory=dict)
@@ -239,6 +242,7 @@ def load_settings(
         log_level=values.get("SURVEY_ENGINE_LOG_LEVEL", "INFO").upper(),
         dispatch_lease_seconds=_seconds(values, "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS", 300.0, allow_zero=False),
         api_key_cache_seconds=_seconds(values, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS", 5.0),
+        database_ping_seconds=_seconds(values, "SURVEY_ENGINE_DATABASE_PING_SECONDS", 10.0),
         send_rates=_send_rates(values),
         locales_dir=_folder(values, "SURVEY_ENGINE_LOCALES_DIR"),
         proxy_hops=_proxy_hops(values.get("SURVEY_ENGINE_PROXY_HOPS") or "0"),

@@ -160,6 +160,35 @@ def test_a_database_dropped_under_a_live_app(tmp_path, own_database):
     rt.engine.dispose()
 
 
+@pytest.mark.parametrize(("ping_seconds", "first_after"), [("0", 200), ("3600", 503)])
+def test_connections_the_server_cut_while_idle_are_replaced_before_use(tmp_path, own_database, ping_seconds,
+                                                                       first_after):  # fmt: skip
+    """PostgreSQL restarted (its backends terminated) while the app's pooled connections sat idle: a connection
+    idle for SURVEY_ENGINE_DATABASE_PING_SECONDS is pinged before use and replaced, so the next request goes
+    through. Not pinged (idle for less than that), the request meets the dead connection and answers 503, and
+    the pool is renewed for the requests after it."""
+    name, url, admin = own_database
+    settings = load_settings({**environment(url, tmp_path), "SURVEY_ENGINE_DATABASE_PING_SECONDS": ping_seconds})
+    rt = build_runtime(settings)
+    client = create_app(runtime=rt).test_client()
+    with unit_of_work(rt.sessions) as session:
+        key = create_api_key(session, "cut", ["passport-renewal"], ["intake"])
+    auth = {"Authorization": f"Bearer {key}"}
+    contact = {"email": "cut@example.com"}
+    assert client.post("/api/v1/transactions", json=tx("CUT-1", contact=contact), headers=auth).status_code == 200
+    with admin.connect() as conn:
+        cut = conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                           {"name": name}).scalars().all()  # fmt: skip
+    assert cut and all(cut), "the app held a connection to cut"
+    after = client.post("/api/v1/transactions", json=tx("CUT-2", contact=contact), headers=auth)
+    assert after.status_code == first_after, after.get_data(as_text=True)
+    if first_after == 503:
+        assert_api_503(after)
+    again = client.post("/api/v1/transactions", json=tx("CUT-3", contact=contact), headers=auth)
+    assert again.status_code == 200, again.get_data(as_text=True)
+    rt.engine.dispose()
+
+
 @pytest.mark.parametrize("command", ["web", "worker", "serve"])
 def test_the_roles_refuse_to_start_with_one_line(command, tmp_path):
     env = {**os.environ, **environment(unreachable_url("postgresql", tmp_path), tmp_path)}

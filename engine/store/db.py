@@ -10,6 +10,7 @@ import enum
 import functools
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -60,7 +61,8 @@ def unreachable_reason(url: str) -> str | None:
     """``None`` when the database at ``url`` answers, else one line saying why it cannot be reached."""
     from sqlalchemy import text
 
-    engine = make_engine(url, **({} if url.startswith("sqlite") else {"connect_args": {"connect_timeout": 10}}))
+    options: dict[str, Any] = {} if url.startswith("sqlite") else {"connect_args": {"connect_timeout": 10}}
+    engine = make_engine(url, **options)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -166,7 +168,35 @@ def owner_only_sqlite_file(url: str) -> None:
         return  # not ours to change; SQLite says what it can or cannot open
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+# A pooled PostgreSQL connection idle longer than this is pinged before use (SURVEY_ENGINE_DATABASE_PING_SECONDS).
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Before a pooled connection that sat idle for ``idle_seconds`` or more is used, ask the server whether it is
+    still there (one ``SELECT 1``); a dead one is replaced by a fresh connection, so the request it was meant for
+    goes through rather than failing with a 503. A database restarted, failed over, or a proxy that dropped idle
+    connections: the connections it cut were idle, and a steady load (whose connections are never idle that long)
+    pays no round trip for it."""
+    dialect = engine.dialect
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:  # the pool opens a new connection in its place
+            raise sa_exc.DisconnectionError("an idle pooled connection no longer answers") from exc
+
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checked_out)
+
+
+def make_engine(url: str, *, ping_after_idle: float = PING_AFTER_IDLE_SECONDS, **kwargs: Any) -> Engine:
     # A database error's message never carries the statement's values (a contact, an email, a hashed token):
     # an error that reaches a log or a traceback shows the SQL alone (SPEC §2 rule 12).
     kwargs.setdefault("hide_parameters", True)
@@ -176,14 +206,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    # No ``pool_pre_ping``: it costs a round trip at every checkout (one or two per API request). Connections are
-    # recycled instead before a server or a proxy in between is likely to have dropped them; a connection that
-    # died anyway fails that one request, and SQLAlchemy then discards the whole pool (it invalidates the pool on
-    # a disconnect error), so the next checkouts get fresh connections.
+    # No ``pool_pre_ping``: it costs a round trip at every checkout (one or two per API request). A connection idle
+    # for ``ping_after_idle`` seconds is pinged instead (:func:`_ping_when_idle`), and connections are recycled
+    # before a server or a proxy in between is likely to have dropped them; a connection that died while in steady
+    # use fails that one request (a 503), and SQLAlchemy then discards the whole pool (it invalidates the pool on a
+    # disconnect error), so the next checkouts get fresh connections.
     kwargs.setdefault("pool_recycle", 300)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 5)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine, ping_after_idle)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
