@@ -90,16 +90,21 @@ def agency(database_url: str, flows_dir: Path, tmp_path: Path) -> Iterator[Runti
     own = yaml.safe_load((flows / "a11-standard.yaml").read_text())
     own["id"], own["messages"]["use_of_answers"] = "a11-own-words", {"default": OWN_WORDS}
     (flows / "a11-own-words.yaml").write_text(yaml.safe_dump(own, sort_keys=False))
-    settings = load_settings({
-        "SURVEY_ENGINE_DATABASE_URL": database_url, "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
-        "SURVEY_ENGINE_CONFIG_DIR": str(write_config(tmp_path / "config", SERVICES, OFFICES)),
-        "SURVEY_ENGINE_FLOWS_DIR": str(flows), "SURVEY_ENGINE_SECRET_KEY": SECRET,
-        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION, "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
-    })  # fmt: skip
-    rt = build_runtime(settings)
+    rt = _runtime(database_url, tmp_path, SERVICES, flows)
     rt.sync_catalog()
     yield rt
     rt.engine.dispose()
+
+
+def _runtime(database_url: str, tmp_path: Path, services: dict[str, Any], flows: Path) -> Runtime:
+    """A runtime on these services (and OFFICES) and the flows in ``flows``."""
+    settings = load_settings({
+        "SURVEY_ENGINE_DATABASE_URL": database_url, "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
+        "SURVEY_ENGINE_CONFIG_DIR": str(write_config(tmp_path / "config", services, OFFICES)),
+        "SURVEY_ENGINE_FLOWS_DIR": str(flows), "SURVEY_ENGINE_SECRET_KEY": SECRET,
+        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION, "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
+    })  # fmt: skip
+    return build_runtime(settings)
 
 
 def _client_and_key(rt: Runtime) -> tuple[Any, dict[str, str]]:
@@ -179,13 +184,7 @@ def test_the_start_up_log_reads_an_approval_s_last_day_in_the_service_s_time_zon
         "west": {**_COMMON, "name": "West", "agency": "Test Agency", "timezone": "Pacific/Pago_Pago",
                  "pra": {**SSA_PRA, "expiration_date": (utc_today - timedelta(days=1)).isoformat()}},
     }  # fmt: skip
-    settings = load_settings({
-        "SURVEY_ENGINE_DATABASE_URL": database_url, "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
-        "SURVEY_ENGINE_CONFIG_DIR": str(write_config(tmp_path / "config", services, OFFICES)),
-        "SURVEY_ENGINE_FLOWS_DIR": str(flows_dir), "SURVEY_ENGINE_SECRET_KEY": SECRET,
-        "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION, "SURVEY_ENGINE_PUBLIC_URL": "https://surveys.example.gov",
-    })  # fmt: skip
-    rt = build_runtime(settings)
+    rt = _runtime(database_url, tmp_path, services, flows_dir)
     try:
         rt.sync_catalog()
         with caplog.at_level(logging.WARNING, logger="survey_engine"):
