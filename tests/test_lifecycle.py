@@ -63,8 +63,10 @@ def _seen(runtime, invitation_id) -> tuple[InvitationState, int]:
 
 def _replayed(runtime, invitation_id, answered_after: int | None) -> InvitationState:
     """The state the invitation's recorded history gives, every step checked against the table (an answer is not a
-    delivery event: ``answered_after`` is the id of the last event before it, 0 when there was none)."""
+    delivery event: ``answered_after`` is the id of the last event before it, 0 when there was none). A failure
+    report after a recorded reply leaves a delivered invitation delivered (``lifecycle._contradicted``)."""
     state = S.SCHEDULED
+    replied = False
     with runtime.sessions() as session:
         events = session.execute(
             select(DeliveryEvent).where(DeliveryEvent.invitation_id == invitation_id).order_by(DeliveryEvent.id)
@@ -74,9 +76,11 @@ def _replayed(runtime, invitation_id, answered_after: int | None) -> InvitationS
                 assert legal(state, S.ANSWERED, Event.ANSWERED)
                 state = S.ANSWERED
             if e.provider_event_id is not None:  # a provider's report: moves only where the table allows
-                if e.state is not None and legal(state, e.state, Event.REPORTED):
+                contradicted = replied and state is S.DELIVERED and e.state is S.FAILED
+                if e.state is not None and legal(state, e.state, Event.REPORTED) and not contradicted:
                     state = e.state
                 continue
+            replied = replied or e.event == Event.REPLIED.value
             if e.state is None:  # a note, not a move (an outcome a report beat, a reminder)
                 continue
             assert legal(state, e.state, Event(e.event)), f"{e.event}: {state} -> {e.state}"

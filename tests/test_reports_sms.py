@@ -15,11 +15,12 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from engine.api.auth import create_api_key
 from engine.reporting.fiscal import fiscal_quarter
 from engine.store.db import unit_of_work, utcnow
-from engine.store.models import InvitationState
+from engine.store.models import DeliveryEvent, InvitationState
 from tests import sms_support
 from tests.sms_support import SmsStack, created
 from tests.twilio_support import TwilioErrorStub
@@ -89,3 +90,23 @@ def test_a_customer_who_replied_keeps_the_opportunity_after_a_late_undelivered_r
     assert (row["satisfaction_4"], row["satisfaction_n"], row["satisfaction_mean"]) == ("1", "1", "4.00")
     # The reply marked the text delivered; the later report changed nothing.
     assert stack.invitation(replied).state is InvitationState.DELIVERED
+
+
+def test_a_reply_to_a_link_text_already_delivered_keeps_the_opportunity_after_a_later_failure_report(
+    stack: SmsStack, twilio_stub: TwilioErrorStub
+) -> None:
+    """``sms_mode: link``: the text was reported delivered, the customer texted back (the page asks the questions,
+    so no survey begins), and then the carrier reports a failure. The reply showed the text arrived: it is
+    recorded once, whatever the invitation's state, and the failure report takes nothing back."""
+    sid = f"SM{uuid.uuid4().hex}"
+    twilio_stub.script.append(created(sid, PHONE))
+    invitation = stack.schedule("L-1", PHONE, service="sms-link")
+    assert stack.dispatch().outcomes == {"sent": 1}
+    assert stack.status(sid, "delivered").status_code == 200
+    for _ in range(2):
+        assert stack.reply(PHONE, "thanks, will do", sid=f"SM{uuid.uuid4().hex}") is not None
+    assert stack.status(sid, "undelivered", "30003").status_code == 200
+    assert stack.invitation(invitation).state is InvitationState.DELIVERED
+    with stack.rt.sessions() as session:
+        events = session.execute(select(DeliveryEvent.event).where(DeliveryEvent.invitation_id == invitation)).all()
+    assert [e for (e,) in events if e == "reply_received"] == ["reply_received"]

@@ -177,12 +177,14 @@ class Conversation:
             self.session.execute(_LOCK_INVITATION, {"id": context.invitation.id})
         invitation = self.session.get(Invitation, context.invitation.id)
         assert invitation is not None
-        if invitation.state is InvitationState.SENT:
-            # The reply proves the text arrived: delivered, so that a late "undelivered" report cannot make a
-            # customer who answers a respondent without an opportunity (SPEC §6).
-            lifecycle.move(self.session, invitation, InvitationState.DELIVERED, lifecycle.Event.REPLIED,
-                           now=self.now, detail="the customer replied, so the text was delivered")  # fmt: skip
         response = self.sessions.response_for_invitation(self.session, invitation)
+        if invitation.state is InvitationState.SENT or (
+            invitation.state is InvitationState.DELIVERED and context.service.sms_mode == "link" and response is None
+        ):
+            # The reply proves the text arrived: delivered (or, delivered already, the reply recorded), so that a
+            # late "undelivered" report cannot take the opportunity from a customer who replied (SPEC §6). A
+            # conversation keeps it by its response, begun at the first reply.
+            lifecycle.replied(self.session, invitation, now=self.now)
         if context.service.sms_mode == "link":  # the web page asks the questions
             if response is not None and response.completed_at is not None:
                 return Said(texts.thanks(context.flow, context.service, context.language))

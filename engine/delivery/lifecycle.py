@@ -81,8 +81,13 @@ MOVES: Mapping[Event, Mapping[InvitationState, frozenset[InvitationState]]] = {
     Event.CANCELLED: {S.SCHEDULED: frozenset({S.CANCELLED})},
     Event.SETTLED: {S.UNKNOWN: frozenset({S.SENT})},
     # A reply proves the text arrived: it settles an ``unknown`` send, and marks a ``sent`` one delivered, so that a
-    # late "undelivered" report cannot take the opportunity back from a customer who answered (SPEC §6).
-    Event.REPLIED: {S.UNKNOWN: frozenset({S.DELIVERED}), S.SENT: frozenset({S.DELIVERED})},
+    # late "undelivered" report cannot take the opportunity back from a customer who answered (SPEC §6). On a
+    # ``delivered`` one it changes no state; it is recorded (once: :func:`replied`) for :func:`_contradicted`.
+    Event.REPLIED: {
+        S.UNKNOWN: frozenset({S.DELIVERED}),
+        S.SENT: frozenset({S.DELIVERED}),
+        S.DELIVERED: frozenset({S.DELIVERED}),
+    },
     # A report never moves an invitation backwards: a late "sent" after "delivered" changes nothing, "unknown" is
     # settled by any report, and an answered or failed invitation stays so (a late "delivered" after a bounce
     # too). A delivered one can still fail: a receiving server may accept a message and bounce it later (an
@@ -154,6 +159,19 @@ def move(
         session.add(DeliveryEvent(invitation_id=invitation.id, at=now, event=event.value, state=to,
                                   detail=detail or reason))  # fmt: skip
     return True
+
+
+def replied(session: Session, invitation: Invitation, *, now: datetime) -> bool:
+    """The customer texted back: the text arrived. A ``sent`` invitation becomes ``delivered``; on a ``delivered``
+    one the first reply is recorded, so that a failure report arriving later cannot take the opportunity away
+    (:func:`_contradicted`); later replies add nothing. False when nothing was recorded."""
+    if invitation.state is S.DELIVERED:
+        recorded = select(DeliveryEvent.id).where(DeliveryEvent.invitation_id == invitation.id,
+                                                  DeliveryEvent.event == Event.REPLIED.value)  # fmt: skip
+        if session.execute(select(recorded.exists())).scalar():
+            return False
+    return move(session, invitation, S.DELIVERED, Event.REPLIED, now=now,
+                detail="the customer replied, so the text was delivered")  # fmt: skip
 
 
 def _contradicted(session: Session, invitation: Invitation, to: InvitationState) -> bool:
