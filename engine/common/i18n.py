@@ -97,12 +97,15 @@ def translate(language: str, text: str, **values: str) -> str:
     return _fill(translated, values)
 
 
-def _fill(text: str, values: dict[str, str]) -> str:
-    class Keep(dict[str, str]):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
+class _Keep(dict[str, str]):
+    """The values of a message's placeholders; one it does not hold stays as written (``{name}``)."""
 
-    return text.format_map(Keep(values)) if values else text
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    return text.format_map(_Keep(values)) if values else text
 
 
 def best_language(offered: tuple[str, ...] | list[str], *wanted: str | None) -> str:
