@@ -104,9 +104,13 @@ def shown(name: Any) -> str:
 
 # Phone numbers and email addresses are checked by phonenumbers and email_validator, which cost some 20-25 µs
 # each: a large share of a batch. The same contact recurs (replays, repeat customers), so both verdicts are kept
-# per raw string (bounded caches: 4,096 entries of a few hundred bytes each, ~1.5 MB at most); plain ASCII email
+# per raw string (bounded caches: 4,096 entries of at most 1,024 characters each, ~5 MB at most); plain ASCII email
 # addresses are moreover accepted by a fast path that admits only what email_validator admits (``_plain_email``).
 CONTACT_CACHE_SIZE = 4096
+# Only strings that could be a contact are kept: no valid address is longer (an email address is at most 254
+# octets, phonenumbers refuses over 250 characters), and a refused string of megabytes, kept 4,096 times over, would
+# hold gigabytes. A longer one is checked all the same, never kept.
+MAX_CACHED_CONTACT = 1024
 
 
 def normalize_phone(value: Any, name: str = "contact.phone") -> str:
@@ -115,7 +119,7 @@ def normalize_phone(value: Any, name: str = "contact.phone") -> str:
     unstorable = text_error(value, name)
     if unstorable:
         raise unstorable
-    normalized, problem = _checked_phone(value)
+    normalized, problem = (_checked_phone if len(value) <= MAX_CACHED_CONTACT else _checked_phone.__wrapped__)(value)
     if normalized is None:
         raise FieldError(name, problem)
     return normalized
@@ -156,7 +160,7 @@ def normalize_email(value: Any, name: str = "contact.email") -> str:
     plain = _plain_email(value)
     if plain is not None:
         return plain
-    normalized, problem = _checked_email(value)
+    normalized, problem = (_checked_email if len(value) <= MAX_CACHED_CONTACT else _checked_email.__wrapped__)(value)
     if normalized is None:
         raise FieldError(name, problem)
     return normalized
