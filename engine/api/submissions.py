@@ -16,6 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from engine.api.auth import require_scope
 from engine.api.reports import parse_query
 from engine.common.errors import FieldError
+from engine.intake.validation import shown
 from engine.reporting import submissions
 from engine.reporting.fiscal import FiscalQuarter
 from engine.store.db import unit_of_work
@@ -47,7 +48,7 @@ def post_submission() -> Any:
     if not isinstance(body, dict):
         raise Problem(400, 'The body must be a JSON object such as {"fiscal_year": 2027, "quarter": 1, '
                       '"service": "passport-renewal"}.', kind="invalid-submission")  # fmt: skip
-    errors = [FieldError(k, "unknown field") for k in sorted(set(body) - POST_FIELDS)]
+    errors = [FieldError(shown(k), "unknown field") for k in sorted(set(body) - POST_FIELDS)]
     year = _whole(body, "fiscal_year", 2000, 2999, errors)
     quarter = _whole(body, "quarter", 1, 4, errors)
     rt = runtime()

@@ -10,6 +10,7 @@ from engine.api.auth import require_scope
 from engine.common.errors import FieldError
 from engine.intake.lookup import transaction_status
 from engine.intake.submit import MAX_BATCH, Intake
+from engine.intake.validation import shown
 from engine.store.db import unit_of_work
 from engine.store.models import Scope
 from engine.webapp.problems import Problem
@@ -27,7 +28,7 @@ def post_transactions() -> Any:
     caller = g.caller
     rt = runtime()
     if "transactions" in body:
-        unknown = sorted(set(body) - {"transactions"})
+        unknown = [shown(k) for k in sorted(set(body) - {"transactions"})]  # echoed safely: escaped, cut
         if unknown:
             raise Problem(400, f"Unknown top-level fields: {', '.join(unknown)}.", kind="unknown-field",
                           errors=[FieldError(k, "unknown field") for k in unknown])  # fmt: skip
