@@ -58,7 +58,7 @@ def test_a_long_bounce_reason_is_applied_in_linear_time_with_its_address_masked(
     elapsed = time.monotonic() - started
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["applied"] == 1
-    assert elapsed < 3, f"{elapsed:.1f} s"
+    assert elapsed < 10, f"{elapsed:.1f} s"  # a guard against quadratic time (~30 s before), not a target
     failed = stack.invitation(invitation_id)
     assert failed.state.value == "failed"
     assert failed.reason.startswith("sendgrid bounce; type: bounce; reason: 550 5.1.1 <[address]> xxx")

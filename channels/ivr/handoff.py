@@ -32,7 +32,6 @@ from channels.ivr.calls import configured_service
 from engine.catalog.services import ServiceConfig
 from engine.common.errors import FieldError
 from engine.common.i18n import best_language
-from engine.common.limits import column_length
 from engine.common.logs import log
 from engine.delivery.provider_reports import Report, apply_status
 from engine.intake.submit import Intake, iso
@@ -58,8 +57,6 @@ REACHED_STATES = (
     InvitationState.UNKNOWN,
 )
 SIP_PREFIX = "SipHeader_"
-# A report's detail becomes the reason of the invitation it fails: cut to that column (AnsweredBy is any text).
-MAX_DETAIL = column_length(Invitation.reason)
 
 
 @dataclass(frozen=True)
@@ -275,7 +272,7 @@ def _outbound(session: Session, rt: Runtime, invitation_ref: str, form: Mapping[
     # Answered: by a person the call is delivered; by a machine it reached nobody (no survey opportunity).
     apply_status(session, Report(provider_id=call_sid, event_key=f"{call_sid}:answered", event="call_answered",
                                  state=InvitationState.FAILED if machine else InvitationState.DELIVERED,
-                                 detail=f"answered by {answered_by}"[:MAX_DETAIL]), now)  # fmt: skip
+                                 detail=f"answered by {answered_by}"), now)  # fmt: skip
     if machine:
         return Entry("machine")
     tx = session.get(Transaction, invitation.transaction_id)

@@ -39,11 +39,11 @@ from sqlalchemy.orm import Session
 
 from channels.ivr import calls, handoff, twiml
 from channels.twilio_api import CALL_SID, Check, field_errors, refused, status_word_problem, twilio_signed
-from engine.common.limits import MAX_NUMBER, column_length, whole_number
+from engine.common.limits import MAX_NUMBER, whole_number
 from engine.common.logs import log
 from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.store.db import unit_of_work, utcnow
-from engine.store.models import Invitation, InvitationState, Response
+from engine.store.models import InvitationState, Response
 from engine.surveys.conversations import keep_reply, remember, seen
 from engine.webapp.support import runtime
 
@@ -52,9 +52,6 @@ bp = Blueprint("ivr", __name__, url_prefix="/channels/ivr")
 CHANNEL = "ivr"
 ENTRY_STEP = "voice"
 EVENT_PREFIX = "call_"  # a status callback's delivery event: "call_" + CallStatus
-# A report's detail becomes the reason of the invitation it fails: cut to that column (AnsweredBy and ErrorCode are
-# any text Twilio sends).
-MAX_DETAIL = column_length(Invitation.reason)
 # Fields that reach the store: the CallSid (receipt keys, the response's and invitation's provider id, the report's
 # key) on every webhook; on the status callback also CallStatus (the event's name and key), AnsweredBy and
 # ErrorCode (the event's detail, a Text column).
@@ -231,7 +228,7 @@ def status() -> HttpResponse:
         if form.get("ErrorCode"):
             detail += f", error {form.get('ErrorCode')}"
         report = Report(provider_id=call_sid, event_key=f"{call_sid}:{call_status}", event=EVENT_PREFIX + call_status,
-                        state=state, detail=detail[:MAX_DETAIL])  # fmt: skip
+                        state=state, detail=detail)  # fmt: skip
         rt = runtime()
         with unit_of_work(rt.sessions) as session:
             if request.args.get("invitation"):

@@ -30,11 +30,10 @@ from channels.twilio_api import (
     twilio_signed,
 )
 from engine.common.errors import FieldError
-from engine.common.limits import column_length
 from engine.delivery.provider_reports import Report, apply_status, settle_held
 from engine.intake.validation import normalize_phone
 from engine.store.db import unit_of_work
-from engine.store.models import Invitation, InvitationState
+from engine.store.models import InvitationState
 from engine.surveys.conversations import keep_reply, remember, seen
 from engine.webapp.problems import problem_response
 from engine.webapp.support import runtime
@@ -44,8 +43,6 @@ RECEIPT_PREFIX = "sms:"
 EVENT_PREFIX = "status:"
 SIDS: dict[str, Check] = {"MessageSid": MESSAGE_SID.problem, "SmsSid": MESSAGE_SID.problem}
 MAX_BODY = 1600  # Twilio's longest message (10 segments); anything longer is cut, never refused
-# A report's detail becomes the reason of the invitation it fails: cut to that column (an ErrorCode is any digits).
-MAX_DETAIL = column_length(Invitation.reason)
 
 # Twilio's MessageStatus values and the invitation state each one reports.
 STATUS_STATES: dict[str, InvitationState] = {
@@ -118,7 +115,7 @@ def status() -> Any:
         return xml(twiml(None))  # not a report we act on (an inbound message's status, a new word)
     code = _error_code(request.form.get("ErrorCode"))
     reason, channels = SUPPRESSING_CODES.get(code, (None, ())) if state is InvitationState.FAILED else (None, ())
-    detail = (f"twilio {word}" + (f" code {code}" if code else ""))[:MAX_DETAIL]
+    detail = f"twilio {word}" + (f" code {code}" if code else "")
     report = Report(provider_id=sid, event_key=f"{sid}:{word}", event=f"{EVENT_PREFIX}{word}", state=state,
                     detail=detail, suppress=reason, suppress_channels=channels)  # fmt: skip
     rt = runtime()

@@ -33,6 +33,7 @@ from sqlalchemy import Table, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.common.limits import column_length
 from engine.store.db import insert_rows, update_rows
 from engine.store.models import DeliveryEvent, Invitation, InvitationState, Response
 
@@ -65,6 +66,8 @@ class Event(StrEnum):
     ANSWERED = "answered"
 
 
+# The longest reason an invitation keeps (``invitations.reason``).
+REASON_LENGTH = column_length(Invitation.reason)
 _AFTER_SEND = frozenset({S.SENT, S.DELIVERED, S.FAILED})
 # The whole table: event -> {from state -> the states it may move to}.
 MOVES: Mapping[Event, Mapping[InvitationState, frozenset[InvitationState]]] = {
@@ -126,10 +129,15 @@ def sources(event: Event, to: InvitationState) -> frozenset[InvitationState]:
     return frozenset(current for current, after in MOVES[event].items() if to in after)
 
 
+def _reason(text: str | None) -> str | None:
+    """A reason as the invitation keeps it: cut to its column (a provider's words, an error code, are any length)."""
+    return text[:REASON_LENGTH] if text else text
+
+
 def _assign(invitation: Invitation, to: InvitationState, now: datetime, changes: Mapping[str, Any]) -> None:
     invitation.state = to
     for name, value in changes.items():
-        setattr(invitation, name, value)
+        setattr(invitation, name, _reason(value) if name == "reason" else value)
     invitation.updated_at = now
 
 
@@ -231,7 +239,8 @@ def move_many(
     state IN (...)``), record their delivery events; the ids moved (the others are left as they are)."""
     if not ids:
         return []
-    values = {"state": to, "updated_at": now, **({"reason": reason} if reason is not None else {}), **(changes or {})}
+    values = {"state": to, "updated_at": now, **({"reason": _reason(reason)} if reason is not None else {}),
+              **(changes or {})}  # fmt: skip
     moved = list(
         session.execute(
             update(Invitation)
