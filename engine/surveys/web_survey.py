@@ -165,7 +165,11 @@ class CheckedForm:
 def check_form(sessions: SurveySessions, flow: Flow, form: Mapping[str, Sequence[str]]) -> CheckedForm:
     """Read a posted form (``q-<question>`` → its values) for the web questions of ``flow`` (the web survey page
     and the website channel's feedback page take the same form)."""
-    posted = {q.id: list(form.get(f"q-{q.id}", ())) for q in flow.questions if q.asked_on("web")}
+    # A browser sends every line break of a text box as CR LF, while the box's maxlength counted it as one character:
+    # read them back as typed, or a comment the box allowed would be refused as too long (and stored with CRs).
+    posted = {
+        q.id: [_typed_line_breaks(v) for v in form.get(f"q-{q.id}", ())] for q in flow.questions if q.asked_on("web")
+    }
     given: dict[str, Given] = {}
     errors: dict[str, str] = {}
     for q in flow.questions:
@@ -186,6 +190,11 @@ def check_form(sessions: SurveySessions, flow: Flow, form: Mapping[str, Sequence
     if not errors and asked and all(given.get(q.id, Given()).empty for q in asked):
         errors[asked[0].id] = NOTHING_ANSWERED  # an empty form stores nothing and keeps the survey open
     return CheckedForm(posted, given, errors, applicable)
+
+
+def _typed_line_breaks(value: str) -> str:
+    """A posted text value with its line breaks as the person typed them (HTML sends each as CR LF)."""
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def take_form(session: Session, survey: OpenSurvey, form: Mapping[str, Sequence[str]]) -> Page:
