@@ -272,6 +272,9 @@
 
   async function answer(q, given) {
     if (!current || screen !== 'question' || questionId !== q.id) return;
+    // Taken once: a second tap on this question's buttons (a double tap) before the next one shows is ignored, or the
+    // session would answer it twice and the server would refuse the whole session.
+    questionId = null;
     current.session.answers.push({ question_id: q.id, ...given, answered_at: new Date().toISOString() });
     current.session.language = lang;
     await save();

@@ -1,0 +1,60 @@
+"""The kiosk page (Chromium, a tablet with touch) against a visitor who taps twice: the page must not record one
+question twice, or the server refuses the whole session ("answered twice") and every answer of that visitor is lost.
+Buttons have ``touch-action: manipulation`` (no double-tap zoom), so a quick double tap is two clicks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import browser  # noqa: F401  (Debian's Chromium, skipped where it is not installed)
+from tests.kiosk_support import register, stored
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+WAIT = 20_000
+
+
+@pytest.fixture
+def tablet(browser: Any) -> Iterator[Any]:  # noqa: F811
+    context = browser.new_context(viewport={"width": 1180, "height": 820}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True, bypass_csp=True)  # fmt: skip
+    yield context
+    context.close()
+
+
+def _enrolled_page(tablet: Any, live_server: str, runtime: Any) -> Any:
+    _, code = register(runtime, service="kiosk-quick")
+    page = tablet.new_page()
+    page.goto(f"{live_server}/kiosk/enroll/{code}")
+    page.get_by_role("button", name="Enroll this device").tap()
+    page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+    return page
+
+
+def _twice(page: Any, selector: str) -> None:
+    """Two clicks on one button, the second before the page has moved on (a double tap)."""
+    page.evaluate("(s) => { const b = document.querySelector(s); b.click(); b.click(); }", selector)
+
+
+def test_a_double_tap_on_a_rating_or_on_next_records_each_answer_once(tablet, live_server, runtime):
+    page = _enrolled_page(tablet, live_server, runtime)
+    page.get_by_role("button", name="Start", exact=True).tap()
+    page.wait_for_selector("body[data-question=trust]")
+    _twice(page, ".options .option[data-value='5']")
+    page.wait_for_selector("body[data-question=went_well]")
+    page.locator(".options .option[data-value='ease']").tap()
+    _twice(page, "button.next")
+    page.wait_for_selector("body[data-question=comments]")
+    page.locator("#answer-text").fill("Quick.")
+    _twice(page, "button.next")
+    page.wait_for_selector("body[data-state=thanks]")
+    page.wait_for_function("document.body.dataset.queue === '0'", timeout=WAIT)
+    rejected = page.evaluate("localStorage.getItem('survey-kiosk-rejected')")
+    rows = stored(runtime)
+    assert len(rows) == 1, f"the visitor's session was not stored; the server said: {rejected}"
+    [(response, answers)] = rows
+    assert response.completed_at is not None
+    assert answers["trust"].value == 5 and answers["comments"].text == "Quick." and set(answers) == {
+        "trust", "went_well", "comments"}  # fmt: skip
