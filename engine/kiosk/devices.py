@@ -485,11 +485,13 @@ def _check(item: QueuedSession, flow: Flow, now: datetime) -> list[tuple[GivenAn
     if item.completed_at is not None and any(a.answered_at > item.completed_at for a in item.answers):
         raise Rejected("an answer is dated after the session was completed")
     pairs: list[tuple[GivenAnswer, Question, Given]] = []
-    seen: set[str] = set()
+    seen: dict[str, Given] = {}
     for answer in item.answers:
         if answer.question_id in seen:
+            if answer.given == seen[answer.question_id]:
+                continue  # the same answer again (a double tap on the kiosk's button): the first stands
             raise Rejected(f"question {answer.question_id!r} is answered twice")
-        seen.add(answer.question_id)
+        seen[answer.question_id] = answer.given
         try:
             question = flow.question(answer.question_id)
         except KeyError:
