@@ -44,3 +44,40 @@ def test_a_question_given_two_different_answers_is_still_rejected(client, runtim
     assert answer.get_json()["results"][0]["status"] == "rejected"
     assert "answered twice" in answer.get_json()["results"][0]["reason"]
     assert stored(runtime) == []
+
+
+def _stepped_back(start: datetime) -> dict:
+    """A visitor's session during which the device's clock was set back 10 seconds (a network time correction): the
+    second answer is dated before the session's start, and its end before the first answer."""
+    item = session_of([("trust", 5), ("satisfaction", 4)], at=start)
+    item["answers"][0]["answered_at"] = iso(start + timedelta(seconds=2))
+    item["answers"][1]["answered_at"] = iso(start - timedelta(seconds=6))
+    item["completed_at"] = iso(start - timedelta(seconds=3))
+    return item
+
+
+def test_a_session_across_a_small_clock_step_back_is_stored_in_order(client, runtime):
+    _, credential = enrolled(runtime)
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    answer = post_batch(client, credential, [_stepped_back(start)])
+    assert answer.get_json()["results"][0]["status"] == "stored", answer.get_json()
+    [(response, answers)] = stored(runtime)
+    assert {q: a.value for q, a in answers.items()} == {"trust": 5, "satisfaction": 4}
+    # Stored in order: started at its earliest answer, completed no earlier than its last one.
+    assert response.started_at == start - timedelta(seconds=6)
+    assert response.completed_at == start + timedelta(seconds=2)
+
+
+def test_answers_far_outside_their_session_are_still_rejected(client, runtime):
+    _, credential = enrolled(runtime)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    early = session_of([("trust", 5)], at=start)
+    early["answers"][0]["answered_at"] = iso(start - timedelta(minutes=30))
+    late = session_of([("trust", 4)], at=start)
+    late["answers"][0]["answered_at"] = iso(start + timedelta(minutes=40))
+    answer = post_batch(client, credential, [early, late])
+    assert [r.get("reason") for r in answer.get_json()["results"]] == [
+        "an answer is dated before the session started",
+        "an answer is dated after the session was completed",
+    ]
+    assert stored(runtime) == []

@@ -50,6 +50,9 @@ UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout
 ENROLLMENT_VALID = timedelta(hours=24)
 # How far a device's clock may run ahead of the server's (the same tolerance as a transaction's completed_at).
 CLOCK_SKEW = timedelta(minutes=5)
+# How far a device's clock may step back during one session (a network time correction between two taps): an answer
+# dated that much before the session's start, or after its end, is the same visitor's, not a forgery.
+CLOCK_STEP = CLOCK_SKEW
 # A session older than this is refused (a device clock that is badly wrong, not an offline queue).
 MAX_AGE = timedelta(days=366)
 SPAM_WINDOW = timedelta(seconds=60)
@@ -480,9 +483,9 @@ def _check(item: QueuedSession, flow: Flow, now: datetime) -> list[tuple[GivenAn
         raise Rejected("a time is in the future: check the device's clock")
     if min(times) < now - MAX_AGE:
         raise Rejected("a time is more than a year old: check the device's clock")
-    if any(a.answered_at < item.started_at for a in item.answers):
+    if any(a.answered_at < item.started_at - CLOCK_STEP for a in item.answers):
         raise Rejected("an answer is dated before the session started")
-    if item.completed_at is not None and any(a.answered_at > item.completed_at for a in item.answers):
+    if item.completed_at is not None and any(a.answered_at > item.completed_at + CLOCK_STEP for a in item.answers):
         raise Rejected("an answer is dated after the session was completed")
     pairs: list[tuple[GivenAnswer, Question, Given]] = []
     seen: dict[str, Given] = {}
@@ -666,7 +669,7 @@ def _attempt(session: Session, batch: _Batch, item: QueuedSession) -> Outcome:
     response.suspected_spam = spam
     for answer, question, given in checked:
         sessions.record(session, response, question, given, now=answer.answered_at)
-    if item.completed_at is not None:
-        sessions.complete(session, response, now=item.completed_at)
+    if item.completed_at is not None:  # never before its last answer (the device's clock may have stepped back)
+        sessions.complete(session, response, now=max(item.completed_at, *(a.answered_at for a in item.answers)))
     session.flush()
     return Outcome(item.client_uuid, "stored", suspected_spam=spam)
