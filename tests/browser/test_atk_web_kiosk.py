@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import browser  # noqa: F401  (Debian's Chromium, skipped where it is not installed)
 from tests.kiosk_support import register, stored
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -17,7 +16,7 @@ WAIT = 20_000
 
 
 @pytest.fixture
-def tablet(browser: Any) -> Iterator[Any]:  # noqa: F811
+def tablet(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1180, "height": 820}, device_scale_factor=2, is_mobile=True,
                                   has_touch=True, bypass_csp=True)  # fmt: skip
     yield context
