@@ -1,13 +1,16 @@
-"""The kiosk page (Chromium, a tablet with touch) against a visitor who taps twice: the page must not record one
-question twice, or the server refuses the whole session ("answered twice") and every answer of that visitor is lost.
-Buttons have ``touch-action: manipulation`` (no double-tap zoom), so a quick double tap is two clicks."""
+"""The kiosk page (Chromium, a tablet with touch) in the field: a visitor who taps twice (the page must not record one
+question twice, or the server refuses the whole session as "answered twice" and every answer of that visitor is
+lost; buttons have ``touch-action: manipulation``, no double-tap zoom, so a quick double tap is two clicks), and a
+server that is down when the kiosk reloads its page (its twelve-hourly reload, or a reboot)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from werkzeug.serving import make_server
 
 from tests.kiosk_support import register, stored
 
@@ -57,3 +60,45 @@ def test_a_double_tap_on_a_rating_or_on_next_records_each_answer_once(tablet, li
     assert response.completed_at is not None
     assert answers["trust"].value == 5 and answers["comments"].text == "Quick." and set(answers) == {
         "trust", "went_well", "comments"}  # fmt: skip
+
+
+class Outage:
+    """The app behind a reverse proxy that answers 502 while the app is down (a deploy, a crash, a restart)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.down = False
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if self.down:
+            start_response("502 Bad Gateway", [("Content-Type", "text/html")])
+            return [b"<html><body><h1>502 Bad Gateway</h1></body></html>"]
+        return self.app(environ, start_response)
+
+
+@pytest.fixture
+def proxied(app: Any) -> Iterator[tuple[str, Outage]]:
+    outage = Outage(app)
+    server = make_server("127.0.0.1", 0, outage, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", outage
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_a_kiosk_reloaded_while_its_server_is_down_waits_for_it_and_comes_back_by_itself(tablet, proxied, runtime):
+    origin, outage = proxied
+    page = _enrolled_page(tablet, origin, runtime)
+    assert page.evaluate("navigator.serviceWorker.ready.then(() => true)")  # installed: page, assets, flow cached
+    page.reload()
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=WAIT)
+    page.wait_for_selector("body[data-state=start]", timeout=WAIT)
+
+    outage.down = True
+    page.reload()  # the page's twelve-hourly reload (or the tablet restarted) just as the server went down
+    page.wait_for_selector("body[data-state=unavailable]", timeout=WAIT)  # the kiosk's own page, saying so
+    outage.down = False
+    page.wait_for_selector("body[data-state=start]", timeout=45_000)  # it asks again by itself: no staff needed

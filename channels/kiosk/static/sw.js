@@ -2,14 +2,17 @@
  *
  * Served from /kiosk/sw.js with "Service-Worker-Allowed: /kiosk" and registered with scope /kiosk, so it controls
  * the page /kiosk itself. Network first (a flow update reaches the device at its next load), the cached copy when
- * the network fails or does not answer within a few seconds. A 401 (the device was revoked) empties the cache:
- * a revoked kiosk stops showing the survey. The sync POST is never touched: the page does it and keeps its queue.
+ * the network fails or does not answer within a few seconds, and for the page and its assets when the server (or
+ * its proxy) answers 5xx. A 401 (the device was revoked) empties the cache: a revoked kiosk stops showing the survey.
+ * The sync POST is never touched: the page does it and keeps its queue.
  */
 'use strict';
 
 const CACHE = 'survey-kiosk-v1';
 const KEPT = ['/kiosk', '/kiosk/assets/kiosk.js', '/kiosk/assets/kiosk.css', '/kiosk/flow.json'];
 const TIMEOUT_MS = 5000;
+// The flow's own answer always reaches the page: a 503 there says the survey must not be shown (its approval lapsed).
+const FLOW = '/kiosk/flow.json';
 
 self.addEventListener('install', (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(KEPT)).then(() => self.skipWaiting()));
@@ -45,6 +48,11 @@ async function networkFirst(request, key) {
       await cache.put(key, response.clone());
     } else if (response.status === 401) {
       await Promise.all(KEPT.map((k) => cache.delete(k)));
+    } else if (response.status >= 500 && key !== FLOW) {
+      // The server (or the proxy before it) is down: the kept page and assets, whose script says the survey cannot
+      // be shown and asks again until the server is back. Its error page would stay on the screen until staff came.
+      const kept = await cache.match(key);
+      if (kept) return kept;
     }
     return response;
   } catch (error) {
