@@ -8,6 +8,11 @@ read back from ``bench/results/<name>-latest.json`` (the figures in the table ar
 else). ``--quick`` shortens every run (fewer batches, 15 s of load instead of 60 / 30, 200,000 answers instead of
 10 million for the report): good to try the scripts, not to quote; the verdict column then says ``(quick)``.
 A benchmark that fails is shown as ``failed`` with its exit code, and the others still run.
+
+Each benchmark starts on a settled machine: before it, PostgreSQL is asked for a ``CHECKPOINT`` (so the rows the one
+before wrote are not flushed in the middle of this one's run), and the run waits until the 1-minute load average is
+at most ``--settle-load`` (default 1.0), for at most ``--settle-max`` seconds (default 120); the wait is printed.
+``--no-settle`` starts each at once, as before 2026-12-05 (stop 26).
 """
 
 from __future__ import annotations
@@ -106,10 +111,31 @@ def machine_line() -> str:
     )
 
 
+def settle(max_load: float, max_seconds: float) -> str:
+    """Checkpoint PostgreSQL, then wait for the load average to fall to ``max_load`` (at most ``max_seconds``)."""
+    from sqlalchemy import create_engine, text
+
+    started = time.monotonic()
+    try:
+        admin = create_engine(common.PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CHECKPOINT"))
+        admin.dispose()
+        checkpoint = "checkpoint done"
+    except Exception as exc:  # a benchmark without PostgreSQL still runs; the line says why nothing was flushed
+        checkpoint = f"no checkpoint ({type(exc).__name__})"
+    while os.getloadavg()[0] > max_load and time.monotonic() - started < max_seconds:
+        time.sleep(2)
+    return f"{checkpoint}; waited {time.monotonic() - started:.0f} s for load {os.getloadavg()[0]:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs: to try, not to quote")
     parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(steps(False)))
+    parser.add_argument("--settle-load", type=float, default=1.0, help="start each when the load average is this")
+    parser.add_argument("--settle-max", type=float, default=120.0, help="but wait at most this many seconds")
+    parser.add_argument("--no-settle", action="store_true", help="start each benchmark at once")
     args = parser.parse_args()
     chosen = steps(args.quick)
     names = args.only.split(",") if args.only else list(chosen)
@@ -118,6 +144,8 @@ def main() -> None:
     print(machine_line(), flush=True)
     for name in names:
         result_name, cmd = chosen[name]
+        if not args.no_settle:
+            print(f"--- settling before {name}: {settle(args.settle_load, args.settle_max)}", flush=True)
         load = os.getloadavg()[0]
         print(f"--- {name} (load {load:.2f}): {' '.join(Path(c).name if c == PY else c for c in cmd[1:])}", flush=True)
         started = time.time()
