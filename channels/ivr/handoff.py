@@ -35,7 +35,7 @@ from engine.common.i18n import best_language
 from engine.common.logs import log
 from engine.delivery.provider_reports import Report, apply_status
 from engine.intake.submit import Intake, iso
-from engine.intake.validation import BCP47, MAX_LANGUAGE, normalize_phone
+from engine.intake.validation import language_tag, normalize_phone
 from engine.runtime import Runtime
 from engine.store.models import Contact, Decision, Invitation, InvitationState, Response, Transaction
 from engine.surveys.conversations import cancel_pending
@@ -156,7 +156,7 @@ def _report(
                                "touchpoint": "phone"}  # fmt: skip
     if handoff.office:
         item["office"] = handoff.office
-    if handoff.language and len(handoff.language) <= MAX_LANGUAGE and BCP47.fullmatch(handoff.language):
+    if language_tag(handoff.language):
         item["language"] = handoff.language
     if phone:
         item["contact"] = {"phone": phone}

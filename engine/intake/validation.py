@@ -43,6 +43,11 @@ MAX_ATTRIBUTE_LENGTH = 500
 DEFAULT_PHONE_REGION = "US"
 
 
+def language_tag(value: object) -> bool:
+    """Whether ``value`` is a language tag a transaction takes: BCP 47 in shape, and short enough for its column."""
+    return isinstance(value, str) and len(value) <= MAX_LANGUAGE and BCP47.fullmatch(value) is not None
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A transaction that passed validation, typed and normalized."""
@@ -294,7 +299,7 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
         if unstorable := text_error(language, "language"):
             errors.append(unstorable)
             language = None
-        elif not isinstance(language, str) or len(language) > MAX_LANGUAGE or not BCP47.fullmatch(language):
+        elif not language_tag(language):
             errors.append(FieldError("language", "must be a BCP 47 language tag, e.g. en or es-US"))
             language = None
         else:
