@@ -243,17 +243,35 @@ def test_a_revoked_kiosk_says_so(tablet, live_server, runtime):
     assert axe_violations(page) == []
 
 
-POISON = """async () => {
-  const open = () => new Promise((resolve, reject) => {
+# The page's IndexedDB queue, as the scripts below read and write it (:func:`_on_queue`).
+QUEUE = """
+  const database = await new Promise((resolve, reject) => {
     const request = indexedDB.open('survey-kiosk', 1);
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
   });
-  const database = await open();
-  const all = await new Promise((resolve) => {
-    const request = database.transaction('sessions').objectStore('sessions').getAll();
+  const sessions = (read) => new Promise((resolve) => {
+    const request = read(database.transaction('sessions').objectStore('sessions'));
     request.onsuccess = () => resolve(request.result);
   });
+  const put = (records) => new Promise((resolve, reject) => {
+    const tx = database.transaction('sessions', 'readwrite');
+    for (const record of records) tx.objectStore('sessions').put(record);
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+  });
+"""
+
+
+def _on_queue(params: str, body: str) -> str:
+    """A script for ``page.evaluate``: ``async (params) => {...}`` running ``body`` with QUEUE's helpers."""
+    return f"async ({params}) => {{{QUEUE}{body}}}"
+
+
+POISON = _on_queue(
+    "",
+    """
+  const all = await sessions((store) => store.getAll());
   const model = all[0];
   const first = model.session.answers[0];
   const poisoned = (n, change) => {
@@ -271,15 +289,11 @@ POISON = """async () => {
     poisoned(3, (s) => { s.flow = { id: 'a11-standard', version: '2' };
                          s.answers = [{ question_id: 'trust', value: 5, answered_at: first.answered_at }]; }),
   ];
-  await new Promise((resolve, reject) => {
-    const tx = database.transaction('sessions', 'readwrite');
-    for (const record of poison) tx.objectStore('sessions').put(record);
-    tx.oncomplete = resolve;
-    tx.onerror = () => reject(tx.error);
-  });
+  await put(poison);
   database.close();
   return poison.map((r) => r.client_uuid);
-}"""
+""",
+)
 
 
 def test_poisoned_sessions_queued_ahead_are_dropped_and_the_good_ones_sync(tablet, live_server, runtime):
@@ -309,16 +323,10 @@ def test_poisoned_sessions_queued_ahead_are_dropped_and_the_good_ones_sync(table
     assert page.evaluate("document.body.dataset.queue") == "0"
 
 
-BACKDATE = """async (count) => {
-  const database = await new Promise((resolve, reject) => {
-    const request = indexedDB.open('survey-kiosk', 1);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-  const all = await new Promise((resolve) => {
-    const request = database.transaction('sessions').objectStore('sessions').getAll();
-    request.onsuccess = () => resolve(request.result);
-  });
+BACKDATE = _on_queue(
+    "count",
+    """
+  const all = await sessions((store) => store.getAll());
   const earlier = (iso) => new Date(Date.parse(iso) - 2 * 86400 * 1000).toISOString();
   const moved = all.sort((a, b) => a.seq - b.seq).slice(0, count);
   for (const record of moved) {  // answered two days ago, while the approval stood
@@ -326,30 +334,21 @@ BACKDATE = """async (count) => {
     record.session.completed_at = earlier(record.session.completed_at);
     for (const a of record.session.answers) a.answered_at = earlier(a.answered_at);
   }
-  await new Promise((resolve, reject) => {
-    const tx = database.transaction('sessions', 'readwrite');
-    for (const record of moved) tx.objectStore('sessions').put(record);
-    tx.oncomplete = resolve;
-    tx.onerror = () => reject(tx.error);
-  });
+  await put(moved);
   database.close();
   return moved.map((r) => r.client_uuid);
-}"""
+""",
+)
 
 
-ON_DEVICE = """async () => {
-  const database = await new Promise((resolve, reject) => {
-    const request = indexedDB.open('survey-kiosk', 1);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-  const count = await new Promise((resolve) => {
-    const request = database.transaction('sessions').objectStore('sessions').count();
-    request.onsuccess = () => resolve(request.result);
-  });
+ON_DEVICE = _on_queue(
+    "",
+    """
+  const count = await sessions((store) => store.count());
   database.close();
   return count;
-}"""
+""",
+)
 
 
 def test_a_kiosk_that_cannot_show_the_survey_still_sends_its_queue(tablet, live_server, runtime):
