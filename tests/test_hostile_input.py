@@ -94,6 +94,35 @@ def test_unstorable_text_in_a_transaction_is_a_422_naming_the_field(client, auth
     assert counts(runtime) == before
 
 
+# Files under the host's zoneinfo folder that ZoneInfo opens but that name no place: the machine's own zone, the
+# rule file, and copies under other names (a leap-second clock 27 s off). Each exists on Debian's tzdata.
+NOT_PLACES = ["localtime", "posixrules", "right/America/New_York", "posix/America/New_York", "Etc/../UTC"]
+
+
+@pytest.mark.parametrize("zone", NOT_PLACES)
+def test_a_host_zone_file_that_is_not_an_iana_name_is_refused(client, auth, runtime, zone):
+    before = counts(runtime)
+    response = post(client, tx("TZ-1", contact={"timezone": zone}), auth)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert fields(response) == ["contact.timezone"]
+    assert "IANA" in response.get_json()["errors"][0]["message"]
+    assert counts(runtime) == before
+    assert post(client, tx("TZ-2", contact={"timezone": "America/New_York"}), auth).status_code == 200
+
+
+def test_an_invalid_item_echoes_its_id_only_when_it_is_one(client, auth, runtime):
+    """A batch's invalid result echoes the item's id so the client can match it, unless that id is itself the
+    problem: a megabyte, or text no database keeps, is not sent back (``null``; its error names ``id``)."""
+    items = [tx("E-1", service="nope"), tx("E" * 1_000_000), tx(SURROGATE), tx(NUL), tx("  ")]
+    response = post(client, {"transactions": items}, auth)
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [r["decision"] for r in results] == ["invalid"] * 5
+    assert [r["id"] for r in results] == ["E-1", None, None, None, None]
+    assert [e["field"] for r in results[1:] for e in r["errors"]] == [f"transactions[{i}].id" for i in range(1, 5)]
+    assert len(response.get_data()) < 10_000
+
+
 @pytest.mark.parametrize("bad", [NUL, SURROGATE], ids=["nul", "surrogate"])
 def test_unstorable_attribute_names_are_refused(client, auth, runtime, bad):
     response = post(client, tx("T-2", attributes={bad: "x"}), auth)

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 
 from engine.catalog.durations import parse_duration
 from engine.common.errors import ConfigError
-from engine.common.limits import cut, length_problem
+from engine.common.limits import cut, length_problem, zone_problem
 from engine.store.models import Office, Service
 from engine.surveys.flow_rules import omb_number_problem
 from engine.surveys.flows import Flow, Pra, load_flows, parse_pra
@@ -199,10 +199,9 @@ def _fits(raw: dict[str, Any], columns: dict[str, Any], where: str) -> None:
 def _zone(name: Any, where: str) -> ZoneInfo:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}: timezone must be an IANA name such as America/New_York")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"{where}: unknown time zone {name!r} (use an IANA name such as America/New_York)") from exc
+    if zone_problem(name):
+        raise ConfigError(f"{where}: unknown time zone {cut(name)!r} (use an IANA name such as America/New_York)")
+    return ZoneInfo(name)
 
 
 def _duration(value: Any, where: str) -> timedelta:

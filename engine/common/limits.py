@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import zoneinfo
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 MAX_JSON_DEPTH = 32
@@ -71,6 +73,29 @@ def moment_problem(value: datetime) -> str | None:
     if not EARLIEST <= utc <= LATEST:
         return "must fall between the years 1970 and 9999 once its offset is applied"
     return None
+
+
+# Names the host's zoneinfo resolves that are not places: the machine's own setting ("localtime": whatever zone the
+# host is set to) and tzcode's rule file ("posixrules"). "posix/…" and "right/…" (leap-second clocks, 27 s apart)
+# are copies of the zones under other names; ``available_timezones`` leaves them out already.
+_NOT_A_PLACE = frozenset({"localtime", "posixrules"})
+
+
+@lru_cache(maxsize=1)
+def _iana_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones() - _NOT_A_PLACE)
+
+
+def zone_problem(name: str) -> str | None:
+    """Why ``name`` is not an IANA time zone name this host knows, or ``None``.
+
+    ``ZoneInfo`` opens any file under the zoneinfo folders, so "localtime" (the host's own zone) or
+    "right/America/New_York" (a clock that counts leap seconds) would be taken: quiet hours and calendar days would
+    then follow the machine's settings, not the place. The first call reads the host's list of zones once.
+    """
+    if name in _iana_zones():
+        return None
+    return f"{cut(name)!r} is not an IANA time zone name (e.g. America/New_York)"
 
 
 def json_depth(value: Any) -> int:

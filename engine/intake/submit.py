@@ -26,7 +26,7 @@ from engine.common.errors import FieldError, ValidationFailed
 from engine.intake import facts as store_facts
 from engine.intake import rules, writing
 from engine.intake.facts import BatchFacts, invitation_view, iso, result
-from engine.intake.validation import Candidate, parse_transaction
+from engine.intake.validation import Candidate, parse_transaction, usable_id
 from engine.intake.writing import Planned, attach_survey_urls
 from engine.runtime import Runtime
 from engine.store.db import plans, utcnow
@@ -38,9 +38,8 @@ MAX_BATCH = 1000
 
 
 def invalid_result(raw: Any, errors: Sequence[FieldError]) -> dict[str, Any]:
-    external_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
     return {
-        "id": external_id,
+        "id": usable_id(raw),
         "decision": Decision.INVALID.value,
         "reason": None,
         "channel": None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import email_validator
 import phonenumbers
@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from engine.catalog.services import Catalog, OfficeConfig, ServiceConfig
 from engine.common.errors import FieldError, ValidationFailed
-from engine.common.limits import column_length, cut, moment_problem, number_problem, text_problem
+from engine.common.limits import column_length, cut, moment_problem, number_problem, text_problem, zone_problem
 from engine.intake.rules import PROMPT_CHANNEL, in_future
 from engine.store.models import Transaction
 
@@ -223,10 +223,23 @@ def parse_zone(value: Any, name: str) -> ZoneInfo:
     unstorable = text_error(value, name)
     if unstorable:
         raise unstorable
-    try:
-        return zone_named(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise FieldError(name, f"{cut(value)!r} is not an IANA time zone name (e.g. America/New_York)") from None
+    problem = zone_problem(value)
+    if problem:
+        raise FieldError(name, problem)
+    return zone_named(value)
+
+
+def _id_error(value: Any) -> FieldError | None:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID:
+        return FieldError("id", f"is required: a string of 1 to {MAX_ID} characters")
+    return text_error(value, "id")
+
+
+def usable_id(raw: Any) -> str | None:
+    """The ``id`` of a posted transaction when it is one intake takes, else None: what an invalid item's result may
+    echo (an id of megabytes, or text no database keeps, is the problem its error names, not a name to send back)."""
+    value = raw.get("id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and _id_error(value) is None else None
 
 
 def _unknown(obj: dict[str, Any], allowed: set[str], prefix: str, errors: list[FieldError]) -> None:
@@ -251,10 +264,8 @@ def parse_transaction(raw: Any, catalog: Catalog, now: datetime) -> Candidate:
     _unknown(raw, TRANSACTION_FIELDS, "", errors)
 
     external_id = raw.get("id")
-    if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > MAX_ID:
-        errors.append(FieldError("id", f"is required: a string of 1 to {MAX_ID} characters"))
-    elif unstorable := text_error(external_id, "id"):
-        errors.append(unstorable)
+    if id_error := _id_error(external_id):
+        errors.append(id_error)
 
     service = None
     slug = raw.get("service")
