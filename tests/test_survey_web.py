@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import re
 import threading
 from datetime import UTC, datetime, time, timedelta
@@ -15,6 +17,7 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
 from engine.app import create_app
+from engine.common.crypto import token_hash
 from engine.delivery.dispatch import Dispatcher
 from engine.runtime import build_runtime
 from engine.store.models import Answer, Invitation, InvitationState, Response, SurveyToken
@@ -119,6 +122,28 @@ def test_a_forged_or_stale_form_is_refused(client, link, runtime):
     stale = {**form, "issued": str(int(form["issued"]) - 7 * 3600), "q-satisfaction": "5"}
     assert client.post(path, data=stale).status_code == 400
     assert _answers(runtime) == {}
+
+
+def test_a_form_left_open_too_long_comes_back_with_what_was_typed(client, link, runtime):
+    """A genuine form posted after its token's 6 hours: nothing recorded, the same answers shown again under a fresh
+    token (the link is still open, so the customer sends them with one more tap instead of typing them again)."""
+    path = link()
+    token = path.rsplit("/", 1)[1]
+    form = _form(client.get(path).get_data(as_text=True))
+    issued = int(form["issued"]) - 6 * 3600 - 60
+    signed = hmac.new(runtime.settings.secret_key.encode(), f"survey-form:{token_hash(token)}:{issued}".encode(),
+                      hashlib.sha256).hexdigest()  # fmt: skip
+    typed = {"q-satisfaction": "4", "q-comments": "Kept\r\nacross lines <b>"}
+    back = client.post(path, data={**form, "issued": str(issued), "csrf_token": signed, **typed})
+    html = back.get_data(as_text=True)
+    assert back.status_code == 400 and "open for a long time" in html
+    assert re.search(r'name="q-satisfaction" value="4" checked', html)
+    assert "Kept\nacross lines &lt;b&gt;</textarea>" in html
+    assert _answers(runtime) == {}
+    fresh = _form(html)
+    assert int(fresh["issued"]) > issued and fresh["csrf_token"] != signed
+    assert client.post(path, data={**fresh, **typed}).status_code == 200
+    assert _answers(runtime)["satisfaction"][1] == 4 and _answers(runtime)["comments"][2] == "Kept\nacross lines <b>"
 
 
 def test_expired_link_is_410_and_unknown_is_404(client, link, runtime):

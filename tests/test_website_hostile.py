@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from typing import Any
@@ -45,7 +46,11 @@ def test_a_genuine_token_is_good_for_two_hours_and_no_more_nor_from_the_future(c
     now = int(time.time())
     for issued in (now - 2 * 3600 - 60, now + 600):
         refused = client.post("/f/web-feedback", data=signed_form("web-feedback", issued))
-        assert refused.status_code == 400 and "Open the survey again" in refused.text, issued
+        # Nothing stored; what was typed comes back under a fresh token, so the visitor need not type it again.
+        assert refused.status_code == 400 and "open for a long time" in refused.text, issued
+        assert 'value="5" checked' in refused.text
+        fresh = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', refused.text))
+        assert fresh["nonce"] and abs(int(fresh["issued"]) - now) < 60, issued
     assert stored(runtime) == [] and forms_kept(runtime) == 0
     assert client.post("/f/web-feedback", data=signed_form("web-feedback", now - 3600)).status_code == 200
     assert len(stored(runtime)) == 1
@@ -120,6 +125,9 @@ def test_from_records_only_a_page_of_an_allowed_origin(client, runtime):
     assert recorded("https://www.example.gov:443/renew") == f"{ORIGIN}/renew"
     assert recorded("http://127.0.0.1:8765/x") == "http://127.0.0.1:8765/x"
     assert recorded(f"{ORIGIN}/ñandú") == f"{ORIGIN}/ñandú"
+    # Invisible characters (a right-to-left override would show "/renew\u202egnp.exe" reversed) are spelled out.
+    assert recorded(f"{ORIGIN}/renew\u202egnp.exe") == f"{ORIGIN}/renew%E2%80%AEgnp.exe"
+    assert recorded(f"{ORIGIN}/a\u200bb\u2066c d") == f"{ORIGIN}/a%E2%80%8Bb%E2%81%A6c%20d"
     nul = client.get("/f/web-feedback?from=" + quote(f"{ORIGIN}/\x00"))
     assert nul.status_code == 422
     # A posted ``from`` goes through the same check.

@@ -43,11 +43,12 @@ import hmac
 import json
 import secrets
 import time
+import unicodedata
 from datetime import datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, g, render_template, request, send_from_directory
 from sqlalchemy import func, select
@@ -62,7 +63,7 @@ from engine.store.db import unit_of_work, utcnow
 from engine.store.models import Service, WebsiteForm
 from engine.surveys.flows import Flow
 from engine.surveys.sessions import SurveySessions
-from engine.surveys.web_survey import check_form, page_context, question_views
+from engine.surveys.web_survey import STALE_FORM, check_form, page_context, question_views
 from engine.webapp.support import checks_own_form, public, runtime
 
 CHANNEL = "website"
@@ -179,7 +180,14 @@ def page_url(service: ServiceConfig, raw: str | None) -> str | None:
     origin = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if shown_port else "")
     if origin.lower() not in service.website.origins:
         return None
-    return (origin.lower() + (parts.path or "/"))[:MAX_PAGE_URL]
+    return (origin.lower() + _visible(parts.path or "/"))[:MAX_PAGE_URL]
+
+
+def _visible(path: str) -> str:
+    """``path`` with every invisible character percent-encoded, as a browser's address bar would show it: controls,
+    format characters (bidi overrides, which would turn the page's address around on the dashboard and in the
+    export) and separators. Letters of any script stay as they are."""
+    return "".join(quote(ch, safe="") if unicodedata.category(ch)[0] in "CZ" else ch for ch in path)
 
 
 # -- the page -----------------------------------------------------------------------------------------------------
@@ -237,6 +245,10 @@ def feedback(service: str) -> Any:
 
     came_from = page_url(config, request.form.get("from"))
     form, why = _posted_form(config.slug)
+    if why == "expired":  # nothing stored; what was typed comes back under a fresh form
+        checked = check_form(sessions, flow, request.form.to_dict(flat=False))
+        views = question_views(sessions, flow, ctx["service_name"], language, checked.posted, {})
+        return _form_page(ctx, 400, new_form(config.slug), views, came_from, notice=translate(language, STALE_FORM))
     if form is None:
         return _render("website/expired_form.html", 400, reason=why, came_from=came_from or "", **ctx)
     if request.form.get(HONEYPOT):

@@ -42,14 +42,14 @@ def _csrf(token: str, issued: int) -> str:
     return hmac.new(key, f"survey-form:{token_hash(token)}:{issued}".encode(), hashlib.sha256).hexdigest()
 
 
-def _csrf_ok(token: str) -> bool:
+def _csrf_state(token: str) -> str:
+    """The posted form's anti-forgery token: ``ok``, ``stale`` (genuine, but shown more than
+    :data:`CSRF_MAX_AGE` ago) or ``forged``."""
     issued = whole_number(request.form.get("issued", ""), 0, 2**63 - 1)  # 5,000 digits: int() would raise
     given = request.form.get("csrf_token", "")
-    if issued is None or not given:
-        return False
-    if not 0 <= time.time() - issued <= CSRF_MAX_AGE:
-        return False
-    return same_secret(given, _csrf(token, issued))
+    if issued is None or not given or not same_secret(given, _csrf(token, issued)):
+        return "forged"
+    return "ok" if 0 <= time.time() - issued <= CSRF_MAX_AGE else "stale"
 
 
 def _render(page: web_survey.Page, token: str) -> tuple[str, int]:
@@ -75,7 +75,10 @@ def survey(token: str) -> Any:
         g.language = opened.language
         if request.method != "POST":  # GET, or HEAD (a link checker's): the page, never a form check
             return _render(web_survey.form_page(opened, request.args.get("q"), request.args.get("a")), token)
-        if not _csrf_ok(token):
+        state = _csrf_state(token)
+        if state == "forged":
             return _render(web_survey.Page("survey/expired_form.html", 400, {**opened.context, "token": token}), token)
         form = {key: request.form.getlist(key) for key in request.form}
+        if state == "stale":  # nothing recorded; the answers come back under a fresh token
+            return _render(web_survey.stale_form(opened, form), token)
         return _render(web_survey.take_form(session, opened, form), token)

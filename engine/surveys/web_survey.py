@@ -34,6 +34,11 @@ from engine.surveys.tokens import invitation_for
 
 UNSTORABLE = N_("This answer holds a character we cannot store. Please remove it and send again.")
 NOTHING_ANSWERED = N_("Please answer at least one question before you send your answers.")
+# A genuine form posted after its anti-forgery token's time ran out: nothing is recorded, and the form comes back
+# with what was typed in it, under a fresh token (a customer who left the page open must not type it all again).
+STALE_FORM = N_(
+    "This page was open for a long time, so your answers have not been sent yet. Please check them and send them again."
+)
 # How long, from the effective PRA block's burden minutes (SPEC §2 rule 9).
 HOW_LONG = N_("This survey is voluntary and takes about {duration}.")
 
@@ -215,6 +220,15 @@ def take_form(session: Session, survey: OpenSurvey, form: Mapping[str, Sequence[
     except IntegrityError:  # a second submission raced this one: it stands, this stores nothing
         return Page("survey/received.html", 409, survey.context)
     return Page("survey/thanks.html", 200, survey.context)
+
+
+def stale_form(survey: OpenSurvey, form: Mapping[str, Sequence[str]]) -> Page:
+    """A genuine form posted too late to be taken (its anti-forgery token's time ran out): recorded nothing, shown
+    again with its answers (the values no database can keep left out) and :data:`STALE_FORM` (400)."""
+    checked = check_form(survey.sessions, survey.flow, form)
+    views = _views(survey, checked.posted, {})
+    notice = translate(survey.language, STALE_FORM)
+    return Page("survey/form.html", 400, {**survey.context, "questions": views, "errors": [], "notice": notice})
 
 
 def _views(survey: OpenSurvey, answers: dict[str, list[str]], errors: dict[str, str]) -> list[QuestionView]:
