@@ -223,3 +223,36 @@ def test_no_button_while_the_approval_is_expired_and_it_comes_back_when_renewed(
     page.goto(agency_sites[0] + "/lapsed")
     page.get_by_role("button", name="Feedback").wait_for()
     assert errors == []
+
+
+def test_closing_the_dialog_half_answered_keeps_the_answers_and_a_sent_survey_opens_fresh(
+    desktop, live_server, agency_sites, runtime
+):
+    """Closed by mistake (Escape, a click outside, Close), the dialog opens again as it was left; once the survey
+    was sent, the next opening is a new survey (a new page load, whose answers are another response)."""
+    page = desktop
+    PAGES["/keep"] = _host_page(live_server)
+    page.goto(agency_sites[0] + "/keep")
+    button = page.get_by_role("button", name="Feedback")
+    button.click()
+    frame = page.frame_locator("#survey-feedback-dialog iframe")
+    frame.locator("#q-satisfaction-4").check()
+    frame.locator("#q-comments").fill("The renewal form\nwas clear.")
+    page.get_by_role("button", name="Close").click()
+    page.get_by_role("dialog").wait_for(state="hidden")
+    button.click()
+    assert frame.locator("#q-satisfaction-4").is_checked()
+    assert frame.locator("#q-comments").input_value() == "The renewal form\nwas clear."
+    with runtime.sessions() as session:
+        assert session.execute(select(Response)).first() is None  # nothing sent by closing
+    frame.get_by_role("button", name="Submit your answers").click()
+    frame.get_by_text("Thank you").first.wait_for()
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="hidden")
+    button.click()
+    frame.locator("form.survey").wait_for()
+    assert not frame.locator("#q-satisfaction-4").is_checked()
+    assert frame.locator("#q-comments").input_value() == ""
+    with runtime.sessions() as session:
+        texts = session.execute(select(Answer.text).where(Answer.text.is_not(None))).scalars().all()
+    assert texts == ["The renewal form\nwas clear."]

@@ -3,6 +3,7 @@
 // service's allowed origins, it adds a persistent button that opens the feedback survey in a modal dialog:
 // reachable by keyboard and screen reader, focus kept inside, Escape closes, focus goes back to the button. The
 // survey opens in the page's language (<html lang>) and records the page (origin and path, never the query).
+// Closed half-answered, it opens again as it was left.
 (function () {
   "use strict";
   var settings = /*SETTINGS*/null;
@@ -64,9 +65,14 @@
       if (event.key === "Tab" && event.shiftKey && frame) { event.preventDefault(); frame.focus(); }
     });
 
+    // The survey page stays loaded while the dialog is closed, so that closing it by mistake loses nothing typed;
+    // once the survey says it is done (sent, or nothing left to answer), the next opening loads a fresh one.
     var frame = null;
+    var finished = false;
     function open() {
       if (dialog.open) { return; }
+      if (frame) { dialog.showModal(); close.focus(); return; }
+      finished = false;
       frame = document.createElement("iframe");
       frame.title = words.title;
       frame.src = survey + "?embed=1&lang=" + encodeURIComponent(lang) + "&from=" +
@@ -81,14 +87,16 @@
       if (dialog.open) { dialog.close(); }
     }
     dialog.addEventListener("close", function () {
-      if (frame) { frame.remove(); frame = null; }  // a new page load (and form token) each time it opens
+      if (frame && finished) { frame.remove(); frame = null; }  // a new page load (and form token) next time
       button.focus();
     });
     dialog.addEventListener("click", function (event) { if (event.target === dialog) { shut(); } });
     close.addEventListener("click", shut);
     button.addEventListener("click", open);
     window.addEventListener("message", function (event) {
-      if (event.origin === surveyOrigin && event.data && event.data.surveyFeedback === "close") { shut(); }
+      if (!frame || event.origin !== surveyOrigin || event.source !== frame.contentWindow || !event.data) { return; }
+      if (event.data.surveyFeedback === "close") { shut(); }
+      if (event.data.surveyFeedback === "done") { finished = true; }
     });
     document.body.appendChild(button);
     document.body.appendChild(dialog);
