@@ -194,7 +194,9 @@ def test_a_sample_rate_in_0_1_is_accepted(dirs, rate):
     assert load_catalog(config, flows).services[SLUG].sample_rate == rate
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "EST5", "America/NewYork", "", 5])
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus_Mons", "EST5", "America/NewYork", "", 5, "localtime", "right/America/New_York"]
+)
 def test_an_unknown_time_zone_is_refused(dirs, zone):
     refused(dirs, SLUG, "timezone", timezone=zone)
 
