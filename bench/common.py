@@ -279,6 +279,22 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 # -- machine and results ----------------------------------------------------------------------------------------
 
 
+def python_speed_ms(repeat: int = 5) -> float:
+    """How fast this host runs Python: the best of ``repeat`` timings of one fixed pure-Python loop, in ms.
+
+    The same commit gave very different figures on two hosts of the same size (bench/README.md, stops 25-27). The
+    benchmarks' figures scale with this one, so a reader can compare runs from different hosts by it. Taken when
+    the machine is quiet (``bench/run`` takes it before the first benchmark)."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - started)
+    return round(1000 * best, 1)
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:

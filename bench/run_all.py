@@ -107,7 +107,8 @@ def machine_line() -> str:
     load = os.getloadavg()
     return (
         f"machine: {m['nproc']} cores, {m['cpu']}, {m['mem_total_gb']} GB; load average now {load[0]:.2f} {load[1]:.2f} "
-        f"{load[2]:.2f}; this run's niceness {m['niceness']}"
+        f"{load[2]:.2f}; this run's niceness {m['niceness']}; Python speed {common.python_speed_ms()} ms "
+        "(common.python_speed_ms: a fixed loop, best of 5; lower is faster)"
     )
 
 
