@@ -146,14 +146,21 @@ def test_spanish_portrait_and_branching(browser, live_server, runtime):
         assert axe_violations(page) == []
         page.get_by_role("button", name="Siguiente").tap()
         page.wait_for_selector("body[data-question=comments]")
-        page.get_by_role("button", name="Omitir").tap()
+        # A comment half-typed stays through a change of language, there and back.
+        page.locator("#answer-text").fill("Muy rápido.")
+        for other, code in (("English", "en"), ("Español", "es")):
+            page.get_by_role("button", name=other).tap()
+            page.wait_for_function(f"document.documentElement.lang === '{code}'")
+            assert page.locator("#answer-text").input_value() == "Muy rápido."
+        page.locator("button.next").tap()
         page.wait_for_selector("body[data-state=thanks]")
         _wait_queue_empty(page)
     finally:
         context.close()
     [(response, answers)] = stored(runtime)
     assert response.language == "es" and response.completed_at is not None
-    assert answers["trust"].value == 1 and set(answers) == {"trust", "could_be_better"}
+    assert answers["trust"].value == 1 and set(answers) == {"trust", "could_be_better", "comments"}
+    assert answers["comments"].text == "Muy rápido."
 
 
 def test_idle_reset_keeps_a_partial_response(tablet, live_server, runtime):
@@ -386,3 +393,27 @@ def test_a_kiosk_that_cannot_show_the_survey_still_sends_its_queue(tablet, live_
     assert len(dropped) == 1 and dropped[0]["client_uuid"] not in before
     assert dropped[0]["reason"].startswith("the PRA approval of this survey")
     assert axe_violations(page) == []
+
+
+def test_a_kiosk_that_cannot_show_the_survey_says_how_many_answers_wait_on_it(tablet, live_server, runtime):
+    """The service left the configuration while sessions waited on an offline kiosk: flow.json and the sync both
+    answer 503, the sessions stay on the device, and the page says so in its own words (no survey words to use),
+    so that staff know answers are waiting before they wipe or move the tablet."""
+    page = _enroll(tablet, live_server, runtime, service="kiosk-quick")
+    tablet.set_offline(True)
+    for rating in ("5", "1"):
+        _answer_one(page, rating)
+    page.wait_for_function("document.body.dataset.queue === '2'", timeout=WAIT)
+    service = runtime.catalog.services.pop("kiosk-quick")
+    try:
+        page.close()
+        tablet.set_offline(False)
+        page = tablet.new_page()
+        page.goto(f"{live_server}/kiosk")
+        page.wait_for_selector("body[data-state=unavailable]", timeout=WAIT)
+        status = page.locator("#kiosk-status")
+        expect(status).to_have_text("Answers saved on this device, waiting to be sent: 2", timeout=WAIT)
+        assert page.evaluate(ON_DEVICE) == 2 and stored(runtime) == []
+        assert axe_violations(page) == []
+    finally:
+        runtime.catalog.services["kiosk-quick"] = service

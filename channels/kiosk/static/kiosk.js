@@ -309,9 +309,12 @@
     if (screen === 'question' && questionId) {
       const q = doc.flow.questions.find((x) => x.id === questionId);
       const keep = new Set(chosen);
+      const typed = main.querySelector('#answer-text');
+      const text = typed ? typed.value : null;
       render(q);
       chosen = keep;
       for (const b of main.querySelectorAll('.toggle')) b.setAttribute('aria-pressed', chosen.has(b.dataset.value) ? 'true' : 'false');
+      if (text !== null) main.querySelector('#answer-text').value = text;  // a comment half-typed stays
     } else if (screen === 'thanks') {
       const words = t();
       show('thanks',
@@ -427,8 +430,10 @@
   async function showQueue() {
     const count = (await everything()).filter((r) => r.state === 'queued').length;
     document.body.dataset.queue = String(count);
-    if (doc && count) {
-      statusLine.textContent = fill(t().ui.queued, { count });
+    // Without a survey to show (flow.json refused), the page's own words say it: staff see answers are waiting.
+    const words = doc ? t().ui.queued : document.body.dataset.queued;
+    if (words && count) {
+      statusLine.textContent = fill(words, { count });
       statusLine.hidden = false;
     } else {
       statusLine.hidden = true;
