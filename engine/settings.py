@@ -239,7 +239,7 @@ def load_settings(
         secret_key=found["SURVEY_ENGINE_SECRET_KEY"],
         encryption_key=found["SURVEY_ENGINE_ENCRYPTION_KEY"],
         providers={name: values[name] for name in PROVIDER_SETTINGS if values.get(name)},
-        log_level=values.get("SURVEY_ENGINE_LOG_LEVEL", "INFO").upper(),
+        log_level=_log_level(values.get("SURVEY_ENGINE_LOG_LEVEL") or "INFO"),
         dispatch_lease_seconds=_seconds(values, "SURVEY_ENGINE_DISPATCH_LEASE_SECONDS", 300.0, allow_zero=False),
         api_key_cache_seconds=_seconds(values, "SURVEY_ENGINE_API_KEY_CACHE_SECONDS", 5.0),
         database_ping_seconds=_seconds(values, "SURVEY_ENGINE_DATABASE_PING_SECONDS", 10.0),
@@ -247,6 +247,19 @@ def load_settings(
         locales_dir=_folder(values, "SURVEY_ENGINE_LOCALES_DIR"),
         proxy_hops=_proxy_hops(values.get("SURVEY_ENGINE_PROXY_HOPS") or "0"),
     )
+
+
+# The levels SURVEY_ENGINE_LOG_LEVEL takes, as Python's logging names them (in any letter case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(raw: str) -> str:
+    """A level ``logging`` knows: any other value (``verbose``, ``10``) is one line naming the variable, not a
+    traceback from every role's logging set-up; an empty value is the default, like every other setting's."""
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"SURVEY_ENGINE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
 
 
 def _proxy_hops(raw: str) -> int:

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from engine.reporting.fiscal import fiscal_quarter
+from engine.settings import load_settings
 from engine.store.db import utcnow
 from tests.dashboard_support import csrf_of
 from tests.test_cli import cli, sqlite_env  # noqa: F401  (the fixture)
@@ -68,3 +71,33 @@ def test_after_the_demo_the_dashboard_shows_it_and_the_a11_csv_is_one_file(sqlit
     )  # fmt: skip
     assert from_dashboard.data == from_api.data == from_cli.stdout
     assert from_api.data.startswith(b"fiscal_year,quarter,agency,service_slug,")
+
+
+# -- settings a newcomer or an operator gets wrong: one line naming the setting, never a traceback -----------------
+
+
+def one_line_refusal(run: subprocess.CompletedProcess[str], *words: str) -> str:
+    """The command ended with status 1 and one ``Error:`` line holding ``words``, no traceback."""
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), run.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("level", ["verbose", "10", "trace"])
+def test_a_log_level_logging_does_not_know_is_one_line_naming_the_setting(sqlite_env, level):  # noqa: F811
+    """``SURVEY_ENGINE_LOG_LEVEL=verbose`` ended ``serve`` (and ``web``'s workers, and ``worker``) with a traceback
+    from logging's set-up ("ValueError: Unknown level: 'VERBOSE'")."""
+    run = cli("serve", "--port", "1", env={**sqlite_env, "SURVEY_ENGINE_LOG_LEVEL": level})
+    one_line_refusal(run, "SURVEY_ENGINE_LOG_LEVEL", repr(level), "DEBUG, INFO, WARNING, ERROR, CRITICAL")
+
+
+@pytest.mark.parametrize(("given", "level"), [("", "INFO"), ("debug", "DEBUG"), (" Warning ", "WARNING")])
+def test_a_log_level_is_read_in_any_case_and_an_empty_one_is_the_default(tmp_path, given, level):
+    """An empty value (``SURVEY_ENGINE_LOG_LEVEL=`` in an env file) is unset, as for every other setting: it was
+    kept as the level "" and logging refused it."""
+    env = {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path), "SURVEY_ENGINE_LOG_LEVEL": given}
+    assert load_settings(env).log_level == level
