@@ -205,6 +205,7 @@ def load_settings(
     if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
         # psycopg 3 is the driver we ship; accept the plain URL people copy from their provider.
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    _check_database_url(database_url)
     embedded = database_url.startswith("sqlite")
     if embedded:
         owner_only_dir(instance_dir)  # SPEC §2 rule 12: the folder of the database and secrets, owner only
@@ -247,6 +248,29 @@ def load_settings(
         locales_dir=_folder(values, "SURVEY_ENGINE_LOCALES_DIR"),
         proxy_hops=_proxy_hops(values.get("SURVEY_ENGINE_PROXY_HOPS") or "0"),
     )
+
+
+# The stores the engine runs on, as SQLAlchemy names them (``postgresql://`` and ``postgres://`` are read as the first).
+DATABASE_DRIVERS = ("postgresql+psycopg", "sqlite", "sqlite+pysqlite")
+DATABASE_URL_FORM = "postgresql://USER[:PASSWORD]@HOST[:PORT]/NAME (psycopg 3) or sqlite:////PATH/TO/FILE.db"
+
+
+def _check_database_url(url: str) -> None:
+    """A URL of a store the engine runs on, else one line naming the variable and its form; never the URL itself,
+    which may hold a password (a URL that cannot be parsed ended every command with SQLAlchemy's traceback, and an
+    unknown scheme or driver with an import error)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        drivername = make_url(url).drivername
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"SURVEY_ENGINE_DATABASE_URL is not a database URL: expected {DATABASE_URL_FORM}") from None
+    if drivername not in DATABASE_DRIVERS:
+        raise ConfigError(
+            f"SURVEY_ENGINE_DATABASE_URL names {drivername!r}, which the engine does not run on: expected "
+            f"{DATABASE_URL_FORM}"
+        )
 
 
 # The levels SURVEY_ENGINE_LOG_LEVEL takes, as Python's logging names them (in any letter case).

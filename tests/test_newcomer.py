@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine.common.errors import ConfigError
 from engine.reporting.fiscal import fiscal_quarter
 from engine.settings import load_settings
 from engine.store.db import utcnow
+from tests.conftest import ENCRYPTION, SECRET
 from tests.dashboard_support import csrf_of
 from tests.test_cli import cli, sqlite_env  # noqa: F401  (the fixture)
 
@@ -101,3 +103,27 @@ def test_a_log_level_is_read_in_any_case_and_an_empty_one_is_the_default(tmp_pat
     kept as the level "" and logging refused it."""
     env = {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path), "SURVEY_ENGINE_LOG_LEVEL": given}
     assert load_settings(env).log_level == level
+
+
+BAD_DATABASE_URLS = [
+    ("postgressql://root:hunter2-secret@127.0.0.1:5432/survey", "'postgressql'"),  # a typo in the scheme
+    ("mysql://root:hunter2-secret@127.0.0.1/survey", "'mysql'"),
+    ("postgresql+psycopg2://root:hunter2-secret@127.0.0.1/survey", "'postgresql+psycopg2'"),  # not installed
+    ("root:hunter2-secret@127.0.0.1:5432/survey", "is not a database URL"),  # the scheme left out
+]
+
+
+@pytest.mark.parametrize(("url", "named"), BAD_DATABASE_URLS)
+def test_a_database_url_the_engine_cannot_run_on_is_one_line_naming_the_setting(tmp_path, url, named):
+    """An operator's mistyped ``SURVEY_ENGINE_DATABASE_URL`` ended ``db upgrade``, ``web`` and ``worker`` with
+    SQLAlchemy's traceback (NoSuchModuleError, ModuleNotFoundError: MySQLdb / psycopg2, ArgumentError). The line
+    names the variable and the form it takes, and never the password."""
+    env = {"SURVEY_ENGINE_DATABASE_URL": url, "SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
+           "SURVEY_ENGINE_SECRET_KEY": SECRET, "SURVEY_ENGINE_ENCRYPTION_KEY": ENCRYPTION}  # fmt: skip
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env)
+    assert "SURVEY_ENGINE_DATABASE_URL" in str(refused.value) and named in str(refused.value)
+    assert "hunter2" not in str(refused.value) and "postgresql://USER" in str(refused.value)
+    for command in (["db", "upgrade"], ["worker"]):
+        line = one_line_refusal(cli(*command, env=env), "SURVEY_ENGINE_DATABASE_URL", named)
+        assert "hunter2" not in line
