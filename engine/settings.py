@@ -14,6 +14,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from engine.common.errors import ConfigError
 
@@ -234,9 +235,7 @@ def load_settings(
         instance_dir=instance_dir,
         config_dir=Path(values.get("SURVEY_ENGINE_CONFIG_DIR") or root / "config").resolve(),
         flows_dir=Path(values.get("SURVEY_ENGINE_FLOWS_DIR") or root / "flows").resolve(),
-        public_url=(values.get("SURVEY_ENGINE_PUBLIC_URL") or default_public_url or "http://127.0.0.1:8000").rstrip(
-            "/"
-        ),
+        public_url=_public_url(values.get("SURVEY_ENGINE_PUBLIC_URL") or default_public_url or "http://127.0.0.1:8000"),
         secret_key=found["SURVEY_ENGINE_SECRET_KEY"],
         encryption_key=found["SURVEY_ENGINE_ENCRYPTION_KEY"],
         providers={name: values[name] for name in PROVIDER_SETTINGS if values.get(name)},
@@ -248,6 +247,32 @@ def load_settings(
         locales_dir=_folder(values, "SURVEY_ENGINE_LOCALES_DIR"),
         proxy_hops=_proxy_hops(values.get("SURVEY_ENGINE_PROXY_HOPS") or "0"),
     )
+
+
+def _public_url(raw: str) -> str:
+    """The origin survey links, set-password and enrollment links point to and Twilio signs: ``http(s)://host[:port]``
+    (a trailing slash dropped). Without a scheme every link printed or sent was no link at all (``surveys.agency.gov/
+    s/…``), and with a path it pointed where the engine does not answer (it serves from the origin's root)."""
+    value = raw.strip().rstrip("/")
+    form = "an origin such as https://surveys.agency.gov (or http://127.0.0.1:8000): scheme and host, no path"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a port that is no number (or out of range) raises ValueError
+    except ValueError:
+        raise ConfigError(f"SURVEY_ENGINE_PUBLIC_URL must be {form}, got {raw!r}") from None
+    if "@" in parts.netloc:  # a user name or password: never repeated in a message
+        raise ConfigError(f"SURVEY_ENGINE_PUBLIC_URL must be {form}, without a user name or password")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "?" in value
+        or "#" in value
+    ):
+        raise ConfigError(f"SURVEY_ENGINE_PUBLIC_URL must be {form}, got {raw!r}")
+    return f"{parts.scheme}://{parts.netloc}"  # the scheme in lower case: ``HTTPS://`` is https (Secure cookies)
 
 
 # The stores the engine runs on, as SQLAlchemy names them (``postgresql://`` and ``postgres://`` are read as the first).

@@ -127,3 +127,30 @@ def test_a_database_url_the_engine_cannot_run_on_is_one_line_naming_the_setting(
     for command in (["db", "upgrade"], ["worker"]):
         line = one_line_refusal(cli(*command, env=env), "SURVEY_ENGINE_DATABASE_URL", named)
         assert "hunter2" not in line
+
+
+@pytest.mark.parametrize("url", ["surveys.example.gov", "https://surveys.example.gov/cx", "ftp://surveys.example.gov",
+                                 "https://surveys.example.gov:99999", "https://surveys.example.gov/?x=1"])  # fmt: skip
+def test_a_public_url_that_is_not_an_origin_is_one_line_naming_the_setting(sqlite_env, url):  # noqa: F811
+    """``SURVEY_ENGINE_PUBLIC_URL=surveys.example.gov`` (the scheme left out) was taken as it stood: ``user create``
+    printed ``surveys.example.gov/dashboard/set-password/…`` as the link to send, and every survey link sent,
+    enrollment link and Twilio signature check was built on it. A path pointed where the engine does not answer."""
+    cli("db", "upgrade", env=sqlite_env, check=True)
+    made = cli("user", "create", "--email", "pat@agency.gov", "--service", "passport-renewal",
+               env={**sqlite_env, "SURVEY_ENGINE_PUBLIC_URL": url})  # fmt: skip
+    one_line_refusal(made, "SURVEY_ENGINE_PUBLIC_URL", repr(url), "https://surveys.agency.gov")
+
+
+@pytest.mark.parametrize(("given", "origin"), [("https://surveys.example.gov/", "https://surveys.example.gov"),
+                                               ("HTTPS://surveys.example.gov", "https://surveys.example.gov"),
+                                               ("http://[::1]:8000", "http://[::1]:8000")])  # fmt: skip
+def test_a_public_url_is_kept_as_its_origin(tmp_path, given, origin):
+    env = {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path), "SURVEY_ENGINE_PUBLIC_URL": given}
+    assert load_settings(env).public_url == origin
+
+
+def test_a_public_url_holding_a_password_is_refused_without_repeating_it(tmp_path):
+    env = {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path), "SURVEY_ENGINE_PUBLIC_URL": "https://cx:hunter2@x.gov"}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env)
+    assert "SURVEY_ENGINE_PUBLIC_URL" in str(refused.value) and "hunter2" not in str(refused.value)
