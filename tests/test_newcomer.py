@@ -15,7 +15,7 @@ from engine.common.errors import ConfigError
 from engine.reporting.fiscal import fiscal_quarter
 from engine.settings import load_settings
 from engine.store.db import utcnow
-from tests.conftest import ENCRYPTION, SECRET
+from tests.conftest import ENCRYPTION, ROOT, SECRET
 from tests.dashboard_support import csrf_of
 from tests.test_cli import cli, sqlite_env  # noqa: F401  (the fixture)
 
@@ -154,3 +154,56 @@ def test_a_public_url_holding_a_password_is_refused_without_repeating_it(tmp_pat
     with pytest.raises(ConfigError) as refused:
         load_settings(env)
     assert "SURVEY_ENGINE_PUBLIC_URL" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+# -- a configuration file an agency engineer edited and broke: one line naming the file and the place ---------------
+
+SERVICE = """services:
+  passport-renewal:
+    name: {name}
+    agency: Department of State
+    service_type: administrative
+    flow: a11-standard
+    channels: [console]
+    timezone: America/New_York
+"""
+
+
+def config_folder(tmp_path, services: bytes):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "services.yaml").write_bytes(services)
+    (folder / "offices.yaml").write_text("offices:\n  NYC-01: {name: New York}\n")
+    return folder
+
+
+BROKEN_FILES = [
+    # Saved by an editor in Latin-1 ("Département"): the start ended with UnicodeDecodeError's traceback.
+    (SERVICE.format(name="Renouvellement, Département").encode("latin-1"),
+     "services.yaml: not UTF-8 text (line 3 holds the byte 0xe9): save it as UTF-8"),
+    # A key indented one space short: PyYAML's six lines, naming "<unicode string>" rather than the file.
+    (SERVICE.format(name="Passport Renewal").replace("    agency", "   agency").encode(),
+     "services.yaml: not valid YAML at line 4, column 4: expected <block end>, but found '<block mapping start>' "
+     "(while parsing a block mapping at line 2, column 3)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "line"), BROKEN_FILES, ids=["latin-1", "indentation"])
+def test_a_services_file_that_cannot_be_read_stops_the_start_with_one_line(sqlite_env, tmp_path, content, line):  # noqa: F811
+    env = {**sqlite_env, "SURVEY_ENGINE_CONFIG_DIR": str(config_folder(tmp_path, content))}
+    assert one_line_refusal(cli("serve", "--port", "1", env=env)) == f"Error: {line}"
+    validated = cli("flows", "validate", env=env)
+    assert validated.returncode == 1 and "Traceback" not in validated.stderr
+    assert validated.stderr.strip().splitlines() == [f"error: {line.replace(': ', ': rule format: ', 1)}"]
+
+
+def test_a_flow_file_with_a_yaml_mistake_stops_the_start_with_one_line(sqlite_env, tmp_path):  # noqa: F811
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for source in (ROOT / "flows").glob("*.yaml"):
+        (flows / source.name).write_text(source.read_text())
+    (flows / "a11-improve.yaml").write_text("id: a11-improve\nversion: [1\n")
+    env = {**sqlite_env, "SURVEY_ENGINE_FLOWS_DIR": str(flows)}
+    line = one_line_refusal(cli("serve", "--port", "1", env=env))
+    assert line == ("Error: a11-improve.yaml: not valid YAML at line 3, column 1: expected ',' or ']', but got "
+                    "'<stream end>' (while parsing a flow sequence at line 2, column 10)")  # fmt: skip

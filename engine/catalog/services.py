@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from engine.catalog.durations import parse_duration
 from engine.common.errors import ConfigError
 from engine.common.limits import cut, length_problem, zone_problem
+from engine.common.yaml_files import read_yaml
 from engine.store.models import Office, Service
 from engine.surveys.flow_rules import omb_number_problem
 from engine.surveys.flows import Flow, Pra, load_flows, parse_pra
@@ -222,10 +221,7 @@ def _clock(value: Any, where: str) -> time:
 def _read_yaml(path: Path, root_key: str) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path} does not exist (SURVEY_ENGINE_CONFIG_DIR)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: not valid YAML: {exc}") from exc
+    data = read_yaml(path) or {}
     section = data.get(root_key) if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{path.name}: expected a mapping under {root_key!r}")

@@ -24,6 +24,7 @@ import yaml
 
 from engine.channels import installed_channels
 from engine.common.errors import ConfigError
+from engine.common.yaml_files import read_yaml, yaml_problem
 from engine.surveys.flows import (
     BURDEN_MINUTES,
     CHOICE_TYPES,
@@ -901,7 +902,7 @@ def validate_paths(paths: list[str], today: date | None = None) -> tuple[list[st
             problems.append(f"{source}: rule format: cannot read the file: {exc}")
             continue
         except yaml.YAMLError as exc:
-            problems.append(f"{source}: rule format: not valid YAML: {exc}")
+            problems.append(f"{source}: rule format: not valid YAML {yaml_problem(exc)}")
             continue
         shapes = question_shape_problems(data.get("questions")) if isinstance(data, dict) else []
         if shapes:
@@ -954,9 +955,9 @@ def validate_services(config_dir: Path, flows_dir: Path, today: date | None = No
     if not path.is_file():
         return [], []
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        return [f"services.yaml: rule format: cannot read the file: {exc}"], []
+        data = read_yaml(path) or {}
+    except ConfigError as exc:  # one line: the file, and where the mistake is
+        return [f"services.yaml: rule format: {str(exc).removeprefix('services.yaml: ')}"], []
     services = data.get("services") if isinstance(data, dict) else None
     problems: list[str] = []
     warnings: list[str] = []

@@ -37,10 +37,9 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engine.common.errors import ConfigError
 from engine.common.limits import length_problem
+from engine.common.yaml_files import read_yaml
 from engine.store.models import FlowVersion, Survey
 
 
@@ -304,12 +303,7 @@ def load_flows(directory: Path) -> dict[str, Flow]:
         raise ConfigError(f"flows directory {directory} does not exist (SURVEY_ENGINE_FLOWS_DIR)")
     flows: dict[str, Flow] = {}
     for path in sorted(directory.glob("*.yaml")):
-        with path.open(encoding="utf-8") as handle:
-            try:
-                data = yaml.safe_load(handle)
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{path.name}: not valid YAML: {exc}") from exc
-        flow = parse_flow(data, path.name, path)
+        flow = parse_flow(read_yaml(path), path.name, path)
         if flow.id in flows:
             raise ConfigError(f"{path.name}: flow id {flow.id!r} is defined twice")
         if path.stem != flow.id:
