@@ -51,6 +51,22 @@ def _refuse_unreachable(settings: Settings) -> None:
         raise click.ClickException(reason)
 
 
+def _refuse_broken_catalogue(settings: Settings) -> None:
+    """Stop the start with the start-up's own message when the configuration cannot load (a service's unknown key, a
+    flow that breaks a rule, a published flow changed), as ``serve`` and ``worker`` do. gunicorn loads the app in each
+    worker: there the same error was a traceback in a JSON line, then "Worker failed to boot" and exit status 3."""
+    from engine.catalog.services import load_catalog
+    from engine.channels import load_channels
+
+    try:
+        load_catalog(settings.config_dir, settings.flows_dir, load_channels(settings).names())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    changed = _published_changes(settings, [str(settings.flows_dir)])
+    if changed:
+        raise click.ClickException("\n".join(changed))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -86,7 +102,9 @@ def serve(host: str, port: int) -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256))
 def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
-    _refuse_unreachable(_settings())
+    settings = _settings()
+    _refuse_unreachable(settings)
+    _refuse_broken_catalogue(settings)
     # Threaded workers (gthread, 4 threads each): a request waiting on PostgreSQL's commit does not hold the worker,
     # and kept-alive connections are served (bench/README.md). Requests are logged as the same masked JSON lines as
     # serve's by gunicorn's logger class engine.webapp.gunicorn_logging.JsonLogger. No control socket: gunicorn's

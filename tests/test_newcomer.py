@@ -18,6 +18,7 @@ from engine.store.db import utcnow
 from tests.conftest import ENCRYPTION, ROOT, SECRET
 from tests.dashboard_support import csrf_of
 from tests.test_cli import cli, sqlite_env  # noqa: F401  (the fixture)
+from tests.test_serve import free_port
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -207,3 +208,15 @@ def test_a_flow_file_with_a_yaml_mistake_stops_the_start_with_one_line(sqlite_en
     line = one_line_refusal(cli("serve", "--port", "1", env=env))
     assert line == ("Error: a11-improve.yaml: not valid YAML at line 3, column 1: expected ',' or ']', but got "
                     "'<stream end>' (while parsing a flow sequence at line 2, column 10)")  # fmt: skip
+
+
+def test_web_with_a_broken_service_refuses_to_start_with_one_line_as_serve_and_worker_do(sqlite_env, tmp_path):  # noqa: F811
+    """gunicorn loads the app in each worker: a ``services.yaml`` that ``serve`` refuses in one line made ``web``
+    boot its workers, log a traceback in a JSON line, "Worker failed to boot", and exit with status 3."""
+    broken = SERVICE.format(name="Passport Renewal").replace("administrative", "benefit").encode()
+    env = {**sqlite_env, "SURVEY_ENGINE_CONFIG_DIR": str(config_folder(tmp_path, broken)),
+           "HOME": str(tmp_path / "home")}  # fmt: skip
+    cli("db", "upgrade", env=env, check=True)
+    run = cli("web", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1", env=env)
+    one_line_refusal(run, "services.yaml: service 'passport-renewal': service_type 'benefit' is not one of")
+    assert run.stdout == ""
