@@ -125,13 +125,19 @@ def worker() -> None:
             "`worker` needs PostgreSQL (SURVEY_ENGINE_DATABASE_URL): SQLite cannot claim rows across processes. "
             "On the embedded default, `survey-engine serve` runs the jobs itself."
         )
-    from engine.common.logs import configure_logging
+    import logging
+
+    from sqlalchemy.engine import make_url
+
+    from engine.common.logs import configure_logging, log
     from engine.scheduler import run_blocking
 
     configure_logging(settings.log_level)
     _refuse_unreachable(settings)
     rt = _runtime()
-    click.echo("survey-engine worker started", err=True)
+    # A JSON line like every other of this role (SPEC §2 rule 12), the database's password hidden.
+    log(logging.getLogger("survey_engine.worker"), "worker started", pid=os.getpid(),
+        database=make_url(settings.database_url).render_as_string(hide_password=True))  # fmt: skip
     run_blocking(rt)
 
 

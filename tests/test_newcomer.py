@@ -3,13 +3,17 @@ the dashboard in the app, and the quarter's A-11 CSV from the dashboard, the API
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from engine.common.errors import ConfigError
 from engine.reporting.fiscal import fiscal_quarter
@@ -19,6 +23,7 @@ from tests.conftest import ENCRYPTION, ROOT, SECRET
 from tests.dashboard_support import csrf_of
 from tests.test_cli import cli, sqlite_env  # noqa: F401  (the fixture)
 from tests.test_serve import free_port
+from tests.test_workers import pg_url, worker_environment  # noqa: F401  (the fixture)
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -220,3 +225,25 @@ def test_web_with_a_broken_service_refuses_to_start_with_one_line_as_serve_and_w
     run = cli("web", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1", env=env)
     one_line_refusal(run, "services.yaml: service 'passport-renewal': service_type 'benefit' is not one of")
     assert run.stdout == ""
+
+
+@pytest.mark.slow
+def test_every_line_a_worker_logs_is_json_its_start_line_too(pg_url, tmp_path, flows_dir):  # noqa: F811
+    """The role logs JSON lines (SPEC §2 rule 12), but ``worker`` announced itself with the bare text "survey-engine
+    worker started" on standard error, the one line a log shipper could not parse. Its database's password hidden."""
+    url = make_url(pg_url).set(password="hunter2-secret").render_as_string(hide_password=False)
+    env = worker_environment(url, tmp_path, flows_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        first = proc.stderr.readline()  # type: ignore[union-attr]
+        time.sleep(2)  # its jobs under way, so SIGTERM stops them in order
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, first + rest
+    lines = [json.loads(line) for line in (first + rest).splitlines()]
+    started = lines[0]
+    assert (started["logger"], started["event"]) == ("survey_engine.worker", "worker started"), started
+    assert started["database"].startswith("postgresql+psycopg://root:***@") and started["pid"] == proc.pid
+    assert "hunter2" not in first + rest
