@@ -73,12 +73,16 @@ def _refuse_broken_catalogue(settings: Settings) -> None:
 def serve(host: str, port: int) -> None:
     """Web and scheduler in one process (the embedded default); creates or upgrades the database."""
     from engine.app import create_app
+    from engine.common.logs import configure_logging
     from engine.scheduler import start_background
     from engine.webapp.server import serve_waitress
 
     # Without SURVEY_ENGINE_PUBLIC_URL, the links this process makes (survey links, the console's messages) point
     # where it listens, not at the default port.
     settings = _settings(default_public_url=local_origin(host, port))
+    # JSON lines from the first one: building the runtime may already log (a channel's unusable setting, such as a
+    # SENDGRID_WEBHOOK_PUBLIC_KEY that is no key), and Python's fallback wrote that as bare text.
+    configure_logging(settings.log_level)
     if not settings.is_sqlite:
         _refuse_unreachable(settings)
 

@@ -22,7 +22,7 @@ from engine.store.db import utcnow
 from tests.conftest import ENCRYPTION, ROOT, SECRET
 from tests.dashboard_support import csrf_of
 from tests.test_cli import cli, sqlite_env  # noqa: F401  (the fixture)
-from tests.test_serve import free_port
+from tests.test_serve import free_port, wait_ready
 from tests.test_workers import pg_url, worker_environment  # noqa: F401  (the fixture)
 
 PASSWORD = "correct horse battery staple 42"
@@ -247,3 +247,22 @@ def test_every_line_a_worker_logs_is_json_its_start_line_too(pg_url, tmp_path, f
     assert (started["logger"], started["event"]) == ("survey_engine.worker", "worker started"), started
     assert started["database"].startswith("postgresql+psycopg://root:***@") and started["pid"] == proc.pid
     assert "hunter2" not in first + rest
+
+
+@pytest.mark.slow
+def test_every_line_serve_logs_is_json_from_the_first(sqlite_env):  # noqa: F811
+    """``serve`` set up its JSON logs only once its runtime was built, so what building it logged came out as bare
+    text: a SENDGRID_WEBHOOK_PUBLIC_KEY pasted wrongly was the line "SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER
+    public key (ValueError)", which a log shipper could not parse (and ``web`` and ``worker`` wrote as JSON)."""
+    port = free_port()
+    env = {**os.environ, **sqlite_env, "SENDGRID_WEBHOOK_PUBLIC_KEY": "not-a-key", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_ready(port, proc).close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert {"level": "error", "logger": "survey_engine.channels.email",
+            "event": "SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER public key (ValueError)"}.items() <= lines[0].items()  # fmt: skip
