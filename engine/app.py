@@ -16,6 +16,7 @@ from werkzeug.routing import RequestRedirect
 
 from engine import dashboard, publicdata
 from engine.api import ops, opt_outs, reports, submissions, transactions
+from engine.channels import unconfigured_channels
 from engine.common.i18n import language_name, locales_dir
 from engine.common.logs import configure_logging, log
 from engine.runtime import Runtime, build_runtime
@@ -46,6 +47,7 @@ def create_app(
     except UNREACHABLE as exc:
         # The app still starts: it answers 503 until the database is back (and then syncs the catalogue).
         log(logger, "database unreachable at start-up", logging.ERROR, error=type(exc).__name__)
+    report_unconfigured_channels(rt)
 
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     # A path with a doubled slash (``/s//<token>``) is a 404, not Werkzeug's 308 to the merged path: that redirect
@@ -142,6 +144,15 @@ class CookieSessionsWhenSent(SecureCookieSessionInterface):
         if not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class()
         return super().open_session(app, request)
+
+
+def report_unconfigured_channels(rt: Runtime) -> None:
+    """A service lists a channel whose provider settings are missing (an operator's forgotten TWILIO_FROM_NUMBER):
+    every invitation on it would fail at send, one by one. Said at start-up, once per service and channel, naming
+    the settings; the service keeps running (its other channels, and a restart with the settings, go on)."""
+    for slug, channel, why in unconfigured_channels(rt.channels, rt.catalog.services.values()):
+        log(logger, "CHANNEL NOT CONFIGURED: every invitation on it fails at send", logging.ERROR, service=slug,
+            channel=channel, reason=why)  # fmt: skip
 
 
 def report_expired_flows(rt: Runtime) -> None:

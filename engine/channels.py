@@ -132,6 +132,22 @@ class Channel(Protocol):
     # ``default_send_rate: ClassVar[float | None]``, sends a second per sender unless
     # ``SURVEY_ENGINE_SEND_RATE_<NAME>`` says otherwise (absent or None: not paced), and
     # ``sender(settings) -> str | None``, the sender its messages leave from (the pacing key; None: ``default``).
+    #
+    # A channel that needs a provider account may offer ``not_configured() -> str | None``: why every send would fail
+    # with the settings it was given (the settings to set), else None; the start-up says so for each service that
+    # lists the channel (:func:`unconfigured_channels`).
+
+
+def unconfigured_channels(registry: ChannelRegistry, services: Iterable[ServiceConfig]) -> list[tuple[str, str, str]]:
+    """``(service, channel, why)`` for every channel a service lists that could send nothing as configured."""
+    found = []
+    for service in services:
+        for name in service.channels:
+            check = getattr(registry.channels.get(name), "not_configured", None)
+            why = check() if callable(check) else None
+            if why:
+                found.append((service.slug, name, str(why)))
+    return found
 
 
 def reminds_for(channel: Channel, service: ServiceConfig) -> bool:

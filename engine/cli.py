@@ -139,6 +139,9 @@ def worker() -> None:
     configure_logging(settings.log_level)
     _refuse_unreachable(settings)
     rt = _runtime()
+    from engine.app import report_unconfigured_channels
+
+    report_unconfigured_channels(rt)  # this role is the one whose sends would fail
     # A JSON line like every other of this role (SPEC §2 rule 12), the database's password hidden.
     log(logging.getLogger("survey_engine.worker"), "worker started", pid=os.getpid(),
         database=make_url(settings.database_url).render_as_string(hide_password=True))  # fmt: skip

@@ -266,3 +266,40 @@ def test_every_line_serve_logs_is_json_from_the_first(sqlite_env):  # noqa: F811
     lines = [json.loads(line) for line in err.splitlines()]
     assert {"level": "error", "logger": "survey_engine.channels.email",
             "event": "SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER public key (ValueError)"}.items() <= lines[0].items()  # fmt: skip
+
+
+PROVIDER_SERVICE = SERVICE.replace("channels: [console]", "channels: [sms, ivr, email, console]")
+NOT_CONFIGURED = "CHANNEL NOT CONFIGURED: every invitation on it fails at send"
+
+
+@pytest.mark.parametrize(
+    ("providers", "expected"),
+    [
+        ({}, {"sms": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set",
+              "ivr": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set",
+              "email": "SENDGRID_API_KEY and SENDGRID_FROM_EMAIL are not set"}),
+        ({"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "a-token", "SENDGRID_API_KEY": "SG.a-key"},
+         {"sms": "neither TWILIO_FROM_NUMBER nor TWILIO_MESSAGING_SERVICE_SID is set",
+          "ivr": "TWILIO_FROM_NUMBER is not set (calls are placed from it)",
+          "email": "SENDGRID_FROM_EMAIL is not set"}),
+        ({"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "a-token", "TWILIO_FROM_NUMBER": "+12025550100",
+          "SENDGRID_API_KEY": "SG.a-key", "SENDGRID_FROM_EMAIL": "cx@example.gov"}, {}),
+    ],
+    ids=["nothing", "half", "all"],
+)  # fmt: skip
+def test_a_channel_whose_provider_settings_are_missing_is_named_at_start_up(tmp_path, caplog, providers, expected):
+    """An operator who lists ``sms`` and forgets TWILIO_FROM_NUMBER learnt it from invitations failing one by one
+    ("twilio sender not configured"): nothing was said when ``serve``, ``web`` or ``worker`` started."""
+    import logging
+
+    from engine.app import create_app
+
+    env = {"SURVEY_ENGINE_INSTANCE_DIR": str(tmp_path / "instance"),
+           "SURVEY_ENGINE_CONFIG_DIR": str(config_folder(tmp_path, PROVIDER_SERVICE.encode())),
+           "SURVEY_ENGINE_FLOWS_DIR": str(ROOT / "flows"), **providers}  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="survey_engine"):
+        create_app(load_settings(env), migrate_database=True)
+    said = {r.channel: r.reason for r in caplog.records if r.getMessage() == NOT_CONFIGURED}  # type: ignore[attr-defined]
+    assert said == expected
+    assert all(r.service == "passport-renewal" for r in caplog.records if r.getMessage() == NOT_CONFIGURED)  # type: ignore[attr-defined]
+    assert "a-token" not in caplog.text and "SG.a-key" not in caplog.text

@@ -60,6 +60,12 @@ class EmailChannel:
         self.mailer = Mailer(self.config, timeout) if self.config.can_send else None
         self.events = EventVerifier(self.config.webhook_public_key)
 
+    def not_configured(self) -> str | None:
+        """Why every email would fail with these settings (the start-up says so), else None."""
+        missing = [name for name, value in (("SENDGRID_API_KEY", self.config.api_key),
+                                            ("SENDGRID_FROM_EMAIL", self.config.from_email)) if not value]  # fmt: skip
+        return f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set" if missing else None
+
     def send(self, batch: Sequence[Outgoing]) -> list[SendResult]:
         if self.mailer is None:
             return [SendResult(item.invitation_id, Outcome.FAILED, detail=NOT_CONFIGURED) for item in batch]

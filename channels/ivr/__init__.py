@@ -52,6 +52,14 @@ class IvrChannel:
         self._public_url = str(settings.public_url).rstrip("/")
         self._client: Any = None
 
+    def not_configured(self) -> str | None:
+        """Why every outbound call would fail with these settings (the start-up says so), else None."""
+        if self._config is None:
+            return "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set"
+        if not self._config.from_number:
+            return "TWILIO_FROM_NUMBER is not set (calls are placed from it)"
+        return None
+
     def _twilio(self) -> Any:
         if self._client is None:
             assert self._config is not None

@@ -51,6 +51,14 @@ class SmsChannel:
         self.config = TwilioSettings.from_providers(settings.providers)
         self.outbox = Sender(self.config, settings.public_url, timeout) if self.config is not None else None
 
+    def not_configured(self) -> str | None:
+        """Why every text would fail with these settings (the start-up says so), else None."""
+        if self.config is None:
+            return "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set"
+        if not (self.config.messaging_service_sid or self.config.from_number):
+            return "neither TWILIO_FROM_NUMBER nor TWILIO_MESSAGING_SERVICE_SID is set"
+        return None
+
     def wants_reminder(self, service: Any) -> bool:
         """The one reminder goes in link mode only: a conversation is not nagged."""
         return bool(service.sms_mode == "link")
