@@ -51,6 +51,19 @@ def _refuse_unreachable(settings: Settings) -> None:
         raise click.ClickException(reason)
 
 
+def _refuse_old_schema(settings: Settings) -> None:
+    """``web`` does not migrate (``db upgrade`` does, once per release): on a schema that is not current it refuses
+    to start, as ``worker`` does. Started anyway, it answered every API request with a 500 (the tables missing)."""
+    from engine.store.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        if not migrate.is_current(engine):
+            raise click.ClickException("the database schema is not current: run `survey-engine db upgrade`")
+    finally:
+        engine.dispose()
+
+
 def _refuse_broken_catalogue(settings: Settings) -> None:
     """Stop the start with the start-up's own message when the configuration cannot load (a service's unknown key, a
     flow that breaks a rule, a published flow changed), as ``serve`` and ``worker`` do. gunicorn loads the app in each
@@ -108,6 +121,7 @@ def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
     settings = _settings()
     _refuse_unreachable(settings)
+    _refuse_old_schema(settings)
     _refuse_broken_catalogue(settings)
     # Threaded workers (gthread, 4 threads each): a request waiting on PostgreSQL's commit does not hold the worker,
     # and kept-alive connections are served (bench/README.md). Requests are logged as the same masked JSON lines as

@@ -303,3 +303,15 @@ def test_a_channel_whose_provider_settings_are_missing_is_named_at_start_up(tmp_
     assert said == expected
     assert all(r.service == "passport-renewal" for r in caplog.records if r.getMessage() == NOT_CONFIGURED)  # type: ignore[attr-defined]
     assert "a-token" not in caplog.text and "SG.a-key" not in caplog.text
+
+
+def test_web_on_a_database_never_upgraded_refuses_to_start_as_worker_does(sqlite_env, tmp_path):  # noqa: F811
+    """An operator who skipped ``db upgrade`` got a ``web`` that started, logged a warning, and answered every API
+    request with a 500 (the tables missing): ``worker`` refuses that database in one line, and now ``web`` too."""
+    env = {**os.environ, **sqlite_env, "HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "engine.cli", "web", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"]
+    try:
+        run = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"web started on a database without its schema: {exc.stderr!r}")
+    one_line_refusal(run, "the database schema is not current: run `survey-engine db upgrade`")
