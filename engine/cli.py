@@ -70,9 +70,12 @@ def _refuse_broken_catalogue(settings: Settings) -> None:
     worker: there the same error was a traceback in a JSON line, then "Worker failed to boot" and exit status 3."""
     from engine.catalog.services import load_catalog
     from engine.channels import load_channels
+    from engine.runtime import check_send_rates
 
     try:
-        load_catalog(settings.config_dir, settings.flows_dir, load_channels(settings).names())
+        channels = load_channels(settings)
+        check_send_rates(settings, channels)
+        load_catalog(settings.config_dir, settings.flows_dir, channels.names())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     changed = _published_changes(settings, [str(settings.flows_dir)])

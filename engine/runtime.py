@@ -125,6 +125,18 @@ class Runtime:
             self.survey_ids = sync_surveys(session, self.catalog, self.flow_version_ids)
 
 
+def check_send_rates(settings: Settings, channels: ChannelRegistry) -> None:
+    """A ``SURVEY_ENGINE_SEND_RATE_<CHANNEL>`` naming no installed channel (``…_SMSS``, ``…_TEXT``) paced nothing, and
+    the operator's rate was silently not applied: one line naming the variable and the channels there are."""
+    unknown = sorted(set(settings.send_rates) - channels.names())
+    if unknown:
+        names = ", ".join(f"SURVEY_ENGINE_SEND_RATE_{name.upper().replace('-', '_')}" for name in unknown)
+        raise ConfigError(
+            f"{names}: no such channel (the channels are {', '.join(sorted(channels.names()))}; "
+            "SURVEY_ENGINE_SEND_RATE_<CHANNEL> takes the channel's name in capitals, - as _)"
+        )
+
+
 def build_runtime(
     settings: Settings, *, migrate_database: bool = False, channels: ChannelRegistry | None = None
 ) -> Runtime:
@@ -135,7 +147,9 @@ def build_runtime(
         if settings.is_sqlite:
             settings.instance_dir.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(engine)
-    channels = channels or load_channels(settings)
+    if channels is None:
+        channels = load_channels(settings)
+        check_send_rates(settings, channels)
     catalog = load_catalog(settings.config_dir, settings.flows_dir, channels.names())
     runtime = Runtime(
         settings=settings,

@@ -315,3 +315,19 @@ def test_web_on_a_database_never_upgraded_refuses_to_start_as_worker_does(sqlite
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"web started on a database without its schema: {exc.stderr!r}")
     one_line_refusal(run, "the database schema is not current: run `survey-engine db upgrade`")
+
+
+@pytest.mark.parametrize("variable", ["SURVEY_ENGINE_SEND_RATE_SMSS", "SURVEY_ENGINE_SEND_RATE_TEXT"])
+def test_a_send_rate_naming_no_channel_is_one_line_naming_it(sqlite_env, tmp_path, variable):  # noqa: F811
+    """An operator's ``SURVEY_ENGINE_SEND_RATE_SMSS=3`` (a typo) or ``…_TEXT`` was read as the rate of a channel
+    called ``smss``, which none is: the start said nothing and the sms channel went on at its default rate."""
+    env = {**sqlite_env, variable: "3", "HOME": str(tmp_path / "home")}
+    expected = f"Error: {variable}: no such channel (the channels are console, email, ivr, kiosk, sms, website;"
+    assert one_line_refusal(cli("api-key", "list", env=env)).startswith(expected)
+    command = [sys.executable, "-m", "engine.cli", "web", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"]
+    cli("db", "upgrade", env=sqlite_env, check=True)
+    try:
+        run = subprocess.run(command, env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"web started with {variable}")
+    assert one_line_refusal(run).startswith(expected)
