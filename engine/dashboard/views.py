@@ -307,7 +307,9 @@ def save_reflection(service: str) -> Any:
     """Write the quarter's reflection (empty text removes it)."""
     require_service(service)
     quarter = _posted_quarter()
-    text = request.form.get("text", "")
+    # A browser sends each line break of the text box as CR LF, while the box's maxlength counted it as one character:
+    # read the text back as typed, or a reflection the box allowed would be refused as too long (and kept with CRs).
+    text = request.form.get("text", "").replace("\r\n", "\n").replace("\r", "\n")
     if submissions.reflection_problem(text) is not None:
         abort(400, _("The reflection must be at most %(count)s characters of ordinary text.",
                      count=f"{submissions.MAX_REFLECTION:,}"))  # fmt: skip

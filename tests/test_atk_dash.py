@@ -1,0 +1,55 @@
+"""Attack pass on the dashboard, filing and the public data pages: what a careless or hostile user ran into.
+
+The quarter is the fixture quarter of ``tests/test_reports_a11.py`` (FY2026 Q4), built through the real engine on
+SQLite and PostgreSQL; pages go through the Flask test client, the API with a real key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests import reports_support
+from tests.dashboard_support import csrf_of, make_account, sign_in
+from tests.reports_support import ReportStack
+from tests.test_reports_a11 import build_quarter
+
+report_config_dir = reports_support.report_config_dir
+report_stack = reports_support.report_stack
+
+Q4 = "fiscal_year=2026&quarter=4"
+SUBMISSIONS = "/api/v1/reports/a11/submissions"
+
+
+@pytest.fixture
+def quarter(report_stack: ReportStack) -> tuple[ReportStack, dict[str, str]]:
+    build_quarter(report_stack)
+    return report_stack, report_stack.key(["rpt-mixed"])
+
+
+def _signed_in(stack: ReportStack) -> tuple[Any, str]:
+    """A program manager of rpt-mixed, signed in; the client and the page's CSRF token."""
+    make_account(stack.rt, "pm@example.gov", ("rpt-mixed",))
+    client = stack.app.test_client()
+    assert sign_in(client, "pm@example.gov").status_code == 302
+    page = client.get(f"/dashboard/services/rpt-mixed?{Q4}")
+    assert page.status_code == 200
+    return client, csrf_of(page.text)
+
+
+def test_a_reflection_the_text_box_allowed_is_kept_with_its_line_breaks_as_typed(quarter: Any) -> None:
+    """The box's maxlength (10,000) counts a line break as one character; the browser posts it as CR LF. A reflection
+    of 100 lines that fills the box was refused as "at most 10,000 characters" (400, the text lost)."""
+    stack, key = quarter
+    client, token = _signed_in(stack)
+    typed = ("x" * 99 + "\n") * 99 + "x" * 100  # 10,000 characters in the box
+    posted = typed.replace("\n", "\r\n")  # 10,099 as the browser sends them
+    form = {"fiscal_year": "2026", "quarter": "4", "csrf_token": token}
+    saved = client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": posted})
+    assert saved.status_code == 303, saved.get_data(as_text=True)[:500]
+    doc = stack.client.get(f"/api/v1/reports/a11?{Q4}&service=rpt-mixed", headers=key).get_json()
+    assert {r["reflection"] for r in doc["rows"]} == {typed}
+    # Over the limit as typed is still refused.
+    longer = client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": posted + "x"})
+    assert longer.status_code == 400
