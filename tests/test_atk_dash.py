@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from tests import reports_support
 from tests.dashboard_support import csrf_of, make_account, sign_in
@@ -53,3 +54,42 @@ def test_a_reflection_the_text_box_allowed_is_kept_with_its_line_breaks_as_typed
     # Over the limit as typed is still refused.
     longer = client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": posted + "x"})
     assert longer.status_code == 400
+
+
+def _file(stack: ReportStack, key: dict[str, str]) -> str:
+    answer = stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed"},
+                               headers=key)  # fmt: skip
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    return str(answer.get_json()["id"])
+
+
+def test_listing_the_filings_never_reads_the_filed_files(quarter: Any) -> None:
+    """Every filing stores the response-level file (a row per respondent: megabytes for a busy quarter). The
+    dashboard's page loaded every filing of the service whole, all four files of each, at every view; the API's
+    list and one small file read them all too."""
+    stack, key = quarter
+    client, _ = _signed_in(stack)
+    ids = [_file(stack, key) for _ in range(3)]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(stack.rt.engine, "before_cursor_execute", seen)
+    try:
+        page = client.get(f"/dashboard/services/rpt-mixed?{Q4}")
+        listed = stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key)
+        csv_file = stack.client.get(f"{SUBMISSIONS}/{ids[0]}?format=csv", headers=key)
+        public = stack.client.get("/data/rpt-mixed")
+        reading = list(statements)
+        statements.clear()
+        responses = stack.client.get(f"{SUBMISSIONS}/{ids[0]}?format=responses", headers=key)
+    finally:
+        event.remove(stack.rt.engine, "before_cursor_execute", seen)
+    assert page.status_code == 200 and "Submitted" in page.text
+    assert listed.status_code == 200 and len(listed.get_json()["submissions"]) == 3
+    assert csv_file.status_code == 200 and csv_file.get_data().startswith(b"fiscal_year,")
+    assert public.status_code == 200
+    assert [s for s in reading if "responses_csv" in s or "collection_xlsx" in s] == []
+    assert responses.status_code == 200 and responses.get_data().startswith(b"external_id,")
+    assert any("responses_csv" in s for s in statements)  # the file asked for is read, of course

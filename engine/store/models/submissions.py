@@ -29,10 +29,13 @@ class Submission(Base):
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The OS user or --by (CLI), the API key's name, or the account's email (dashboard).
     submitted_by: Mapped[str] = mapped_column(String(320))
-    collection_csv: Mapped[bytes] = mapped_column(LargeBinary)
-    collection_json: Mapped[bytes] = mapped_column(LargeBinary)
-    collection_xlsx: Mapped[bytes] = mapped_column(LargeBinary)
-    responses_csv: Mapped[bytes] = mapped_column(LargeBinary)
+    # The filed files are loaded only when one is read (deferred): listing the filings (the dashboard's filing state,
+    # the API's list) reads none of them, and serving one file reads that file alone. The response-level file holds
+    # a row per respondent (megabytes for a busy quarter), and a service piles one up at every filing.
+    collection_csv: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    collection_json: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    collection_xlsx: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    responses_csv: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 
 class Reflection(Base):
