@@ -6,6 +6,8 @@ SQLite and PostgreSQL; pages go through the Flask test client, the API with a re
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from sqlalchemy import event
 
 from tests import reports_support
 from tests.dashboard_support import csrf_of, make_account, sign_in
-from tests.reports_support import ReportStack
+from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, local
 from tests.test_reports_a11 import build_quarter
 
 report_config_dir = reports_support.report_config_dir
@@ -93,3 +95,42 @@ def test_listing_the_filings_never_reads_the_filed_files(quarter: Any) -> None:
     assert [s for s in reading if "responses_csv" in s or "collection_xlsx" in s] == []
     assert responses.status_code == 200 and responses.get_data().startswith(b"external_id,")
     assert any("responses_csv" in s for s in statements)  # the file asked for is read, of course
+
+
+def test_a_filing_while_answers_arrive_freezes_files_that_agree(quarter: Any, database_url: str) -> None:
+    """On PostgreSQL the filing read its files with a dozen statements under READ COMMITTED: an answer committed in
+    between was in the filed §6.2 file and not in the §6.1 file filed with it, and that stays so forever."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("on SQLite a filing is a write transaction (BEGIN IMMEDIATE): no answer is committed during it")
+    stack, key = quarter
+    b = QuarterBuilder(stack.rt)
+    b.report("rpt-mixed", "RACE1", local(NEW_YORK, 2026, 9, 1, 10, 0), email=True)
+    baseline = _filed_counts(stack, key, _file(stack, key))
+    arrived: list[bool] = []
+
+    def answer_meanwhile(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The moment the filing starts reading the §6.2 file, after the §6.1 file: a customer's answer is committed.
+        if arrived or "answered_positive" not in statement:
+            return
+        arrived.append(True)
+        b.answer_invitation("rpt-mixed", "RACE1", {"satisfaction": 5, "trust": 5}, local(NEW_YORK, 2026, 9, 1, 10, 30))
+
+    event.listen(stack.rt.engine, "before_cursor_execute", answer_meanwhile)
+    try:
+        raced = _filed_counts(stack, key, _file(stack, key))
+    finally:
+        event.remove(stack.rt.engine, "before_cursor_execute", answer_meanwhile)
+    assert arrived
+    respondents, rows = raced[0] - baseline[0], raced[1] - baseline[1]
+    assert respondents == rows, f"the §6.1 file counts {respondents} new respondents, the §6.2 file has {rows} new rows"
+    # The answer is in the next filing, in both files.
+    after = _filed_counts(stack, key, _file(stack, key))
+    assert after[0] - baseline[0] == after[1] - baseline[1] == 1
+
+
+def _filed_counts(stack: ReportStack, key: dict[str, str], submission: str) -> tuple[int, int]:
+    """(respondents of the filed §6.1 CSV, rows of the filed §6.2 CSV)."""
+    collection = stack.client.get(f"{SUBMISSIONS}/{submission}?format=csv", headers=key).get_data(as_text=True)
+    responses = stack.client.get(f"{SUBMISSIONS}/{submission}?format=responses", headers=key).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(collection)))
+    return sum(int(r["volume_of_respondents"]) for r in rows), len(responses.splitlines()) - 1

@@ -52,6 +52,17 @@ def files(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str) -
     }
 
 
+def one_snapshot(session: Session) -> None:
+    """Make every read of ``session``'s transaction see the database as it stood at the first one (call it before
+    the first statement). The four files take a dozen queries; on PostgreSQL, under READ COMMITTED, answers
+    committed between them (a filing while answers arrive) would land in some files and not in others: a §6.2 file
+    with more respondents than the §6.1 file it was filed with, frozen so forever. REPEATABLE READ gives the whole
+    filing one snapshot (it only inserts its own row, so it never meets a serialization failure).
+    SQLite needs nothing: a filing is a write transaction (``BEGIN IMMEDIATE``), and no other writer runs meanwhile."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 class NotBegun(ValueError):
     """The quarter has not begun in the service's time zone: there is nothing to file, and what would be frozen and
     published (``/data``) as that quarter's figures would be empty files."""
@@ -64,6 +75,7 @@ def submit(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str, 
     now = now or utcnow()
     if quarter.bounds(rt.catalog.services[service].timezone)[0] > now:
         raise NotBegun(f"{quarter} has not begun")
+    one_snapshot(session)
     made = files(rt, session, quarter, service)
     row = Submission(
         service_id=rt.service_ids[service], fiscal_year=quarter.fiscal_year, quarter=quarter.quarter,
