@@ -134,3 +134,20 @@ def _filed_counts(stack: ReportStack, key: dict[str, str], submission: str) -> t
     responses = stack.client.get(f"{SUBMISSIONS}/{submission}?format=responses", headers=key).get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(collection)))
     return sum(int(r["volume_of_respondents"]) for r in rows), len(responses.splitlines()) - 1
+
+
+def test_the_public_pages_tell_caches_to_ask_again_and_to_keep_languages_apart(quarter: Any) -> None:
+    """``/data`` answered in the visitor's language (``Accept-Language``) with no ``Vary`` and no ``Cache-Control``: a
+    shared cache in front of the program's site could serve the Spanish page to everybody, or a quarter's figures
+    (and its CSV, whose address stays the same) as they stood before a later filing superseded them."""
+    stack, key = quarter
+    _file(stack, key)
+    english = stack.client.get("/data/rpt-mixed")
+    spanish = stack.client.get("/data/rpt-mixed", headers={"Accept-Language": "es"})
+    assert english.status_code == spanish.status_code == 200 and english.data != spanish.data
+    for url in ("/data", "/data/rpt-mixed", "/data/rpt-mixed/2026-q4.csv", "/data/rpt-mixed/2027-q1.csv",
+                "/data/no-such-service"):  # fmt: skip
+        answer = stack.client.get(url)
+        assert answer.headers.get("Cache-Control") == "no-cache", url
+        if answer.mimetype == "text/html":
+            assert "Accept-Language" in answer.vary, url

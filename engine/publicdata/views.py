@@ -62,6 +62,17 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
     return Response(body, status=status, mimetype="text/html")
 
 
+@bp.after_request
+def _caching(response: Response) -> Response:
+    """What a cache in between (the agency's CDN, a proxy) may do with these pages: keep them but ask again before
+    each use (a later filing of a quarter supersedes what they show, and a re-filed CSV has the same address), and
+    keep each language apart (a page's words follow ``Accept-Language`` when ``?lang=`` is not given)."""
+    response.headers.setdefault("Cache-Control", "no-cache")
+    if response.mimetype == "text/html":
+        response.vary.add("Accept-Language")
+    return response
+
+
 def _not_found(service_name: str | None = None) -> Response:
     return _render("data/not_found.html", 404, service_name=service_name)
 
