@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from engine.reporting import submissions
+from engine.reporting.fiscal import FiscalQuarter
+from engine.store.db import unit_of_work
 from tests import reports_support
 from tests.dashboard_support import csrf_of, make_account, sign_in
 from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, local
@@ -151,3 +154,39 @@ def test_the_public_pages_tell_caches_to_ask_again_and_to_keep_languages_apart(q
         assert answer.headers.get("Cache-Control") == "no-cache", url
         if answer.mimetype == "text/html":
             assert "Accept-Language" in answer.vary, url
+
+
+@pytest.mark.parametrize("race", ["two saves", "a save and a removal"])
+def test_a_reflection_saved_while_another_request_writes_it_lands(quarter: Any, database_url: str, race: str) -> None:
+    """A double-click on "Save the reflection" (or two people of the team) on PostgreSQL: the second save read no row,
+    the first committed one, and the second's INSERT met it: a 500. A save that read the row while another request
+    removed it (empty text) updated nothing: a 500 too."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("on SQLite a save is a write transaction (BEGIN IMMEDIATE) from its first read: saves queue")
+    stack, key = quarter
+    client, token = _signed_in(stack)
+    form = {"fiscal_year": "2026", "quarter": "4", "csrf_token": token}
+    if race == "a save and a removal":
+        first = client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": "first"})
+        assert first.status_code == 303
+    meanwhile = "" if race == "a save and a removal" else "from the other tab"
+    done: list[bool] = []
+
+    def other_request(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The moment this save writes its row, another request's write of the same reflection has just committed.
+        if done or not statement.startswith(("INSERT INTO reflections", "UPDATE reflections")):
+            return
+        done.append(True)
+        with unit_of_work(stack.rt.sessions) as session:
+            submissions.save_reflection(stack.rt, session, FiscalQuarter(2026, 4), "rpt-mixed", meanwhile,
+                                        "colleague@example.gov")  # fmt: skip
+
+    event.listen(stack.rt.engine, "before_cursor_execute", other_request)
+    try:
+        saved = client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": "what we learned"})
+    finally:
+        event.remove(stack.rt.engine, "before_cursor_execute", other_request)
+    assert done
+    assert saved.status_code == 303, saved.get_data(as_text=True)[:300]
+    doc = stack.client.get(f"/api/v1/reports/a11?{Q4}&service=rpt-mixed", headers=key).get_json()
+    assert {r["reflection"] for r in doc["rows"]} == {"what we learned"}

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from engine.common.limits import column_length, text_problem
@@ -150,20 +150,25 @@ def reflection_problem(text: str) -> str | None:
 
 def save_reflection(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str, text: str,
                     by: str) -> None:  # fmt: skip
-    """Write (or replace) the quarter's reflection of ``service``; empty text removes it."""
-    row = reflection(rt, session, quarter, service)
+    """Write (or replace) the quarter's reflection of ``service``; empty text removes it.
+
+    One statement either way, whatever another request did meanwhile: two saves racing (a double-click on "Save",
+    two people of the team) both land, the last one's text standing, and a save racing a removal writes its text.
+    A read-then-insert met the other's row (a unique violation, a 500 on PostgreSQL), a read-then-update a row
+    removed meanwhile (0 rows updated, a 500)."""
+    key = {"service_id": rt.service_ids[service], "fiscal_year": quarter.fiscal_year, "quarter": quarter.quarter}
     text = text.strip()
     if not text:
-        if row is not None:
-            session.delete(row)
+        session.execute(delete(Reflection).filter_by(**key))
         return
-    if row is None:
-        session.add(Reflection(service_id=rt.service_ids[service], fiscal_year=quarter.fiscal_year,
-                               quarter=quarter.quarter, text=text, updated_by=by[:MAX_SUBMITTER]))  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
     else:
-        row.text = text
-        row.updated_by = by[:MAX_SUBMITTER]
-        row.updated_at = utcnow()
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    written = {"text": text, "updated_by": by[:MAX_SUBMITTER], "updated_at": utcnow()}
+    session.execute(
+        upsert(Reflection).values(**key, **written).on_conflict_do_update(index_elements=list(key), set_=written)
+    )
 
 
 # -- what moved ----------------------------------------------------------------------------------------------------
