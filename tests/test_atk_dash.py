@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import event
@@ -17,7 +18,7 @@ from engine.reporting import submissions
 from engine.reporting.fiscal import FiscalQuarter
 from engine.store.db import unit_of_work
 from tests import reports_support
-from tests.dashboard_support import csrf_of, make_account, sign_in
+from tests.dashboard_support import PASSWORD, csrf_of, make_account, sign_in
 from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, local
 from tests.test_reports_a11 import build_quarter
 
@@ -190,3 +191,26 @@ def test_a_reflection_saved_while_another_request_writes_it_lands(quarter: Any, 
     assert saved.status_code == 303, saved.get_data(as_text=True)[:300]
     doc = stack.client.get(f"/api/v1/reports/a11?{Q4}&service=rpt-mixed", headers=key).get_json()
     assert {r["reflection"] for r in doc["rows"]} == {"what we learned"}
+
+
+@pytest.mark.parametrize("form_action", ["submit", "reflection"])
+def test_a_form_posted_after_the_session_ended_leads_back_to_its_quarter_after_signing_in(quarter: Any,
+                                                                                         form_action: str) -> None:  # fmt: skip
+    """The page stayed open past the session's 12 hours; "Submit" sent the person to sign in with ``next`` the form's
+    address, and signing in led to a GET of it: a 405 page instead of the quarter being filed."""
+    stack, key = quarter
+    client, token = _signed_in(stack)
+    with client.session_transaction() as session:
+        session["at"] -= 12 * 3600 + 1
+    posted = client.post(f"/dashboard/services/rpt-mixed/{form_action}",
+                         data={"fiscal_year": "2026", "quarter": "4", "text": "x", "csrf_token": token})  # fmt: skip
+    assert posted.status_code == 302 and "/dashboard/sign-in?next=" in posted.headers["Location"]
+    assert stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key).get_json()["submissions"] == []
+    target = parse_qs(urlsplit(posted.headers["Location"]).query)["next"][0]
+    page = client.get(posted.headers["Location"])
+    signed = client.post("/dashboard/sign-in", data={"email": "pm@example.gov", "password": PASSWORD,
+                                                     "csrf_token": csrf_of(page.text), "next": target})  # fmt: skip
+    assert signed.status_code == 302 and signed.headers["Location"] == target
+    back = client.get(target)
+    assert back.status_code == 200, back.status_code
+    assert 'id="submit-quarter"' in back.text and "FY2026 Q4" in back.text

@@ -38,7 +38,7 @@ from flask import abort, g, redirect, request, session, url_for
 from sqlalchemy import delete, func, select, update
 
 from engine.common.crypto import same_secret, token_hash
-from engine.common.limits import text_problem
+from engine.common.limits import text_problem, whole_number
 from engine.common.network import visitor_network
 from engine.dashboard.accounts import hash_password, needs_rehash, session_stamp, verify_password
 from engine.store.db import unit_of_work, utcnow
@@ -177,10 +177,26 @@ def signed_in(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            return redirect(url_for("dashboard.sign_in", next=request.full_path.rstrip("?")))
+            return redirect(url_for("dashboard.sign_in", next=_come_back_to()))
         return view(*args, **kwargs)
 
     return guarded_by(GUARD)(wrapper)  # type: ignore[return-value]
+
+
+def _come_back_to() -> str:
+    """Where signing in leads back to: the page asked for; for a form posted from a page whose session ended while it
+    was open (the 12 hours ran out, the password changed), that page: a redirect is a GET, and a GET of the form's
+    address ("Submit", "Save the reflection") is a 405, not the quarter the person was working on."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path.rstrip("?")
+    service = (request.view_args or {}).get("service")
+    if not isinstance(service, str):
+        return url_for("dashboard.home")
+    year = whole_number(request.form.get("fiscal_year", ""), 2000, 2999)
+    quarter = whole_number(request.form.get("quarter", ""), 1, 4)
+    if year is None or quarter is None:
+        return url_for("dashboard.service_page", service=service)
+    return url_for("dashboard.service_page", service=service, fiscal_year=year, quarter=quarter)
 
 
 def require_service(slug: str) -> None:
