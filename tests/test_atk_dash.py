@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,8 +21,9 @@ from engine.reporting.fiscal import FiscalQuarter
 from engine.reporting.masking import mask_contacts
 from engine.store.db import unit_of_work
 from tests import reports_support
-from tests.dashboard_support import PASSWORD, csrf_of, make_account, sign_in
-from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, local
+from tests.dashboard_support import PASSWORD, csrf_of, make_account, rows_by_first_cell, sign_in
+from tests.helpers import write_config
+from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, build_stack, local
 from tests.test_reports_a11 import build_quarter
 
 report_config_dir = reports_support.report_config_dir
@@ -237,3 +239,35 @@ def test_masking_a_long_comment_takes_time_in_proportion_to_its_length() -> None
     # What it masks is unchanged: an address glued to text keeps the text, the address (its last 64) goes.
     assert mask_contacts("x" * 100 + "@example.com") == "x" * 36 + "[email]"
     assert mask_contacts("pat@example.com+jo@x.org, call 202-555-0123") == "[email][email], call [phone]"
+
+
+def test_a_past_quarter_reads_as_its_survey_asked_after_the_service_switched_flows(database_url: str, flows_dir: Path,
+                                                                                   tmp_path: Path) -> None:  # fmt: skip
+    """The service asked trust on a 5-point scale in FY2026 Q4, then switched to a thumbs flow (a11-drivers). The
+    dashboard's page of FY2026 Q4 took the thumbs from today's flow: the 3 the customer gave showed as "—" and the
+    mean as "—", while the quarter's A-11 file (and its download on the same page) reports the 3 and the mean 3.00."""
+    common = {"agency": "Department of State", "service_type": "administrative", "send_delay": "PT0S",
+              "contact_cooldown_days": 0, "channels": ["email"], "timezone": "America/New_York"}  # fmt: skip
+    stacks = []
+    for flow in ("a11-standard", "a11-drivers"):
+        config = write_config(tmp_path / f"config-{flow}", {"sv-switch": {**common, "name": "Passport Renewal",
+                              "flow": flow}}, {"NYC-01": {"name": "New York", "timezone": "America/New_York"}})  # fmt: skip
+        stacks.append(build_stack(database_url, flows_dir, config, tmp_path / "instance"))
+    try:
+        before, after = stacks
+        b = QuarterBuilder(before.rt)
+        b.report("sv-switch", "S1", local(NEW_YORK, 2026, 7, 10, 10, 0), email=True)
+        b.answer_invitation("sv-switch", "S1", {"satisfaction": 2, "trust": 3}, local(NEW_YORK, 2026, 7, 10, 10, 30))
+        make_account(after.rt, "pm@example.gov", ("sv-switch",))
+        client = after.app.test_client()
+        assert sign_in(client, "pm@example.gov").status_code == 302
+        page = client.get(f"/dashboard/services/sv-switch?{Q4}")
+        assert page.status_code == 200
+        ratings = rows_by_first_cell(page.text, "table-ratings")
+        # Points 1-5, answers, mean, share agreeing: as the A-11 file of the quarter has them.
+        assert ratings["Trust"] == ["0", "0", "1", "0", "0", "1", "3.00", "0.0\u00a0%"]
+        filed = list(csv.DictReader(io.StringIO(client.get(f"/dashboard/services/sv-switch/a11.csv?{Q4}").text)))
+        assert [(r["trust_3"], r["trust_mean"]) for r in filed if r["trust_n"] == "1"] == [("1", "3.00")]
+    finally:
+        for stack in stacks:
+            stack.rt.engine.dispose()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.channels import installed_channels, short_label_of
 from engine.common.i18n import N_
+from engine.reporting import a11
 from engine.reporting import what_counts as wc
 from engine.reporting.fiscal import FiscalQuarter, fiscal_quarter
 from engine.runtime import Runtime
@@ -120,6 +121,31 @@ def thumbs_tags(rt: Runtime, slug: str) -> set[str]:
     return {q.a11 for q in flow.questions if q.a11 in TAGS and q.type in ("thumbs", "yes_no")}
 
 
+def quarter_thumbs(rt: Runtime, session: Session, scope: wc.Scope, slug: str) -> set[str]:
+    """The rating tags of the scope's answers that were asked as thumbs up/down (shown with no mean and no points 2-4),
+    as the survey each response recorded says (the §6.1 file reads them so too), not as today's flow alone says: after
+    the service switched flows, a past quarter keeps its points and its mean. A tag answered under no recorded survey
+    (no answer yet; rows stored before surveys were recorded) follows today's flow; one answered both ways is shown
+    with every point."""
+    today = thumbs_tags(rt, slug)
+    by_survey = wc.ratings(session, scope, by=("survey",), tags=TAGS)
+    used = a11.surveys_used(session, [k.survey_id for k in by_survey if k.survey_id is not None])
+    out = set()
+    for tag in TAGS:
+        asked_as: set[bool] = set()
+        for key, per_tag in by_survey.items():
+            if tag not in per_tag or not per_tag[tag].n:
+                continue
+            survey = used.get(key.survey_id) if key.survey_id is not None else None
+            if survey is None:
+                asked_as.add(tag in today)
+            else:
+                asked_as.add(any(q.a11 == tag and q.type in ("thumbs", "yes_no") for q in survey.flow.questions))
+        if asked_as == {True} or (not asked_as and tag in today):
+            out.add(tag)
+    return out
+
+
 def channel_label(code: str) -> tuple[str, str]:
     """(label, chart label) of an engine channel name, as the channel states them (msgids, translated on the
     page); the name itself for a channel not installed."""
@@ -219,7 +245,8 @@ def service_figures(
     return ServiceFigures(
         slug=slug, quarter=quarter, include_test=include_test, bucket=bucket, funnel=funnel, totals=totals,
         ratings=ratings, trend=trend, drivers=drivers, by_channel=by_channel,
-        by_office=_groups(rt, session, scope, "office"), comments=views, thumbs=thumbs_tags(rt, slug),
+        by_office=_groups(rt, session, scope, "office"), comments=views,
+        thumbs=quarter_thumbs(rt, session, scope, slug),
         driver_choices=driver_choices(rt, slug), asked=asked_tags(rt, slug),
     )  # fmt: skip
 
