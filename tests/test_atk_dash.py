@@ -271,3 +271,18 @@ def test_a_past_quarter_reads_as_its_survey_asked_after_the_service_switched_flo
     finally:
         for stack in stacks:
             stack.rt.engine.dispose()
+
+
+def test_an_unknown_report_parameter_is_named_cut_not_echoed_whole(quarter: Any) -> None:
+    """``serve`` (waitress) takes a request line of up to 256 KB: a parameter name of 200,000 characters came back
+    whole in the 400's ``errors``, on the report, the responses file, the list of filings and a filed file."""
+    stack, key = quarter
+    submission = _file(stack, key)
+    long_name = "n" * 200_000
+    for path in (f"/api/v1/reports/a11?{Q4}", f"/api/v1/reports/a11/responses?{Q4}", f"{SUBMISSIONS}?{Q4}",
+                 f"{SUBMISSIONS}/{submission}?format=csv"):  # fmt: skip
+        answer = stack.client.get(f"{path}&{long_name}=1", headers=key)
+        assert answer.status_code == 400, path
+        (error,) = answer.get_json()["errors"]
+        assert error["message"] == "unknown parameter" and error["field"].startswith("nnnn"), path
+        assert len(answer.get_data()) < 2_000, (path, len(answer.get_data()))

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 from engine.api.auth import require_scope
 from engine.common.errors import FieldError
 from engine.common.limits import whole_number
+from engine.intake.validation import shown
 from engine.reporting import a11, formats, responses_file
 from engine.reporting.fiscal import FiscalQuarter
 from engine.store.models import Scope
@@ -40,7 +41,7 @@ def _int(name: str, errors: list[FieldError], low: int, high: int) -> int:
 
 def parse_query(allowed: set[str], formats_allowed: tuple[str, ...]) -> tuple[FiscalQuarter, list[str], bool, str]:
     """(quarter, services, by_office, format) from the query string, or a 400 problem naming every bad one."""
-    errors = [FieldError(k, "unknown parameter") for k in sorted(set(request.args) - allowed)]
+    errors = [FieldError(shown(k), "unknown parameter") for k in sorted(set(request.args) - allowed)]
     errors += [FieldError(k, "is given more than once") for k in sorted(allowed) if len(request.args.getlist(k)) > 1]
     year = _int("fiscal_year", errors, 2000, 2999)
     quarter = _int("quarter", errors, 1, 4)

@@ -90,7 +90,7 @@ def list_submissions() -> Any:
 @bp.get("/submissions/<id>")
 @require_scope(Scope.REPORTS)
 def get_submission(id: str) -> Any:
-    errors = [FieldError(k, "unknown parameter") for k in sorted(set(request.args) - {"format"})]
+    errors = [FieldError(shown(k), "unknown parameter") for k in sorted(set(request.args) - {"format"})]
     if len(request.args.getlist("format")) > 1:  # two files asked for at once: neither is served
         errors.append(FieldError("format", "is given more than once"))
     fmt = request.args.get("format", "csv")
