@@ -286,3 +286,35 @@ def test_an_unknown_report_parameter_is_named_cut_not_echoed_whole(quarter: Any)
         (error,) = answer.get_json()["errors"]
         assert error["message"] == "unknown parameter" and error["field"].startswith("nnnn"), path
         assert len(answer.get_data()) < 2_000, (path, len(answer.get_data()))
+
+
+def test_a_past_quarters_chosen_drivers_show_after_the_service_switched_to_five_point_drivers(
+    database_url: str, flows_dir: Path, tmp_path: Path
+) -> None:
+    """The service asked "what went well" (choose-all, a11-drivers) in FY2026 Q4, then switched to a flow asking each
+    driver as a 5-point question (a11-standard). The dashboard's page of FY2026 Q4 said "This survey asks about each
+    driver as a 5-point question" and showed none of the drivers chosen, which the quarter's A-11 file reports."""
+    common = {"agency": "Department of State", "service_type": "administrative", "send_delay": "PT0S",
+              "contact_cooldown_days": 0, "channels": ["email"], "timezone": "America/New_York"}  # fmt: skip
+    stacks = []
+    for flow in ("a11-drivers", "a11-standard"):
+        config = write_config(tmp_path / f"config-{flow}", {"sv-switch": {**common, "name": "Passport Renewal",
+                              "flow": flow}}, {"NYC-01": {"name": "New York", "timezone": "America/New_York"}})  # fmt: skip
+        stacks.append(build_stack(database_url, flows_dir, config, tmp_path / "instance"))
+    try:
+        before, after = stacks
+        b = QuarterBuilder(before.rt)
+        b.report("sv-switch", "D1", local(NEW_YORK, 2026, 8, 10, 10, 0), email=True)
+        answered = local(NEW_YORK, 2026, 8, 10, 10, 30)
+        b.answer_invitation("sv-switch", "D1", {"trust": 5, "went_well": ("ease",)}, answered)
+        make_account(after.rt, "pm@example.gov", ("sv-switch",))
+        client = after.app.test_client()
+        assert sign_in(client, "pm@example.gov").status_code == 302
+        page = client.get(f"/dashboard/services/sv-switch?{Q4}")
+        assert page.status_code == 200
+        assert rows_by_first_cell(page.text, "table-drivers")["Ease"] == ["1", "0"]  # positive, negative
+        filed = list(csv.DictReader(io.StringIO(client.get(f"/dashboard/services/sv-switch/a11.csv?{Q4}").text)))
+        assert sum(int(r["positive_ease"] or 0) for r in filed) == 1
+    finally:
+        for stack in stacks:
+            stack.rt.engine.dispose()

@@ -247,7 +247,8 @@ def service_figures(
         ratings=ratings, trend=trend, drivers=drivers, by_channel=by_channel,
         by_office=_groups(rt, session, scope, "office"), comments=views,
         thumbs=quarter_thumbs(rt, session, scope, slug),
-        driver_choices=driver_choices(rt, slug), asked=asked_tags(rt, slug),
+        # Chosen drivers are shown whenever the quarter holds some: a survey used before a switch of flows asked them.
+        driver_choices=driver_choices(rt, slug) or any(p or n for _, p, n in drivers), asked=asked_tags(rt, slug),
     )  # fmt: skip
 
 
