@@ -15,7 +15,7 @@ from engine.api.auth import require_scope
 from engine.common.errors import FieldError
 from engine.common.limits import whole_number
 from engine.intake.validation import shown
-from engine.reporting import a11, formats, responses_file
+from engine.reporting import a11, formats, responses_file, submissions
 from engine.reporting.fiscal import FiscalQuarter
 from engine.store.models import Scope
 from engine.webapp.problems import Problem
@@ -80,6 +80,7 @@ def get_a11() -> Any:
     quarter, services, by_office, fmt = parse_query(A11_PARAMS, ("json", "csv", "xlsx"))
     rt = runtime()
     with rt.sessions() as session:
+        submissions.one_snapshot(session)  # a file whose counts agree with each other, as a filing's do
         collection = a11.collection(rt, session, quarter, services, by_office)
     if fmt == "json":
         return jsonify(formats.to_json(collection))

@@ -62,11 +62,12 @@ def _write(chunks: Iterable[str | bytes], output: str | None) -> None:
 def report_a11(fiscal_year: int, quarter: int, services: tuple[str, ...], by: str | None, fmt: str,
                output: str | None) -> None:  # fmt: skip
     """The §6.1 quarterly collection: one row per service × channel (× office with --by office)."""
-    from engine.reporting import a11, formats
+    from engine.reporting import a11, formats, submissions
 
     rt = _runtime()
     chosen = _services(rt, services)
     with rt.sessions() as session:
+        submissions.one_snapshot(session)
         collection = a11.collection(rt, session, _quarter(fiscal_year, quarter), chosen, by == "office")
     if fmt == "csv":
         _write([formats.to_csv(collection)], output)

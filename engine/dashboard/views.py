@@ -227,6 +227,7 @@ def service_page(service: str) -> Any:
         abort(400, _("Choose counted data or test data."))
     include_test = data == "test"
     with rt.sessions() as db:
+        submissions.one_snapshot(db)  # every figure of the page from the same moment
         figs = figures.service_figures(rt, db, service, quarter, bucket, include_test)
         test_preview = None
         if not include_test and figs.funnel.transactions == 0:
@@ -387,6 +388,7 @@ def a11_csv(service: str) -> Any:
     quarter = _quarter(service)
     rt = runtime()
     with rt.sessions() as db:
+        submissions.one_snapshot(db)
         body = formats.to_csv(a11.collection(rt, db, quarter, [service])).encode("utf-8")
     response = make_response(body)
     response.headers["Content-Type"] = formats.CSV_MEDIA_TYPE

@@ -57,7 +57,8 @@ def one_snapshot(session: Session) -> None:
     the first statement). The four files take a dozen queries; on PostgreSQL, under READ COMMITTED, answers
     committed between them (a filing while answers arrive) would land in some files and not in others: a §6.2 file
     with more respondents than the §6.1 file it was filed with, frozen so forever. REPEATABLE READ gives the whole
-    filing one snapshot (it only inserts its own row, so it never meets a serialization failure).
+    filing one snapshot (it only inserts its own row, so it never meets a serialization failure). The live §6.1
+    file (API, CLI, the dashboard's download) and the dashboard's page read so too: one file, counts that agree.
     SQLite needs nothing: a filing is a write transaction (``BEGIN IMMEDIATE``), and no other writer runs meanwhile."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
