@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,23 +22,36 @@ from engine.reporting import submissions
 from engine.reporting.fiscal import FiscalQuarter
 from engine.reporting.masking import mask_contacts
 from engine.store.db import unit_of_work
-from tests import reports_support
+from tests import reports_support, test_submissions
 from tests.dashboard_support import PASSWORD, csrf_of, make_account, rows_by_first_cell, sign_in
 from tests.helpers import write_config
 from tests.reports_support import CHICAGO, NEW_YORK, QuarterBuilder, ReportStack, build_stack, local
-from tests.test_reports_a11 import build_quarter
+from tests.test_submissions import Q4, SUBMISSIONS
 
 report_config_dir = reports_support.report_config_dir
 report_stack = reports_support.report_stack
+quarter = test_submissions.quarter  # FY2026 Q4 built, and a reports key of rpt-mixed
+# The races below cannot happen on SQLite: every transaction there is a write transaction (BEGIN IMMEDIATE) from its
+# first read, so a filing, a save or a report read never sees another writer commit meanwhile.
+ONLY_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
-Q4 = "fiscal_year=2026&quarter=4"
-SUBMISSIONS = "/api/v1/reports/a11/submissions"
 
-
-@pytest.fixture
-def quarter(report_stack: ReportStack) -> tuple[ReportStack, dict[str, str]]:
-    build_quarter(report_stack)
-    return report_stack, report_stack.key(["rpt-mixed"])
+@contextmanager
+def _switched_flows(database_url: str, flows_dir: Path, tmp_path: Path, first: str,
+                    then: str) -> Iterator[tuple[ReportStack, ReportStack]]:  # fmt: skip
+    """One database, the service ``sv-switch`` configured with flow ``first``, then with ``then``: a stack each."""
+    common = {"agency": "Department of State", "service_type": "administrative", "send_delay": "PT0S",
+              "contact_cooldown_days": 0, "channels": ["email"], "timezone": "America/New_York"}  # fmt: skip
+    stacks = []
+    for flow in (first, then):
+        config = write_config(tmp_path / f"config-{flow}", {"sv-switch": {**common, "name": "Passport Renewal",
+                              "flow": flow}}, {"NYC-01": {"name": "New York", "timezone": "America/New_York"}})  # fmt: skip
+        stacks.append(build_stack(database_url, flows_dir, config, tmp_path / "instance"))
+    try:
+        yield stacks[0], stacks[1]
+    finally:
+        for stack in stacks:
+            stack.rt.engine.dispose()
 
 
 def _signed_in(stack: ReportStack) -> tuple[Any, str]:
@@ -105,11 +120,10 @@ def test_listing_the_filings_never_reads_the_filed_files(quarter: Any) -> None:
     assert any("responses_csv" in s for s in statements)  # the file asked for is read, of course
 
 
+@ONLY_POSTGRESQL
 def test_a_filing_while_answers_arrive_freezes_files_that_agree(quarter: Any, database_url: str) -> None:
     """On PostgreSQL the filing read its files with a dozen statements under READ COMMITTED: an answer committed in
     between was in the filed §6.2 file and not in the §6.1 file filed with it, and that stays so forever."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("on SQLite a filing is a write transaction (BEGIN IMMEDIATE): no answer is committed during it")
     stack, key = quarter
     b = QuarterBuilder(stack.rt)
     b.report("rpt-mixed", "RACE1", local(NEW_YORK, 2026, 9, 1, 10, 0), email=True)
@@ -161,13 +175,12 @@ def test_the_public_pages_tell_caches_to_ask_again_and_to_keep_languages_apart(q
             assert "Accept-Language" in answer.vary, url
 
 
+@ONLY_POSTGRESQL
 @pytest.mark.parametrize("race", ["two saves", "a save and a removal"])
 def test_a_reflection_saved_while_another_request_writes_it_lands(quarter: Any, database_url: str, race: str) -> None:
     """A double-click on "Save the reflection" (or two people of the team) on PostgreSQL: the second save read no row,
     the first committed one, and the second's INSERT met it: a 500. A save that read the row while another request
     removed it (empty text) updated nothing: a 500 too."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("on SQLite a save is a write transaction (BEGIN IMMEDIATE) from its first read: saves queue")
     stack, key = quarter
     client, token = _signed_in(stack)
     form = {"fiscal_year": "2026", "quarter": "4", "csrf_token": token}
@@ -246,15 +259,7 @@ def test_a_past_quarter_reads_as_its_survey_asked_after_the_service_switched_flo
     """The service asked trust on a 5-point scale in FY2026 Q4, then switched to a thumbs flow (a11-drivers). The
     dashboard's page of FY2026 Q4 took the thumbs from today's flow: the 3 the customer gave showed as "—" and the
     mean as "—", while the quarter's A-11 file (and its download on the same page) reports the 3 and the mean 3.00."""
-    common = {"agency": "Department of State", "service_type": "administrative", "send_delay": "PT0S",
-              "contact_cooldown_days": 0, "channels": ["email"], "timezone": "America/New_York"}  # fmt: skip
-    stacks = []
-    for flow in ("a11-standard", "a11-drivers"):
-        config = write_config(tmp_path / f"config-{flow}", {"sv-switch": {**common, "name": "Passport Renewal",
-                              "flow": flow}}, {"NYC-01": {"name": "New York", "timezone": "America/New_York"}})  # fmt: skip
-        stacks.append(build_stack(database_url, flows_dir, config, tmp_path / "instance"))
-    try:
-        before, after = stacks
+    with _switched_flows(database_url, flows_dir, tmp_path, "a11-standard", "a11-drivers") as (before, after):
         b = QuarterBuilder(before.rt)
         b.report("sv-switch", "S1", local(NEW_YORK, 2026, 7, 10, 10, 0), email=True)
         b.answer_invitation("sv-switch", "S1", {"satisfaction": 2, "trust": 3}, local(NEW_YORK, 2026, 7, 10, 10, 30))
@@ -268,9 +273,6 @@ def test_a_past_quarter_reads_as_its_survey_asked_after_the_service_switched_flo
         assert ratings["Trust"] == ["0", "0", "1", "0", "0", "1", "3.00", "0.0\u00a0%"]
         filed = list(csv.DictReader(io.StringIO(client.get(f"/dashboard/services/sv-switch/a11.csv?{Q4}").text)))
         assert [(r["trust_3"], r["trust_mean"]) for r in filed if r["trust_n"] == "1"] == [("1", "3.00")]
-    finally:
-        for stack in stacks:
-            stack.rt.engine.dispose()
 
 
 def test_an_unknown_report_parameter_is_named_cut_not_echoed_whole(quarter: Any) -> None:
@@ -294,15 +296,7 @@ def test_a_past_quarters_chosen_drivers_show_after_the_service_switched_to_five_
     """The service asked "what went well" (choose-all, a11-drivers) in FY2026 Q4, then switched to a flow asking each
     driver as a 5-point question (a11-standard). The dashboard's page of FY2026 Q4 said "This survey asks about each
     driver as a 5-point question" and showed none of the drivers chosen, which the quarter's A-11 file reports."""
-    common = {"agency": "Department of State", "service_type": "administrative", "send_delay": "PT0S",
-              "contact_cooldown_days": 0, "channels": ["email"], "timezone": "America/New_York"}  # fmt: skip
-    stacks = []
-    for flow in ("a11-drivers", "a11-standard"):
-        config = write_config(tmp_path / f"config-{flow}", {"sv-switch": {**common, "name": "Passport Renewal",
-                              "flow": flow}}, {"NYC-01": {"name": "New York", "timezone": "America/New_York"}})  # fmt: skip
-        stacks.append(build_stack(database_url, flows_dir, config, tmp_path / "instance"))
-    try:
-        before, after = stacks
+    with _switched_flows(database_url, flows_dir, tmp_path, "a11-drivers", "a11-standard") as (before, after):
         b = QuarterBuilder(before.rt)
         b.report("sv-switch", "D1", local(NEW_YORK, 2026, 8, 10, 10, 0), email=True)
         answered = local(NEW_YORK, 2026, 8, 10, 10, 30)
@@ -315,16 +309,12 @@ def test_a_past_quarters_chosen_drivers_show_after_the_service_switched_to_five_
         assert rows_by_first_cell(page.text, "table-drivers")["Ease"] == ["1", "0"]  # positive, negative
         filed = list(csv.DictReader(io.StringIO(client.get(f"/dashboard/services/sv-switch/a11.csv?{Q4}").text)))
         assert sum(int(r["positive_ease"] or 0) for r in filed) == 1
-    finally:
-        for stack in stacks:
-            stack.rt.engine.dispose()
 
 
+@ONLY_POSTGRESQL
 def test_the_live_file_counts_agree_when_an_answer_arrives_while_it_is_read(quarter: Any, database_url: str) -> None:
     """On PostgreSQL the §6.1 file's figures came from a handful of statements under READ COMMITTED: an answer
     committed between the respondents' count and the drivers' count was a driver chosen by nobody the file counts."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("on SQLite every transaction is BEGIN IMMEDIATE: no answer is committed while the report reads")
     stack, _ = quarter
     key = stack.key(["rpt-thumbs"])
     url = f"/api/v1/reports/a11?{Q4}&service=rpt-thumbs"
