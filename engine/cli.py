@@ -6,6 +6,7 @@ The kiosk, report and user groups live in ``engine/commands/``, one module each.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 import click
@@ -17,7 +18,7 @@ from engine.commands.kiosk import kiosk
 from engine.commands.report import report
 from engine.commands.user import user
 from engine.common.errors import ConfigError
-from engine.settings import Settings, local_origin
+from engine.settings import DEFAULT_PUBLIC_URL, Settings, local_origin
 from engine.store import migrate
 
 WEB_THREADS = 4
@@ -83,6 +84,19 @@ def _refuse_broken_catalogue(settings: Settings) -> None:
         raise click.ClickException("\n".join(changed))
 
 
+def _demo_command(settings: Settings) -> str:
+    """The demo's command line as the person can paste it: the program as they started ``serve`` (``.venv/bin/
+    survey-engine`` after the README's install, where a bare ``survey-engine`` is not on the PATH), and this process's
+    public URL when it is not the default, or the demo's links would point at port 8000 where nothing answers."""
+    program = sys.argv[0] if os.path.basename(sys.argv[0]) == "survey-engine" else "survey-engine"
+    url = (
+        ""
+        if settings.public_url == DEFAULT_PUBLIC_URL
+        else f"SURVEY_ENGINE_PUBLIC_URL={shlex.quote(settings.public_url)} "
+    )
+    return f"{url}{shlex.quote(program)} demo"
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -108,9 +122,8 @@ def serve(host: str, port: int) -> None:
     click.echo(f"survey-engine serving on http://{host}:{port} (database: {rt.engine.url.render_as_string()})")
     click.echo(f"  start page: http://{host}:{port}/  (says where things are)")
     click.echo(f"  dashboard: http://{host}:{port}/dashboard")
-    click.echo(
-        "  a demo survey: run `survey-engine demo` in another terminal; it prints a survey link for each invitation it sends"
-    )
+    click.echo(f"  a demo survey: run `{_demo_command(settings)}` in another terminal, in this folder; it prints a survey "
+               "link for each invitation it sends")  # fmt: skip
     try:
         serve_waitress(app, host, port)
     finally:

@@ -235,7 +235,7 @@ def load_settings(
         instance_dir=instance_dir,
         config_dir=Path(values.get("SURVEY_ENGINE_CONFIG_DIR") or root / "config").resolve(),
         flows_dir=Path(values.get("SURVEY_ENGINE_FLOWS_DIR") or root / "flows").resolve(),
-        public_url=_public_url(values.get("SURVEY_ENGINE_PUBLIC_URL") or default_public_url or "http://127.0.0.1:8000"),
+        public_url=_public_url(values.get("SURVEY_ENGINE_PUBLIC_URL") or default_public_url or DEFAULT_PUBLIC_URL),
         secret_key=found["SURVEY_ENGINE_SECRET_KEY"],
         encryption_key=found["SURVEY_ENGINE_ENCRYPTION_KEY"],
         providers={name: values[name] for name in PROVIDER_SETTINGS if values.get(name)},
@@ -247,6 +247,10 @@ def load_settings(
         locales_dir=_folder(values, "SURVEY_ENGINE_LOCALES_DIR"),
         proxy_hops=_proxy_hops(values.get("SURVEY_ENGINE_PROXY_HOPS") or "0"),
     )
+
+
+# Where links point when nothing says otherwise (``serve`` on its default port).
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 def _public_url(raw: str) -> str:

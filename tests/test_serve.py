@@ -104,6 +104,8 @@ def test_serve_runs_waitress_with_the_jobs_in_process_and_logs_json_access_lines
     lines = out.splitlines()
     assert f"survey-engine serving on http://127.0.0.1:{port}" in out
     assert f"dashboard: http://127.0.0.1:{port}/dashboard" in out
+    # Its advice for a demo survey, pasted in another terminal, makes links to this port, not the default 8000.
+    assert f"run `SURVEY_ENGINE_PUBLIC_URL=http://127.0.0.1:{port} survey-engine demo` in another terminal" in out
     # The console channel printed the invitation with its survey link on serve's own port, not the default 8000.
     assert re.search(rf"http://127\.0\.0\.1:{port}/s/[A-Za-z0-9_-]{{22}}", out), out
     assert "127.0.0.1:8000" not in out
