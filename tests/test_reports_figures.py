@@ -123,6 +123,9 @@ def test_an_unknown_service_or_grouping_is_refused(report_stack: ReportStack) ->
         ("Both: a@b.co and 555-0199", "Both: [email] and [phone]"),
         ("Call 202-555-0123x45 or 555-0188 ext. 12", "Call [phone] or [phone]"),  # with the extension
         ("I waited 45 minutes on 3/4 at window 12", "I waited 45 minutes on 3/4 at window 12"),
+        # An area code before a slash is how many write a number; a date's slashes stay dates.
+        ("call 202/555-0123 or +1 (202)/555 0124", "call [phone] or [phone]"),
+        ("I came on 11/12/2026, again 3/14/26 and 2026/11/30", "I came on 11/12/2026, again 3/14/26 and 2026/11/30"),
         ("I looked at travel.state.gov first", "I looked at travel.state.gov first"),
         # Internationalized and full-width addresses (intake takes pat@exämple.com as a contact), phone digits too.
         ("IDN mail pat@例え.jp or josé@exämple.com", "IDN mail [email] or [email]"),

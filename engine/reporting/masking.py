@@ -24,7 +24,12 @@ _EMAIL = re.compile(rf"[\w.!#$%&'*+/=?^`{{|}}~-]{{1,64}}{_AT}[\w-]+(?:{_DOT}[\w-
 # (202) 555-0123, +1 202 555 0123, 202.555.0123, 2025550123; with the extension that may follow, run on or not
 # (202-555-0123x45, 555-0188 ext. 12): masked with it.
 _EXTENSION = r"(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?"
-_PHONE = re.compile(rf"(?<![\w])\+?\(?\d(?:[\s().-]{{0,3}}\d){{6,14}}{_EXTENSION}(?![\w])", re.IGNORECASE)
+# An area code and a slash (202/555-0123, +1 202/555-0123), as people write a number too. Only that shape: a slash in
+# any run of digits would take the dates of a comment (11/12/2026) for numbers.
+_SLASHED = r"\+?(?:1[\s.-]?)?\(?\d{3}\)?\s?/\s?\d{3}[\s.-]?\d{4}"
+_PHONE = re.compile(
+    rf"(?<![\w])(?:\+?\(?\d(?:[\s().-]{{0,3}}\d){{6,14}}|{_SLASHED}){_EXTENSION}(?![\w])", re.IGNORECASE
+)
 
 
 def mask_contacts(text: str) -> str:
