@@ -301,3 +301,59 @@ def test_what_moved_gives_a_thumbs_trust_question_no_mean(quarter: Any) -> None:
     moved = dict(re.findall(r'<th scope="row">([^<]+)</th>\s*<td>([^<]*)</td>', page))
     assert (moved["Trust mean (1-5)"], moved["Trust share agreeing"]) == ("—", "0.6667")
     assert (moved["Respondents"], moved["Satisfaction mean (1-5)"]) == ("3", "—")
+
+
+def _signed_in_page(stack: ReportStack) -> tuple[Any, str]:
+    client = stack.app.test_client()
+    assert sign_in(client, "pm@example.gov").status_code == 302
+    page = client.get(f"/dashboard/services/rpt-mixed?{Q4}")
+    assert page.status_code == 200
+    return client, page.text
+
+
+def test_a_second_click_of_submit_files_nothing_more(quarter: Any) -> None:
+    """A double click on "Submit" sent the form twice, and each request filed the quarter: two submissions a moment
+    apart, the second "superseding" the first. The form names the filing it saw standing; a request arriving once
+    another stands files nothing, and leads to the page showing the filing that stands."""
+    stack, key = quarter
+    make_account(stack.rt, "pm@example.gov", ("rpt-mixed",))
+    client, page = _signed_in_page(stack)
+    assert 'name="standing" value=""' in page
+    form = {"fiscal_year": "2026", "quarter": "4", "standing": "", "csrf_token": csrf_of(page)}
+    for _ in range(2):
+        filed = client.post("/dashboard/services/rpt-mixed/submit", data=form)
+        assert filed.status_code == 303 and filed.location.endswith("quarter=4#filing-h")
+    (first,) = stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key).get_json()["submissions"]
+    # "Submit again", from the page that shows that filing, files once more, and once only.
+    page = client.get(f"/dashboard/services/rpt-mixed?{Q4}").text
+    assert f'name="standing" value="{first["id"]}"' in page
+    for _ in range(2):
+        again = client.post("/dashboard/services/rpt-mixed/submit", data={**form, "standing": first["id"]})
+        assert again.status_code == 303
+    listed = stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key).get_json()["submissions"]
+    assert [s["id"] for s in listed][1:] == [first["id"]] and len(listed) == 2
+
+
+def test_two_clicks_at_once_file_once(quarter: Any) -> None:
+    """The second click's request arrives while the first one's filing is still being built (a filing reads the
+    whole quarter). On PostgreSQL both read "a draft" and both filed, unless filings wait for one another."""
+    import threading
+
+    stack, key = quarter
+    make_account(stack.rt, "pm@example.gov", ("rpt-mixed",))
+    pages = [_signed_in_page(stack) for _ in range(2)]
+    start = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def click(client: Any, page: str) -> None:
+        form = {"fiscal_year": "2026", "quarter": "4", "standing": "", "csrf_token": csrf_of(page)}
+        start.wait()
+        statuses.append(client.post("/dashboard/services/rpt-mixed/submit", data=form).status_code)
+
+    threads = [threading.Thread(target=click, args=page) for page in pages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [303, 303]
+    assert len(stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key).get_json()["submissions"]) == 1

@@ -292,13 +292,20 @@ def submit_quarter(service: str) -> Any:
     user = current_user()
     assert user is not None
     rt = runtime()
-    with unit_of_work(rt.sessions) as db:
-        try:
-            row = submissions.submit(rt, db, quarter, service, user.email)
-        except submissions.NotBegun:
-            abort(400, _("That quarter has not begun yet: a quarter can be filed once it has started."))
-        log(logger, "quarter submitted", service=service, fiscal_year=quarter.fiscal_year, quarter=quarter.quarter,
-            submission=str(row.id))  # fmt: skip
+    # The filing the page showed standing ("" for a draft): a second click of Submit, or a colleague's filing since,
+    # files nothing more, and the page shows the filing that stands (with its "Submit again").
+    shown = request.form.get("standing")
+    try:
+        with submissions.one_filing_at_a_time(rt, service, quarter), unit_of_work(rt.sessions) as db:
+            try:
+                row = submissions.submit(rt, db, quarter, service, user.email, over=shown)
+            except submissions.NotBegun:
+                abort(400, _("That quarter has not begun yet: a quarter can be filed once it has started."))
+            log(logger, "quarter submitted", service=service, fiscal_year=quarter.fiscal_year,
+                quarter=quarter.quarter, submission=str(row.id))  # fmt: skip
+    except submissions.FiledMeanwhile:
+        log(logger, "quarter not submitted again: filed since the page was shown", service=service,
+            fiscal_year=quarter.fiscal_year, quarter=quarter.quarter)  # fmt: skip
     return _back(service, quarter)
 
 

@@ -13,12 +13,14 @@ as it was; filing again files the new text.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine.common.limits import column_length, text_problem
@@ -33,6 +35,7 @@ MEDIA_TYPES = {"csv": formats.CSV_MEDIA_TYPE, "json": "application/json", "xlsx"
                "responses": formats.CSV_MEDIA_TYPE}  # fmt: skip
 MAX_SUBMITTER = min(column_length(Submission.submitted_by), column_length(Reflection.updated_by))
 MAX_REFLECTION = 10_000
+FILING_LOCKS = 0x46494C45  # "FILE": the advisory locks of filings (one_filing_at_a_time), apart from any other
 
 
 def collection_json(collection: a11.Collection) -> bytes:
@@ -64,19 +67,52 @@ def one_snapshot(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
+class FiledMeanwhile(Exception):
+    """The quarter was filed after the page asking to file it was shown: a second click of Submit (the first
+    request's filing stands), or a colleague's filing. Nothing more is filed; the person sees the filing that stands,
+    and may file again from there."""
+
+
+@contextmanager
+def one_filing_at_a_time(rt: Runtime, service: str, quarter: FiscalQuarter) -> Iterator[None]:
+    """Filings of one service and quarter one after another, each transaction begun once the one before is committed,
+    so :func:`submit`'s ``over`` sees it. Around the unit of work, not inside it: a filing reads under REPEATABLE READ
+    from its first statement, so a lock taken inside would wait with a snapshot already older than the filing it
+    waited for. On PostgreSQL a session-level advisory lock, held on a connection of its own; on SQLite every filing
+    is a write transaction (``BEGIN IMMEDIATE``), already one at a time."""
+    if rt.engine.dialect.name != "postgresql":
+        yield
+        return
+    key = (FILING_LOCKS << 32) | (rt.service_ids[service] << 16) | (quarter.fiscal_year % 4096 << 3) | quarter.quarter
+    with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+        lock.execute(select(func.pg_advisory_lock(key)))
+        try:
+            yield
+        finally:
+            lock.execute(select(func.pg_advisory_unlock(key)))
+
+
 class NotBegun(ValueError):
     """The quarter has not begun in the service's time zone: there is nothing to file, and what would be frozen and
     published (``/data``) as that quarter's figures would be empty files."""
 
 
 def submit(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str, by: str,
-           now: datetime | None = None) -> Submission:  # fmt: skip
+           now: datetime | None = None, *, over: str | None = None) -> Submission:  # fmt: skip
     """Freeze the quarter's files of ``service`` as filed by ``by`` (the caller commits). A quarter is filed once it
-    has begun (the current one may be filed, and filed again as it fills); a later one raises :class:`NotBegun`."""
+    has begun (the current one may be filed, and filed again as it fills); a later one raises :class:`NotBegun`.
+
+    ``over``: the filing the person saw standing when they asked (its id; ``""``, a draft). When another stands now,
+    :class:`FiledMeanwhile` is raised and nothing is filed (the dashboard's form; run it inside
+    :func:`one_filing_at_a_time`). Without it (the API, the CLI), every call files."""
     now = now or utcnow()
     if quarter.bounds(rt.catalog.services[service].timezone)[0] > now:
         raise NotBegun(f"{quarter} has not begun")
     one_snapshot(session)
+    if over is not None:
+        standing = latest(rt, session, quarter, service)
+        if (str(standing.id) if standing is not None else "") != over:
+            raise FiledMeanwhile(f"{quarter} of {service} was filed after the page was shown")
     made = files(rt, session, quarter, service)
     row = Submission(
         service_id=rt.service_ids[service], fiscal_year=quarter.fiscal_year, quarter=quarter.quarter,
