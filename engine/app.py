@@ -33,21 +33,29 @@ HTML_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base
 
 
 def create_app(
-    settings: Settings | None = None, *, migrate_database: bool = False, runtime: Runtime | None = None
+    settings: Settings | None = None,
+    *,
+    migrate_database: bool = False,
+    runtime: Runtime | None = None,
+    start_up_reports: bool = True,
 ) -> Flask:
+    """The web app. ``start_up_reports=False`` (``web``'s gunicorn workers) leaves the start-up's loud lines, an
+    expired PRA approval and a channel not configured, to the process that starts them, which says each once."""
     settings = settings or (runtime.settings if runtime else load_settings())
     configure_logging(settings.log_level)
     rt = runtime or build_runtime(settings, migrate_database=migrate_database)
     try:
         if migrate.is_current(rt.engine):
             rt.sync_catalog()
-            report_expired_flows(rt)
+            if start_up_reports:
+                report_expired_flows(rt)
         else:
             log(logger, "database schema is not current: run `survey-engine db upgrade`", logging.WARNING)
     except UNREACHABLE as exc:
         # The app still starts: it answers 503 until the database is back (and then syncs the catalogue).
         log(logger, "database unreachable at start-up", logging.ERROR, error=type(exc).__name__)
-    report_unconfigured_channels(rt)
+    if start_up_reports:
+        report_unconfigured_channels(rt)
 
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     # A path with a doubled slash (``/s//<token>``) is a 404, not Werkzeug's 308 to the merged path: that redirect
@@ -86,11 +94,16 @@ def create_app(
     request_checks.install(app)
 
     @app.before_request
-    def catalogue_synced() -> None:
-        # The database was away at start-up and is back: mirror the catalogue now.
-        ops_endpoint = request.endpoint in ("ops.healthz", "ops.readyz", "ops.openapi")
-        if not rt.synced and not ops_endpoint and migrate.is_current(rt.engine):
-            rt.sync_catalog()
+    def catalogue_synced() -> Response | None:
+        # The database was away at start-up and is back: mirror the catalogue now. A schema not yet upgraded (the
+        # app served by gunicorn directly, skipping `web`'s check) is a 503 until `db upgrade` has run.
+        if rt.synced or request.endpoint in ("ops.healthz", "ops.readyz", "ops.openapi"):
+            return None
+        if not migrate.is_current(rt.engine):
+            static = (request.endpoint or "").rpartition(".")[2] == "static"  # the page's own stylesheet still loads
+            return None if static else request_checks.schema_not_current()
+        rt.sync_catalog()
+        return None
 
     @app.after_request
     def routing_redirect_on_public_origin(response: Response) -> Response:

@@ -52,38 +52,6 @@ def _refuse_unreachable(settings: Settings) -> None:
         raise click.ClickException(reason)
 
 
-def _refuse_old_schema(settings: Settings) -> None:
-    """``web`` does not migrate (``db upgrade`` does, once per release): on a schema that is not current it refuses
-    to start, as ``worker`` does. Started anyway, it answered every API request with a 500 (the tables missing)."""
-    from engine.store.db import make_engine
-
-    engine = make_engine(settings.database_url)
-    try:
-        if not migrate.is_current(engine):
-            raise click.ClickException("the database schema is not current: run `survey-engine db upgrade`")
-    finally:
-        engine.dispose()
-
-
-def _refuse_broken_catalogue(settings: Settings) -> None:
-    """Stop the start with the start-up's own message when the configuration cannot load (a service's unknown key, a
-    flow that breaks a rule, a published flow changed), as ``serve`` and ``worker`` do. gunicorn loads the app in each
-    worker: there the same error was a traceback in a JSON line, then "Worker failed to boot" and exit status 3."""
-    from engine.catalog.services import load_catalog
-    from engine.channels import load_channels
-    from engine.runtime import check_send_rates
-
-    try:
-        channels = load_channels(settings)
-        check_send_rates(settings, channels)
-        load_catalog(settings.config_dir, settings.flows_dir, channels.names())
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    changed = _published_changes(settings, [str(settings.flows_dir)])
-    if changed:
-        raise click.ClickException("\n".join(changed))
-
-
 def _demo_command(settings: Settings) -> str:
     """The demo's command line as the person can paste it: the program as they started ``serve`` (``.venv/bin/
     survey-engine`` after the README's install, where a bare ``survey-engine`` is not on the PATH), and this process's
@@ -135,10 +103,20 @@ def serve(host: str, port: int) -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256))
 def web(bind: str, workers: int) -> None:
     """The web role under gunicorn (no scheduled jobs: run `survey-engine worker` beside it)."""
+    from engine.app import report_expired_flows, report_unconfigured_channels
+    from engine.common.logs import configure_logging
+
     settings = _settings()
+    configure_logging(settings.log_level)
     _refuse_unreachable(settings)
-    _refuse_old_schema(settings)
-    _refuse_broken_catalogue(settings)
+    # What serve and worker refuse, web refuses before gunicorn starts, in the same one line: a schema not current, a
+    # configuration that cannot load, a published flow changed. gunicorn loads the app in each worker, where the same
+    # error was a traceback, "Worker failed to boot" and exit status 3.
+    rt = _runtime(settings=settings)
+    # Said once here, not by each worker (create_app would say them as many times as there are workers).
+    report_expired_flows(rt)
+    report_unconfigured_channels(rt)
+    rt.engine.dispose()  # nothing of this process's pool is carried into gunicorn
     # Threaded workers (gthread, 4 threads each): a request waiting on PostgreSQL's commit does not hold the worker,
     # and kept-alive connections are served (bench/README.md). Requests are logged as the same masked JSON lines as
     # serve's by gunicorn's logger class engine.webapp.gunicorn_logging.JsonLogger. No control socket: gunicorn's
@@ -146,7 +124,8 @@ def web(bind: str, workers: int) -> None:
     # and, stopping, removed.
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(WEB_THREADS), "--access-logfile", "-", "--logger-class",
-            "engine.webapp.gunicorn_logging.JsonLogger", "--no-control-socket", "engine.app:create_app()"]  # fmt: skip
+            "engine.webapp.gunicorn_logging.JsonLogger", "--no-control-socket",
+            "engine.app:create_app(start_up_reports=False)"]  # fmt: skip
     os.execv(sys.executable, args)
 
 
@@ -169,9 +148,10 @@ def worker() -> None:
     configure_logging(settings.log_level)
     _refuse_unreachable(settings)
     rt = _runtime()
-    from engine.app import report_unconfigured_channels
+    from engine.app import report_expired_flows, report_unconfigured_channels
 
-    report_unconfigured_channels(rt)  # this role is the one whose sends would fail
+    report_expired_flows(rt)  # this role is the one that would send, or not, for them
+    report_unconfigured_channels(rt)
     # A JSON line like every other of this role (SPEC §2 rule 12), the database's password hidden.
     log(logging.getLogger("survey_engine.worker"), "worker started", pid=os.getpid(),
         database=make_url(settings.database_url).render_as_string(hide_password=True))  # fmt: skip

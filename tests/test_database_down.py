@@ -255,3 +255,25 @@ def test_a_scheduled_job_logs_a_lost_database_once_in_one_line_and_says_when_it_
     dispatch()
     assert len([r for r in caplog.records if r.name == "survey_engine.scheduler"]) == 2
     rt.engine.dispose()
+
+
+def test_an_app_on_a_schema_not_upgraded_answers_503_until_db_upgrade(tmp_path: Path) -> None:
+    """``gunicorn 'engine.app:create_app()'`` started directly skips ``web``'s refusal: on a database never
+    upgraded the app logged a warning, then answered every API call and page with a 500 from its missing tables.
+    It says 503 with ``Retry-After`` (problem+json, or the "try again shortly" page), as ``/readyz`` does, and
+    serves once ``db upgrade`` has run, without a restart."""
+    url = f"sqlite:///{tmp_path / 'survey-engine.db'}"
+    app = create_app(load_settings(environment(url, tmp_path)))
+    client = app.test_client()
+    api = client.post("/api/v1/transactions", json=tx("SCHEMA-1"), headers={"Authorization": "Bearer x"})
+    assert api.status_code == 503 and api.headers["Retry-After"] == "30", api.get_data(as_text=True)
+    assert api.get_json()["type"].endswith("migrations-pending")
+    page = client.get(f"/s/{TOKEN}")
+    assert page.status_code == 503 and page.mimetype == "text/html" and page.headers["Retry-After"] == "30"
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/static/survey.css").status_code == 200
+
+    migrate.upgrade(make_engine(url))
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/api/v1/transactions", json=tx("SCHEMA-1")).status_code == 401  # served: no key given
+    assert client.get(f"/s/{TOKEN}").status_code == 404

@@ -22,6 +22,7 @@ from engine.store.models import FlowVersion, Invitation
 from engine.surveys.sessions import Given, SurveySessions
 from tests.helpers import post, tx
 from tests.stand_ins import ScriptedChannel
+from tests.test_serve import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,3 +75,14 @@ def test_a_changed_published_version_is_refused(client, auth, settings, runtime,
     same = subprocess.run([sys.executable, "-m", "engine.cli", "flows", "validate", str(flows_dir / "a11-standard.yaml")],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert same.returncode == 0, same.stderr
+    # Every role refuses such a store in one line, before it serves: serve and web (worker through the same path).
+    # serve's came out as a traceback of the ConfigError.
+    for role in (
+        ["serve", "--port", str(free_port())],
+        ["web", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"],
+    ):
+        refused = subprocess.run([sys.executable, "-m", "engine.cli", *role], cwd=ROOT, capture_output=True, text=True,
+                                 env={**env, "SURVEY_ENGINE_FLOWS_DIR": str(changed), "HOME": str(tmp_path)},
+                                 timeout=60)  # fmt: skip
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert refused.stderr.startswith("Error: a11-standard v") and "rule immutable-version" in refused.stderr

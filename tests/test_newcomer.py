@@ -305,6 +305,42 @@ def test_a_channel_whose_provider_settings_are_missing_is_named_at_start_up(tmp_
     assert "a-token" not in caplog.text and "SG.a-key" not in caplog.text
 
 
+@pytest.mark.slow
+def test_web_says_each_start_up_warning_once_not_once_a_worker(sqlite_env, tmp_path):  # noqa: F811
+    """Each gunicorn worker built the app and said the start-up's loud lines itself: under ``web --workers 2`` an
+    operator read every "CHANNEL NOT CONFIGURED" and "PRA APPROVAL EXPIRED" line twice. ``web`` says each once,
+    before gunicorn starts."""
+    import yaml
+
+    from tests.helpers import SSA_PRA
+
+    services = yaml.safe_load(PROVIDER_SERVICE.format(name="Passport Renewal"))
+    services["services"]["lapsed"] = {**services["services"]["passport-renewal"], "name": "Lapsed Clearance",
+                                      "channels": ["console"], "pra": {**SSA_PRA, "expiration_date": "2024-01-31"}}  # fmt: skip
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("TWILIO_", "SENDGRID_"))}
+    env |= {**sqlite_env, "SURVEY_ENGINE_CONFIG_DIR": str(config_folder(tmp_path, yaml.safe_dump(services).encode())),
+            "HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    cli("db", "upgrade", env=env, check=True)
+    port, log_path = free_port(), tmp_path / "web.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "web", "--bind", f"127.0.0.1:{port}",
+                                 "--workers", "2"], env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            wait_ready(port, proc).close()  # type: ignore[arg-type]
+            deadline = time.monotonic() + 60  # both workers booted, so both would have spoken by now
+            while log_path.read_text().count("Booting worker") < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    said = [json.loads(line) for line in log_path.read_text().splitlines() if NOT_CONFIGURED in line]
+    assert log_path.read_text().count("Booting worker") == 2
+    assert sorted(line["channel"] for line in said) == ["email", "ivr", "sms"], said
+    lapsed = [json.loads(line) for line in log_path.read_text().splitlines() if "PRA APPROVAL EXPIRED" in line]
+    assert [line["service"] for line in lapsed] == ["lapsed"], lapsed
+
+
 def test_web_on_a_database_never_upgraded_refuses_to_start_as_worker_does(sqlite_env, tmp_path):  # noqa: F811
     """An operator who skipped ``db upgrade`` got a ``web`` that started, logged a warning, and answered every API
     request with a 500 (the tables missing): ``worker`` refuses that database in one line, and now ``web`` too."""

@@ -93,6 +93,17 @@ def database_unreachable(exc: Exception) -> Response:
     return _page("survey/unavailable.html", 503, headers)
 
 
+def schema_not_current() -> Response:
+    """The database's schema is behind this code (the app started by ``gunicorn`` directly, ``db upgrade`` not yet
+    run): 503 with ``Retry-After``, as ``/readyz`` says, for machines and for people. Every view answered 500 from
+    its missing table or column before, and nothing of it was the caller's fault."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if is_api(request.path):
+        return problem_response(503, "The service is being upgraded; nothing was stored. Try again in "
+                                f"{RETRY_AFTER_SECONDS} seconds.", kind="migrations-pending", headers=headers)  # fmt: skip
+    return _page("survey/unavailable.html", 503, headers)
+
+
 def install(app: Flask) -> None:
     app.before_request(refuse_unstorable)
     for error in UNREACHABLE:
