@@ -8,6 +8,7 @@ SQLite and PostgreSQL.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import re
@@ -357,3 +358,31 @@ def test_two_clicks_at_once_file_once(quarter: Any) -> None:
         thread.join(timeout=60)
     assert statuses == [303, 303]
     assert len(stack.client.get(f"{SUBMISSIONS}?{Q4}", headers=key).get_json()["submissions"]) == 1
+
+
+def test_the_response_level_file_is_stored_compressed_and_served_as_filed(quarter: Any) -> None:
+    """The response-level file (a line per respondent) was joined whole in memory, then encoded, then stored: the
+    process filing a large quarter held it twice over. It is compressed as it is built and stored so; the API
+    serves the bytes as filed, and a filing stored before (plain) is served as it was stored."""
+    from engine.store.db import unit_of_work
+    from engine.store.models import Submission
+
+    stack, key = quarter
+    live = _live(stack, key)["responses"]
+    body = stack.client.post(SUBMISSIONS, json={"fiscal_year": 2026, "quarter": 4, "service": "rpt-mixed"},
+                             headers=key).get_json()  # fmt: skip
+    with stack.rt.sessions() as session:
+        row = session.get(Submission, uuid.UUID(body["id"]))
+        assert row is not None
+        stored = row.responses_csv
+    assert stored[:2] == b"\x1f\x8b" and gzip.decompress(stored) == live
+    served = stack.client.get(f"{SUBMISSIONS}/{body['id']}?format=responses", headers=key)
+    assert served.status_code == 200 and served.get_data() == live
+    assert served.headers["Content-Type"].startswith("text/csv")
+    assert served.headers["Content-Disposition"] == 'attachment; filename="a11-responses-rpt-mixed-fy2026-q4.csv"'
+    # A filing stored before this change holds the plain CSV: served as it was.
+    with unit_of_work(stack.rt.sessions) as session:
+        filed = session.get(Submission, uuid.UUID(body["id"]))
+        assert filed is not None
+        filed.responses_csv = live
+    assert stack.client.get(f"{SUBMISSIONS}/{body['id']}?format=responses", headers=key).get_data() == live

@@ -109,7 +109,7 @@ def get_submission(id: str) -> Any:
         slug = next((s for s, i in rt.service_ids.items() if row is not None and i == row.service_id), None)
         if row is None or slug is None or not g.caller.may_use(slug):
             raise Problem(404, "No submission with this id that this API key may read.", kind="not-found")
-        body: bytes = getattr(row, submissions.FILES[fmt])
+        body = submissions.served(getattr(row, submissions.FILES[fmt]))
         name = f"a11-{'responses' if fmt == 'responses' else 'collection'}-{slug}-fy{row.fiscal_year}-q{row.quarter}"
     ext = "csv" if fmt == "responses" else fmt
     response = Response(body, content_type=submissions.MEDIA_TYPES[fmt])

@@ -12,8 +12,11 @@ as it was; filing again files the new text.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +38,7 @@ MEDIA_TYPES = {"csv": formats.CSV_MEDIA_TYPE, "json": "application/json", "xlsx"
                "responses": formats.CSV_MEDIA_TYPE}  # fmt: skip
 MAX_SUBMITTER = min(column_length(Submission.submitted_by), column_length(Reflection.updated_by))
 MAX_REFLECTION = 10_000
+GZIP_MAGIC = b"\x1f\x8b"
 FILING_LOCKS = 0x46494C45  # "FILE": the advisory locks of filings (one_filing_at_a_time), apart from any other
 
 
@@ -44,15 +48,47 @@ def collection_json(collection: a11.Collection) -> bytes:
 
 
 def files(rt: Runtime, session: Session, quarter: FiscalQuarter, service: str) -> dict[str, bytes]:
-    """The four files of one service and quarter, as they stand now: ``{csv, json, xlsx, responses}``."""
+    """The four files of one service and quarter, as they stand now and as stored: ``{csv, json, xlsx,
+    responses}``, the response-level file gzip-compressed (:func:`served` gives its bytes back)."""
     collection = a11.collection(rt, session, quarter, [service])
     rows = responses_file.rows(rt, session, quarter, [service])
     return {
         "csv": formats.to_csv(collection).encode("utf-8"),
         "json": collection_json(collection),
         "xlsx": formats.to_xlsx(collection),
-        "responses": "".join(formats.csv_lines(responses_file.COLUMNS, rows)).encode("utf-8"),
+        "responses": _gzipped(formats.csv_lines(responses_file.COLUMNS, rows)),
     }
+
+
+def _gzipped(chunks: Iterable[str]) -> bytes:
+    """The text of ``chunks``, UTF-8, gzip-compressed as it comes. The response-level file has a line per
+    respondent; joined whole, then encoded, it was held twice over at once by the process filing it (the
+    dashboard's web worker: past SPEC §7's 150 MB for a large quarter). Compressed as it is read, the process holds
+    a few lines and the compressed file, a fraction of it (and the row stores that fraction)."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as packed:
+        for chunk in chunks:
+            packed.write(chunk.encode("utf-8"))
+    return buffer.getvalue()
+
+
+def served(stored: bytes, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """A filed file's bytes, exactly as filed, in pieces: a gzip-compressed one (the response-level file from
+    2026-12-05 on) inflated piece by piece, any other (the three collection files; earlier filings) as stored. No
+    filed file begins with gzip's two bytes uncompressed: a CSV begins with its header, JSON with ``{``, XLSX with
+    ``PK``."""
+    if not stored.startswith(GZIP_MAGIC):
+        yield stored
+        return
+    inflate = zlib.decompressobj(wbits=31)  # the gzip wrapper, its checksum checked
+    view = memoryview(stored)
+    for start in range(0, len(stored), chunk):
+        piece = inflate.decompress(view[start : start + chunk])
+        if piece:
+            yield piece
+    rest = inflate.flush()
+    if rest:
+        yield rest
 
 
 def one_snapshot(session: Session) -> None:

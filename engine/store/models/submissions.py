@@ -35,6 +35,7 @@ class Submission(Base):
     collection_csv: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     collection_json: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     collection_xlsx: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # gzip-compressed from 2026-12-05 on (earlier rows: plain): engine.reporting.submissions.served reads either.
     responses_csv: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 
