@@ -339,6 +339,14 @@ def _pct1(share: float | None) -> str:
     return "—" if share is None else f"{share * 100:.1f}\u00a0%"
 
 
+def _mean(of: tuple[int, int]) -> str:
+    """A mean from (sum of the points, count of the answers), rounded half up to 2 places as the §6.1 file and the
+    public data round it ("—" without answers): the float's own rounding showed 3.125 as 3.12 beside a file's 3.13."""
+    total, n = of
+    cell = a11.mean_cell(total, n)
+    return "—" if cell is None else str(cell)
+
+
 def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
     steps = [(_(label), n) for label, n in f.funnel_steps]
     funnel = charts.bars(
@@ -384,6 +392,7 @@ def _charts(f: figures.ServiceFigures) -> dict[str, Any]:
         "office": office,
         "pct": _pct,
         "pct1": _pct1,
+        "mean": _mean,
     }
 
 

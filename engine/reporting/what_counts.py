@@ -755,12 +755,16 @@ def _bucket_index(moment: Any, edges: Sequence[datetime]) -> ColumnElement[Any]:
 
 @dataclass
 class TrendPoint:
-    """One bucket of one tag: its first local day, the count of answers and their mean (None when empty)."""
+    """One bucket of one tag: its first local day, the count of answers and their mean (None when empty).
+
+    ``mean_of`` is (sum of the points, count of the answers) behind the mean, whole numbers: a page rounds the mean
+    from them as the §6.1 file rounds its means (half up), not from the float (3.125 would show as 3.12)."""
 
     day: date
     n: int
     mean: float | None
     agree_share: float | None
+    mean_of: tuple[int, int] = (0, 0)
 
 
 def trend(
@@ -802,7 +806,7 @@ def trend(
         points = []
         for i, day in enumerate(starts):
             r = counts.get((tag, i), Rating({}))
-            points.append(TrendPoint(day, r.n, r.mean, r.agree_share))
+            points.append(TrendPoint(day, r.n, r.mean, r.agree_share, (r.total, r.n)))
         out[tag] = points
     return out
 
