@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 from tests import reports_support
 from tests.dashboard_support import make_account, rows_by_first_cell, sign_in
 from tests.reports_support import NEW_YORK, QuarterBuilder, ReportStack, local
+from tests.test_atk_dash import _switched_flows
 from tests.test_submissions import Q4, SUBMISSIONS
 
 report_config_dir = reports_support.report_config_dir
@@ -60,3 +62,33 @@ def test_the_dashboard_rounds_its_means_as_the_filed_file_and_the_public_page_do
     # The month of July: satisfaction agree, mean, answers; trust agree, mean, answers.
     july = rows_by_first_cell(page, "table-trend")["2026-07"]
     assert (july[1], july[2], july[4], july[5]) == ("4.63", "8", "3.13", "8")
+
+
+def test_a_quarter_asked_on_both_scales_shows_the_mean_of_its_five_point_answers_on_the_dashboard(
+    database_url: str, flows_dir: Path, tmp_path: Path
+) -> None:
+    """Trust asked on a 5-point scale in July (a 3), then as thumbs after the service switched to a11-drivers in
+    August (a thumbs up). The A-11 file has a row per survey: the 5-point row's mean 3.00, the thumbs row none; /data
+    and the "what moved" figures show 3.00. The dashboard's mean took the thumbs up as a 5 on the scale: 4.00 for
+    the quarter, and 5.00 for August, a month with no 5-point answer at all."""
+    with _switched_flows(database_url, flows_dir, tmp_path, "a11-standard", "a11-drivers") as (before, after):
+        b = QuarterBuilder(before.rt)
+        b.report("sv-switch", "S1", local(NEW_YORK, 2026, 7, 10, 10, 0), email=True)
+        b.answer_invitation("sv-switch", "S1", {"satisfaction": 2, "trust": 3}, local(NEW_YORK, 2026, 7, 10, 10, 30))
+        b = QuarterBuilder(after.rt)
+        b.report("sv-switch", "D1", local(NEW_YORK, 2026, 8, 10, 10, 0), email=True)
+        b.answer_invitation("sv-switch", "D1", {"trust": 5, "went_well": ("ease",)},
+                            local(NEW_YORK, 2026, 8, 10, 10, 30))  # fmt: skip
+        filed = _file(after, "sv-switch")
+        assert sorted((r["survey_type"], r["trust_n"], r["trust_mean"]) for r in filed if r["trust_n"] != "0") == [
+            ("likert_scale", "1", "3.00"), ("thumbs_up_down", "1", "")]  # fmt: skip
+
+        public = rows_by_first_cell(after.client.get("/data/sv-switch").text, "table-ratings")
+        page = _dashboard(after, "sv-switch")
+        ratings = rows_by_first_cell(page, "table-ratings")
+        # Points 1-5, answers, mean, share agreeing: the thumbs up is an answer that agrees, not a 5 on the scale.
+        assert ratings["Trust"] == public["Trust"] == ["0", "0", "1", "0", "1", "2", "3.00", "50.0\u00a0%"]
+        trend = rows_by_first_cell(page, "table-trend")
+        # Satisfaction agree, mean, answers; trust agree, mean, answers.
+        assert trend["2026-07"][3:] == ["0.0\u00a0%", "3.00", "1"]
+        assert trend["2026-08"][3:] == ["100.0\u00a0%", "—", "1"]

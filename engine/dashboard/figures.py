@@ -21,6 +21,7 @@ from engine.reporting.fiscal import FiscalQuarter, fiscal_quarter
 from engine.runtime import Runtime
 
 TAGS = ("satisfaction", "trust")
+THUMBS_TYPES = ("thumbs", "yes_no")  # rating types answered at 1 and 5 alone, with no mean
 # How the page names the engine's own channel names (each installed channel states its own ``label`` and
 # ``short_label``; the A-11 name is shown beside it).
 ENGINE_CHANNEL_NAMES = {"web": (N_("Website"), N_("Website"))}
@@ -82,7 +83,8 @@ class ServiceFigures:
     by_channel: list[GroupRow]
     by_office: list[GroupRow]
     comments: list[CommentView]
-    thumbs: set[str] = field(default_factory=set)  # tags asked as thumbs up/down (no mean)
+    thumbs: set[str] = field(default_factory=set)  # tags asked as thumbs up/down alone (no mean)
+    scaled: dict[str, wc.Rating] = field(default_factory=dict)  # per tag, the answers on a 5-point scale (the mean's)
     driver_choices: bool = True  # the flow asks drivers as choices (else as 5-point questions, in ``ratings``)
     asked: set[str] = field(default_factory=lambda: set(TAGS))  # the rating tags the flow asks
 
@@ -93,6 +95,11 @@ class ServiceFigures:
     def rating_rows(self) -> list[tuple[str, wc.Rating]]:
         """The rating tags the flow asks as a rating, and any other that holds answers, in the A-11 order."""
         return [(t, self.rating(t)) for t in wc.RATING_TAGS if t in self.asked or self.rating(t).n]
+
+    def mean_of(self, tag: str) -> tuple[int, int]:
+        """(sum of the points, count of the answers) of the tag's answers on a 5-point scale: what its mean is of."""
+        found = self.scaled.get(tag) if tag in TAGS else self.ratings.get(tag)
+        return (found.total, found.n) if found else (0, 0)
 
     def shows(self, tag: str) -> bool:
         return tag in self.asked or bool(self.rating(tag).n)
@@ -118,32 +125,54 @@ def thumbs_tags(rt: Runtime, slug: str) -> set[str]:
     flow = rt.catalog.flows.get(rt.catalog.services[slug].flow)
     if flow is None:
         return set()
-    return {q.a11 for q in flow.questions if q.a11 in TAGS and q.type in ("thumbs", "yes_no")}
+    return {q.a11 for q in flow.questions if q.a11 in TAGS and q.type in THUMBS_TYPES}
 
 
-def quarter_thumbs(rt: Runtime, session: Session, scope: wc.Scope, slug: str) -> set[str]:
-    """The rating tags of the scope's answers that were asked as thumbs up/down (shown with no mean and no points 2-4),
-    as the survey each response recorded says (the §6.1 file reads them so too), not as today's flow alone says: after
-    the service switched flows, a past quarter keeps its points and its mean. A tag answered under no recorded survey
-    (no answer yet; rows stored before surveys were recorded) follows today's flow; one answered both ways is shown
-    with every point."""
+@dataclass(frozen=True)
+class Scales:
+    """How the scope's satisfaction and trust answers were asked (see :func:`quarter_scales`)."""
+
+    thumbs: set[str]  # the tags answered as thumbs up/down alone: no mean, no points 2-4
+    thumbs_surveys: dict[str, set[int | None]]  # per tag, the surveys that asked it as thumbs up/down
+    scaled: dict[str, wc.Rating]  # per tag, the answers on a 5-point scale
+
+
+def quarter_scales(rt: Runtime, session: Session, scope: wc.Scope, slug: str) -> Scales:
+    """How the scope's satisfaction and trust answers were asked, as the survey each response recorded says (the §6.1
+    file reads them so too), not as today's flow alone says: after the service switched flows, a past quarter keeps
+    its points and its mean. A tag answered under no recorded survey (no answer yet; rows stored before surveys were
+    recorded) follows today's flow; one answered both ways is shown with every point. Its mean is of its answers on
+    a 5-point scale alone: a thumbs up is filed at 5 with no mean, never as a 5 of the scale (the §6.1 file's rows,
+    /data and the filing's "what moved" figures average the 5-point rows alone)."""
     today = thumbs_tags(rt, slug)
     by_survey = wc.ratings(session, scope, by=("survey",), tags=TAGS)
     used = a11.surveys_used(session, [k.survey_id for k in by_survey if k.survey_id is not None])
-    out = set()
+
+    def as_thumbs(tag: str, survey_id: int | None) -> bool:
+        survey = used.get(survey_id) if survey_id is not None else None
+        if survey is None:
+            return tag in today
+        return any(q.a11 == tag and q.type in THUMBS_TYPES for q in survey.flow.questions)
+
+    thumbs: set[str] = set()
+    surveys: dict[str, set[int | None]] = {tag: set() for tag in TAGS}
+    scaled: dict[str, wc.Rating] = {}
     for tag in TAGS:
         asked_as: set[bool] = set()
         for key, per_tag in by_survey.items():
-            if tag not in per_tag or not per_tag[tag].n:
+            rating = per_tag.get(tag)
+            if rating is None or not rating.n:
                 continue
-            survey = used.get(key.survey_id) if key.survey_id is not None else None
-            if survey is None:
-                asked_as.add(tag in today)
-            else:
-                asked_as.add(any(q.a11 == tag and q.type in ("thumbs", "yes_no") for q in survey.flow.questions))
+            asked_as.add(thumbs_here := as_thumbs(tag, key.survey_id))
+            if thumbs_here:
+                surveys[tag].add(key.survey_id)
+                continue
+            merged = scaled.setdefault(tag, wc.Rating({}))
+            for point, count in rating.counts.items():
+                merged.counts[point] = merged.counts.get(point, 0) + count
         if asked_as == {True} or (not asked_as and tag in today):
-            out.add(tag)
-    return out
+            thumbs.add(tag)
+    return Scales(thumbs, surveys, scaled)
 
 
 def channel_label(code: str) -> tuple[str, str]:
@@ -234,7 +263,9 @@ def service_figures(
     funnel = wc.funnel(rt, session, scope).get(key) or wc.Funnel()
     by_channel = _groups(rt, session, scope, "channel")
     totals, ratings = _service_totals(by_channel)
-    trend = wc.trend(rt, session, slug, quarter.first_day, quarter.end_day, bucket, TAGS, include_test)
+    scales = quarter_scales(rt, session, scope, slug)
+    trend = wc.trend(rt, session, slug, quarter.first_day, quarter.end_day, bucket, TAGS, include_test,
+                     scales.thumbs_surveys)  # fmt: skip
     chosen = wc.drivers(session, scope, by=()).get(key) or {}
     drivers = [(d, chosen.get(("positive", d), 0), chosen.get(("negative", d), 0)) for d in wc.DRIVERS]
     zone = rt.catalog.services[slug].timezone
@@ -246,7 +277,7 @@ def service_figures(
         slug=slug, quarter=quarter, include_test=include_test, bucket=bucket, funnel=funnel, totals=totals,
         ratings=ratings, trend=trend, drivers=drivers, by_channel=by_channel,
         by_office=_groups(rt, session, scope, "office"), comments=views,
-        thumbs=quarter_thumbs(rt, session, scope, slug),
+        thumbs=scales.thumbs, scaled=scales.scaled,
         # Chosen drivers are shown whenever the quarter holds some: a survey used before a switch of flows asked them.
         driver_choices=driver_choices(rt, slug) or any(p or n for _, p, n in drivers), asked=asked_tags(rt, slug),
     )  # fmt: skip

@@ -16,8 +16,9 @@ Session; every figure excludes spam always, and test/console data unless ``inclu
                                                 #    .response_rate)}   by=("channel",) / ("office",) / both
     ratings(session, scope, by=("channel",))    # {Key: {tag: Rating(counts{1..5}, .n, .mean, .agree_share)}}
     drivers(session, scope, by=())              # {Key: {("positive"|"negative", driver): respondents}}
-    trend(rt, session, service, first, end, bucket="day"|"week"|"month", include_test=False)
-                                                # {"satisfaction"|"trust": [TrendPoint(day, n, mean, agree_share)]}
+    trend(rt, session, service, first, end, bucket="day"|"week"|"month", include_test=False, thumbs=None)
+                                                # {"satisfaction"|"trust": [TrendPoint(day, n, mean, agree_share,
+                                                #    mean_of)]}  thumbs: {tag: survey ids asked as thumbs}
     comments(session, scope, limit=20)          # [Comment(response_id, service_id, channel, office_id,
                                                 #    answered_at, text)]  newest first, text masked
     a11_channel("sms") -> "sms_text_messages"   # engine channel names → A-11 vocabulary for display

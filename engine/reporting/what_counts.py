@@ -47,7 +47,7 @@ before surveys were recorded).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -755,7 +755,8 @@ def _bucket_index(moment: Any, edges: Sequence[datetime]) -> ColumnElement[Any]:
 
 @dataclass
 class TrendPoint:
-    """One bucket of one tag: its first local day, the count of answers and their mean (None when empty).
+    """One bucket of one tag: its first local day, the count of answers, the share that agrees, and the mean of the
+    answers given on a 5-point scale (None without one: a thumbs up is no 5 on a scale, see :func:`trend`).
 
     ``mean_of`` is (sum of the points, count of the answers) behind the mean, whole numbers: a page rounds the mean
     from them as the §6.1 file rounds its means (half up), not from the float (3.125 would show as 3.12)."""
@@ -776,12 +777,15 @@ def trend(
     bucket: str = "day",
     tags: Sequence[str] = ("satisfaction", "trust"),
     include_test: bool = False,
+    thumbs: Mapping[str, Collection[int | None]] | None = None,
 ) -> dict[str, list[TrendPoint]]:
     """Per tag, one point per day / ISO week / month of [first, end) in the service's time zone (empty buckets
     included, with n = 0), from the counted responses of that service.
 
     Buckets at the edges are cut to [first, end): a week bucket that starts before ``first`` only holds answers
-    from ``first`` on.
+    from ``first`` on. ``thumbs``: per tag, the surveys (``surveys.id``; None: responses stored before surveys were
+    recorded) that asked it as thumbs up/down: their answers count in ``n`` and the share agreeing, never in the
+    mean, as the §6.1 file has them (a thumbs row files its 1s and 5s with no mean).
     """
     (slug,) = resolve_services(rt, [service])
     zone = rt.catalog.services[slug].timezone
@@ -791,22 +795,26 @@ def trend(
     resp = counted_responses(scope)
     index = _bucket_index(resp.c.moment, edges).label("bucket")
     query = (
-        select(index, Answer.a11_tag, Answer.value, func.count())
+        select(index, Answer.a11_tag, resp.c.survey_id, Answer.value, func.count())
         .select_from(resp)
         .join(Answer, Answer.response_id == resp.c.response_id)
         .where(Answer.a11_tag.in_(tags), Answer.value.is_not(None))
-        .group_by(index, Answer.a11_tag, Answer.value)
+        .group_by(index, Answer.a11_tag, resp.c.survey_id, Answer.value)
     )
+    thumbs = thumbs or {}
     counts: dict[tuple[str, int], Rating] = {}
-    for i, tag, value, n in session.execute(query):
-        rating = counts.setdefault((tag, int(i)), Rating({}))
-        rating.counts[int(value)] = rating.counts.get(int(value), 0) + int(n)
+    scaled: dict[tuple[str, int], Rating] = {}
+    for i, tag, survey, value, n in session.execute(query):
+        into = [counts] if survey in thumbs.get(tag, ()) else [counts, scaled]
+        for found in into:
+            rating = found.setdefault((tag, int(i)), Rating({}))
+            rating.counts[int(value)] = rating.counts.get(int(value), 0) + int(n)
     out: dict[str, list[TrendPoint]] = {}
     for tag in tags:
         points = []
         for i, day in enumerate(starts):
-            r = counts.get((tag, i), Rating({}))
-            points.append(TrendPoint(day, r.n, r.mean, r.agree_share, (r.total, r.n)))
+            r, s = counts.get((tag, i), Rating({})), scaled.get((tag, i), Rating({}))
+            points.append(TrendPoint(day, r.n, s.mean, r.agree_share, (s.total, s.n)))
         out[tag] = points
     return out
 
