@@ -92,3 +92,25 @@ def test_a_quarter_asked_on_both_scales_shows_the_mean_of_its_five_point_answers
         # Satisfaction agree, mean, answers; trust agree, mean, answers.
         assert trend["2026-07"][3:] == ["0.0\u00a0%", "3.00", "1"]
         assert trend["2026-08"][3:] == ["100.0\u00a0%", "—", "1"]
+
+
+def test_a_filed_response_rate_shows_on_data_as_on_the_dashboard(report_stack: ReportStack) -> None:
+    """19 customers invited by email, 4 answered: the file's response_rate is 0.2105 (4/19 = 0.210526…). The dashboard
+    shows 21.1 %; /data showed 21.0 %: it rounded the file's 4-place share again (21.05, half to even), where the
+    share is 21.05…% and the file's own rounding is half up."""
+    stack = report_stack
+    b = QuarterBuilder(stack.rt)
+    for n in range(19):
+        b.report("rpt-mixed", f"R{n}", local(NEW_YORK, 2026, 8, 3, 9, n), email=True)
+        if n < 4:
+            b.answer_invitation(
+                "rpt-mixed", f"R{n}", {"satisfaction": 4, "trust": 4}, local(NEW_YORK, 2026, 8, 3, 12, n)
+            )
+    (email,) = [r for r in _file(stack, "rpt-mixed") if r["channel"] == "email"]
+    assert (email["volume_of_customers_provided_survey_opportunity"], email["volume_of_respondents"],
+            email["response_rate"]) == ("19", "4", "0.2105")  # fmt: skip
+    public = stack.client.get("/data/rpt-mixed").text
+    dashboard = _dashboard(stack, "rpt-mixed")
+    # Customers, opportunities, respondents, response rate.
+    assert rows_by_first_cell(dashboard, "table-channel")["Email"][:4] == ["19", "19", "4", "21.1\u00a0%"]
+    assert rows_by_first_cell(public, "table-channel")["Email"] == ["19", "19", "4", "21.1\u00a0%"]

@@ -330,13 +330,14 @@ def save_reflection(service: str) -> Any:
 
 
 def _pct(share: float | None) -> str:
-    """A share as a whole percentage, for charts and the summary (e.g. "67 %")."""
-    return "—" if share is None else f"{share * 100:.0f}\u00a0%"
+    """A share as a whole percentage, for charts and the summary (e.g. "67 %"), rounded half up as the file and /data
+    round (``a11.percent_cell``)."""
+    return "—" if share is None else f"{a11.percent_cell(share, 0)}\u00a0%"
 
 
 def _pct1(share: float | None) -> str:
-    """A share with one decimal, for the tables (e.g. "66.7 %")."""
-    return "—" if share is None else f"{share * 100:.1f}\u00a0%"
+    """A share with one decimal, for the tables (e.g. "66.7 %"), rounded half up as the file and /data round."""
+    return "—" if share is None else f"{a11.percent_cell(share, 1)}\u00a0%"
 
 
 def _mean(of: tuple[int, int]) -> str:

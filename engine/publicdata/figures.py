@@ -2,9 +2,10 @@
 
 A submission's rows (one per channel and survey) are summed into the service's quarter: volumes, the answers at
 each point of each rating question, driver counts and the rows of each A-11 channel. Shares and means are
-recomputed from those summed counts with the report's own rounding (``a11.share_cell`` / ``a11.mean_cell``), so a
-channel filed in one row shows exactly the cells of its row. Only counts are read: no text column of the file
-(titles, the reflection) reaches the public pages.
+recomputed from those summed counts: means with the report's own rounding (``a11.mean_cell``), so a channel filed
+in one row shows exactly the cells of its row; shares unrounded, each shown as a percentage rounded half up once
+(``a11.percent_cell``), as the dashboard shows it, never the file's 4-place share rounded again. Only counts are
+read: no text column of the file (titles, the reflection) reaches the public pages.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Volumes:
 
     @property
     def response_rate(self) -> Decimal | None:
-        return a11.share_cell(self.respondents, self.opportunities)
+        """Unrounded: a page rounds it once (``a11.percent_cell``), not the file's 4-place cell again."""
+        return a11.exact_share(self.respondents, self.opportunities)
 
     def plus(self, row: dict[str, Any]) -> Volumes:
         return Volumes(
@@ -70,7 +72,8 @@ class Rating:
 
     @property
     def agree(self) -> Decimal | None:
-        return a11.share_cell(self.counts[4] + self.counts[5], self.n)
+        """Unrounded, as :attr:`Volumes.response_rate`."""
+        return a11.exact_share(self.counts[4] + self.counts[5], self.n)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from engine.publicdata.figures import (
     quarter_figures,
     standing,
 )
-from engine.reporting import formats
+from engine.reporting import a11, formats
 from engine.webapp.request_checks import page_language
 from engine.webapp.support import public, runtime
 
@@ -32,13 +32,14 @@ FIRST_YEAR, LAST_YEAR = 2000, 2999  # the report API's range
 
 
 def _pct(share: Decimal | None) -> str:
-    """A share as a whole percentage, for the charts and the summary (e.g. "67 %")."""
-    return "—" if share is None else f"{share * 100:.0f}\u00a0%"
+    """A share as a whole percentage, for the charts and the summary (e.g. "67 %"), rounded half up once, from the
+    unrounded share (``a11.percent_cell``), as the dashboard rounds it."""
+    return "—" if share is None else f"{a11.percent_cell(share, 0)}\u00a0%"
 
 
 def _pct1(share: Decimal | None) -> str:
-    """A share with one decimal, for the tables (e.g. "66.7 %")."""
-    return "—" if share is None else f"{share * 100:.1f}\u00a0%"
+    """A share with one decimal, for the tables (e.g. "66.7 %"), rounded half up once, as the dashboard rounds it."""
+    return "—" if share is None else f"{a11.percent_cell(share, 1)}\u00a0%"
 
 
 def _label(fiscal_year: int, quarter: int) -> str:

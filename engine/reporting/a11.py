@@ -88,6 +88,21 @@ def share_cell(part: int, whole: int) -> Decimal | None:
     return (Decimal(part) / Decimal(whole)).quantize(SHARE_PLACES, rounding=ROUND_HALF_UP)
 
 
+def exact_share(part: int, whole: int) -> Decimal | None:
+    """``part / whole`` unrounded (28 significant digits; None when whole = 0), for a page to round once."""
+    if not whole:
+        return None
+    return Decimal(part) / Decimal(whole)
+
+
+def percent_cell(share: float | Decimal, places: int) -> Decimal:
+    """A share as a percentage rounded half up to ``places`` decimals, as the file rounds its cells, and rounded once:
+    from the share itself (a float through its shortest repr, exact for every share that is a tie), never from a share
+    already rounded to the file's 4 places (4/19 is 0.2105 in the file: 21.0 % from that, 21.1 % from 4/19)."""
+    exact = Decimal(repr(share)) if isinstance(share, float) else Decimal(share)
+    return (exact * 100).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
 def rating_columns() -> list[str]:
     return [f"{tag}_{suffix}" for tag in wc.RATING_TAGS for suffix in POINT_SUFFIXES]
 
