@@ -1,8 +1,10 @@
 """What every request is held to before any view runs, and how the app answers when the database is away.
 
 SPEC §2 rule 11: text no database can keep (NUL, an unpaired surrogate) in the URL path, the query or a form is
-refused before it reaches a view (422: the API names the field, a page says so); a database that
-cannot be reached is a 503 with ``Retry-After`` (problem+json for the API, a "try again shortly" page for people).
+refused before it reaches a view (422: the API names the field, a page says so); a form body that is not UTF-8 is
+a 400 wherever it is first read (:mod:`engine.webapp.utf8_forms`), never text the sender did not send; a database
+that cannot be reached is a 503 with ``Retry-After`` (problem+json for the API, a "try again shortly" page for
+people).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from engine.common.i18n import available_languages, best_language
 from engine.common.limits import text_problem
 from engine.store.db import UNREACHABLE
 from engine.webapp.problems import problem_response
+from engine.webapp.utf8_forms import NotUtf8, Utf8Request
 
 RETRY_AFTER_SECONDS = 30
 
@@ -78,6 +81,16 @@ def refuse_unstorable() -> Any:
     return _page("survey/bad_request.html", 422)
 
 
+def form_not_utf8(refusal: NotUtf8) -> Response:
+    """A form body that is not UTF-8: 400, a problem naming the fields (the API, webhooks) or the page that says
+    the form cannot be read (people); nothing was read further, nothing stored."""
+    if is_api(request.path):
+        errors = [FieldError(name, "is not valid UTF-8 text") for name in refusal.fields]
+        return problem_response(400, "The form is not valid UTF-8 text; send it encoded as UTF-8. Nothing was changed.",
+                                kind="not-utf-8", errors=errors)  # fmt: skip
+    return _page("survey/bad_request.html", 400)
+
+
 def database_unreachable(exc: Exception) -> Response:
     """The database could not be reached: 503 with ``Retry-After``, for machines and for people."""
     import logging
@@ -105,6 +118,8 @@ def schema_not_current() -> Response:
 
 
 def install(app: Flask) -> None:
+    app.request_class = Utf8Request
     app.before_request(refuse_unstorable)
+    app.register_error_handler(NotUtf8, form_not_utf8)
     for error in UNREACHABLE:
         app.register_error_handler(error, database_unreachable)

@@ -1,0 +1,120 @@
+"""Form bodies read as UTF-8 or refused, never as text the sender did not send (SPEC §2 rule 11).
+
+Werkzeug reads a form leniently: in a urlencoded body a percent-escape that is not UTF-8 (``comment=%FF%FE``) is
+kept as the literal text ``%FF%FE``, raw bytes that are not UTF-8 leave the whole form silently empty, and a
+multipart field is decoded with U+FFFD replacing each bad byte. A view then stored text no one typed.
+:class:`Utf8Request` (the app's request class, set by :mod:`engine.webapp.request_checks`) reads every form body
+strictly: the first read of ``request.form`` (or ``request.values``) raises :class:`NotUtf8`, naming the fields,
+and every later read raises it again, so no code path sees the form half-read. The before-request check reads the
+form of nearly every form route; the survey pages read theirs first thing. A 400 follows: a problem for machines,
+the "cannot be read" page for people, nothing read further and nothing stored.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import IO, Any
+from urllib.parse import parse_qsl
+
+from flask import Request
+from werkzeug.datastructures import Headers
+from werkzeug.exceptions import BadRequest
+from werkzeug.formparser import FormDataParser, MultiPartParser
+
+from engine.common.limits import cut
+
+# Bytes that are not UTF-8, decoded with the ``surrogateescape`` handler: each stands as U+DC80-U+DCFF, which no
+# valid UTF-8 decodes to, so finding one tells an invalid sequence apart from any text a person could send.
+_ESCAPED = re.compile("[\udc80-\udcff]")
+# Werkzeug decodes a multipart field with ``errors="replace"`` under the charset the parser names: this codec is
+# UTF-8 that ignores that and escapes instead, so the bad bytes can be found (and refused) after parsing.
+_ESCAPING_UTF_8 = "survey_engine_utf_8_escaped"
+
+
+def _decode_escaped(data: Any, errors: str = "strict", /) -> tuple[str, int]:  # data: any bytes-like object
+    return codecs.utf_8_decode(data, "surrogateescape", True)
+
+
+def _find_codec(name: str) -> codecs.CodecInfo | None:
+    if name != _ESCAPING_UTF_8:
+        return None
+    return codecs.CodecInfo(name=_ESCAPING_UTF_8, encode=codecs.utf_8_encode, decode=_decode_escaped)
+
+
+codecs.register(_find_codec)
+
+
+class NotUtf8(BadRequest):
+    """A form body that is not UTF-8: ``fields`` names each field holding such bytes (escaped and cut)."""
+
+    description = "The form is not UTF-8 text."
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__()
+        self.fields = fields
+
+
+def _named(name: str) -> str:
+    """A field name as a message may echo it: bytes that are not UTF-8 as ``\\xff``, a long name cut."""
+    return cut(name.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace"))
+
+
+def refuse_escaped(items: list[tuple[str, str]]) -> None:
+    """Raise :class:`NotUtf8` when a name or value of ``items`` held bytes that are not UTF-8."""
+    bad = [_named(name) for name, value in items if _ESCAPED.search(name) or _ESCAPED.search(value)]
+    if bad:
+        raise NotUtf8(list(dict.fromkeys(bad)))
+
+
+class _Utf8MultiPartParser(MultiPartParser):
+    """Werkzeug's multipart parser, its UTF-8 fields decoded with escapes instead of replacements."""
+
+    def get_part_charset(self, headers: Headers) -> str:
+        charset = super().get_part_charset(headers)
+        return charset if charset == "iso-8859-1" else _ESCAPING_UTF_8  # Latin-1 reads any byte as it is
+
+    def parse(self, stream: IO[bytes], boundary: bytes, content_length: int | None) -> Any:
+        form, files = super().parse(stream, boundary, content_length)
+        refuse_escaped(list(form.items(multi=True)))
+        return form, files
+
+
+class Utf8FormDataParser(FormDataParser):
+    """Werkzeug's form parser, refusing (:class:`NotUtf8`) a body that is not UTF-8 instead of altering it."""
+
+    def _parse_urlencoded(self, stream: IO[bytes], mimetype: str, content_length: int | None,
+                          options: dict[str, str]) -> Any:  # fmt: skip
+        text = stream.read().decode("utf-8", "surrogateescape")
+        items = parse_qsl(text, keep_blank_values=True, errors="surrogateescape")
+        refuse_escaped(items)
+        return stream, self.cls(items), self.cls()
+
+    def _parse_multipart(self, stream: IO[bytes], mimetype: str, content_length: int | None,
+                         options: dict[str, str]) -> Any:  # fmt: skip
+        parser = _Utf8MultiPartParser(stream_factory=self.stream_factory, max_form_memory_size=self.max_form_memory_size,
+                                      max_form_parts=self.max_form_parts, cls=self.cls)  # fmt: skip
+        boundary = options.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        try:
+            form, files = parser.parse(stream, boundary, content_length)
+        except UnicodeDecodeError:  # a part's headers (its name) are not UTF-8
+            raise NotUtf8([]) from None
+        return stream, form, files
+
+
+class Utf8Request(Request):
+    """Flask's request, its form read by :class:`Utf8FormDataParser`; a refusal stands for every later read."""
+
+    form_data_parser_class = Utf8FormDataParser
+    _not_utf8: NotUtf8 | None = None
+
+    def _load_form_data(self) -> None:
+        if self._not_utf8 is not None:  # the body was read once already: never parse what is left of it
+            raise self._not_utf8
+        try:
+            super()._load_form_data()
+        except NotUtf8 as refusal:
+            self._not_utf8 = refusal
+            raise
