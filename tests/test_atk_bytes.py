@@ -173,3 +173,35 @@ def test_a_call_status_that_is_not_utf8_is_a_400_naming_the_field_and_nothing_is
     fields = {"AccountSid": ACCOUNT_SID, "CallSid": f"CA{uuid.uuid4().hex}", "CallStatus": "completed"}
     assert_problem_naming(signed_raw(ivr.client, "/channels/ivr/status", fields, "AnsweredBy", b"%C0%AF"), "AnsweredBy")
     assert _count(ivr.rt, EarlyReport) == 0 and _count(ivr.rt, DeliveryEvent) == 0
+
+
+# -- query strings ---------------------------------------------------------------------------------------------------
+
+# A raw byte that is not UTF-8 was a UnicodeDecodeError (500) on every route; an escape of one was kept as its text.
+QUERY_NOT_UTF8 = [b"lang=\xff", b"\xff=1", b"lang=caf\xe9", b"lang=%FF", b"lang=%C0%AF"]
+QUERY_IDS = ["raw-ff", "raw-name", "raw-latin1", "escaped-ff", "escaped-overlong"]
+
+
+@pytest.mark.parametrize("query", QUERY_NOT_UTF8, ids=QUERY_IDS)
+def test_a_query_that_is_not_utf8_is_a_400_never_a_500(client, auth, query):
+    environ = {"QUERY_STRING": query.decode("latin-1")}  # the raw bytes, as a WSGI server hands them over
+    for path in ("/", "/s/abc", "/data", "/dashboard/sign-in", "/kiosk"):
+        assert_unreadable_page(client.get(path, environ_overrides=environ))
+    for path in ("/api/v1/reports/a11", "/api/v1/transactions/passport-renewal/CC-1"):
+        answer = client.get(path, headers=auth, environ_overrides=environ)
+        assert answer.status_code == 400, (path, answer.status_code)
+        assert answer.get_json()["type"].endswith("/not-utf-8")
+        assert answer.get_json()["errors"][0]["message"] == "(in the query) is not valid UTF-8 text"
+    good = client.get("/s/abc", environ_overrides={"QUERY_STRING": "lang=es&x=caf%C3%A9"})  # UTF-8: read as it is
+    assert good.status_code == 404 and 'lang="es"' in good.text
+
+
+def test_a_call_hand_off_whose_query_is_not_utf8_is_a_400_and_makes_no_transaction(ivr):
+    from engine.store.models import Transaction
+    from tests.twilio_support import signed_post
+
+    form = {"AccountSid": ACCOUNT_SID, "CallSid": f"CA{uuid.uuid4().hex}", "From": "+12025550199",
+            "To": ivr_support.POST_CALL_NUMBER, "CallStatus": "in-progress", "Direction": "inbound"}  # fmt: skip
+    path = "/channels/ivr/voice?service=ivr-standard&transaction=CC-%FF&office=NYC-01&language=en"
+    assert_problem_naming(signed_post(ivr.client, path, form), "transaction")
+    assert _count(ivr.rt, Transaction) == 0 and _count(ivr.rt, WebhookReceipt) == 0

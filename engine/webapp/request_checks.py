@@ -71,7 +71,10 @@ def _page(template: str, status: int, headers: dict[str, str] | None = None) -> 
 
 
 def refuse_unstorable() -> Any:
-    """``before_request``: answer 422: a problem (API) or a page when the request holds text no database can keep."""
+    """``before_request``: answer 400 when the query is not UTF-8 (see :func:`form_not_utf8`), then 422: a problem
+    (API) or a page when the request holds text no database can keep."""
+    if isinstance(request, Utf8Request) and request.query_not_utf8:
+        return form_not_utf8(NotUtf8(request.query_not_utf8, "query"))
     errors = _unstorable()
     if not errors:
         return None
@@ -82,12 +85,13 @@ def refuse_unstorable() -> Any:
 
 
 def form_not_utf8(refusal: NotUtf8) -> Response:
-    """A form body that is not UTF-8: 400, a problem naming the fields (the API, webhooks) or the page that says
-    the form cannot be read (people); nothing was read further, nothing stored."""
+    """A form body or a query that is not UTF-8: 400, a problem naming the fields (the API, webhooks) or the page
+    that says the link or form cannot be read (people); nothing was read further, nothing stored."""
     if is_api(request.path):
-        errors = [FieldError(name, "is not valid UTF-8 text") for name in refusal.fields]
-        return problem_response(400, "The form is not valid UTF-8 text; send it encoded as UTF-8. Nothing was changed.",
-                                kind="not-utf-8", errors=errors)  # fmt: skip
+        where = refusal.source
+        errors = [FieldError(name, f"(in the {where}) is not valid UTF-8 text") for name in refusal.fields]
+        return problem_response(400, f"The {where} is not valid UTF-8 text; send it encoded as UTF-8. Nothing was "
+                                "changed.", kind="not-utf-8", errors=errors)  # fmt: skip
     return _page("survey/bad_request.html", 400)
 
 

@@ -1,4 +1,4 @@
-"""Form bodies read as UTF-8 or refused, never as text the sender did not send (SPEC §2 rule 11).
+"""Form bodies and query strings read as UTF-8 or refused, never as text the sender did not send (SPEC §2 rule 11).
 
 Werkzeug reads a form leniently: in a urlencoded body a percent-escape that is not UTF-8 (``comment=%FF%FE``) is
 kept as the literal text ``%FF%FE``, raw bytes that are not UTF-8 leave the whole form silently empty, and a
@@ -8,6 +8,11 @@ strictly: the first read of ``request.form`` (or ``request.values``) raises :cla
 and every later read raises it again, so no code path sees the form half-read. The before-request check reads the
 form of nearly every form route; the survey pages read theirs first thing. A 400 follows: a problem for machines,
 the "cannot be read" page for people, nothing read further and nothing stored.
+
+The query string the same: Werkzeug kept an escape that is not UTF-8 as its literal text and raised
+``UnicodeDecodeError`` (a 500 on every route) on a raw byte that is not UTF-8. ``request.args`` here leaves such
+parameters out and names them in ``query_not_utf8``, which the before-request check refuses (400) before any view
+runs; what an error page reads of the query (``lang``) is then only what was UTF-8.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from typing import IO, Any
 from urllib.parse import parse_qsl
 
 from flask import Request
-from werkzeug.datastructures import Headers
+from werkzeug.datastructures import Headers, MultiDict
 from werkzeug.exceptions import BadRequest
 from werkzeug.formparser import FormDataParser, MultiPartParser
+from werkzeug.utils import cached_property
 
 from engine.common.limits import cut
 
@@ -46,13 +52,15 @@ codecs.register(_find_codec)
 
 
 class NotUtf8(BadRequest):
-    """A form body that is not UTF-8: ``fields`` names each field holding such bytes (escaped and cut)."""
+    """A form body (``source`` "form") or a query string ("query") that is not UTF-8: ``fields`` names each field
+    holding such bytes (escaped and cut)."""
 
-    description = "The form is not UTF-8 text."
+    description = "The request is not UTF-8 text."
 
-    def __init__(self, fields: list[str]) -> None:
+    def __init__(self, fields: list[str], source: str = "form") -> None:
         super().__init__()
         self.fields = fields
+        self.source = source
 
 
 def _named(name: str) -> str:
@@ -60,11 +68,24 @@ def _named(name: str) -> str:
     return cut(name.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace"))
 
 
+def _escaped(item: tuple[str, str]) -> bool:
+    return bool(_ESCAPED.search(item[0]) or _ESCAPED.search(item[1]))
+
+
+def _names(items: list[tuple[str, str]]) -> list[str]:
+    return list(dict.fromkeys(_named(name) for name, _ in items))
+
+
 def refuse_escaped(items: list[tuple[str, str]]) -> None:
     """Raise :class:`NotUtf8` when a name or value of ``items`` held bytes that are not UTF-8."""
-    bad = [_named(name) for name, value in items if _ESCAPED.search(name) or _ESCAPED.search(value)]
+    bad = [item for item in items if _escaped(item)]
     if bad:
-        raise NotUtf8(list(dict.fromkeys(bad)))
+        raise NotUtf8(_names(bad))
+
+
+def _escaped_pairs(encoded: bytes) -> list[tuple[str, str]]:
+    """The ``name=value`` pairs of a urlencoded text, bytes that are not UTF-8 (raw or escaped) kept as escapes."""
+    return parse_qsl(encoded.decode("utf-8", "surrogateescape"), keep_blank_values=True, errors="surrogateescape")
 
 
 class _Utf8MultiPartParser(MultiPartParser):
@@ -85,8 +106,7 @@ class Utf8FormDataParser(FormDataParser):
 
     def _parse_urlencoded(self, stream: IO[bytes], mimetype: str, content_length: int | None,
                           options: dict[str, str]) -> Any:  # fmt: skip
-        text = stream.read().decode("utf-8", "surrogateescape")
-        items = parse_qsl(text, keep_blank_values=True, errors="surrogateescape")
+        items = _escaped_pairs(stream.read())
         refuse_escaped(items)
         return stream, self.cls(items), self.cls()
 
@@ -109,6 +129,20 @@ class Utf8Request(Request):
 
     form_data_parser_class = Utf8FormDataParser
     _not_utf8: NotUtf8 | None = None
+
+    @cached_property
+    def _query_pairs(self) -> list[tuple[str, str]]:
+        return _escaped_pairs(self.query_string)
+
+    @cached_property
+    def query_not_utf8(self) -> list[str]:
+        """The names of the query's parameters that are not UTF-8 (escaped and cut)."""
+        return _names([item for item in self._query_pairs if _escaped(item)])
+
+    @cached_property
+    def args(self) -> MultiDict[str, str]:
+        """The query's parameters that are UTF-8; the others are named in :attr:`query_not_utf8`."""
+        return self.parameter_storage_class([item for item in self._query_pairs if not _escaped(item)])
 
     def _load_form_data(self) -> None:
         if self._not_utf8 is not None:  # the body was read once already: never parse what is left of it
