@@ -21,7 +21,7 @@ from engine.store.models.accounts import SignInAttempt
 from engine.store.models.submissions import Reflection
 from tests import dashboard_support, ivr_support, sms_support, test_atk_web_forms
 from tests.dashboard_support import csrf_of, make_account, sign_in
-from tests.helpers import counts
+from tests.helpers import counts, tx
 from tests.ivr_support import CLOSED_PORT_URL
 from tests.test_atk_web_forms import _comments
 from tests.test_website import hidden_fields
@@ -205,3 +205,29 @@ def test_a_call_hand_off_whose_query_is_not_utf8_is_a_400_and_makes_no_transacti
     path = "/channels/ivr/voice?service=ivr-standard&transaction=CC-%FF&office=NYC-01&language=en"
     assert_problem_naming(signed_post(ivr.client, path, form), "transaction")
     assert _count(ivr.rt, Transaction) == 0 and _count(ivr.rt, WebhookReceipt) == 0
+
+
+# -- URL paths -------------------------------------------------------------------------------------------------------
+
+
+def raw_path(client: Any, path: bytes, method: str = "GET", **kw: Any) -> Any:
+    """Request ``path`` with its percent-escapes decoded to raw bytes, as waitress and gunicorn hand them to the app
+    (the test client would decode them with U+FFFD replacements before the app ever saw them)."""
+    return client.open("/", method=method, environ_overrides={"PATH_INFO": path.decode("latin-1")}, **kw)
+
+
+SEGMENTS = [b"\xff", b"CC-\xff", b"\xc0\xaf", b"\xed\xa0\x80"]
+
+
+@pytest.mark.parametrize("segment", SEGMENTS, ids=["ff", "cc-ff", "overlong", "surrogate"])
+def test_a_url_path_that_is_not_utf8_is_a_400_and_finds_nothing(client, auth, runtime, segment):
+    """Werkzeug read the path's bytes with U+FFFD replacements: ``CC-%FF`` found the transaction named CC-\\ufffd."""
+    reported = client.post("/api/v1/transactions", json=tx("CC-\ufffd"), headers=auth)
+    assert reported.status_code == 200, reported.get_data(as_text=True)
+    answer = raw_path(client, b"/api/v1/transactions/passport-renewal/" + segment, headers=auth)
+    assert answer.status_code == 400, (answer.status_code, answer.get_data(as_text=True)[:200])
+    assert answer.get_json()["errors"] == [{"field": "path", "message": "(in the URL path) is not valid UTF-8 text"}]
+    for page in (b"/s/", b"/u/", b"/kiosk/enroll/", b"/dashboard/set-password/"):
+        for method in ("GET", "POST"):
+            assert_unreadable_page(raw_path(client, page + segment, method))
+    assert client.get("/api/v1/transactions/passport-renewal/CC-%EF%BF%BD", headers=auth).status_code == 200

@@ -71,8 +71,10 @@ def _page(template: str, status: int, headers: dict[str, str] | None = None) -> 
 
 
 def refuse_unstorable() -> Any:
-    """``before_request``: answer 400 when the query is not UTF-8 (see :func:`form_not_utf8`), then 422: a problem
-    (API) or a page when the request holds text no database can keep."""
+    """``before_request``: answer 400 when the URL path or the query is not UTF-8 (see :func:`form_not_utf8`), then
+    422: a problem (API) or a page when the request holds text no database can keep."""
+    if isinstance(request, Utf8Request) and request.path_not_utf8:
+        return form_not_utf8(NotUtf8(["path"], "URL path"))
     if isinstance(request, Utf8Request) and request.query_not_utf8:
         return form_not_utf8(NotUtf8(request.query_not_utf8, "query"))
     errors = _unstorable()
@@ -85,7 +87,7 @@ def refuse_unstorable() -> Any:
 
 
 def form_not_utf8(refusal: NotUtf8) -> Response:
-    """A form body or a query that is not UTF-8: 400, a problem naming the fields (the API, webhooks) or the page
+    """A form body, a query or a URL path that is not UTF-8: 400, a problem naming the fields (the API, webhooks) or the page
     that says the link or form cannot be read (people); nothing was read further, nothing stored."""
     if is_api(request.path):
         where = refusal.source

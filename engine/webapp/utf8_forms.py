@@ -12,7 +12,9 @@ the "cannot be read" page for people, nothing read further and nothing stored.
 The query string the same: Werkzeug kept an escape that is not UTF-8 as its literal text and raised
 ``UnicodeDecodeError`` (a 500 on every route) on a raw byte that is not UTF-8. ``request.args`` here leaves such
 parameters out and names them in ``query_not_utf8``, which the before-request check refuses (400) before any view
-runs; what an error page reads of the query (``lang``) is then only what was UTF-8.
+runs; what an error page reads of the query (``lang``) is then only what was UTF-8. And the URL path: Werkzeug
+decoded its bytes with U+FFFD replacements, so ``/transactions/<service>/CC-%FF`` found the transaction named
+``CC-\ufffd``; :attr:`Utf8Request.path_not_utf8` tells, and the same check refuses it (400).
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ codecs.register(_find_codec)
 
 
 class NotUtf8(BadRequest):
-    """A form body (``source`` "form") or a query string ("query") that is not UTF-8: ``fields`` names each field
-    holding such bytes (escaped and cut)."""
+    """A form body (``source`` "form"), a query string ("query") or a URL path ("URL path") that is not UTF-8:
+    ``fields`` names each field holding such bytes (escaped and cut)."""
 
     description = "The request is not UTF-8 text."
 
@@ -129,6 +131,15 @@ class Utf8Request(Request):
 
     form_data_parser_class = Utf8FormDataParser
     _not_utf8: NotUtf8 | None = None
+
+    @cached_property
+    def path_not_utf8(self) -> bool:
+        """Whether the URL path's bytes (as the server decoded its percent-escapes) are not UTF-8."""
+        try:
+            self.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return True
+        return False
 
     @cached_property
     def _query_pairs(self) -> list[tuple[str, str]]:
