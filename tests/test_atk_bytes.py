@@ -231,3 +231,26 @@ def test_a_url_path_that_is_not_utf8_is_a_400_and_finds_nothing(client, auth, ru
         for method in ("GET", "POST"):
             assert_unreadable_page(raw_path(client, page + segment, method))
     assert client.get("/api/v1/transactions/passport-renewal/CC-%EF%BF%BD", headers=auth).status_code == 200
+
+
+def test_through_waitress_bytes_that_are_not_utf8_in_the_path_or_query_are_a_400(app):
+    """``serve`` runs waitress, which hands the app a path's and a query's bytes as they came (no test client between)."""
+    import socket
+    import threading
+
+    from waitress import create_server
+    from waitress.wasyncore import close_all
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=1)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for target in (b"/s/%FF", b"/s/\xff", b"/?lang=%FF", b"/?lang=\xff", b"/api/v1/reports/a11?%C0%AF=1"):
+            with socket.create_connection(("127.0.0.1", server.effective_port), timeout=10) as conn:
+                conn.sendall(b"GET " + target + b" HTTP/1.0\r\nHost: surveys.example.gov\r\n\r\n")
+                status_line = conn.makefile("rb").readline()
+            assert status_line.split(b" ")[1] == b"400", (target, status_line)
+    finally:
+        server.task_dispatcher.shutdown()
+        close_all(server._map)
+        thread.join(timeout=10)
