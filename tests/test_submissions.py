@@ -196,6 +196,11 @@ def test_the_dashboard_files_a_quarter_keeps_a_reflection_and_says_what_moved(qu
     assert "What moved in the live figures since it was submitted" in page
     moved = re.findall(r'<tr class="changed"><th scope="row">([^<]+)</th>', page)
     assert "Customers" in moved and "Respondents" in moved and "Survey opportunities" in moved
+    # Shares as the rest of the page shows them, percentages (the filed 4-place cell, its point moved), not 0.2105.
+    for name in ("Response rate", "Trust share agreeing"):
+        cells = re.search(rf'<th scope="row">{name}</th>\s*<td>([^<]+)</td><td>([^<]+?)(?: <span|</td>)', page)
+        assert cells is not None and all(re.fullmatch(r"(\d{1,3}\.\d\d\xa0%|—)", c) for c in cells.groups()), cells
+        assert any(c != "—" for c in cells.groups())
     # The reflection stays editable; the filing keeps the text it was filed with.
     client.post("/dashboard/services/rpt-mixed/reflection", data={**form, "text": "changed", "csrf_token": token})
     stored = stack.client.get(f"{SUBMISSIONS}/{listed['id']}?format=json", headers=key).get_json()
@@ -300,7 +305,7 @@ def test_what_moved_gives_a_thumbs_trust_question_no_mean(quarter: Any) -> None:
     assert sign_in(client, "thumbs@example.gov").status_code == 302
     page = client.get(f"/dashboard/services/rpt-thumbs?{Q4}").text
     moved = dict(re.findall(r'<th scope="row">([^<]+)</th>\s*<td>([^<]*)</td>', page))
-    assert (moved["Trust mean (1-5)"], moved["Trust share agreeing"]) == ("—", "0.6667")
+    assert (moved["Trust mean (1-5)"], moved["Trust share agreeing"]) == ("—", "66.67\xa0%")
     assert (moved["Respondents"], moved["Satisfaction mean (1-5)"]) == ("3", "—")
 
 

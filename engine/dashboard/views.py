@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, g, make_response, redirect, render_template, request, url_for
@@ -242,7 +243,7 @@ def service_page(service: str) -> Any:
         quarters=figures.quarter_choices(current, quarter), bucket=bucket, day=timedelta(days=1),
         driver_names=figures.DRIVER_NAMES, rating_names=figures.RATING_NAMES, data=data, test_preview=test_preview,
         a11_url=url_for("dashboard.a11_csv", service=service, fiscal_year=quarter.fiscal_year,
-                        quarter=quarter.quarter), filing=filing, figure_names=FIGURE_NAMES,
+                        quarter=quarter.quarter), filing=filing, figure_names=FIGURE_NAMES, figure_cell=_figure_cell,
     )  # fmt: skip
 
 
@@ -255,6 +256,19 @@ FIGURE_NAMES = {
     "trust_mean": N_("Trust mean (1-5)"),
     "trust_agree_pct": N_("Trust share agreeing"),
 }
+
+
+SHARE_FIGURES = ("response_rate", "trust_agree_pct")
+
+
+def _figure_cell(figure: str, value: Decimal | int | None) -> str:
+    """A figure of "what moved" as the rest of the page shows it: a share as a percentage (the filed 4-place cell,
+    its point moved: 0.2105 is "21.05 %", rounded no further), a count with thousands separators, a mean as filed."""
+    if value is None:
+        return "—"
+    if figure in SHARE_FIGURES:
+        return f"{Decimal(value) * 100:.2f}\u00a0%"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _filing(rt: Any, db: Any, service: str, quarter: FiscalQuarter) -> dict[str, Any]:
