@@ -267,7 +267,7 @@ def _figure_cell(figure: str, value: Decimal | int | None) -> str:
     if value is None:
         return "—"
     if figure in SHARE_FIGURES:
-        return f"{Decimal(value) * 100:.2f}\u00a0%"
+        return f"{a11.percent_cell(value, 2)}\u00a0%"  # 4 places as filed: 2 as a percentage, nothing rounded
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
